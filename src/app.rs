@@ -1,0 +1,269 @@
+//! Wiring: builds every part from [`Settings`] and runs them until shutdown.
+//!
+//! The server never binds ports or installs signal handlers itself: callers pass listeners
+//! and a shutdown signal (the CLI binds configured addresses and listens for Ctrl-C; tests
+//! bind `127.0.0.1:0` and fire the trigger).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::cloud_api::Client;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::inbound::Ingestor;
+use crate::inbound::generic::GenericSource;
+use crate::inbound::twilio::TwilioSource;
+use crate::inbound::whatsapp::WhatsAppSource;
+use crate::outbox::{Lane, Wakers, retry::RetryPolicy, run_maintenance};
+use crate::processor::Processor;
+use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings, demo_templates};
+use crate::shutdown::{self, Trigger};
+use crate::store::{self, Store};
+
+/// A started server: where it listens and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub sandbox_addr: Option<SocketAddr>,
+    pub sandbox: Option<Sandbox>,
+    pub store: Arc<dyn Store>,
+    pub lanes: Vec<Lane>,
+    trigger: Trigger,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting work, lets in-flight sends finish, and waits for every task.
+    pub async fn stop(mut self) {
+        self.trigger.fire();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until every task ends (after `shutdown` fires).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// The trigger, to stop from elsewhere.
+    pub fn trigger(&self) -> Trigger {
+        self.trigger.clone()
+    }
+}
+
+/// Sandbox settings mirroring the configured senders, posting webhooks to `webhook_url`.
+pub fn sandbox_settings_for(settings: &Settings, webhook_url: Option<String>) -> SandboxSettings {
+    let numbers: Vec<SandboxNumber> = settings
+        .senders
+        .iter()
+        .map(|s| SandboxNumber {
+            phone_number_id: s.phone_number_id.clone(),
+            waba_id: s.waba_id.clone(),
+            display_number: s.display_number.digits().to_string(),
+            access_token: s.access_token.clone(),
+        })
+        .collect();
+    let mut wabas: Vec<&str> = numbers.iter().map(|n| n.waba_id.as_str()).collect();
+    wabas.dedup();
+    SandboxSettings {
+        templates: wabas.iter().flat_map(|w| demo_templates(w)).collect(),
+        numbers,
+        webhook_url,
+        app_secret: settings.app_secret.clone(),
+        status_delay: Duration::from_millis(settings.sandbox.status_delay_ms),
+        emit_read: settings.sandbox.emit_read,
+        webhook_batch: 100,
+        webhook_retry_delays: [100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000]
+            .map(Duration::from_millis)
+            .to_vec(),
+    }
+}
+
+/// Starts everything. `sandbox_listener` is used when `settings.api_base` is `None`.
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    sandbox_listener: Option<TcpListener>,
+) -> anyhow::Result<Running> {
+    let settings = Arc::new(settings);
+    let (trigger, shutdown) = shutdown::channel();
+    let mut tasks = JoinSet::new();
+    let addr = listener.local_addr()?;
+
+    let store = store::open(&settings.store_url).await?;
+    let interrupted = store
+        .mark_in_flight_uncertain(crate::time::now_ms())
+        .await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "Sends were in flight when Ringback last stopped; they wait for a status webhook before being sent again."
+        );
+    }
+
+    let (api_base, sandbox, sandbox_addr) = match (&settings.api_base, sandbox_listener) {
+        (Some(base), _) => (base.clone(), None, None),
+        (None, Some(l)) => {
+            let sandbox_addr = l.local_addr()?;
+            let webhook = format!("http://{addr}/webhooks/whatsapp");
+            let sb = Sandbox::start(
+                sandbox_settings_for(&settings, Some(webhook)),
+                shutdown.clone(),
+            );
+            tasks.spawn(log_exit("sandbox", sb.clone().serve(l, shutdown.clone())));
+            (
+                format!("http://{sandbox_addr}"),
+                Some(sb),
+                Some(sandbox_addr),
+            )
+        }
+        (None, None) => anyhow::bail!("no whatsapp.api_base and no sandbox listener"),
+    };
+
+    let client = Client::new(&api_base, &settings.api_version, settings.request_timeout);
+    let wakers = Wakers::new(settings.senders.iter().map(|s| s.phone_number_id.clone()));
+    let policy = RetryPolicy {
+        delays_ms: settings.outbox.retry_delays_ms.clone(),
+        max_attempts: settings.outbox.max_attempts,
+    };
+    let lanes: Vec<Lane> = settings
+        .senders
+        .iter()
+        .map(|s| Lane {
+            sender: s.clone(),
+            store: store.clone(),
+            client: client.clone(),
+            policy: policy.clone(),
+            permits: Arc::new(Semaphore::new(settings.outbox.concurrency)),
+            wake: wakers.get(&s.phone_number_id),
+        })
+        .collect();
+    for lane in &lanes {
+        tasks.spawn(lane.clone().run(shutdown.clone()));
+    }
+    tasks.spawn(run_maintenance(
+        store.clone(),
+        Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
+        wakers.clone(),
+        settings
+            .senders
+            .iter()
+            .map(|s| s.phone_number_id.clone())
+            .collect(),
+        shutdown.clone(),
+    ));
+
+    let committed = Arc::new(Notify::new());
+    let ingestor = Ingestor::start(store.clone(), committed.clone());
+    let processor = Processor {
+        store: store.clone(),
+        settings: settings.clone(),
+        wake: committed,
+        outbox: wakers.clone(),
+    };
+    tasks.spawn(processor.run(shutdown.clone()));
+
+    let state = AppState {
+        whatsapp: WhatsAppSource::new(
+            settings.app_secret.clone(),
+            settings.verify_token.clone(),
+            settings.senders.iter().map(|s| s.phone_number_id.clone()),
+        ),
+        twilio: settings.twilio_auth_token.clone().map(|t| {
+            TwilioSource::new(
+                t,
+                settings.twilio_forward_to.clone(),
+                settings.twilio_dial_timeout,
+            )
+        }),
+        generic: GenericSource::new(settings.calls_secret.clone()),
+        settings: settings.clone(),
+        store: store.clone(),
+        ingestor,
+        wakers,
+        prometheus: crate::telemetry::prometheus(),
+    };
+    let router = http::router(state);
+    let mut stop = shutdown.clone();
+    tasks.spawn(log_exit("http", async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+    }));
+    tracing::info!(%addr, sandbox = ?sandbox_addr, store = %settings.store_url, "Ringback is running.");
+    Ok(Running {
+        addr,
+        sandbox_addr,
+        sandbox,
+        store,
+        lanes,
+        trigger,
+        tasks,
+    })
+}
+
+async fn log_exit(name: &'static str, fut: impl Future<Output = std::io::Result<()>>) {
+    if let Err(e) = fut.await {
+        tracing::error!(server = name, error.message = %e, "Server stopped with an error.");
+    }
+}
+
+/// What `serve` prints so a person knows what to do next.
+pub fn banner(settings: &Settings, running: &Running) -> String {
+    let base = format!("http://{}", running.addr);
+    let mut out = format!("Ringback is listening on {base}\n");
+    match running.sandbox_addr {
+        Some(sb) => {
+            out += &format!(
+                "WhatsApp endpoint: the built-in Cloud API sandbox at http://{sb} (no Meta account needed)\n"
+            )
+        }
+        None => {
+            out += &format!(
+                "WhatsApp endpoint: {}\n",
+                settings.api_base.as_deref().unwrap_or("?")
+            )
+        }
+    }
+    out += &format!("Store: {}\n", settings.store_url);
+    out += &format!(
+        "\nTry a missed call:\n  ringback simulate call --from \"+91 98765 43210\" --status no-answer\n\
+         or, with curl:\n  body='{{\"call_id\":\"demo-1\",\"from\":\"+919876543210\",\"to\":\"{}\",\"status\":\"no-answer\"}}'\n  \
+         curl -X POST {base}/webhooks/calls -H 'Content-Type: application/json' \\\n    \
+         -H \"X-Ringback-Signature: sha256=$(printf %s \"$body\" | openssl dgst -sha256 -hmac '{}' | sed 's/^.* //')\" -d \"$body\"\n\
+         Then see it:\n  ringback messages\n  curl {base}/api/v1/messages\n",
+        settings.senders[0].display_number,
+        if settings.demo_secrets {
+            settings.calls_secret.expose_secret()
+        } else {
+            "<calls.secret>"
+        },
+    );
+    if settings.demo_secrets {
+        out += "\nNote: demo secrets are in use. Set real ones before exposing this server (see `ringback config example`).\n";
+    }
+    out
+}
+
+/// Shutdown on Ctrl-C or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,277 @@
+//! `ringback bench`: the numbers in the README's benchmark section come from here.
+//!
+//! Starts a real server in-process (temporary SQLite file, embedded sandbox, status webhooks
+//! on) and drives it over loopback HTTP like a PBX would:
+//!
+//! 1. **burst**: N signed missed-call webhooks, C at a time, as fast as the server accepts
+//!    them durably → accepted calls/s;
+//! 2. **paced**: calls at a fixed rate (default 100/s) → latency from posting the webhook to
+//!    the sandbox receiving the Cloud API request, p50/p99/max;
+//! 3. RSS: idle after start, and peak.
+//!
+//! The load generator shares the machine's cores with the server, so the figures are a floor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Calls in the burst phase.
+    #[arg(long, default_value_t = 20_000)]
+    pub calls: usize,
+    /// Webhooks in flight at once during the burst.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Calls per second in the paced phase.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seconds the paced phase lasts.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Results of one run.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub burst_calls: usize,
+    pub burst_seconds: f64,
+    pub accepted_calls_per_second: f64,
+    pub burst_all_sent_seconds: f64,
+    pub paced_rate: u32,
+    pub paced_calls: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    pub idle_rss_mb: f64,
+    pub peak_rss_mb: f64,
+}
+
+fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_string))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let db = dir.join("bench.db");
+    let env = vec![
+        (
+            "RINGBACK_STORE__URL".to_string(),
+            format!("sqlite://{}", db.display()),
+        ),
+        (
+            "RINGBACK_MISSED_CALL__COOLDOWN_MINUTES".to_string(),
+            "0".to_string(),
+        ),
+        ("RINGBACK_OUTBOX__CONCURRENCY".to_string(), "64".to_string()),
+        (
+            "RINGBACK_SANDBOX__STATUS_DELAY_MS".to_string(),
+            "20".to_string(),
+        ),
+    ];
+    let settings = Config::load_with_env(None, env)?.build()?;
+    let secret = settings.calls_secret.expose_secret().to_string();
+    let to = settings.senders[0].display_number.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = crate::app::start(settings, listener, Some(sandbox_listener)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_mb("VmRSS:");
+    let url = format!("http://{}/webhooks/calls", running.addr);
+    let sandbox = running
+        .sandbox
+        .clone()
+        .expect("the bench always runs the sandbox");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let post = Arc::new(Poster {
+        client,
+        url,
+        secret,
+        to,
+    });
+
+    // Burst: accepted calls/s.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (post, next, n) = (post.clone(), next.clone(), args.calls);
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                post.call(i).await?;
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r??;
+    }
+    let burst = started.elapsed();
+    wait_for_sends(&sandbox, args.calls, Duration::from_secs(600)).await?;
+    let all_sent = started.elapsed();
+
+    // Paced: latency webhook -> Cloud API request.
+    let paced_calls = (args.rate * args.seconds) as usize;
+    let base = args.calls;
+    let mut posted_at = Vec::with_capacity(paced_calls);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut inflight = tokio::task::JoinSet::new();
+    for k in 0..paced_calls {
+        tick.tick().await;
+        posted_at.push(jiff::Timestamp::now().as_microsecond());
+        let post = post.clone();
+        inflight.spawn(async move { post.call(base + k).await });
+    }
+    while let Some(r) = inflight.join_next().await {
+        r??;
+    }
+    wait_for_sends(&sandbox, base + paced_calls, Duration::from_secs(120)).await?;
+    let sent = sandbox.sent(None);
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .filter_map(|m| {
+            let i = caller_index(&m.to)?;
+            (i >= base).then(|| (m.received_us - posted_at[i - base]) as f64 / 1000.0)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let report = Report {
+        burst_calls: args.calls,
+        burst_seconds: burst.as_secs_f64(),
+        accepted_calls_per_second: args.calls as f64 / burst.as_secs_f64(),
+        burst_all_sent_seconds: all_sent.as_secs_f64(),
+        paced_rate: args.rate,
+        paced_calls,
+        latency_p50_ms: percentile(&lat, 0.50),
+        latency_p99_ms: percentile(&lat, 0.99),
+        latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        idle_rss_mb: idle_rss,
+        peak_rss_mb: rss_mb("VmHWM:"),
+    };
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "burst:  {} missed-call webhooks in {:.2} s = {:.0} accepted calls/s (durable, signed, {} concurrent)",
+            report.burst_calls,
+            report.burst_seconds,
+            report.accepted_calls_per_second,
+            args.concurrency
+        );
+        println!(
+            "        all {} replies reached the Cloud API sandbox after {:.2} s",
+            report.burst_calls, report.burst_all_sent_seconds
+        );
+        println!(
+            "paced:  {} calls at {}/s: webhook -> Cloud API request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            report.paced_calls,
+            report.paced_rate,
+            report.latency_p50_ms,
+            report.latency_p99_ms,
+            report.latency_max_ms
+        );
+        println!(
+            "memory: idle RSS {:.1} MB, peak RSS {:.1} MB (server, sandbox and load generator in one process)",
+            report.idle_rss_mb, report.peak_rss_mb
+        );
+    }
+    Ok(())
+}
+
+/// Posts signed generic call webhooks; caller `i` is a distinct Indian mobile number.
+struct Poster {
+    client: reqwest::Client,
+    url: String,
+    secret: String,
+    to: String,
+}
+
+fn caller(i: usize) -> String {
+    format!("+9198{:08}", i)
+}
+
+fn caller_index(to_digits: &str) -> Option<usize> {
+    to_digits.strip_prefix("9198")?.parse().ok()
+}
+
+impl Poster {
+    async fn call(&self, i: usize) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "call_id": format!("bench-{i}"), "from": caller(i), "to": self.to, "status": "no-answer", "ring_seconds": 20,
+        }))?;
+        let sig = crate::signature::sign_sha256_hex(self.secret.as_bytes(), &body);
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header(crate::inbound::generic::SIGNATURE_HEADER, sig)
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 202,
+            "webhook {i} answered {}",
+            resp.status()
+        );
+        Ok(())
+    }
+}
+
+async fn wait_for_sends(
+    sandbox: &crate::sandbox::Sandbox,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = sandbox.sent_count();
+        if got >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {got} of {n} replies reached the sandbox in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("ringback-bench-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

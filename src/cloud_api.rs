@@ -1,0 +1,197 @@
+//! The WhatsApp Cloud API client: one real HTTP client whose base URL is configuration, so the
+//! same code talks to `https://graph.facebook.com` or to the sandbox.
+//!
+//! [`Client::send_message`] never fails with an error type: every answer (success, a Graph error
+//! envelope, a timeout, garbage) becomes an [`Outcome`] that says what the outbox does next.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub mod errors;
+pub mod wire;
+
+use errors::Action;
+
+/// What became of one send request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Meta accepted the message (delivery is reported later by status webhooks).
+    Sent { wamid: String },
+    /// Try again; `after` is Meta's hint (Retry-After), if any.
+    Retry {
+        after: Option<Duration>,
+        code: Option<i64>,
+        reason: String,
+    },
+    /// Do not resend as-is.
+    Fail { code: Option<i64>, reason: String },
+}
+
+/// The HTTP client with its base URL and API version.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    version: String,
+}
+
+impl Client {
+    /// `base` without a trailing slash, e.g. `https://graph.facebook.com`; `version` like `v23.0`.
+    pub fn new(base: &str, version: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("ringback/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a client with only timeouts set always builds");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            version: version.to_string(),
+        }
+    }
+
+    /// `POST /{version}/{phone_number_id}/messages` with a prepared JSON body.
+    pub async fn send_message(
+        &self,
+        phone_number_id: &str,
+        token: &SecretString,
+        body: &str,
+    ) -> Outcome {
+        let url = format!(
+            "{}/{}/{}/messages",
+            self.base, self.version, phone_number_id
+        );
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = if e.is_timeout() {
+                    format!("timed out calling {url}")
+                } else {
+                    format!("could not reach {url}: {e}")
+                };
+                return Outcome::Retry {
+                    after: None,
+                    code: None,
+                    reason,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Outcome::Retry {
+                    after: None,
+                    code: None,
+                    reason: format!("response body lost: {e}"),
+                };
+            }
+        };
+        classify(status, &bytes, retry_after)
+    }
+}
+
+/// Turns an HTTP answer into an [`Outcome`]. Pure, so it is tested without a server.
+pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome {
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<wire::SendResponse>(body) {
+            Ok(r) => match r.messages.into_iter().next() {
+                Some(m) => Outcome::Sent { wamid: m.id },
+                None => Outcome::Fail {
+                    code: None,
+                    reason: "HTTP 200 without a message id".into(),
+                },
+            },
+            Err(e) => Outcome::Fail {
+                code: None,
+                reason: format!("HTTP {status} with an unreadable body: {e}"),
+            },
+        };
+    }
+    let graph = serde_json::from_slice::<wire::ErrorEnvelope>(body)
+        .ok()
+        .map(|e| e.error);
+    let code = graph.as_ref().map(|g| g.code);
+    let reason = match &graph {
+        Some(g) => {
+            let details = g
+                .error_data
+                .as_ref()
+                .map(|d| d.details.as_str())
+                .filter(|d| !d.is_empty());
+            match details {
+                Some(d) => format!("HTTP {status}: {} — {d}", g.message),
+                None => format!("HTTP {status}: {}", g.message),
+            }
+        }
+        None => format!(
+            "HTTP {status} without a Graph error envelope: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ),
+    };
+    match errors::action_for(code, status) {
+        Action::Retry | Action::Wait => Outcome::Retry {
+            after: retry_after,
+            code,
+            reason,
+        },
+        Action::FixInput | Action::FixAccount | Action::GiveUp => Outcome::Fail { code, reason },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_and_error_envelopes() {
+        let ok = br#"{"messaging_product":"whatsapp","contacts":[{"input":"+1","wa_id":"1"}],"messages":[{"id":"wamid.X","message_status":"accepted"}]}"#;
+        assert_eq!(
+            classify(200, ok, None),
+            Outcome::Sent {
+                wamid: "wamid.X".into()
+            }
+        );
+        let throttled = br#"{"error":{"message":"(#130429) Rate limit hit","type":"OAuthException","code":130429,"error_data":{"messaging_product":"whatsapp","details":"Cloud API message throughput has been reached."},"fbtrace_id":"A"}}"#;
+        assert!(matches!(
+            classify(400, throttled, None),
+            Outcome::Retry {
+                code: Some(130429),
+                ..
+            }
+        ));
+        let undeliverable = br#"{"error":{"message":"(#131026) Message undeliverable","type":"OAuthException","code":131026,"error_data":{"details":"x"}}}"#;
+        assert!(matches!(
+            classify(400, undeliverable, None),
+            Outcome::Fail {
+                code: Some(131026),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(502, b"<html>bad gateway</html>", None),
+            Outcome::Retry { code: None, .. }
+        ));
+        assert!(matches!(
+            classify(400, b"nope", None),
+            Outcome::Fail { code: None, .. }
+        ));
+    }
+}

@@ -1,0 +1,333 @@
+//! Configuration: one TOML file, environment overrides, validated once.
+//!
+//! [`Config`] is plain serde data, layered as built-in defaults (`config.default.toml`, also
+//! printed by `ringback config example`) ← the `--config` file ← `RINGBACK_…` variables.
+//! [`Config::build`] validates it into [`Settings`], the typed form the rest of the program
+//! uses; nothing downstream re-validates.
+//!
+//! The layering is hand-written (about sixty lines) rather than the `config` crate because
+//! senders are an array of tables and must be overridable per entry
+//! (`RINGBACK_SENDERS__0__ACCESS_TOKEN`), which neither `config` nor figment can address.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::phone::{PhoneE164, Region};
+
+/// The commented default file.
+pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+
+/// Demo secrets shipped in the default file: fine on loopback with the sandbox, never exposed.
+const DEMO_SECRETS: &[&str] = &[
+    "ringback-demo-app-secret",
+    "ringback-demo-verify-token",
+    "ringback-demo-calls-secret",
+    "ringback-demo-token",
+];
+
+/// The file as written (after layering). See `config.default.toml` for every field's meaning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub whatsapp: WhatsAppConfig,
+    pub senders: Vec<SenderConfig>,
+    pub missed_call: MissedCallConfig,
+    pub twilio: TwilioConfig,
+    pub calls: CallsConfig,
+    pub outbox: OutboxConfig,
+    pub sandbox: SandboxConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub public_base_url: String,
+    pub max_body_bytes: usize,
+    pub api_token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppConfig {
+    pub api_base: String,
+    pub api_version: String,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderConfig {
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_number: String,
+    pub access_token: SecretString,
+    pub business_name: String,
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissedCallConfig {
+    pub default_region: String,
+    pub ring_timeout_seconds: u32,
+    pub cooldown_minutes: u32,
+    pub reply: ReplyConfig,
+    pub business_hours: BusinessHoursConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyConfig {
+    pub template: String,
+    pub language: String,
+    pub template_params: Vec<String>,
+    pub text: String,
+    pub buttons: Vec<String>,
+    pub unknown_caller_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursConfig {
+    pub enabled: bool,
+    pub timezone: String,
+    pub monday: String,
+    pub tuesday: String,
+    pub wednesday: String,
+    pub thursday: String,
+    pub friday: String,
+    pub saturday: String,
+    pub sunday: String,
+    pub after_hours_template: String,
+    pub after_hours_text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub auth_token: SecretString,
+    pub forward_to: String,
+    pub dial_timeout_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    pub secret: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub retry_delays_ms: Vec<u64>,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub uncertain_resend_after_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    pub listen: String,
+    pub status_delay_ms: u64,
+    pub emit_read: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+    pub format: String,
+}
+
+/// A configuration problem, with the field it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin} is not valid TOML: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults ← `file` (if any) ← environment (`RINGBACK_…`).
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = parse_toml(DEFAULT_TOML, "built-in defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let user = parse_toml(&text, &path.display().to_string())?;
+            merge(&mut merged, user);
+        }
+        for (key, value) in env {
+            if let Some(path) = key.strip_prefix("RINGBACK_") {
+                if path == "CONFIG" || path == "TEST_DATABASE_URL" {
+                    continue;
+                }
+                set_path(&mut merged, &path.to_ascii_lowercase(), &value)
+                    .map_err(|m| ConfigError::Invalid(format!("{key}: {m}")))?;
+            }
+        }
+        Config::deserialize(merged).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// Validates everything and returns the typed settings.
+    pub fn build(&self) -> Result<Settings, ConfigError> {
+        settings::build(self)
+    }
+
+    /// True when any secret still holds the demo value shipped in the default file.
+    pub fn uses_demo_secrets(&self) -> bool {
+        let secrets = [
+            &self.whatsapp.app_secret,
+            &self.whatsapp.verify_token,
+            &self.calls.secret,
+        ]
+        .into_iter()
+        .chain(self.senders.iter().map(|s| &s.access_token));
+        secrets
+            .into_iter()
+            .any(|s| DEMO_SECRETS.contains(&s.expose_secret()))
+    }
+}
+
+fn parse_toml(text: &str, origin: &str) -> Result<toml::Value, ConfigError> {
+    text.parse::<toml::Table>()
+        .map(toml::Value::Table)
+        .map_err(|e| ConfigError::Syntax {
+            origin: origin.into(),
+            message: e.to_string(),
+        })
+}
+
+/// Tables merge key by key; anything else (including arrays) is replaced whole.
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Sets `a__b__0__c` to `raw`. The value keeps the type of what it replaces: a string field
+/// stays a string even if the value looks like a number (tokens often do).
+fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<(), String> {
+    let mut node = root;
+    let parts: Vec<&str> = path.split("__").collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let next = match node {
+            toml::Value::Table(t) => {
+                if last {
+                    let typed = typed_value(t.get(*part), raw)?;
+                    t.insert((*part).to_string(), typed);
+                    return Ok(());
+                }
+                t.entry((*part).to_string())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = part
+                    .parse()
+                    .map_err(|_| format!("'{part}' is not an array index"))?;
+                if idx > a.len() {
+                    return Err(format!(
+                        "index {idx} skips entries (the array has {})",
+                        a.len()
+                    ));
+                }
+                if idx == a.len() {
+                    a.push(toml::Value::Table(Default::default()));
+                }
+                if last {
+                    a[idx] = typed_value(Some(&a[idx]), raw)?;
+                    return Ok(());
+                }
+                &mut a[idx]
+            }
+            _ => return Err(format!("'{part}' is inside a value that is not a table")),
+        };
+        node = next;
+    }
+    Ok(())
+}
+
+fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value, String> {
+    let parse_literal = || {
+        format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| format!("'{raw}' is not a TOML value of the expected type"))
+    };
+    match existing {
+        None | Some(toml::Value::String(_)) => Ok(toml::Value::String(raw.to_string())),
+        Some(_) => parse_literal(),
+    }
+}
+
+pub mod settings;
+pub use settings::{BusinessHours, Sender, Settings};
+
+/// Parses a listen address with a helpful message.
+pub fn parse_listen(field: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{field} = '{s}' is not an address like 127.0.0.1:8080"
+        ))
+    })
+}
+
+/// Parses a configured E.164 number with the field name in the message.
+pub fn parse_number(field: &str, s: &str) -> Result<PhoneE164, ConfigError> {
+    PhoneE164::parse_configured(s).map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))
+}
+
+/// Parses a region with the field name in the message.
+pub fn parse_region(field: &str, s: &str) -> Result<Region, ConfigError> {
+    s.parse()
+        .map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

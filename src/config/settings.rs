@@ -1,0 +1,295 @@
+//! [`Settings`]: the validated, typed configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Config, ConfigError, LogConfig, parse_listen, parse_number, parse_region};
+use crate::phone::{PhoneE164, Region};
+
+/// Everything Ringback needs to run, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `https://host[:port]` as providers see us; `None` = rebuild from `Host`.
+    pub public_base_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub api_token: Option<SecretString>,
+    pub store_url: String,
+    /// `None` = use the embedded sandbox.
+    pub api_base: Option<String>,
+    pub api_version: String,
+    pub request_timeout: Duration,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+    pub senders: Vec<Sender>,
+    pub default_region: Region,
+    pub ring_timeout_seconds: u32,
+    pub cooldown_ms: i64,
+    pub reply: crate::reply::ReplySettings,
+    pub business_hours: Option<BusinessHours>,
+    /// `TimeZone` used to render `{call_time}`.
+    pub timezone: TimeZone,
+    pub twilio_auth_token: Option<SecretString>,
+    pub twilio_forward_to: Option<PhoneE164>,
+    pub twilio_dial_timeout: u32,
+    pub calls_secret: SecretString,
+    pub outbox: super::OutboxConfig,
+    pub sandbox_listen: Option<SocketAddr>,
+    pub sandbox: super::SandboxConfig,
+    pub log: LogConfig,
+    pub demo_secrets: bool,
+}
+
+/// One WhatsApp business number.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_number: PhoneE164,
+    pub access_token: SecretString,
+    pub business_name: String,
+    pub lines: Vec<PhoneE164>,
+}
+
+/// Opening hours in the business's time zone.
+#[derive(Debug, Clone)]
+pub struct BusinessHours {
+    pub timezone: TimeZone,
+    /// Monday first; `None` = closed all day.
+    pub days: [Option<(Time, Time)>; 7],
+}
+
+impl BusinessHours {
+    /// Is the business open at `ms` (unix milliseconds)?
+    pub fn is_open(&self, ms: i64) -> bool {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else {
+            return true;
+        };
+        let local = ts.to_zoned(self.timezone.clone());
+        let idx = local.weekday().to_monday_zero_offset() as usize;
+        match self.days[idx] {
+            Some((open, close)) => {
+                let t = local.time();
+                t >= open && t < close
+            }
+            None => false,
+        }
+    }
+}
+
+pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid(m);
+    if c.senders.is_empty() {
+        return Err(invalid("at least one [[senders]] entry is needed".into()));
+    }
+    let mut senders = Vec::with_capacity(c.senders.len());
+    for (i, s) in c.senders.iter().enumerate() {
+        if s.phone_number_id.trim().is_empty()
+            || !s.phone_number_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid(format!(
+                "senders[{i}].phone_number_id = '{}' must be the numeric id from WhatsApp Manager",
+                s.phone_number_id
+            )));
+        }
+        if s.access_token.expose_secret().is_empty() {
+            return Err(invalid(format!(
+                "senders[{i}].access_token is empty; set RINGBACK_SENDERS__{i}__ACCESS_TOKEN"
+            )));
+        }
+        let lines = s
+            .lines
+            .iter()
+            .map(|l| parse_number(&format!("senders[{i}].lines"), l))
+            .collect::<Result<Vec<_>, _>>()?;
+        senders.push(Sender {
+            phone_number_id: s.phone_number_id.clone(),
+            waba_id: s.waba_id.clone(),
+            display_number: parse_number(
+                &format!("senders[{i}].display_number"),
+                &s.display_number,
+            )?,
+            access_token: s.access_token.clone(),
+            business_name: s.business_name.clone(),
+            lines,
+        });
+    }
+    let mut ids: Vec<_> = senders.iter().map(|s| &s.phone_number_id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.len() != senders.len() {
+        return Err(invalid("two [[senders]] share a phone_number_id".into()));
+    }
+
+    let reply = &c.missed_call.reply;
+    if reply.buttons.len() > 3 {
+        return Err(invalid(format!(
+            "missed_call.reply.buttons has {} entries; WhatsApp allows at most 3 reply buttons",
+            reply.buttons.len()
+        )));
+    }
+    if let Some(b) = reply
+        .buttons
+        .iter()
+        .find(|b| b.chars().count() > 20 || b.trim().is_empty())
+    {
+        return Err(invalid(format!(
+            "missed_call.reply.buttons: '{b}' must be 1 to 20 characters (WhatsApp's limit for a button title)"
+        )));
+    }
+    if reply.template.trim().is_empty() {
+        return Err(invalid("missed_call.reply.template is empty: outside the 24-hour window only an approved template can be sent".into()));
+    }
+
+    let bh = &c.missed_call.business_hours;
+    let timezone = TimeZone::get(&bh.timezone).map_err(|e| {
+        invalid(format!("missed_call.business_hours.timezone = '{}' is not an IANA zone such as Asia/Kolkata: {e}", bh.timezone))
+    })?;
+    let business_hours = if bh.enabled {
+        let spec = [
+            &bh.monday,
+            &bh.tuesday,
+            &bh.wednesday,
+            &bh.thursday,
+            &bh.friday,
+            &bh.saturday,
+            &bh.sunday,
+        ];
+        let mut days = [None; 7];
+        for (i, (day, s)) in DAY_NAMES.iter().zip(spec).enumerate() {
+            days[i] = parse_hours(s)
+                .map_err(|m| invalid(format!("missed_call.business_hours.{day}: {m}")))?;
+        }
+        Some(BusinessHours {
+            timezone: timezone.clone(),
+            days,
+        })
+    } else {
+        None
+    };
+
+    let listen = parse_listen("server.listen", &c.server.listen)?;
+    let api_token = Some(c.server.api_token.clone()).filter(|t| !t.expose_secret().is_empty());
+    if api_token.is_none() && !listen.ip().is_loopback() {
+        return Err(invalid(format!(
+            "server.listen = {listen} is reachable from other machines but server.api_token is empty; set RINGBACK_SERVER__API_TOKEN"
+        )));
+    }
+    let api_base = Some(c.whatsapp.api_base.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty());
+    let sandbox_listen = if c.sandbox.enabled {
+        Some(parse_listen("sandbox.listen", &c.sandbox.listen)?)
+    } else {
+        None
+    };
+    if api_base.is_none() && sandbox_listen.is_none() {
+        return Err(invalid(
+            "whatsapp.api_base is empty and the sandbox is disabled: nothing to send through"
+                .into(),
+        ));
+    }
+    if c.outbox.retry_delays_ms.is_empty()
+        || c.outbox.max_attempts == 0
+        || c.outbox.concurrency == 0
+    {
+        return Err(invalid("outbox: retry_delays_ms needs a value, max_attempts and concurrency must be at least 1".into()));
+    }
+    let public_base_url = Some(
+        c.server
+            .public_base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_string(),
+    )
+    .filter(|s| !s.is_empty());
+    if let Some(u) = &public_base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(invalid(format!(
+                "server.public_base_url = '{u}' must start with http:// or https://"
+            )));
+        }
+    }
+    let twilio_forward_to = Some(c.twilio.forward_to.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_number("twilio.forward_to", s))
+        .transpose()?;
+
+    Ok(Settings {
+        listen,
+        public_base_url,
+        max_body_bytes: c.server.max_body_bytes,
+        api_token,
+        store_url: c.store.url.clone(),
+        api_base,
+        api_version: c.whatsapp.api_version.clone(),
+        request_timeout: Duration::from_millis(c.whatsapp.request_timeout_ms),
+        app_secret: c.whatsapp.app_secret.clone(),
+        verify_token: c.whatsapp.verify_token.clone(),
+        senders,
+        default_region: parse_region("missed_call.default_region", &c.missed_call.default_region)?,
+        ring_timeout_seconds: c.missed_call.ring_timeout_seconds,
+        cooldown_ms: i64::from(c.missed_call.cooldown_minutes) * 60_000,
+        reply: crate::reply::ReplySettings {
+            template: reply.template.clone(),
+            language: reply.language.clone(),
+            template_params: reply.template_params.clone(),
+            text: reply.text.clone(),
+            buttons: reply.buttons.clone(),
+            unknown_caller_name: reply.unknown_caller_name.clone(),
+            after_hours_template: bh.after_hours_template.clone(),
+            after_hours_text: bh.after_hours_text.clone(),
+        },
+        business_hours,
+        timezone,
+        twilio_auth_token: Some(c.twilio.auth_token.clone())
+            .filter(|t| !t.expose_secret().is_empty()),
+        twilio_forward_to,
+        twilio_dial_timeout: c.twilio.dial_timeout_seconds,
+        calls_secret: c.calls.secret.clone(),
+        outbox: c.outbox.clone(),
+        sandbox_listen,
+        sandbox: c.sandbox.clone(),
+        log: c.log.clone(),
+        demo_secrets: c.uses_demo_secrets(),
+    })
+}
+
+const DAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// `"09:00-18:00"` → open/close; `""` → closed.
+fn parse_hours(s: &str) -> Result<Option<(Time, Time)>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("'{s}' should look like 09:00-18:00"))?;
+    let parse = |t: &str| -> Result<Time, String> {
+        let t = t.trim();
+        let full = if t.len() == 5 {
+            format!("{t}:00")
+        } else {
+            t.to_string()
+        };
+        full.parse::<Time>()
+            .map_err(|_| format!("'{t}' is not a time like 09:00"))
+    };
+    let (open, close) = (parse(a)?, parse(b)?);
+    if open >= close {
+        return Err(format!("'{s}' closes before it opens"));
+    }
+    Ok(Some((open, close)))
+}

@@ -1,0 +1,80 @@
+//! The HTTP surface: webhooks from providers, the REST API, health and metrics.
+//!
+//! Handlers stay thin: they extract, call the domain or the store, and map errors through
+//! [`error::ApiError`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Settings;
+use crate::inbound::Ingestor;
+use crate::inbound::generic::GenericSource;
+use crate::inbound::twilio::TwilioSource;
+use crate::inbound::whatsapp::WhatsAppSource;
+use crate::outbox::Wakers;
+use crate::store::Store;
+
+pub mod api;
+pub mod error;
+pub mod webhooks;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub ingestor: Ingestor,
+    pub whatsapp: WhatsAppSource,
+    pub twilio: Option<TwilioSource>,
+    pub generic: GenericSource,
+    pub wakers: Wakers,
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(webhooks::router())
+        .merge(api::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.outbox_depth().await {
+        Ok(depth) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok", "outbox_depth": depth})),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
+        ),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    match &s.prometheus {
+        Some(h) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            h.render(),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain")],
+            "metrics recorder not installed".to_string(),
+        ),
+    }
+}

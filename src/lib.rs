@@ -1,0 +1,38 @@
+//! Ringback: a missed phone call becomes a WhatsApp conversation.
+//!
+//! Map of the crate, in the order a call travels through it:
+//!
+//! - [`inbound`]: webhooks from Meta, Twilio and any PBX are verified, parsed into
+//!   [`inbound::InboundEvent`]s and committed by the [`inbound::Ingestor`] before they are
+//!   acknowledged.
+//! - [`processor`]: a worker that reads committed events in order and applies the domain rules:
+//!   [`missed_call`] (is this a missed call, may we answer it) and [`reply`] (template or
+//!   free-form, inside or outside the [`window`]).
+//! - [`outbox`]: every outgoing message is a row before it is a request; one lane per sending
+//!   number claims rows and calls the [`cloud_api`].
+//! - [`sandbox`]: a local emulator of the Cloud API, used by the demo, the tests and the
+//!   benchmarks.
+//! - [`store`]: the one trait every durable fact goes through, with its SQLite implementation.
+//! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
+//!   runs it; [`cli`] is the command line.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod cloud_api;
+pub mod config;
+pub mod http;
+pub mod inbound;
+pub mod missed_call;
+pub mod outbox;
+pub mod phone;
+pub mod processor;
+pub mod reply;
+pub mod sandbox;
+pub mod shutdown;
+pub mod signature;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+pub mod window;

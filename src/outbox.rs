@@ -1,0 +1,44 @@
+//! The outbox: every outgoing message is a row before it is a request.
+//!
+//! One [`lane`] per sending number claims due rows (recording an attempt before each request),
+//! calls the Cloud API, and records the answer; [`retry`] turns a retryable answer into the
+//! time of the next attempt. A lane owns its concurrency, so a slow or throttled number never
+//! holds up the others. [`Wakers`] lets the processor and the API wake a lane at once instead
+//! of waiting for its next poll.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+pub mod lane;
+pub mod retry;
+
+pub use lane::{Lane, run_maintenance};
+
+/// One `Notify` per sending number.
+#[derive(Clone, Default)]
+pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+
+impl Wakers {
+    pub fn new(sender_ids: impl IntoIterator<Item = String>) -> Self {
+        Self(Arc::new(
+            sender_ids
+                .into_iter()
+                .map(|id| (id, Arc::new(Notify::new())))
+                .collect(),
+        ))
+    }
+
+    /// Wakes the lane of `sender_id` (no-op for unknown ids).
+    pub fn wake(&self, sender_id: &str) {
+        if let Some(n) = self.0.get(sender_id) {
+            n.notify_one();
+        }
+    }
+
+    /// The notifier for one lane.
+    pub fn get(&self, sender_id: &str) -> Arc<Notify> {
+        self.0.get(sender_id).cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,211 @@
+//! One lane per sending number: claim, send, record.
+//!
+//! The claim transaction writes the attempt row before any byte leaves, so an attempt that
+//! was cut short by a crash is visible as `interrupted` on restart and its message becomes
+//! `uncertain` (see [`run_maintenance`]) instead of being sent again blindly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use super::retry::RetryPolicy;
+use crate::cloud_api::{Client, Outcome};
+use crate::config::Sender;
+use crate::shutdown::Shutdown;
+use crate::store::{AttemptOutcome, ClaimedSend, Store, StoreError};
+use crate::time::now_ms;
+
+/// Longest sleep between polls when nothing is due and nobody wakes the lane.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// A lane's dependencies.
+#[derive(Clone)]
+pub struct Lane {
+    pub sender: Sender,
+    pub store: Arc<dyn Store>,
+    pub client: Client,
+    pub policy: RetryPolicy,
+    pub permits: Arc<Semaphore>,
+    pub wake: Arc<Notify>,
+}
+
+impl Lane {
+    /// Runs until `shutdown`, then waits for requests already in flight.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut in_flight = JoinSet::new();
+        tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            let claimed = match self.claim().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error.message = %e, "Outbox claim failed; retrying in 1 s.");
+                    tokio::select! { _ = tokio::time::sleep(IDLE_POLL) => continue, _ = shutdown.wait() => break }
+                }
+            };
+            if claimed.is_empty() {
+                let wait = self.idle_wait().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait() => break,
+                }
+                continue;
+            }
+            for send in claimed {
+                let lane = self.clone();
+                let permit = self
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                in_flight.spawn(async move {
+                    lane.send(send).await;
+                    drop(permit);
+                });
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+        tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
+    }
+
+    /// Sends everything due now, one batch after another, and returns how many were sent.
+    /// Tests use this to run the lane's unit of work without the loop.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let claimed = self.claim().await?;
+            if claimed.is_empty() {
+                return Ok(total);
+            }
+            total += claimed.len();
+            let mut set = JoinSet::new();
+            for send in claimed {
+                let lane = self.clone();
+                set.spawn(async move { lane.send(send).await });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+
+    async fn claim(&self) -> Result<Vec<ClaimedSend>, StoreError> {
+        let free = self.permits.available_permits().max(1) as u32;
+        self.store
+            .claim_sends(&self.sender.phone_number_id, now_ms(), free)
+            .await
+    }
+
+    /// Until the next queued send is due (capped), so retries fire on time.
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_due(&self.sender.phone_number_id).await {
+            Ok(Some(due)) => {
+                Duration::from_millis((due - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+            }
+            _ => IDLE_POLL,
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(message_id = %send.message_id, attempt = send.attempt_no))]
+    async fn send(&self, send: ClaimedSend) {
+        let started = Instant::now();
+        let outcome = self
+            .client
+            .send_message(
+                &self.sender.phone_number_id,
+                &self.sender.access_token,
+                &send.body,
+            )
+            .await;
+        let now = now_ms();
+        let (recorded, label) = match outcome {
+            Outcome::Sent { wamid } => {
+                tracing::info!(%wamid, "Cloud API accepted the message.");
+                (AttemptOutcome::Accepted { wamid }, "accepted")
+            }
+            Outcome::Retry {
+                after,
+                code,
+                reason,
+            } => match self
+                .policy
+                .next_attempt_at(send.attempt_no, code, after, now)
+            {
+                Some(at) => {
+                    tracing::warn!(?code, %reason, retry_in_ms = at - now, "Send failed; will retry.");
+                    (
+                        AttemptOutcome::Retry {
+                            at,
+                            code,
+                            detail: reason,
+                        },
+                        "retry",
+                    )
+                }
+                None => {
+                    let detail = format!("gave up after {} attempts: {reason}", send.attempt_no);
+                    tracing::error!(?code, %detail, "Send failed for good.");
+                    (AttemptOutcome::Failed { code, detail }, "failed")
+                }
+            },
+            Outcome::Fail { code, reason } => {
+                let detail = match code {
+                    Some(c) => format!("{reason}. {}", crate::cloud_api::errors::explain(c)),
+                    None => reason,
+                };
+                tracing::error!(?code, %detail, "Send refused by the Cloud API; not retried.");
+                (AttemptOutcome::Failed { code, detail }, "failed")
+            }
+        };
+        crate::telemetry::send_finished(&self.sender.phone_number_id, label, started.elapsed());
+        // The attempt outcome must be stored; keep trying through store hiccups rather than
+        // leave the message in `sending`.
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = self.store.record_attempt(&send, &recorded, now).await {
+            tracing::error!(error.message = %e, "Could not record the send attempt; retrying.");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        if matches!(recorded, AttemptOutcome::Retry { .. }) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Housekeeping for all lanes: sends whose outcome was lost to a crash go back to the queue
+/// when no status webhook resolved them in time, and the outbox depth gauge stays current.
+pub async fn run_maintenance(
+    store: Arc<dyn Store>,
+    resend_after: Duration,
+    wakers: super::Wakers,
+    sender_ids: Vec<String>,
+    mut shutdown: Shutdown,
+) {
+    let period = (resend_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let now = now_ms();
+        match store
+            .requeue_uncertain(now - resend_after.as_millis() as i64, now)
+            .await
+        {
+            Ok(n) if n > 0 => {
+                tracing::warn!(
+                    count = n,
+                    "Requeued sends whose outcome was unknown after a restart and that no status webhook confirmed."
+                );
+                sender_ids.iter().for_each(|id| wakers.wake(id));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
+        }
+        if let Ok(depth) = store.outbox_depth().await {
+            crate::telemetry::outbox_depth(depth);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}

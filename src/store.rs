@@ -1,0 +1,263 @@
+//! The store: every durable fact goes through the [`Store`] trait.
+//!
+//! Methods are named for what they mean in the domain. Each one that changes state is one
+//! transaction, so a crash between two calls leaves a consistent state that the caller can
+//! resume from (events stay unprocessed, sends stay queued or become uncertain).
+//! [`open`] chooses the implementation from the URL scheme; only SQLite exists today, and the
+//! trait is shaped so a PostgreSQL implementation can join it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::inbound::{InboundEvent, InboundMessage, IngestRequest, StatusUpdate};
+use crate::time::Millis;
+
+pub mod sqlite;
+
+/// A storage failure. Callers retry later; nothing here is the user's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("unsupported store url '{0}': use sqlite://path/to/ringback.db")]
+    UnsupportedUrl(String),
+}
+
+/// Opens the store named by `url` and applies migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::open(url).await?;
+        store.migrate().await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// How many events of one request were new, and how many were redeliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestCounts {
+    pub inserted: u32,
+    pub duplicates: u32,
+}
+
+/// A committed inbound event waiting for (or done with) processing.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event: InboundEvent,
+    pub received_at: Millis,
+}
+
+/// What we know about one WhatsApp user of one business number.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Contact {
+    pub sender_id: String,
+    pub wa_id: String,
+    pub name: Option<String>,
+    /// Their last message to us: the 24-hour window runs from here.
+    pub last_inbound_at: Option<Millis>,
+    /// Our last missed-call reply to them: the cooldown runs from here.
+    pub last_reply_at: Option<Millis>,
+    pub last_reply_message_id: Option<String>,
+}
+
+/// A call and what Ringback decided about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub source: String,
+    pub provider_call_id: String,
+    pub sender_id: Option<String>,
+    pub caller_raw: String,
+    pub caller_e164: Option<String>,
+    pub callee_raw: Option<String>,
+    pub outcome: String,
+    pub ring_seconds: Option<u32>,
+    pub missed: bool,
+    /// `pending` (still ringing), `replied`, `collapsed`, `skipped`, `answered`.
+    pub decision: String,
+    pub reason: String,
+    pub message_id: Option<String>,
+    pub occurred_at: Millis,
+}
+
+/// A message to send, as the outbox stores it before any attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewMessage {
+    pub id: String,
+    pub sender_id: String,
+    pub to: String,
+    /// `template`, `text` or `interactive`.
+    pub kind: String,
+    /// The exact Cloud API request body.
+    pub body: serde_json::Value,
+    pub idempotency_key: Option<String>,
+    /// Why this message, in words (the reply choice).
+    pub reason: String,
+    pub created_at: Millis,
+}
+
+/// Result of [`Store::enqueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    New(String),
+    /// The idempotency key was already used: the existing message id.
+    Existing(String),
+}
+
+/// A send claimed by an outbox lane: attempt `attempt_no` is recorded as started.
+#[derive(Debug, Clone)]
+pub struct ClaimedSend {
+    pub message_id: String,
+    pub sender_id: String,
+    pub to: String,
+    pub body: String,
+    pub attempt_no: u32,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Accepted {
+        wamid: String,
+    },
+    Retry {
+        at: Millis,
+        code: Option<i64>,
+        detail: String,
+    },
+    Failed {
+        code: Option<i64>,
+        detail: String,
+    },
+}
+
+/// A row of the message list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRow {
+    pub id: String,
+    pub sender_id: String,
+    pub to: String,
+    pub kind: String,
+    pub state: String,
+    pub wamid: Option<String>,
+    pub reason: String,
+    pub attempts: u32,
+    pub error_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One attempt of a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub attempt_no: u32,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub outcome: String,
+    pub error_code: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// One status webhook applied to a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    pub status: String,
+    pub at: Millis,
+    pub error_code: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// A message with its history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub message: MessageRow,
+    pub body: serde_json::Value,
+    pub attempts: Vec<AttemptRow>,
+    pub statuses: Vec<StatusRow>,
+}
+
+/// Every durable operation Ringback performs.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies embedded migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Commits accepted webhook requests in one transaction; redeliveries are counted, not stored twice.
+    async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError>;
+    /// Unprocessed events in arrival order.
+    async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Marks an event processed with nothing else to record (and a note, e.g. why it was flagged).
+    async fn finish_event(&self, event_id: i64, note: &str) -> Result<(), StoreError>;
+
+    /// The contact for (business number, WhatsApp id), if we have one.
+    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError>;
+    /// Records an inbound WhatsApp message (opening the window) and finishes its event.
+    async fn record_inbound_message(
+        &self,
+        event_id: i64,
+        m: &InboundMessage,
+    ) -> Result<(), StoreError>;
+    /// Applies a status webhook to the message it names and finishes its event. Returns the
+    /// message id when it matched one of ours.
+    async fn record_status(
+        &self,
+        event_id: i64,
+        s: &StatusUpdate,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// The call already recorded under (source, provider call id), if any.
+    async fn call(
+        &self,
+        source: &str,
+        provider_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError>;
+    /// Records a call decision, enqueues its reply (if any, setting the caller's cooldown) and
+    /// finishes its event, all in one transaction.
+    async fn record_call(
+        &self,
+        event_id: i64,
+        call: &CallRecord,
+        reply: Option<&NewMessage>,
+    ) -> Result<(), StoreError>;
+    /// Recent calls, newest first.
+    async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Adds a message to the outbox, or returns the message that already holds its idempotency key.
+    async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError>;
+    /// Claims due sends of one number and records an attempt for each before it is made.
+    async fn claim_sends(
+        &self,
+        sender_id: &str,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError>;
+    /// Records how an attempt ended and moves the message on.
+    async fn record_attempt(
+        &self,
+        s: &ClaimedSend,
+        outcome: &AttemptOutcome,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// When the next queued send of a number is due, if any.
+    async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError>;
+    /// On start: sends left `sending` by a previous process become `uncertain`.
+    async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError>;
+    /// Uncertain sends with no status webhook since `before` go back to the queue.
+    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
+
+    /// Recent messages, newest first.
+    async fn list_messages(&self, limit: u32) -> Result<Vec<MessageRow>, StoreError>;
+    /// One message with its attempts and statuses.
+    async fn message(&self, id: &str) -> Result<Option<MessageDetail>, StoreError>;
+}

@@ -1,0 +1,744 @@
+//! SQLite implementation of [`Store`]: a WAL file, one writer connection, a small read pool.
+//!
+//! SQLite allows one writer at a time, so a pool of one write connection is the honest model
+//! (more connections only add `SQLITE_BUSY`). Write transactions start with `BEGIN IMMEDIATE`
+//! so they take the write lock up front instead of failing on upgrade. `synchronous=FULL`:
+//! an acknowledged webhook survives power loss; group commit in the ingestor keeps it cheap.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::*;
+use crate::inbound::DeliveryStatus;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(false))
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+const FINISH_EVENT: &str = "UPDATE inbound_events SET processed_at = $1, note = $2 WHERE id = $3";
+
+fn state_rank(state: &str) -> u8 {
+    match state {
+        "queued" => 0,
+        "sending" | "uncertain" => 1,
+        "accepted" => 2,
+        "sent" => 3,
+        "delivered" => 4,
+        "read" | "played" => 5,
+        "failed" => 6,
+        _ => 0,
+    }
+}
+
+/// The state a message moves to when `status` arrives while it is in `current`. Statuses can
+/// arrive out of order (read before delivered), so the state never moves backwards; `failed`
+/// wins over anything short of delivery.
+fn next_state(current: &str, status: DeliveryStatus) -> String {
+    let proposed = status.as_str();
+    let cur = state_rank(current);
+    match status {
+        DeliveryStatus::Failed if cur < 4 => "failed".into(),
+        DeliveryStatus::Failed => current.into(),
+        _ if cur == 6 => current.into(),
+        _ if state_rank(proposed) > cur => proposed.into(),
+        _ => current.into(),
+    }
+}
+
+fn opt_u32(v: Option<i64>) -> Option<u32> {
+    v.and_then(|x| u32::try_from(x).ok())
+}
+
+fn call_from_row(r: &SqliteRow) -> Result<CallRecord, sqlx::Error> {
+    Ok(CallRecord {
+        source: r.try_get("source")?,
+        provider_call_id: r.try_get("provider_call_id")?,
+        sender_id: r.try_get("sender_id")?,
+        caller_raw: r.try_get("caller_raw")?,
+        caller_e164: r.try_get("caller_e164")?,
+        callee_raw: r.try_get("callee_raw")?,
+        outcome: r.try_get("outcome")?,
+        ring_seconds: opt_u32(r.try_get("ring_seconds")?),
+        missed: r.try_get::<i64, _>("missed")? != 0,
+        decision: r.try_get("decision")?,
+        reason: r.try_get("reason")?,
+        message_id: r.try_get("message_id")?,
+        occurred_at: r.try_get("occurred_at")?,
+    })
+}
+
+fn message_from_row(r: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
+    Ok(MessageRow {
+        id: r.try_get("id")?,
+        sender_id: r.try_get("sender_id")?,
+        to: r.try_get("to_number")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        wamid: r.try_get("wamid")?,
+        reason: r.try_get("reason")?,
+        attempts: opt_u32(r.try_get("attempts")?).unwrap_or(0),
+        error_code: r.try_get("error_code")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
+
+async fn upsert_contact_reply(
+    tx: &mut Transaction<'static, Sqlite>,
+    sender: &str,
+    wa_id: &str,
+    at: Millis,
+    message_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO contacts (sender_id, wa_id, last_reply_at, last_reply_message_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sender_id, wa_id) DO UPDATE SET last_reply_at = excluded.last_reply_at,
+             last_reply_message_id = excluded.last_reply_message_id",
+    )
+    .bind(sender)
+    .bind(wa_id)
+    .bind(at)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_message(
+    tx: &mut Transaction<'static, Sqlite>,
+    m: &NewMessage,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO messages (id, sender_id, to_number, kind, body_json, idempotency_key, reason, state,
+             next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(&m.id)
+    .bind(&m.sender_id)
+    .bind(&m.to)
+    .bind(&m.kind)
+    .bind(m.body.to_string())
+    .bind(&m.idempotency_key)
+    .bind(&m.reason)
+    .bind(m.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/sqlite").run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError> {
+        let mut tx = self.tx().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for req in batch {
+            let raw_id: i64 = sqlx::query_scalar(
+                "INSERT INTO raw_payloads (source, body, received_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(req.source)
+            .bind(&req.raw)
+            .bind(req.received_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut counts = IngestCounts::default();
+            for e in &req.events {
+                let json = serde_json::to_string(&e.event)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let done = sqlx::query(
+                    "INSERT INTO inbound_events (raw_id, source, dedup_key, kind, event_json, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING",
+                )
+                .bind(raw_id)
+                .bind(req.source)
+                .bind(&e.dedup_key)
+                .bind(e.event.kind())
+                .bind(json)
+                .bind(req.received_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    counts.inserted += 1;
+                } else {
+                    counts.duplicates += 1;
+                }
+            }
+            out.push(counts);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event_json, received_at FROM inbound_events WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.try_get("event_json")?;
+                let event =
+                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(StoredEvent {
+                    id: r.try_get("id")?,
+                    event,
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_event(&self, event_id: i64, note: &str) -> Result<(), StoreError> {
+        sqlx::query(FINISH_EVENT)
+            .bind(crate::time::now_ms())
+            .bind(note)
+            .bind(event_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
+             FROM contacts WHERE sender_id = $1 AND wa_id = $2",
+        )
+        .bind(sender_id)
+        .bind(wa_id)
+        .fetch_optional(&self.write)
+        .await?;
+        row.map(|r| {
+            Ok(Contact {
+                sender_id: r.try_get("sender_id")?,
+                wa_id: r.try_get("wa_id")?,
+                name: r.try_get("name")?,
+                last_inbound_at: r.try_get("last_inbound_at")?,
+                last_reply_at: r.try_get("last_reply_at")?,
+                last_reply_message_id: r.try_get("last_reply_message_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_inbound_message(
+        &self,
+        event_id: i64,
+        m: &InboundMessage,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO inbound_messages (wamid, sender_id, from_wa_id, from_user_id, message_type, text,
+                 context_id, unknown_type, sent_at, event_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (wamid) DO NOTHING",
+        )
+        .bind(&m.wamid)
+        .bind(&m.phone_number_id)
+        .bind(&m.from_wa_id)
+        .bind(&m.from_user_id)
+        .bind(&m.message_type)
+        .bind(&m.text)
+        .bind(&m.context_id)
+        .bind(m.unknown_type)
+        .bind(m.timestamp)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(wa_id) = &m.from_wa_id {
+            sqlx::query(
+                "INSERT INTO contacts (sender_id, wa_id, name, last_inbound_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (sender_id, wa_id) DO UPDATE SET
+                     name = COALESCE(excluded.name, contacts.name),
+                     last_inbound_at = MAX(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
+            )
+            .bind(&m.phone_number_id)
+            .bind(wa_id)
+            .bind(&m.profile_name)
+            .bind(m.timestamp)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let note = if m.unknown_type {
+            "message type unknown to Ringback; kept raw"
+        } else {
+            "recorded"
+        };
+        sqlx::query(FINISH_EVENT)
+            .bind(crate::time::now_ms())
+            .bind(note)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_status(
+        &self,
+        event_id: i64,
+        s: &StatusUpdate,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.tx().await?;
+        // Ringback puts its message id in biz_opaque_callback_data, so a status can be matched
+        // even when it overtakes the HTTP response that carries the wamid.
+        let row = sqlx::query(
+            "SELECT id, state, wamid FROM messages WHERE id = $1 OR wamid = $2 LIMIT 1",
+        )
+        .bind(s.biz_opaque_callback_data.as_deref().unwrap_or(""))
+        .bind(&s.wamid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let first_error = s.errors.first();
+        let detail = first_error.map(|e| {
+            format!(
+                "({}) {}{}",
+                e.code,
+                e.title.clone().unwrap_or_default(),
+                e.details
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            )
+        });
+        let message_id: Option<String> = match &row {
+            Some(r) => Some(r.try_get("id")?),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status) DO NOTHING",
+        )
+        .bind(&s.wamid)
+        .bind(s.status.as_str())
+        .bind(&message_id)
+        .bind(s.timestamp)
+        .bind(first_error.map(|e| e.code))
+        .bind(&detail)
+        .execute(&mut *tx)
+        .await?;
+        let note = if let Some(r) = &row {
+            let current: String = r.try_get("state")?;
+            let next = next_state(&current, s.status);
+            let failed = s.status == DeliveryStatus::Failed && next == "failed";
+            sqlx::query(
+                "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
+                     error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
+                     last_error = CASE WHEN $4 THEN $6 ELSE last_error END
+                 WHERE id = $7",
+            )
+            .bind(&next)
+            .bind(&s.wamid)
+            .bind(crate::time::now_ms())
+            .bind(failed)
+            .bind(first_error.map(|e| e.code))
+            .bind(&detail)
+            .bind(message_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            format!("{current} -> {next}")
+        } else {
+            "status for a message this store did not send".to_string()
+        };
+        sqlx::query(FINISH_EVENT)
+            .bind(crate::time::now_ms())
+            .bind(note)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(message_id)
+    }
+
+    async fn call(
+        &self,
+        source: &str,
+        provider_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM calls WHERE source = $1 AND provider_call_id = $2")
+            .bind(source)
+            .bind(provider_call_id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.as_ref().map(call_from_row).transpose()?)
+    }
+
+    async fn record_call(
+        &self,
+        event_id: i64,
+        c: &CallRecord,
+        reply: Option<&NewMessage>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
+                 ring_seconds, missed, decision, reason, message_id, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (source, provider_call_id) DO UPDATE SET
+                 outcome = excluded.outcome, ring_seconds = COALESCE(excluded.ring_seconds, calls.ring_seconds),
+                 missed = excluded.missed, decision = excluded.decision, reason = excluded.reason,
+                 message_id = COALESCE(excluded.message_id, calls.message_id),
+                 sender_id = COALESCE(excluded.sender_id, calls.sender_id),
+                 caller_e164 = COALESCE(excluded.caller_e164, calls.caller_e164)",
+        )
+        .bind(&c.source)
+        .bind(&c.provider_call_id)
+        .bind(&c.sender_id)
+        .bind(&c.caller_raw)
+        .bind(&c.caller_e164)
+        .bind(&c.callee_raw)
+        .bind(&c.outcome)
+        .bind(c.ring_seconds.map(i64::from))
+        .bind(c.missed)
+        .bind(&c.decision)
+        .bind(&c.reason)
+        .bind(&c.message_id)
+        .bind(c.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(m) = reply {
+            insert_message(&mut tx, m).await?;
+            let wa_id = m.to.trim_start_matches('+');
+            upsert_contact_reply(&mut tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
+        }
+        let note = format!("call {}: {}", c.decision, c.reason);
+        sqlx::query(FINISH_EVENT)
+            .bind(crate::time::now_ms())
+            .bind(note)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM calls ORDER BY id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(call_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError> {
+        let mut tx = self.tx().await?;
+        let inserted = insert_message(&mut tx, m).await?;
+        let result = if inserted {
+            Enqueued::New(m.id.clone())
+        } else {
+            let id: String =
+                sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
+                    .bind(&m.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            Enqueued::Existing(id)
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn claim_sends(
+        &self,
+        sender_id: &str,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        let mut tx = self.tx().await?;
+        let rows = sqlx::query(
+            "UPDATE messages SET state = 'sending', attempts = attempts + 1, updated_at = $1
+             WHERE id IN (SELECT id FROM messages WHERE sender_id = $2 AND state = 'queued' AND next_attempt_at <= $1
+                          ORDER BY next_attempt_at LIMIT $3)
+             RETURNING id, sender_id, to_number, body_json, attempts",
+        )
+        .bind(now)
+        .bind(sender_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in rows {
+            let send = ClaimedSend {
+                message_id: r.try_get("id")?,
+                sender_id: r.try_get("sender_id")?,
+                to: r.try_get("to_number")?,
+                body: r.try_get("body_json")?,
+                attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
+            };
+            sqlx::query(
+                "INSERT INTO attempts (message_id, attempt_no, started_at, outcome) VALUES ($1, $2, $3, 'in_flight')
+                 ON CONFLICT (message_id, attempt_no) DO NOTHING",
+            )
+            .bind(&send.message_id)
+            .bind(i64::from(send.attempt_no))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            claimed.push(send);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        s: &ClaimedSend,
+        outcome: &AttemptOutcome,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tx().await?;
+        let (label, code, detail) = match outcome {
+            AttemptOutcome::Accepted { wamid } => ("accepted", None, Some(wamid.clone())),
+            AttemptOutcome::Retry { code, detail, .. } => ("retry", *code, Some(detail.clone())),
+            AttemptOutcome::Failed { code, detail } => ("failed", *code, Some(detail.clone())),
+        };
+        sqlx::query(
+            "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
+             WHERE message_id = $5 AND attempt_no = $6",
+        )
+        .bind(now)
+        .bind(label)
+        .bind(code)
+        .bind(&detail)
+        .bind(&s.message_id)
+        .bind(i64::from(s.attempt_no))
+        .execute(&mut *tx)
+        .await?;
+        let current: String = sqlx::query_scalar("SELECT state FROM messages WHERE id = $1")
+            .bind(&s.message_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        match outcome {
+            AttemptOutcome::Accepted { wamid } => {
+                // A status webhook may already have moved the message past `accepted`.
+                let state = if state_rank(&current) > 2 {
+                    current
+                } else {
+                    "accepted".to_string()
+                };
+                sqlx::query(
+                    "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(state)
+                .bind(wamid)
+                .bind(now)
+                .bind(&s.message_id)
+                .execute(&mut *tx)
+                .await?;
+                // Statuses that overtook the response were stored by wamid alone; link them.
+                sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
+                    .bind(&s.message_id)
+                    .bind(wamid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            AttemptOutcome::Retry { at, code, detail } if state_rank(&current) <= 1 => {
+                sqlx::query(
+                    "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
+                         updated_at = $4 WHERE id = $5",
+                )
+                .bind(at)
+                .bind(code)
+                .bind(detail)
+                .bind(now)
+                .bind(&s.message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            AttemptOutcome::Failed { code, detail } if state_rank(&current) <= 1 => {
+                sqlx::query(
+                    "UPDATE messages SET state = 'failed', error_code = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(code)
+                .bind(detail)
+                .bind(now)
+                .bind(&s.message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A status webhook proved the message was accepted: the failed response is history.
+            _ => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM messages WHERE sender_id = $1 AND state = 'queued'",
+        )
+        .bind(sender_id)
+        .fetch_one(&self.write)
+        .await?)
+    }
+
+    async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.tx().await?;
+        sqlx::query(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = $1,
+                 detail = 'the process stopped while this request was in flight; outcome unknown'
+             WHERE outcome = 'in_flight'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE messages SET state = 'uncertain', updated_at = $1,
+                 last_error = 'in flight when Ringback stopped; waiting for a status webhook before resending'
+             WHERE state = 'sending'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
+                 last_error = 'no status webhook arrived for the interrupted attempt; sending again'
+             WHERE state = 'uncertain' AND updated_at <= $2",
+        )
+        .bind(now)
+        .bind(before)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending', 'uncertain')",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    async fn list_messages(&self, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY created_at DESC, id DESC LIMIT $1"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageDetail>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS}, body_json FROM messages WHERE id = $1"
+        ));
+        let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let body: String = row.try_get("body_json")?;
+        let attempts = sqlx::query(
+            "SELECT attempt_no, started_at, finished_at, outcome, error_code, detail FROM attempts
+             WHERE message_id = $1 ORDER BY attempt_no",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttemptRow {
+                attempt_no: opt_u32(r.try_get("attempt_no")?).unwrap_or(0),
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                outcome: r.try_get("outcome")?,
+                error_code: r.try_get("error_code")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let statuses = sqlx::query(
+            "SELECT status, at, error_code, detail FROM message_statuses WHERE message_id = $1 ORDER BY at, rowid",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StatusRow {
+                status: r.try_get("status")?,
+                at: r.try_get("at")?,
+                error_code: r.try_get("error_code")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(MessageDetail {
+            message,
+            body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            attempts,
+            statuses,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_never_moves_backwards() {
+        assert_eq!(next_state("accepted", DeliveryStatus::Sent), "sent");
+        assert_eq!(next_state("read", DeliveryStatus::Delivered), "read");
+        assert_eq!(
+            next_state("sending", DeliveryStatus::Delivered),
+            "delivered"
+        );
+        assert_eq!(next_state("sent", DeliveryStatus::Failed), "failed");
+        assert_eq!(next_state("delivered", DeliveryStatus::Failed), "delivered");
+        assert_eq!(next_state("failed", DeliveryStatus::Sent), "failed");
+    }
+}
