@@ -38,6 +38,15 @@ impl Lane {
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
         loop {
             while in_flight.try_join_next().is_some() {}
+            // Claim only what can be sent now: a claimed row is marked in flight, and one that
+            // waited for a permit would look interrupted after a crash.
+            if self.permits.available_permits() == 0 {
+                tokio::select! {
+                    p = self.permits.acquire() => drop(p),
+                    _ = shutdown.wait() => break,
+                }
+                continue;
+            }
             let claimed = match self.claim().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -93,6 +102,7 @@ impl Lane {
 
     async fn claim(&self) -> Result<Vec<ClaimedSend>, StoreError> {
         let free = self.permits.available_permits().max(1) as u32;
+        // `drain` (tests) ignores permits and claims a batch of at least one.
         self.store
             .claim_sends(&self.sender.phone_number_id, now_ms(), free)
             .await

@@ -1,0 +1,6 @@
+//! Integration tests: the real router over HTTP against the sandbox.
+mod inbound;
+mod missed_calls;
+mod outbox;
+mod restart;
+mod support;

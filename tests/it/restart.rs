@@ -1,0 +1,193 @@
+//! Crash safety with the real binary: `kill -9` while sends are in flight and calls are
+//! queued, restart, and check that every accepted call got exactly one message.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], config: &std::path::Path, log: &std::path::Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_ringback"))
+            .args(args)
+            .env("RINGBACK_CONFIG", config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the ringback binary starts"),
+    )
+}
+
+async fn wait_http(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+        == false
+    {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb_port, port) = (free_port(), free_port());
+    let config = dir.path().join("ringback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+[store]
+url = "sqlite://{db}"
+[whatsapp]
+api_base = "http://127.0.0.1:{sb_port}"
+app_secret = "{APP_SECRET}"
+[calls]
+secret = "{CALLS_SECRET}"
+[outbox]
+concurrency = 5
+retry_delays_ms = [100]
+uncertain_resend_after_seconds = 5
+[sandbox]
+status_delay_ms = 20
+"#,
+            db = dir.path().join("ringback.db").display()
+        ),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let sandbox = format!("http://127.0.0.1:{sb_port}");
+    let sb_listen = format!("127.0.0.1:{sb_port}");
+    let webhook = format!("{base}/webhooks/whatsapp");
+    let _sandbox = spawn(
+        &["sandbox", "--listen", &sb_listen, "--webhook-url", &webhook],
+        &config,
+        &dir.path().join("sandbox.log"),
+    );
+    wait_http(&http, &format!("{sandbox}/are-you-ok")).await;
+    // Every send now takes 3 s to answer: the server will die with requests in flight.
+    let slow = http
+        .post(format!("{sandbox}/sandbox/faults"))
+        .json(&json!({"phone_number_id": PNID, "latency_ms": 3000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(slow.status().is_success());
+
+    let server = spawn(&["serve"], &config, &dir.path().join("serve1.log"));
+    wait_http(&http, &format!("{base}/healthz")).await;
+    let post_call = |i: usize| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body = serde_json::to_vec(&json!({"call_id": format!("k-{i}"), "from": format!("+9198765{:05}", 30000 + i), "to": BUSINESS, "status": "no-answer"})).unwrap();
+            let sig = ringback::signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &body);
+            let r = http
+                .post(format!("{base}/webhooks/calls"))
+                .header("X-Ringback-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+    };
+    for i in 0..8 {
+        post_call(i).await;
+    }
+    // Five requests reach the sandbox (concurrency 5); three calls wait in the outbox.
+    eventually(|| async {
+        let v: serde_json::Value = http
+            .get(format!("{sandbox}/sandbox/messages"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["data"].as_array()?.len() >= 5).then_some(())
+    })
+    .await;
+    drop(server); // SIGKILL: no graceful shutdown, five requests in flight.
+
+    http.post(format!("{sandbox}/sandbox/faults"))
+        .json(&json!({"phone_number_id": PNID, "latency_ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    let _server = spawn(&["serve"], &config, &dir.path().join("serve2.log"));
+    wait_http(&http, &format!("{base}/healthz")).await;
+    for i in 8..10 {
+        post_call(i).await;
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = http
+            .get(format!("{base}/api/v1/messages?limit=100"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = v["data"].as_array().unwrap().clone();
+        if rows.len() == 10 && rows.iter().all(|m| m["state"] == "delivered") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all delivered: {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past the uncertain-resend window nothing was sent a second time.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let v: serde_json::Value = http
+        .get(format!("{sandbox}/sandbox/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut to: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        to.len(),
+        10,
+        "exactly one Cloud API request per call: {to:?}"
+    );
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 10);
+}

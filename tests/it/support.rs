@@ -1,0 +1,270 @@
+//! Test harness: a real server on `127.0.0.1:0` with its own SQLite file and the embedded
+//! sandbox, plus typed helpers that speak each provider's wire format.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use ringback::app::Running;
+use ringback::config::{Config, Settings};
+use ringback::signature;
+use serde_json::{Value, json};
+
+pub const CALLS_SECRET: &str = "test-calls-secret";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const TWILIO_TOKEN: &str = "test-twilio-token";
+pub const PNID: &str = "100000000000001";
+pub const BUSINESS: &str = "+15550100001";
+
+#[allow(dead_code)] // Not every test binary module uses every field.
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub base: String,
+    pub sandbox: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+}
+
+/// Environment-style overrides every test app gets.
+pub fn base_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    [
+        (
+            "RINGBACK_STORE__URL",
+            format!("sqlite://{}", dir.join("ringback.db").display()),
+        ),
+        ("RINGBACK_CALLS__SECRET", CALLS_SECRET.into()),
+        ("RINGBACK_WHATSAPP__APP_SECRET", APP_SECRET.into()),
+        ("RINGBACK_WHATSAPP__VERIFY_TOKEN", "test-verify".into()),
+        ("RINGBACK_TWILIO__AUTH_TOKEN", TWILIO_TOKEN.into()),
+        ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[50, 100, 200]".into()),
+        ("RINGBACK_SANDBOX__STATUS_DELAY_MS", "10".into()),
+        ("RINGBACK_SERVER__MAX_BODY_BYTES", "65536".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server with extra `RINGBACK_…` overrides.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = base_env(dir.path());
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Config::load_with_env(None, env)
+        .expect("config loads")
+        .build()
+        .expect("config builds");
+    start(settings, dir).await
+}
+
+pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = ringback::app::start(settings.clone(), listener, Some(sandbox_listener))
+        .await
+        .expect("app starts");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        sandbox: format!("http://{}", running.sandbox_addr.expect("sandbox runs")),
+        running: Some(running),
+        http: reqwest::Client::new(),
+        settings,
+        dir,
+    }
+}
+
+impl TestApp {
+    /// Posts a signed generic call event.
+    pub async fn call(&self, body: Value) -> reqwest::Response {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let sig = signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &bytes);
+        self.raw_post("/webhooks/calls", bytes, &[("X-Ringback-Signature", &sig)])
+            .await
+    }
+
+    /// A missed call (no-answer) from `from` with id `call_id`.
+    pub async fn missed_call(&self, call_id: &str, from: &str) -> reqwest::Response {
+        self.call(json!({"call_id": call_id, "from": from, "to": BUSINESS, "status": "no-answer"}))
+            .await
+    }
+
+    pub async fn raw_post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("server reachable")
+    }
+
+    /// Posts a Meta webhook body signed with the app secret.
+    pub async fn whatsapp(&self, body: &Value) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let sig = signature::sign_sha256_hex(APP_SECRET.as_bytes(), &bytes);
+        self.raw_post(
+            "/webhooks/whatsapp",
+            bytes,
+            &[("X-Hub-Signature-256", &sig)],
+        )
+        .await
+    }
+
+    /// Posts a Twilio form, signed exactly as Twilio signs (URL + sorted params, HMAC-SHA1).
+    pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        let mut sorted: Vec<_> = params.to_vec();
+        sorted.sort();
+        let signed: String = sorted.iter().map(|(k, v)| format!("{k}{v}")).collect();
+        let sig = signature::sign_sha1_base64(
+            TWILIO_TOKEN.as_bytes(),
+            &[url.as_bytes(), signed.as_bytes()],
+        );
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        self.http
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", sig)
+            .body(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A user writes to the business through the sandbox (opens the window).
+    pub async fn user_writes(&self, from: &str, text: &str) {
+        let r = self
+            .http
+            .post(format!("{}/sandbox/simulate/message", self.sandbox))
+            .json(&json!({"from": from, "text": text, "name": "Asha"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn fault(&self, errors: Value) {
+        let r = self
+            .http
+            .post(format!("{}/sandbox/faults", self.sandbox))
+            .json(&json!({"phone_number_id": PNID, "errors": errors}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+
+    pub async fn get_json(&self, url: &str) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn messages(&self) -> Vec<Value> {
+        let v = self
+            .get_json(&format!("{}/api/v1/messages?limit=1000", self.base))
+            .await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn message(&self, id: &str) -> Value {
+        self.get_json(&format!("{}/api/v1/messages/{id}", self.base))
+            .await
+    }
+
+    pub async fn calls(&self) -> Vec<Value> {
+        let v = self
+            .get_json(&format!("{}/api/v1/calls?limit=1000", self.base))
+            .await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// What the sandbox received (the Cloud API requests Ringback made).
+    pub async fn sandbox_sent(&self) -> Vec<Value> {
+        let v = self
+            .get_json(&format!("{}/sandbox/messages", self.sandbox))
+            .await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the call `call_id` has a decision other than pending.
+    pub async fn decided_call(&self, call_id: &str) -> Value {
+        eventually(|| async {
+            self.calls()
+                .await
+                .into_iter()
+                .find(|c| c["provider_call_id"] == call_id && c["decision"] != "pending")
+        })
+        .await
+    }
+
+    /// Waits until message `id` reaches `state`.
+    pub async fn message_in_state(&self, id: &str, state: &str) -> Value {
+        eventually(|| async {
+            let m = self.message(id).await;
+            (m["state"] == state).then_some(m)
+        })
+        .await
+    }
+
+    /// Waits until the sandbox has delivered at least `n` webhook items with a 200.
+    pub async fn webhooks_delivered(&self, n: u64) {
+        eventually(|| async {
+            let s = self
+                .get_json(&format!("{}/sandbox/webhooks", self.sandbox))
+                .await;
+            (s["items_delivered"].as_u64().unwrap_or(0) >= n).then_some(())
+        })
+        .await
+    }
+
+    #[allow(dead_code)]
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// Polls `f` every 20 ms for up to 10 s.
+pub async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Meta `messages` webhook envelope for our test number.
+pub fn wa_envelope(value: Value) -> Value {
+    let mut v = json!({"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100001", "phone_number_id": PNID}});
+    v.as_object_mut()
+        .unwrap()
+        .extend(value.as_object().unwrap().clone());
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": v}]}]})
+}
