@@ -6,6 +6,7 @@
 //! result) or fully applied. A call's reply is enqueued in the same transaction that records
 //! the call, which is why a call is never answered twice.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::outbox::Wakers;
 use crate::phone::PhoneE164;
 use crate::reply::{self, ReplyInput};
 use crate::shutdown::Shutdown;
-use crate::store::{CallRecord, NewMessage, Store, StoreError, StoredEvent};
+use crate::store::{CallRecord, Contact, Effect, NewMessage, Store, StoreError, StoredEvent};
 use crate::time::now_ms;
 
 /// Events handled per store read.
@@ -61,52 +62,111 @@ impl Processor {
         }
     }
 
-    /// Processes one batch of pending events; returns how many.
+    /// Processes one batch of pending events in one transaction; returns how many.
     pub async fn work(&self) -> Result<usize, StoreError> {
         let events = self.store.pending_events(BATCH).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
         for e in &events {
-            self.handle(e).await?;
+            self.handle(e, &mut batch).await?;
+        }
+        self.store.apply(&batch.effects).await?;
+        // Only after the commit: the replies exist, so the lanes can claim them.
+        for (source, decision, missed) in &batch.decided {
+            crate::telemetry::call_decided(source, decision, *missed);
+        }
+        for sender in &batch.wake {
+            self.outbox.wake(sender);
         }
         Ok(events.len())
     }
 
-    async fn handle(&self, e: &StoredEvent) -> Result<(), StoreError> {
-        match &e.event {
-            InboundEvent::Message(m) => self.store.record_inbound_message(e.id, m).await,
-            InboundEvent::Status(s) => self.store.record_status(e.id, s).await.map(|_| ()),
-            InboundEvent::Call(c) => self.handle_call(e.id, c).await,
-            InboundEvent::Other { field, .. } => {
-                self.store
-                    .finish_event(
-                        e.id,
-                        &format!("kept; Ringback does not act on '{field}' yet"),
-                    )
-                    .await
+    async fn handle(&self, e: &StoredEvent, batch: &mut Batch) -> Result<(), StoreError> {
+        let effect = match &e.event {
+            InboundEvent::Message(m) => {
+                if let Some(wa_id) = &m.from_wa_id {
+                    let c = self.contact(batch, &m.phone_number_id, wa_id).await?;
+                    c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(0).max(m.timestamp));
+                    if m.profile_name.is_some() {
+                        c.name = m.profile_name.clone();
+                    }
+                }
+                Effect::InboundMessage {
+                    event_id: e.id,
+                    message: m.clone(),
+                }
             }
+            InboundEvent::Status(s) => Effect::Status {
+                event_id: e.id,
+                status: s.clone(),
+            },
+            InboundEvent::Call(c) => self.handle_call(e.id, c, batch).await?,
+            InboundEvent::Other { field, .. } => Effect::Finish {
+                event_id: e.id,
+                note: format!("kept; Ringback does not act on '{field}' yet"),
+            },
             InboundEvent::Flagged { reason, .. } => {
                 tracing::warn!(
                     event_id = e.id,
                     reason,
                     "Webhook part flagged: stored but not understood."
                 );
-                self.store
-                    .finish_event(e.id, &format!("flagged: {reason}"))
-                    .await
+                Effect::Finish {
+                    event_id: e.id,
+                    note: format!("flagged: {reason}"),
+                }
             }
-        }
+        };
+        batch.effects.push(effect);
+        Ok(())
     }
 
-    async fn handle_call(&self, event_id: i64, call: &CallEvent) -> Result<(), StoreError> {
+    /// The contact as this batch has changed it so far (read from the store on first use), so
+    /// an earlier event in the same batch (a message, a reply) is seen by a later call.
+    async fn contact<'b>(
+        &self,
+        batch: &'b mut Batch,
+        sender: &str,
+        wa_id: &str,
+    ) -> Result<&'b mut Contact, StoreError> {
+        let key = (sender.to_string(), wa_id.to_string());
+        if !batch.contacts.contains_key(&key) {
+            let stored = self.store.contact(sender, wa_id).await?;
+            let c = stored.unwrap_or_else(|| Contact {
+                sender_id: key.0.clone(),
+                wa_id: key.1.clone(),
+                ..Default::default()
+            });
+            batch.contacts.insert(key.clone(), c);
+        }
+        Ok(batch.contacts.get_mut(&key).expect("inserted above"))
+    }
+
+    async fn handle_call(
+        &self,
+        event_id: i64,
+        call: &CallEvent,
+        batch: &mut Batch,
+    ) -> Result<Effect, StoreError> {
         let source = call.source.as_str();
-        if let Some(existing) = self.store.call(source, &call.provider_call_id).await? {
-            if existing.decision != "pending" {
-                let note = format!(
-                    "call {} already decided ({}); this event changes nothing",
-                    call.provider_call_id, existing.decision
-                );
-                crate::telemetry::call_decided(source, "duplicate", false);
-                return self.store.finish_event(event_id, &note).await;
-            }
+        let key = (source.to_string(), call.provider_call_id.clone());
+        let earlier = match batch.calls.get(&key) {
+            Some(d) => Some(d.clone()),
+            None => self
+                .store
+                .call(source, &call.provider_call_id)
+                .await?
+                .map(|c| c.decision),
+        };
+        if let Some(decision) = earlier.filter(|d| d != "pending") {
+            let note = format!(
+                "call {} already decided ({decision}); this event changes nothing",
+                call.provider_call_id
+            );
+            batch.decided.push((source, "duplicate", false));
+            return Ok(Effect::Finish { event_id, note });
         }
         let s = &self.settings;
         let sender = sender_for(s, call.to_raw.as_deref());
@@ -121,17 +181,15 @@ impl Processor {
             .flat_map(|x| std::iter::once(x.display_number.clone()).chain(x.lines.iter().cloned()))
             .collect();
         let now = now_ms();
-        // The contact is read before deciding; the processor is the only writer of
-        // cooldowns, so nothing can change it between this read and the write below.
         let contact = match missed_call::missed_reason(call, rules.ring_timeout_seconds)
             .ok()
             .and_then(|_| PhoneE164::from_caller_id(&call.from_raw, rules.region).ok())
         {
-            Some(caller) => {
-                self.store
-                    .contact(&sender.phone_number_id, caller.digits())
+            Some(caller) => Some(
+                self.contact(batch, &sender.phone_number_id, caller.digits())
                     .await?
-            }
+                    .clone(),
+            ),
             None => None,
         };
         let verdict = missed_call::decide(call, &rules, &own, |_| contact.clone(), now);
@@ -150,7 +208,7 @@ impl Processor {
             message_id: None,
             occurred_at: call.occurred_at,
         };
-        let mut reply_message = None;
+        let mut reply = None;
         match &verdict {
             Verdict::Reply { caller, .. } => {
                 let id = new_message_id();
@@ -174,7 +232,13 @@ impl Processor {
                 record.reason = format!("{}; {}", record.reason, plan.reason);
                 record.caller_e164 = Some(caller.to_string());
                 record.message_id = Some(id.clone());
-                reply_message = Some(NewMessage {
+                let c = self
+                    .contact(batch, &sender.phone_number_id, caller.digits())
+                    .await?;
+                c.last_reply_at = Some(now);
+                c.last_reply_message_id = Some(id.clone());
+                batch.wake.insert(sender.phone_number_id.clone());
+                reply = Some(NewMessage {
                     id,
                     sender_id: sender.phone_number_id.clone(),
                     to: caller.to_string(),
@@ -200,15 +264,26 @@ impl Processor {
             Verdict::Pending { .. } | Verdict::Answered { .. } => {}
         }
         tracing::info!(source, call_id = %call.provider_call_id, decision = %record.decision, reason = %record.reason, "Call decided.");
-        self.store
-            .record_call(event_id, &record, reply_message.as_ref())
-            .await?;
-        crate::telemetry::call_decided(source, &record.decision, record.missed);
-        if reply_message.is_some() {
-            self.outbox.wake(&sender.phone_number_id);
-        }
-        Ok(())
+        batch.calls.insert(key, record.decision.clone());
+        batch
+            .decided
+            .push((source, verdict.decision(), record.missed));
+        Ok(Effect::Call {
+            event_id,
+            call: record,
+            reply,
+        })
     }
+}
+
+/// What one batch of events changes, and what the batch has seen so far.
+#[derive(Default)]
+struct Batch {
+    effects: Vec<Effect>,
+    contacts: HashMap<(String, String), Contact>,
+    calls: HashMap<(String, String), String>,
+    decided: Vec<(&'static str, &'static str, bool)>,
+    wake: HashSet<String>,
 }
 
 /// The sender whose `lines` include the called number, else the first sender.

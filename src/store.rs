@@ -138,6 +138,26 @@ pub enum AttemptOutcome {
     },
 }
 
+/// What processing one inbound event changes; every variant also marks its event processed.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A user's message: stored, and it opens their 24-hour window.
+    InboundMessage {
+        event_id: i64,
+        message: InboundMessage,
+    },
+    /// A status webhook applied to the message it names.
+    Status { event_id: i64, status: StatusUpdate },
+    /// A call decision and, when replying, the queued reply (which starts the caller's cooldown).
+    Call {
+        event_id: i64,
+        call: CallRecord,
+        reply: Option<NewMessage>,
+    },
+    /// Nothing to change but a note (kept or flagged events, duplicates).
+    Finish { event_id: i64, note: String },
+}
+
 /// A row of the message list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageRow {
@@ -195,39 +215,17 @@ pub trait Store: Send + Sync {
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError>;
     /// Unprocessed events in arrival order.
     async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
-    /// Marks an event processed with nothing else to record (and a note, e.g. why it was flagged).
-    async fn finish_event(&self, event_id: i64, note: &str) -> Result<(), StoreError>;
-
     /// The contact for (business number, WhatsApp id), if we have one.
     async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError>;
-    /// Records an inbound WhatsApp message (opening the window) and finishes its event.
-    async fn record_inbound_message(
-        &self,
-        event_id: i64,
-        m: &InboundMessage,
-    ) -> Result<(), StoreError>;
-    /// Applies a status webhook to the message it names and finishes its event. Returns the
-    /// message id when it matched one of ours.
-    async fn record_status(
-        &self,
-        event_id: i64,
-        s: &StatusUpdate,
-    ) -> Result<Option<String>, StoreError>;
-
     /// The call already recorded under (source, provider call id), if any.
     async fn call(
         &self,
         source: &str,
         provider_call_id: &str,
     ) -> Result<Option<CallRecord>, StoreError>;
-    /// Records a call decision, enqueues its reply (if any, setting the caller's cooldown) and
-    /// finishes its event, all in one transaction.
-    async fn record_call(
-        &self,
-        event_id: i64,
-        call: &CallRecord,
-        reply: Option<&NewMessage>,
-    ) -> Result<(), StoreError>;
+    /// Applies the effects of processing a batch of events, each marking its event processed,
+    /// in one transaction: a crash leaves the whole batch pending, to be processed again.
+    async fn apply(&self, effects: &[Effect]) -> Result<(), StoreError>;
     /// Recent calls, newest first.
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
 
@@ -240,11 +238,10 @@ pub trait Store: Send + Sync {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<ClaimedSend>, StoreError>;
-    /// Records how an attempt ended and moves the message on.
-    async fn record_attempt(
+    /// Records how attempts ended and moves their messages on, in one transaction.
+    async fn record_attempts(
         &self,
-        s: &ClaimedSend,
-        outcome: &AttemptOutcome,
+        results: &[(ClaimedSend, AttemptOutcome)],
         now: Millis,
     ) -> Result<(), StoreError>;
     /// When the next queued send of a number is due, if any.

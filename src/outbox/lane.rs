@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::retry::RetryPolicy;
@@ -31,18 +31,29 @@ pub struct Lane {
     pub wake: Arc<Notify>,
 }
 
+/// A finished attempt waiting to be recorded.
+type Finished = (ClaimedSend, AttemptOutcome);
+
 impl Lane {
-    /// Runs until `shutdown`, then waits for requests already in flight.
+    /// Runs until `shutdown`, then waits for requests already in flight and records them.
     pub async fn run(self, mut shutdown: Shutdown) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let mut in_flight = JoinSet::new();
+        let mut finished: Vec<Finished> = Vec::new();
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
         loop {
             while in_flight.try_join_next().is_some() {}
+            while let Ok(f) = done_rx.try_recv() {
+                finished.push(f);
+            }
+            if !finished.is_empty() {
+                self.record(std::mem::take(&mut finished)).await;
+            }
             // Claim only what can be sent now: a claimed row is marked in flight, and one that
             // waited for a permit would look interrupted after a crash.
             if self.permits.available_permits() == 0 {
                 tokio::select! {
-                    p = self.permits.acquire() => drop(p),
+                    Some(f) = done_rx.recv() => finished.push(f),
                     _ = shutdown.wait() => break,
                 }
                 continue;
@@ -58,6 +69,7 @@ impl Lane {
                 let wait = self.idle_wait().await;
                 tokio::select! {
                     _ = self.wake.notified() => {}
+                    Some(f) = done_rx.recv() => finished.push(f),
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait() => break,
                 }
@@ -65,6 +77,7 @@ impl Lane {
             }
             for send in claimed {
                 let lane = self.clone();
+                let done = done_tx.clone();
                 let permit = self
                     .permits
                     .clone()
@@ -72,12 +85,18 @@ impl Lane {
                     .await
                     .expect("the semaphore is never closed");
                 in_flight.spawn(async move {
-                    lane.send(send).await;
+                    let outcome = lane.attempt(&send).await;
+                    let _ = done.send((send, outcome));
                     drop(permit);
                 });
             }
         }
         while in_flight.join_next().await.is_some() {}
+        drop(done_tx);
+        while let Some(f) = done_rx.recv().await {
+            finished.push(f);
+        }
+        self.record(finished).await;
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
     }
 
@@ -94,15 +113,19 @@ impl Lane {
             let mut set = JoinSet::new();
             for send in claimed {
                 let lane = self.clone();
-                set.spawn(async move { lane.send(send).await });
+                set.spawn(async move {
+                    let outcome = lane.attempt(&send).await;
+                    (send, outcome)
+                });
             }
-            while set.join_next().await.is_some() {}
+            let finished = set.join_all().await;
+            self.store.record_attempts(&finished, now_ms()).await?;
         }
     }
 
     async fn claim(&self) -> Result<Vec<ClaimedSend>, StoreError> {
-        let free = self.permits.available_permits().max(1) as u32;
         // `drain` (tests) ignores permits and claims a batch of at least one.
+        let free = self.permits.available_permits().max(1) as u32;
         self.store
             .claim_sends(&self.sender.phone_number_id, now_ms(), free)
             .await
@@ -118,8 +141,23 @@ impl Lane {
         }
     }
 
+    /// Records finished attempts in one transaction. The outcome must be stored, so store
+    /// hiccups are retried rather than leaving messages in `sending`.
+    async fn record(&self, finished: Vec<Finished>) {
+        if finished.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = self.store.record_attempts(&finished, now_ms()).await {
+            tracing::error!(error.message = %e, "Could not record send attempts; retrying.");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One Cloud API request and what to record about it.
     #[tracing::instrument(skip_all, fields(message_id = %send.message_id, attempt = send.attempt_no))]
-    async fn send(&self, send: ClaimedSend) {
+    async fn attempt(&self, send: &ClaimedSend) -> AttemptOutcome {
         let started = Instant::now();
         let outcome = self
             .client
@@ -132,7 +170,7 @@ impl Lane {
         let now = now_ms();
         let (recorded, label) = match outcome {
             Outcome::Sent { wamid } => {
-                tracing::info!(%wamid, "Cloud API accepted the message.");
+                tracing::debug!(%wamid, "Cloud API accepted the message.");
                 (AttemptOutcome::Accepted { wamid }, "accepted")
             }
             Outcome::Retry {
@@ -170,17 +208,7 @@ impl Lane {
             }
         };
         crate::telemetry::send_finished(&self.sender.phone_number_id, label, started.elapsed());
-        // The attempt outcome must be stored; keep trying through store hiccups rather than
-        // leave the message in `sending`.
-        let mut delay = Duration::from_millis(50);
-        while let Err(e) = self.store.record_attempt(&send, &recorded, now).await {
-            tracing::error!(error.message = %e, "Could not record the send attempt; retrying.");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        if matches!(recorded, AttemptOutcome::Retry { .. }) {
-            self.wake.notify_one();
-        }
+        recorded
     }
 }
 

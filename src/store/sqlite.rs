@@ -18,6 +18,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::*;
 use crate::inbound::DeliveryStatus;
 
+mod effects;
+
 /// The SQLite store.
 pub struct SqliteStore {
     write: SqlitePool,
@@ -49,9 +51,10 @@ impl SqliteStore {
     }
 }
 
-const FINISH_EVENT: &str = "UPDATE inbound_events SET processed_at = $1, note = $2 WHERE id = $3";
+pub(super) const FINISH_EVENT: &str =
+    "UPDATE inbound_events SET processed_at = $1, note = $2 WHERE id = $3";
 
-fn state_rank(state: &str) -> u8 {
+pub(super) fn state_rank(state: &str) -> u8 {
     match state {
         "queued" => 0,
         "sending" | "uncertain" => 1,
@@ -67,7 +70,7 @@ fn state_rank(state: &str) -> u8 {
 /// The state a message moves to when `status` arrives while it is in `current`. Statuses can
 /// arrive out of order (read before delivered), so the state never moves backwards; `failed`
 /// wins over anything short of delivery.
-fn next_state(current: &str, status: DeliveryStatus) -> String {
+pub(super) fn next_state(current: &str, status: DeliveryStatus) -> String {
     let proposed = status.as_str();
     let cur = state_rank(current);
     match status {
@@ -120,7 +123,7 @@ fn message_from_row(r: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
 
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
 
-async fn upsert_contact_reply(
+pub(super) async fn upsert_contact_reply(
     tx: &mut Transaction<'static, Sqlite>,
     sender: &str,
     wa_id: &str,
@@ -141,7 +144,7 @@ async fn upsert_contact_reply(
     Ok(())
 }
 
-async fn insert_message(
+pub(super) async fn insert_message(
     tx: &mut Transaction<'static, Sqlite>,
     m: &NewMessage,
 ) -> Result<bool, sqlx::Error> {
@@ -232,16 +235,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn finish_event(&self, event_id: i64, note: &str) -> Result<(), StoreError> {
-        sqlx::query(FINISH_EVENT)
-            .bind(crate::time::now_ms())
-            .bind(note)
-            .bind(event_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
     async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(
             "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
@@ -264,134 +257,6 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn record_inbound_message(
-        &self,
-        event_id: i64,
-        m: &InboundMessage,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO inbound_messages (wamid, sender_id, from_wa_id, from_user_id, message_type, text,
-                 context_id, unknown_type, sent_at, event_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (wamid) DO NOTHING",
-        )
-        .bind(&m.wamid)
-        .bind(&m.phone_number_id)
-        .bind(&m.from_wa_id)
-        .bind(&m.from_user_id)
-        .bind(&m.message_type)
-        .bind(&m.text)
-        .bind(&m.context_id)
-        .bind(m.unknown_type)
-        .bind(m.timestamp)
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(wa_id) = &m.from_wa_id {
-            sqlx::query(
-                "INSERT INTO contacts (sender_id, wa_id, name, last_inbound_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (sender_id, wa_id) DO UPDATE SET
-                     name = COALESCE(excluded.name, contacts.name),
-                     last_inbound_at = MAX(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
-            )
-            .bind(&m.phone_number_id)
-            .bind(wa_id)
-            .bind(&m.profile_name)
-            .bind(m.timestamp)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let note = if m.unknown_type {
-            "message type unknown to Ringback; kept raw"
-        } else {
-            "recorded"
-        };
-        sqlx::query(FINISH_EVENT)
-            .bind(crate::time::now_ms())
-            .bind(note)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn record_status(
-        &self,
-        event_id: i64,
-        s: &StatusUpdate,
-    ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.tx().await?;
-        // Ringback puts its message id in biz_opaque_callback_data, so a status can be matched
-        // even when it overtakes the HTTP response that carries the wamid.
-        let row = sqlx::query(
-            "SELECT id, state, wamid FROM messages WHERE id = $1 OR wamid = $2 LIMIT 1",
-        )
-        .bind(s.biz_opaque_callback_data.as_deref().unwrap_or(""))
-        .bind(&s.wamid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let first_error = s.errors.first();
-        let detail = first_error.map(|e| {
-            format!(
-                "({}) {}{}",
-                e.code,
-                e.title.clone().unwrap_or_default(),
-                e.details
-                    .as_ref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            )
-        });
-        let message_id: Option<String> = match &row {
-            Some(r) => Some(r.try_get("id")?),
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status) DO NOTHING",
-        )
-        .bind(&s.wamid)
-        .bind(s.status.as_str())
-        .bind(&message_id)
-        .bind(s.timestamp)
-        .bind(first_error.map(|e| e.code))
-        .bind(&detail)
-        .execute(&mut *tx)
-        .await?;
-        let note = if let Some(r) = &row {
-            let current: String = r.try_get("state")?;
-            let next = next_state(&current, s.status);
-            let failed = s.status == DeliveryStatus::Failed && next == "failed";
-            sqlx::query(
-                "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
-                     error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
-                     last_error = CASE WHEN $4 THEN $6 ELSE last_error END
-                 WHERE id = $7",
-            )
-            .bind(&next)
-            .bind(&s.wamid)
-            .bind(crate::time::now_ms())
-            .bind(failed)
-            .bind(first_error.map(|e| e.code))
-            .bind(&detail)
-            .bind(message_id.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            format!("{current} -> {next}")
-        } else {
-            "status for a message this store did not send".to_string()
-        };
-        sqlx::query(FINISH_EVENT)
-            .bind(crate::time::now_ms())
-            .bind(note)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(message_id)
-    }
-
     async fn call(
         &self,
         source: &str,
@@ -405,51 +270,39 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(call_from_row).transpose()?)
     }
 
-    async fn record_call(
+    async fn apply(&self, batch: &[Effect]) -> Result<(), StoreError> {
+        let mut tx = self.tx().await?;
+        for effect in batch {
+            match effect {
+                Effect::InboundMessage { event_id, message } => {
+                    effects::record_inbound_message(&mut tx, *event_id, message).await?
+                }
+                Effect::Status { event_id, status } => {
+                    effects::record_status(&mut tx, *event_id, status).await?;
+                }
+                Effect::Call {
+                    event_id,
+                    call,
+                    reply,
+                } => effects::record_call(&mut tx, *event_id, call, reply.as_ref()).await?,
+                Effect::Finish { event_id, note } => {
+                    effects::finish(&mut tx, *event_id, note).await?
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_attempts(
         &self,
-        event_id: i64,
-        c: &CallRecord,
-        reply: Option<&NewMessage>,
+        results: &[(ClaimedSend, AttemptOutcome)],
+        now: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.tx().await?;
-        sqlx::query(
-            "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
-                 ring_seconds, missed, decision, reason, message_id, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (source, provider_call_id) DO UPDATE SET
-                 outcome = excluded.outcome, ring_seconds = COALESCE(excluded.ring_seconds, calls.ring_seconds),
-                 missed = excluded.missed, decision = excluded.decision, reason = excluded.reason,
-                 message_id = COALESCE(excluded.message_id, calls.message_id),
-                 sender_id = COALESCE(excluded.sender_id, calls.sender_id),
-                 caller_e164 = COALESCE(excluded.caller_e164, calls.caller_e164)",
-        )
-        .bind(&c.source)
-        .bind(&c.provider_call_id)
-        .bind(&c.sender_id)
-        .bind(&c.caller_raw)
-        .bind(&c.caller_e164)
-        .bind(&c.callee_raw)
-        .bind(&c.outcome)
-        .bind(c.ring_seconds.map(i64::from))
-        .bind(c.missed)
-        .bind(&c.decision)
-        .bind(&c.reason)
-        .bind(&c.message_id)
-        .bind(c.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(m) = reply {
-            insert_message(&mut tx, m).await?;
-            let wa_id = m.to.trim_start_matches('+');
-            upsert_contact_reply(&mut tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
+        for (send, outcome) in results {
+            effects::record_attempt(&mut tx, send, outcome, now).await?;
         }
-        let note = format!("call {}: {}", c.decision, c.reason);
-        sqlx::query(FINISH_EVENT)
-            .bind(crate::time::now_ms())
-            .bind(note)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -519,89 +372,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(claimed)
-    }
-
-    async fn record_attempt(
-        &self,
-        s: &ClaimedSend,
-        outcome: &AttemptOutcome,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.tx().await?;
-        let (label, code, detail) = match outcome {
-            AttemptOutcome::Accepted { wamid } => ("accepted", None, Some(wamid.clone())),
-            AttemptOutcome::Retry { code, detail, .. } => ("retry", *code, Some(detail.clone())),
-            AttemptOutcome::Failed { code, detail } => ("failed", *code, Some(detail.clone())),
-        };
-        sqlx::query(
-            "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
-             WHERE message_id = $5 AND attempt_no = $6",
-        )
-        .bind(now)
-        .bind(label)
-        .bind(code)
-        .bind(&detail)
-        .bind(&s.message_id)
-        .bind(i64::from(s.attempt_no))
-        .execute(&mut *tx)
-        .await?;
-        let current: String = sqlx::query_scalar("SELECT state FROM messages WHERE id = $1")
-            .bind(&s.message_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        match outcome {
-            AttemptOutcome::Accepted { wamid } => {
-                // A status webhook may already have moved the message past `accepted`.
-                let state = if state_rank(&current) > 2 {
-                    current
-                } else {
-                    "accepted".to_string()
-                };
-                sqlx::query(
-                    "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind(state)
-                .bind(wamid)
-                .bind(now)
-                .bind(&s.message_id)
-                .execute(&mut *tx)
-                .await?;
-                // Statuses that overtook the response were stored by wamid alone; link them.
-                sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
-                    .bind(&s.message_id)
-                    .bind(wamid)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            AttemptOutcome::Retry { at, code, detail } if state_rank(&current) <= 1 => {
-                sqlx::query(
-                    "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
-                         updated_at = $4 WHERE id = $5",
-                )
-                .bind(at)
-                .bind(code)
-                .bind(detail)
-                .bind(now)
-                .bind(&s.message_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            AttemptOutcome::Failed { code, detail } if state_rank(&current) <= 1 => {
-                sqlx::query(
-                    "UPDATE messages SET state = 'failed', error_code = $1, last_error = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind(code)
-                .bind(detail)
-                .bind(now)
-                .bind(&s.message_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            // A status webhook proved the message was accepted: the failed response is history.
-            _ => {}
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {

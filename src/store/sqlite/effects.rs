@@ -1,0 +1,273 @@
+//! The write half of the processor and the outbox: each function applies one effect inside a
+//! transaction the caller owns, so a batch of effects commits (and fsyncs) once.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{FINISH_EVENT, insert_message, next_state, state_rank, upsert_contact_reply};
+use crate::inbound::{DeliveryStatus, InboundMessage, StatusUpdate};
+use crate::store::{AttemptOutcome, CallRecord, ClaimedSend, NewMessage, StoreError};
+use crate::time::Millis;
+
+pub(super) type Tx = Transaction<'static, Sqlite>;
+
+pub(super) async fn record_inbound_message(
+    tx: &mut Tx,
+    event_id: i64,
+    m: &InboundMessage,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO inbound_messages (wamid, sender_id, from_wa_id, from_user_id, message_type, text,
+             context_id, unknown_type, sent_at, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (wamid) DO NOTHING",
+    )
+    .bind(&m.wamid)
+    .bind(&m.phone_number_id)
+    .bind(&m.from_wa_id)
+    .bind(&m.from_user_id)
+    .bind(&m.message_type)
+    .bind(&m.text)
+    .bind(&m.context_id)
+    .bind(m.unknown_type)
+    .bind(m.timestamp)
+    .bind(event_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(wa_id) = &m.from_wa_id {
+        sqlx::query(
+            "INSERT INTO contacts (sender_id, wa_id, name, last_inbound_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sender_id, wa_id) DO UPDATE SET
+                 name = COALESCE(excluded.name, contacts.name),
+                 last_inbound_at = MAX(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
+        )
+        .bind(&m.phone_number_id)
+        .bind(wa_id)
+        .bind(&m.profile_name)
+        .bind(m.timestamp)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let note = if m.unknown_type {
+        "message type unknown to Ringback; kept raw"
+    } else {
+        "recorded"
+    };
+    sqlx::query(FINISH_EVENT)
+        .bind(crate::time::now_ms())
+        .bind(note)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn record_status(
+    tx: &mut Tx,
+    event_id: i64,
+    s: &StatusUpdate,
+) -> Result<Option<String>, StoreError> {
+    // Ringback puts its message id in biz_opaque_callback_data, so a status can be matched
+    // even when it overtakes the HTTP response that carries the wamid.
+    let row =
+        sqlx::query("SELECT id, state, wamid FROM messages WHERE id = $1 OR wamid = $2 LIMIT 1")
+            .bind(s.biz_opaque_callback_data.as_deref().unwrap_or(""))
+            .bind(&s.wamid)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let first_error = s.errors.first();
+    let detail = first_error.map(|e| {
+        format!(
+            "({}) {}{}",
+            e.code,
+            e.title.clone().unwrap_or_default(),
+            e.details
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        )
+    });
+    let message_id: Option<String> = match &row {
+        Some(r) => Some(r.try_get("id")?),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status) DO NOTHING",
+    )
+    .bind(&s.wamid)
+    .bind(s.status.as_str())
+    .bind(&message_id)
+    .bind(s.timestamp)
+    .bind(first_error.map(|e| e.code))
+    .bind(&detail)
+    .execute(&mut **tx)
+    .await?;
+    let note = if let Some(r) = &row {
+        let current: String = r.try_get("state")?;
+        let next = next_state(&current, s.status);
+        let failed = s.status == DeliveryStatus::Failed && next == "failed";
+        sqlx::query(
+            "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
+                 error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
+                 last_error = CASE WHEN $4 THEN $6 ELSE last_error END
+             WHERE id = $7",
+        )
+        .bind(&next)
+        .bind(&s.wamid)
+        .bind(crate::time::now_ms())
+        .bind(failed)
+        .bind(first_error.map(|e| e.code))
+        .bind(&detail)
+        .bind(message_id.as_deref())
+        .execute(&mut **tx)
+        .await?;
+        format!("{current} -> {next}")
+    } else {
+        "status for a message this store did not send".to_string()
+    };
+    sqlx::query(FINISH_EVENT)
+        .bind(crate::time::now_ms())
+        .bind(note)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(message_id)
+}
+
+pub(super) async fn record_call(
+    tx: &mut Tx,
+    event_id: i64,
+    c: &CallRecord,
+    reply: Option<&NewMessage>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
+             ring_seconds, missed, decision, reason, message_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (source, provider_call_id) DO UPDATE SET
+             outcome = excluded.outcome, ring_seconds = COALESCE(excluded.ring_seconds, calls.ring_seconds),
+             missed = excluded.missed, decision = excluded.decision, reason = excluded.reason,
+             message_id = COALESCE(excluded.message_id, calls.message_id),
+             sender_id = COALESCE(excluded.sender_id, calls.sender_id),
+             caller_e164 = COALESCE(excluded.caller_e164, calls.caller_e164)",
+    )
+    .bind(&c.source)
+    .bind(&c.provider_call_id)
+    .bind(&c.sender_id)
+    .bind(&c.caller_raw)
+    .bind(&c.caller_e164)
+    .bind(&c.callee_raw)
+    .bind(&c.outcome)
+    .bind(c.ring_seconds.map(i64::from))
+    .bind(c.missed)
+    .bind(&c.decision)
+    .bind(&c.reason)
+    .bind(&c.message_id)
+    .bind(c.occurred_at)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(m) = reply {
+        insert_message(tx, m).await?;
+        let wa_id = m.to.trim_start_matches('+');
+        upsert_contact_reply(tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
+    }
+    let note = format!("call {}: {}", c.decision, c.reason);
+    sqlx::query(FINISH_EVENT)
+        .bind(crate::time::now_ms())
+        .bind(note)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn record_attempt(
+    tx: &mut Tx,
+    s: &ClaimedSend,
+    outcome: &AttemptOutcome,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let (label, code, detail) = match outcome {
+        AttemptOutcome::Accepted { wamid } => ("accepted", None, Some(wamid.clone())),
+        AttemptOutcome::Retry { code, detail, .. } => ("retry", *code, Some(detail.clone())),
+        AttemptOutcome::Failed { code, detail } => ("failed", *code, Some(detail.clone())),
+    };
+    sqlx::query(
+        "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
+         WHERE message_id = $5 AND attempt_no = $6",
+    )
+    .bind(now)
+    .bind(label)
+    .bind(code)
+    .bind(&detail)
+    .bind(&s.message_id)
+    .bind(i64::from(s.attempt_no))
+    .execute(&mut **tx)
+    .await?;
+    let current: String = sqlx::query_scalar("SELECT state FROM messages WHERE id = $1")
+        .bind(&s.message_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    match outcome {
+        AttemptOutcome::Accepted { wamid } => {
+            // A status webhook may already have moved the message past `accepted`.
+            let state = if state_rank(&current) > 2 {
+                current
+            } else {
+                "accepted".to_string()
+            };
+            sqlx::query(
+                "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(state)
+            .bind(wamid)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+            // Statuses that overtook the response were stored by wamid alone; link them.
+            sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
+                .bind(&s.message_id)
+                .bind(wamid)
+                .execute(&mut **tx)
+                .await?;
+        }
+        AttemptOutcome::Retry { at, code, detail } if state_rank(&current) <= 1 => {
+            sqlx::query(
+                "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
+                     updated_at = $4 WHERE id = $5",
+            )
+            .bind(at)
+            .bind(code)
+            .bind(detail)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        AttemptOutcome::Failed { code, detail } if state_rank(&current) <= 1 => {
+            sqlx::query(
+                "UPDATE messages SET state = 'failed', error_code = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(code)
+            .bind(detail)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        // A status webhook proved the message was accepted: the failed response is history.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Marks an event processed with a note.
+pub(super) async fn finish(tx: &mut Tx, event_id: i64, note: &str) -> Result<(), StoreError> {
+    sqlx::query(FINISH_EVENT)
+        .bind(crate::time::now_ms())
+        .bind(note)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
