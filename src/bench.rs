@@ -3,10 +3,10 @@
 //! Starts a real server in-process (temporary SQLite file, embedded sandbox, status webhooks
 //! on) and drives it over loopback HTTP like a PBX would:
 //!
-//! 1. **burst**: N signed missed-call webhooks, C at a time, as fast as the server accepts
-//!    them durably → accepted calls/s;
-//! 2. **paced**: calls at a fixed rate (default 100/s) → latency from posting the webhook to
+//! 1. **paced**: calls at a fixed rate (default 100/s) → latency from posting the webhook to
 //!    the sandbox receiving the Cloud API request, p50/p99/max;
+//! 2. **burst**: N signed missed-call webhooks, C at a time, as fast as the server accepts
+//!    them durably → accepted calls/s, and how long until every reply was sent;
 //! 3. RSS: idle after start, and peak.
 //!
 //! The load generator shares the machine's cores with the server, so the figures are a floor.
@@ -116,32 +116,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         to,
     });
 
-    // Burst: accepted calls/s.
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (post, next, n) = (post.clone(), next.clone(), args.calls);
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                post.call(i).await?;
-            }
-        });
-    }
-    while let Some(r) = workers.join_next().await {
-        r??;
-    }
-    let burst = started.elapsed();
-    wait_for_sends(&sandbox, args.calls, Duration::from_secs(600)).await?;
-    let all_sent = started.elapsed();
-
     // Paced: latency webhook -> Cloud API request.
     let paced_calls = (args.rate * args.seconds) as usize;
-    let base = args.calls;
+    let base = 0;
     let mut posted_at = Vec::with_capacity(paced_calls);
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let mut tick = tokio::time::interval(interval);
@@ -156,13 +133,36 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     while let Some(r) = inflight.join_next().await {
         r??;
     }
-    wait_for_sends(&sandbox, base + paced_calls, Duration::from_secs(120)).await?;
+    wait_for_sends(&sandbox, paced_calls, Duration::from_secs(120)).await?;
+    // Burst: accepted calls/s.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (post, next, n) = (post.clone(), next.clone(), args.calls);
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                post.call(paced_calls + i).await?;
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r??;
+    }
+    let burst = started.elapsed();
+    wait_for_sends(&sandbox, paced_calls + args.calls, Duration::from_secs(600)).await?;
+    let all_sent = started.elapsed();
+
     let sent = sandbox.sent(None);
     let mut lat: Vec<f64> = sent
         .iter()
         .filter_map(|m| {
             let i = caller_index(&m.to)?;
-            (i >= base).then(|| (m.received_us - posted_at[i - base]) as f64 / 1000.0)
+            (i < paced_calls).then(|| (m.received_us - posted_at[i]) as f64 / 1000.0)
         })
         .collect();
     lat.sort_by(f64::total_cmp);
