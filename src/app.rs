@@ -94,6 +94,14 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let addr = listener.local_addr()?;
 
+    // The phone-number metadata takes ~100 ms to load on first use; load it now rather than
+    // on the first missed call.
+    let region = settings.default_region;
+    tokio::task::spawn_blocking(move || {
+        crate::phone::PhoneE164::from_caller_id("+14155552671", region)
+    })
+    .await?
+    .ok();
     let store = store::open(&settings.store_url).await?;
     let interrupted = store
         .mark_in_flight_uncertain(crate::time::now_ms())

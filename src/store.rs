@@ -250,6 +250,8 @@ pub trait Store: Send + Sync {
     async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError>;
     /// Uncertain sends with no status webhook since `before` go back to the queue.
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).
+    async fn maintain(&self) -> Result<(), StoreError>;
     /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
 

@@ -221,7 +221,7 @@ pub async fn run_maintenance(
     sender_ids: Vec<String>,
     mut shutdown: Shutdown,
 ) {
-    let period = (resend_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let period = (resend_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     loop {
         let now = now_ms();
         match store
@@ -237,6 +237,9 @@ pub async fn run_maintenance(
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
+        }
+        if let Err(e) = store.maintain().await {
+            tracing::warn!(error.message = %e, "Store maintenance failed.");
         }
         if let Ok(depth) = store.outbox_depth().await {
             crate::telemetry::outbox_depth(depth);

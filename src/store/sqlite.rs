@@ -34,7 +34,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run from `maintain` on another connection, so a commit never waits
+            // for one (they fsync the database file and would stall webhook acknowledgements).
+            .pragma("wal_autocheckpoint", "0");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -418,6 +421,13 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         Ok(n)
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.read)
+            .await?;
+        Ok(())
     }
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {

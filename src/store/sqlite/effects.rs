@@ -51,12 +51,7 @@ pub(super) async fn record_inbound_message(
     } else {
         "recorded"
     };
-    sqlx::query(FINISH_EVENT)
-        .bind(crate::time::now_ms())
-        .bind(note)
-        .bind(event_id)
-        .execute(&mut **tx)
-        .await?;
+    finish(tx, event_id, &note).await?;
     Ok(())
 }
 
@@ -124,12 +119,7 @@ pub(super) async fn record_status(
     } else {
         "status for a message this store did not send".to_string()
     };
-    sqlx::query(FINISH_EVENT)
-        .bind(crate::time::now_ms())
-        .bind(note)
-        .bind(event_id)
-        .execute(&mut **tx)
-        .await?;
+    finish(tx, event_id, &note).await?;
     Ok(message_id)
 }
 
@@ -171,12 +161,7 @@ pub(super) async fn record_call(
         upsert_contact_reply(tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
     }
     let note = format!("call {}: {}", c.decision, c.reason);
-    sqlx::query(FINISH_EVENT)
-        .bind(crate::time::now_ms())
-        .bind(note)
-        .bind(event_id)
-        .execute(&mut **tx)
-        .await?;
+    finish(tx, event_id, &note).await?;
     Ok(())
 }
 
