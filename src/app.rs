@@ -22,7 +22,7 @@ use crate::inbound::twilio::TwilioSource;
 use crate::inbound::whatsapp::WhatsAppSource;
 use crate::outbox::{Lane, Wakers, retry::RetryPolicy, run_maintenance};
 use crate::processor::Processor;
-use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings, demo_templates};
+use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings};
 use crate::shutdown::{self, Trigger};
 use crate::store::{self, Store};
 
@@ -67,20 +67,12 @@ pub fn sandbox_settings_for(settings: &Settings, webhook_url: Option<String>) ->
             access_token: s.access_token.clone(),
         })
         .collect();
-    let mut wabas: Vec<&str> = numbers.iter().map(|n| n.waba_id.as_str()).collect();
-    wabas.dedup();
-    SandboxSettings {
-        templates: wabas.iter().flat_map(|w| demo_templates(w)).collect(),
-        numbers,
-        webhook_url,
-        app_secret: settings.app_secret.clone(),
-        status_delay: Duration::from_millis(settings.sandbox.status_delay_ms),
-        emit_read: settings.sandbox.emit_read,
-        webhook_batch: 100,
-        webhook_retry_delays: [100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000]
-            .map(Duration::from_millis)
-            .to_vec(),
-    }
+    let mut sb = SandboxSettings::demo(numbers, webhook_url, settings.app_secret.clone());
+    sb.status_delay = Duration::from_millis(settings.sandbox.status_delay_ms);
+    sb.read_probability = if settings.sandbox.emit_read { 1.0 } else { 0.0 };
+    sb.limits.enabled = settings.sandbox.limits;
+    sb.limits.throughput_per_second = settings.sandbox.throughput_per_second;
+    sb
 }
 
 /// Starts everything. `sandbox_listener` is used when `settings.api_base` is `None`.

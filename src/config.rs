@@ -148,6 +148,8 @@ pub struct SandboxConfig {
     pub listen: String,
     pub status_delay_ms: u64,
     pub emit_read: bool,
+    pub limits: bool,
+    pub throughput_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,15 +1,14 @@
 //! The sandbox: a local WhatsApp Cloud API that behaves like Meta's, for the demo, the tests
 //! and the benchmarks — no Meta account and no network.
 //!
-//! It speaks the same wire structs as the client ([`crate::cloud_api::wire`]):
-//! `POST /{version}/{phone-number-id}/messages` with bearer auth, Graph error envelopes,
-//! `wamid`s, the 24-hour window (a free-form message outside it is accepted, then fails with
-//! an async 131047 status, exactly like Meta), approved templates with their parameter count,
-//! and signed status webhooks (`sent`, `delivered`, optionally `read`) posted back with
-//! retries. A control API under `/sandbox/…` lets tests and people play the user (send a
-//! message), inject faults, and inspect what each number sent.
+//! It speaks the same wire structs as the client ([`crate::cloud_api::wire`]). Files:
+//! [`messages`] (send endpoint, read receipts, number info), [`validate`] (every message type
+//! to its documented limits), [`templates`] (template management API and status webhooks),
+//! [`limits`] (throughput, pair rate, portfolio messaging limit), [`quality`] (rating from
+//! blocks and reports), [`users`] (simulated WhatsApp users), [`webhooks`] (signed, batched,
+//! retried delivery with fault injection) and [`control`] (faults, inspection).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,8 +22,15 @@ use crate::shutdown::Shutdown;
 use crate::time::Millis;
 
 pub mod control;
+pub mod limits;
 pub mod messages;
+pub mod quality;
+pub mod templates;
+pub mod users;
+pub mod validate;
 pub mod webhooks;
+
+pub use templates::{SandboxTemplate, demo_templates};
 
 /// A business number the sandbox serves.
 #[derive(Debug, Clone)]
@@ -36,58 +42,61 @@ pub struct SandboxNumber {
     pub access_token: SecretString,
 }
 
-/// An approved (or not) template known to the sandbox.
-#[derive(Debug, Clone, Serialize)]
-pub struct SandboxTemplate {
-    pub waba_id: String,
-    pub name: String,
-    pub language: String,
-    pub status: String,
-    pub category: String,
-    pub body: String,
-    /// Number of positional `{{n}}` parameters in `body`.
-    pub body_params: usize,
-}
-
 /// How the sandbox is set up.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub numbers: Vec<SandboxNumber>,
     pub templates: Vec<SandboxTemplate>,
-    /// Where status and message webhooks are posted (`…/webhooks/whatsapp`).
+    /// Where webhooks are posted (`…/webhooks/whatsapp`).
     pub webhook_url: Option<String>,
     /// Signs webhooks (`X-Hub-Signature-256`).
     pub app_secret: SecretString,
+    /// Delay before `sent`; `delivered` and `read` follow at twice and three times it.
     pub status_delay: Duration,
-    pub emit_read: bool,
+    /// Probability that a delivered message is also read.
+    pub read_probability: f64,
+    /// Probability that an accepted message is never delivered (async 131026).
+    pub undeliverable_probability: f64,
     /// Statuses and messages per webhook POST (Meta batches up to 1000).
     pub webhook_batch: usize,
     /// Delays between webhook delivery retries when the receiver does not answer 200.
     pub webhook_retry_delays: Vec<Duration>,
+    pub limits: limits::LimitSettings,
+    /// How long a new template stays PENDING before it is approved.
+    pub template_review_delay: Duration,
 }
 
-/// The demo template every sandbox number's WABA has: positional, three parameters.
-pub fn demo_templates(waba_id: &str) -> Vec<SandboxTemplate> {
-    vec![
-        SandboxTemplate {
-            waba_id: waba_id.into(),
-            name: "missed_call_followup".into(),
-            language: "en_US".into(),
-            status: "APPROVED".into(),
-            category: "UTILITY".into(),
-            body: "Hi {{1}}, thanks for calling {{2}} at {{3}}. Sorry we missed you! Reply here and we will help right away.".into(),
-            body_params: 3,
-        },
-        SandboxTemplate {
-            waba_id: waba_id.into(),
-            name: "hello_world".into(),
-            language: "en_US".into(),
-            status: "APPROVED".into(),
-            category: "UTILITY".into(),
-            body: "Hello World".into(),
-            body_params: 0,
-        },
-    ]
+impl SandboxSettings {
+    /// One number with the demo templates and Meta's default limits; for tests and tools.
+    pub fn demo(
+        numbers: Vec<SandboxNumber>,
+        webhook_url: Option<String>,
+        app_secret: SecretString,
+    ) -> Self {
+        let mut wabas: Vec<&str> = numbers.iter().map(|n| n.waba_id.as_str()).collect();
+        wabas.sort();
+        wabas.dedup();
+        Self {
+            templates: wabas.iter().flat_map(|w| demo_templates(w)).collect(),
+            numbers,
+            webhook_url,
+            app_secret,
+            status_delay: Duration::from_millis(50),
+            read_probability: 0.0,
+            undeliverable_probability: 0.0,
+            webhook_batch: 100,
+            webhook_retry_delays: [100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000]
+                .map(Duration::from_millis)
+                .to_vec(),
+            limits: limits::LimitSettings {
+                enabled: true,
+                throughput_per_second: 80,
+                tier: limits::Tier::T2K,
+                tier_upgrade_delay: Duration::from_secs(6 * 3600),
+            },
+            template_review_delay: Duration::from_millis(100),
+        }
+    }
 }
 
 /// One message a number sent, as the sandbox recorded it.
@@ -101,12 +110,22 @@ pub struct SentMessage {
     pub received_at: Millis,
     /// The same instant in microseconds, for latency measurements.
     pub received_us: i64,
-    /// Final outcome so far: `accepted`, `failed:<code>`.
+    /// `accepted`, or `failed:<code>` when the sandbox failed it asynchronously.
     pub outcome: String,
     pub body: serde_json::Value,
 }
 
-/// A scripted answer for the next send of a number.
+/// One message a simulated user sent to a number.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedMessage {
+    pub wamid: String,
+    pub phone_number_id: String,
+    pub from: String,
+    pub at: Millis,
+    pub message: serde_json::Value,
+}
+
+/// A scripted answer for the next sends of a number.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Fault {
     /// Meta error code to answer with (e.g. 130429).
@@ -123,13 +142,42 @@ fn one() -> u32 {
     1
 }
 
+/// Random faults for a number's sends (benchmarks and chaos tests).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct RandomFaults {
+    /// Probability of an error answer (code 131000, HTTP 500).
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Probability of a bare HTTP 503 with no Graph envelope.
+    #[serde(default)]
+    pub http_5xx_rate: f64,
+    /// Probability that the request hangs for `timeout_ms` and then drops the connection.
+    #[serde(default)]
+    pub timeout_rate: f64,
+    #[serde(default)]
+    pub timeout_ms: u64,
+    /// Added latency: fixed part and a uniformly random extra part, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub latency_jitter_ms: u64,
+}
+
 /// Mutable sandbox state.
-#[derive(Default)]
 pub(crate) struct State {
     pub(crate) windows: HashMap<(String, String), Millis>,
     pub(crate) sent: Vec<SentMessage>,
+    pub(crate) received: Vec<ReceivedMessage>,
     pub(crate) faults: HashMap<String, VecDeque<Fault>>,
-    pub(crate) latency: HashMap<String, Duration>,
+    pub(crate) random_faults: HashMap<String, RandomFaults>,
+    pub(crate) templates: Vec<SandboxTemplate>,
+    pub(crate) limits: limits::Limits,
+    pub(crate) quality: HashMap<String, quality::Rating>,
+    pub(crate) signals: HashMap<String, Vec<Millis>>,
+    /// (WABA, user) pairs that stopped marketing messages.
+    pub(crate) opted_out: HashSet<(String, String)>,
+    /// (number, user) pairs where the user blocked the business.
+    pub(crate) blocked: HashSet<(String, String)>,
     pub(crate) next_id: u64,
 }
 
@@ -144,11 +192,25 @@ pub struct Sandbox {
 impl Sandbox {
     /// Builds the sandbox and starts its webhook delivery worker.
     pub fn start(settings: SandboxSettings, shutdown: Shutdown) -> Self {
+        let state = State {
+            windows: HashMap::new(),
+            sent: Vec::new(),
+            received: Vec::new(),
+            faults: HashMap::new(),
+            random_faults: HashMap::new(),
+            templates: settings.templates.clone(),
+            limits: limits::Limits::new(settings.limits.clone()),
+            quality: HashMap::new(),
+            signals: HashMap::new(),
+            opted_out: HashSet::new(),
+            blocked: HashSet::new(),
+            next_id: 0,
+        };
         let settings = Arc::new(settings);
         let hooks = webhooks::Delivery::start(settings.clone(), shutdown);
         Self {
             settings,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             hooks,
         }
     }
@@ -156,15 +218,35 @@ impl Sandbox {
     /// The Cloud API routes plus the `/sandbox` control API.
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/{version}/{id}/messages", post(messages::send))
             .route(
-                "/{version}/{phone_number_id}/messages",
-                post(messages::send),
+                "/{version}/{id}/message_templates",
+                get(templates::list)
+                    .post(templates::create)
+                    .delete(templates::delete),
             )
+            .route("/{version}/{id}", get(messages::number_info))
             .route("/sandbox/messages", get(control::list_messages))
-            .route("/sandbox/simulate/message", post(control::simulate_message))
+            .route("/sandbox/conversations", get(control::conversations))
+            .route("/sandbox/simulate/message", post(users::message))
+            .route("/sandbox/users/message", post(users::message))
+            .route("/sandbox/users/block", post(users::block))
+            .route("/sandbox/users/preferences", post(users::preferences))
+            .route("/sandbox/users/call", post(users::call))
+            .route(
+                "/sandbox/users/call-permission",
+                post(users::call_permission),
+            )
             .route("/sandbox/faults", post(control::set_faults))
+            .route("/sandbox/numbers/throughput", post(control::set_throughput))
+            .route("/sandbox/templates/status", post(templates::change_status))
             .route("/sandbox/webhooks", get(control::webhook_stats))
+            .route(
+                "/sandbox/webhooks/faults",
+                post(control::set_webhook_faults),
+            )
             .route("/are-you-ok", get(|| async { "ok" }))
+            .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
             .with_state(self.clone())
     }
 

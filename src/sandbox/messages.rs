@@ -1,17 +1,23 @@
-//! `POST /{version}/{phone-number-id}/messages`: auth, validation to the documented limits,
-//! scripted faults, then a `wamid` and the status webhooks that follow it.
+//! `POST /{version}/{phone-number-id}/messages` (sends, read receipts, typing indicators) and
+//! `GET /{version}/{phone-number-id}` (number info): auth, validation, faults, limits, then a
+//! `wamid` and the status webhooks that follow it — or the asynchronous failure Meta would
+//! report (131047 outside the window, 131050 opted out of marketing, 131026 blocked or
+//! undeliverable, 131048 portfolio messaging limit).
 
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rand::Rng;
 use secrecy::ExposeSecret;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::limits::Refusal;
 use super::webhooks::Item;
-use super::{Sandbox, SentMessage};
+use super::{Sandbox, SandboxNumber, SentMessage, validate};
 use crate::cloud_api::wire::{
     ErrorEnvelope, GraphError, GraphErrorData, ResponseContact, ResponseMessage, SendResponse,
 };
@@ -69,6 +75,14 @@ impl IntoResponse for GraphFailure {
     }
 }
 
+fn bad_token(details: &str) -> GraphFailure {
+    GraphFailure::new(
+        190,
+        "Invalid OAuth access token - Cannot parse access token",
+        details,
+    )
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")?
@@ -78,6 +92,54 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The number named in the path, if the bearer token is its token.
+pub fn authorize_number(
+    sb: &Sandbox,
+    pnid: &str,
+    headers: &HeaderMap,
+) -> Result<SandboxNumber, GraphFailure> {
+    let token = bearer(headers)
+        .ok_or_else(|| bad_token("Send the access token as 'Authorization: Bearer <token>'."))?;
+    let number = sb.number(pnid).cloned().ok_or_else(|| {
+        GraphFailure::new(100, "Invalid parameter", format!("Unsupported post request. Object with ID '{pnid}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."))
+    })?;
+    if !crate::signature::tokens_equal(token, number.access_token.expose_secret()) {
+        return Err(bad_token(
+            "The access token is not valid for this phone number.",
+        ));
+    }
+    Ok(number)
+}
+
+/// Checks that the bearer token belongs to a number of `waba`.
+pub fn authorize_waba(sb: &Sandbox, waba: &str, headers: &HeaderMap) -> Result<(), GraphFailure> {
+    let token = bearer(headers)
+        .ok_or_else(|| bad_token("Send the access token as 'Authorization: Bearer <token>'."))?;
+    let numbers: Vec<_> = sb
+        .settings
+        .numbers
+        .iter()
+        .filter(|n| n.waba_id == waba)
+        .collect();
+    if numbers.is_empty() {
+        return Err(GraphFailure::new(
+            100,
+            "Invalid parameter",
+            format!("Unsupported get request. Object with ID '{waba}' does not exist."),
+        ));
+    }
+    if numbers
+        .iter()
+        .any(|n| crate::signature::tokens_equal(token, n.access_token.expose_secret()))
+    {
+        Ok(())
+    } else {
+        Err(bad_token(
+            "The access token is not valid for this WhatsApp Business Account.",
+        ))
+    }
+}
+
 /// The send endpoint.
 pub async fn send(
     State(sb): State<Sandbox>,
@@ -85,68 +147,108 @@ pub async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match accept(&sb, &pnid, &headers, &body) {
-        Ok((response, latency)) => {
-            if let Some(l) = latency {
-                tokio::time::sleep(l).await;
-            }
-            (StatusCode::OK, axum::Json(response)).into_response()
+    let number = match authorize_number(&sb, &pnid, &headers) {
+        Ok(n) => n,
+        Err(f) => return f.into_response(),
+    };
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return GraphFailure::new(
+                100,
+                "Invalid parameter",
+                format!("The request body is not valid JSON: {e}"),
+            )
+            .into_response();
         }
-        Err(f) => f.into_response(),
+    };
+    if req.get("status").is_some() {
+        return read_receipt(&sb, &number, &req)
+            .map(|v| axum::Json(v).into_response())
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    let random = sb
+        .lock()
+        .random_faults
+        .get(&pnid)
+        .cloned()
+        .unwrap_or_default();
+    let latency = Duration::from_millis(
+        random.latency_ms
+            + if random.latency_jitter_ms > 0 {
+                rand::rng().random_range(0..=random.latency_jitter_ms)
+            } else {
+                0
+            },
+    );
+    let result = accept(&sb, &number, &req, &random);
+    if let Err(Hang) = &result {
+        tokio::time::sleep(Duration::from_millis(random.timeout_ms.max(1))).await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match result {
+        Ok(Ok(response)) => (StatusCode::OK, axum::Json(response)).into_response(),
+        Ok(Err(failure)) => failure.into_response(),
+        Err(Hang) => unreachable!("handled above"),
     }
 }
 
+/// A simulated timeout: the request hangs, then the connection ends without an answer.
+struct Hang;
+
 fn accept(
     sb: &Sandbox,
-    pnid: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(SendResponse, Option<Duration>), GraphFailure> {
-    let Some(token) = bearer(headers) else {
-        return Err(GraphFailure::new(
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-            "Send the access token as 'Authorization: Bearer <token>'.",
-        ));
+    number: &SandboxNumber,
+    req: &Value,
+    random: &super::RandomFaults,
+) -> Result<Result<SendResponse, GraphFailure>, Hang> {
+    let pnid = &number.phone_number_id;
+    let templates: Vec<_> = sb
+        .lock()
+        .templates
+        .iter()
+        .filter(|t| t.waba_id == number.waba_id)
+        .cloned()
+        .collect();
+    let v = match validate::validate(number, &templates, req) {
+        Ok(v) => v,
+        Err(f) => return Ok(Err(f)),
     };
-    let Some(number) = sb.number(pnid).cloned() else {
-        return Err(GraphFailure::new(
-            100,
-            "Invalid parameter",
-            format!(
-                "Unsupported post request. Object with ID '{pnid}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
-            ),
-        ));
-    };
-    if !crate::signature::tokens_equal(token, number.access_token.expose_secret()) {
-        return Err(GraphFailure::new(
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-            "The access token is not valid for this phone number.",
-        ));
+    let mut rng = rand::rng();
+    if random.timeout_rate > 0.0 && rng.random_bool(random.timeout_rate.clamp(0.0, 1.0)) {
+        return Err(Hang);
     }
-    let req: Value = serde_json::from_slice(body).map_err(|e| {
-        GraphFailure::new(
-            100,
-            "Invalid parameter",
-            format!("The request body is not valid JSON: {e}"),
-        )
-    })?;
-    let validated = super::control::validate(sb, &number, &req)?;
-    let (fault, latency) = {
-        let mut st = sb.lock();
-        let fault = st.faults.get_mut(pnid).and_then(|q| {
-            let f = q.front_mut()?;
-            let out = f.clone();
-            f.times = f.times.saturating_sub(1);
-            if f.times == 0 {
-                q.pop_front();
-            }
-            Some(out)
-        });
-        (fault, st.latency.get(pnid).copied())
-    };
-    if let Some(f) = fault {
+    if random.http_5xx_rate > 0.0 && rng.random_bool(random.http_5xx_rate.clamp(0.0, 1.0)) {
+        let mut f = GraphFailure::new(
+            2,
+            "Service temporarily unavailable",
+            "Injected by the sandbox (random 5xx).",
+        );
+        f.http = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(Err(f));
+    }
+    if random.error_rate > 0.0 && rng.random_bool(random.error_rate.clamp(0.0, 1.0)) {
+        return Ok(Err(GraphFailure::new(
+            131000,
+            "Something went wrong",
+            "Injected by the sandbox (random error).",
+        )));
+    }
+    let now = now_ms();
+    super::control::tick(sb, now);
+    let mut st = sb.lock();
+    if let Some(f) = st.faults.get_mut(pnid).and_then(|q| {
+        let f = q.front_mut()?;
+        let out = f.clone();
+        f.times = f.times.saturating_sub(1);
+        if f.times == 0 {
+            q.pop_front();
+        }
+        Some(out)
+    }) {
         let mut failure = GraphFailure::new(
             f.code,
             fault_title(f.code),
@@ -155,46 +257,124 @@ fn accept(
         if let Some(h) = f.http_status.and_then(|h| StatusCode::from_u16(h).ok()) {
             failure.http = h;
         }
-        return Err(failure);
+        return Ok(Err(failure));
     }
-
-    let now = now_ms();
-    let mut st = sb.lock();
+    match st.limits.admit(pnid, &v.to) {
+        Err(Refusal::Throughput) => {
+            return Ok(Err(GraphFailure::new(
+                130429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached.",
+            )));
+        }
+        Err(Refusal::PairRate) => {
+            return Ok(Err(GraphFailure::new(
+                131056,
+                "(Business Account, Consumer Account) pair rate limit hit",
+                "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
+            )));
+        }
+        Ok(()) => {}
+    }
     st.next_id += 1;
     let wamid = format!(
         "wamid.SBX{:012}{}",
         st.next_id,
-        &uuid::Uuid::now_v7().simple().to_string()[..8]
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
     );
     let open = matches!(
-        window::at(
-            st.windows
-                .get(&(pnid.to_string(), validated.to.clone()))
-                .copied(),
-            now
-        ),
+        window::at(st.windows.get(&(pnid.clone(), v.to.clone())).copied(), now),
         window::Window::Open { .. }
     );
-    let blocked = !open && validated.kind != "template";
+    let is_template = v.kind == "template";
+    let failure: Option<(i64, &str, &str)> = if st.blocked.contains(&(pnid.clone(), v.to.clone())) {
+        Some((
+            131026,
+            "Message undeliverable",
+            "Unable to deliver the message. This recipient has blocked the business.",
+        ))
+    } else if !open && !is_template {
+        Some((
+            131047,
+            "Re-engagement message",
+            "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+        ))
+    } else if is_template
+        && v.category == "marketing"
+        && st
+            .opted_out
+            .contains(&(number.waba_id.clone(), v.to.clone()))
+    {
+        Some((
+            131050,
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+            "The user stopped marketing messages from this business.",
+        ))
+    } else if is_template && !open && !st.limits.reach(&v.to, now) {
+        Some((
+            131048,
+            "Spam rate limit hit",
+            "Message failed to send because there are restrictions on how many messages can be sent from this phone number: the portfolio's messaging limit of unique users in 24 hours is reached.",
+        ))
+    } else if sb.settings.undeliverable_probability > 0.0
+        && rng.random_bool(sb.settings.undeliverable_probability.clamp(0.0, 1.0))
+    {
+        Some((
+            131026,
+            "Message undeliverable",
+            "Unable to deliver the message (injected by the sandbox).",
+        ))
+    } else {
+        None
+    };
+    let red = st
+        .quality
+        .get(pnid)
+        .is_some_and(|q| *q == super::quality::Rating::Red);
+    if is_template && !open {
+        if let Some(due) = st.limits.consider_upgrade(red, now) {
+            tracing::info!(due, "Sandbox portfolio tier upgrade earned.");
+        }
+    }
     st.sent.push(SentMessage {
         wamid: wamid.clone(),
-        phone_number_id: pnid.to_string(),
-        to: validated.to.clone(),
-        kind: validated.kind.clone(),
+        phone_number_id: pnid.clone(),
+        to: v.to.clone(),
+        kind: v.kind.clone(),
         received_at: now,
         received_us: jiff::Timestamp::now().as_microsecond(),
-        outcome: if blocked {
-            "failed:131047".into()
-        } else {
-            "accepted".into()
-        },
+        outcome: failure
+            .map(|(c, ..)| format!("failed:{c}"))
+            .unwrap_or_else(|| "accepted".into()),
         body: req.clone(),
     });
     drop(st);
+    schedule_statuses(sb, number, req, &v, &wamid, failure);
+    Ok(Ok(SendResponse {
+        messaging_product: "whatsapp".into(),
+        contacts: vec![ResponseContact {
+            input: v.to_input,
+            wa_id: Some(v.to),
+        }],
+        messages: vec![ResponseMessage {
+            id: wamid,
+            message_status: is_template.then(|| "accepted".to_string()),
+        }],
+    }))
+}
 
+/// `sent` → `delivered` → (maybe) `read` with pricing, or one `failed` with Meta's error object.
+fn schedule_statuses(
+    sb: &Sandbox,
+    number: &SandboxNumber,
+    req: &Value,
+    v: &validate::Validated,
+    wamid: &str,
+    failure: Option<(i64, &str, &str)>,
+) {
     let opaque = req.get("biz_opaque_callback_data").and_then(Value::as_str);
     let status = |name: &str, extra: Value| {
-        let mut s = json!({"id": wamid, "status": name, "timestamp": (now_ms() / 1000).to_string(), "recipient_id": validated.to});
+        let mut s = json!({"id": wamid, "status": name, "timestamp": (now_ms() / 1000).to_string(), "recipient_id": v.to});
         if let Some(o) = opaque {
             s["biz_opaque_callback_data"] = json!(o);
         }
@@ -204,40 +384,127 @@ fn accept(
         Item::Status(s)
     };
     let delay = sb.settings.status_delay;
-    if blocked {
-        let error = json!({"errors": [{
-            "code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
-            "error_data": {"details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+    if let Some((code, title, details)) = failure {
+        let error = json!({"errors": [{"code": code, "title": title, "message": title, "error_data": {"details": details},
             "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]});
-        sb.hooks.push(&number, status("failed", error), delay);
-    } else {
-        let category = if validated.kind == "template" {
-            validated.category.clone()
-        } else {
-            "service".into()
-        };
-        let pricing = json!({"pricing": {"billable": validated.kind == "template", "pricing_model": "PMP",
-            "type": if validated.kind == "template" { "regular" } else { "free_customer_service" }, "category": category}});
-        sb.hooks
-            .push(&number, status("sent", pricing.clone()), delay);
-        sb.hooks
-            .push(&number, status("delivered", pricing), delay * 2);
-        if sb.settings.emit_read {
-            sb.hooks.push(&number, status("read", json!({})), delay * 3);
+        sb.hooks.push(number, status("failed", error), delay);
+        return;
+    }
+    let is_template = v.kind == "template";
+    let pricing = json!({"pricing": {"billable": is_template, "pricing_model": "PMP",
+        "type": if is_template { "regular" } else { "free_customer_service" }, "category": v.category}});
+    sb.hooks
+        .push(number, status("sent", pricing.clone()), delay);
+    if v.kind == "reaction" {
+        return; // Reactions only ever produce `sent`.
+    }
+    sb.hooks
+        .push(number, status("delivered", pricing), delay * 2);
+    let p = sb.settings.read_probability.clamp(0.0, 1.0);
+    if p > 0.0 && rand::rng().random_bool(p) {
+        sb.hooks.push(number, status("read", json!({})), delay * 3);
+    }
+}
+
+/// `{"status":"read","message_id":…[,"typing_indicator":{"type":"text"}]}` → `{"success":true}`.
+fn read_receipt(sb: &Sandbox, number: &SandboxNumber, req: &Value) -> Result<Value, GraphFailure> {
+    if req.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
+        return Err(GraphFailure::new(
+            100,
+            "Invalid parameter",
+            "The parameter messaging_product is required and must be 'whatsapp'.",
+        ));
+    }
+    if req.get("status").and_then(Value::as_str) != Some("read") {
+        return Err(GraphFailure::new(
+            100,
+            "Invalid parameter",
+            "status must be 'read' to mark a message as read.",
+        ));
+    }
+    let id = req
+        .get("message_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            GraphFailure::new(
+                131008,
+                "Required parameter is missing",
+                "The parameter message_id is required.",
+            )
+        })?;
+    if let Some(t) = req.get("typing_indicator") {
+        if t.get("type").and_then(Value::as_str) != Some("text") {
+            return Err(GraphFailure::new(
+                100,
+                "Invalid parameter",
+                "typing_indicator['type'] must be 'text'.",
+            ));
         }
     }
-    let response = SendResponse {
-        messaging_product: "whatsapp".into(),
-        contacts: vec![ResponseContact {
-            input: validated.to_input,
-            wa_id: Some(validated.to),
-        }],
-        messages: vec![ResponseMessage {
-            id: wamid,
-            message_status: (validated.kind == "template").then(|| "accepted".to_string()),
-        }],
+    let known = sb
+        .lock()
+        .received
+        .iter()
+        .any(|m| m.wamid == id && m.phone_number_id == number.phone_number_id);
+    if !known {
+        return Err(GraphFailure::new(
+            100,
+            "Invalid parameter",
+            format!("Message '{id}' was not received by this phone number."),
+        ));
+    }
+    Ok(json!({"success": true}))
+}
+
+#[derive(Deserialize)]
+pub struct InfoQuery {
+    pub fields: Option<String>,
+}
+
+/// `GET /{version}/{phone-number-id}[?fields=…]`: quality, status, throughput and messaging limit.
+pub async fn number_info(
+    State(sb): State<Sandbox>,
+    Path((_v, pnid)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Query<InfoQuery>,
+) -> Response {
+    let number = match authorize_number(&sb, &pnid, &headers) {
+        Ok(n) => n,
+        Err(f) => return f.into_response(),
     };
-    Ok((response, latency))
+    super::control::tick(&sb, now_ms());
+    let st = sb.lock();
+    let quality = st
+        .quality
+        .get(&pnid)
+        .copied()
+        .unwrap_or(super::quality::Rating::Green);
+    let throughput = st.limits.throughput_of(&pnid);
+    let all = json!({
+        "id": pnid,
+        "display_phone_number": format!("+{}", number.display_number),
+        "verified_name": "Ringback Sandbox",
+        "quality_rating": quality.name(),
+        "status": if quality == super::quality::Rating::Red { "FLAGGED" } else { "CONNECTED" },
+        "code_verification_status": "VERIFIED",
+        "name_status": "APPROVED",
+        "account_mode": "SANDBOX",
+        "throughput": {"level": if throughput >= 1000 { "HIGH" } else { "STANDARD" }},
+        "whatsapp_business_manager_messaging_limit": st.limits.tier.name(),
+    });
+    let out = match q.fields {
+        Some(fields) => {
+            let mut o = json!({"id": pnid});
+            for f in fields.split(',').map(str::trim) {
+                if let Some(v) = all.get(f) {
+                    o[f] = v.clone();
+                }
+            }
+            o
+        }
+        None => all,
+    };
+    axum::Json(out).into_response()
 }
 
 fn fault_title(code: i64) -> &'static str {
@@ -248,6 +515,7 @@ fn fault_title(code: i64) -> &'static str {
         131000 => "Something went wrong",
         131016 => "Service unavailable",
         131047 => "Re-engagement message",
+        131057 => "Account in maintenance mode",
         132000 => "Number of parameters does not match the expected number of params",
         132001 => "Template name does not exist in the translation",
         190 => "Invalid OAuth access token",

@@ -1,40 +1,69 @@
 //! Webhook delivery from the sandbox to the receiver (Ringback or any app under test).
 //!
 //! Like Meta: signed with the app secret (`X-Hub-Signature-256` over the exact bytes sent),
-//! batched (several statuses and messages in one POST, grouped per number), and retried with
-//! backoff when the receiver does not answer 200, so a receiver that was down gets its
-//! webhooks when it comes back. Items wait in a time-ordered queue until they are due.
+//! batched (several statuses and messages in one POST, grouped per WABA and number), retried
+//! with backoff when the receiver does not answer 200 in time, so a receiver that was down gets
+//! its webhooks when it comes back. Items wait in a time-ordered queue until they are due.
+//! Fault injection reproduces what Meta does to receivers in the wild: duplicates, reordering,
+//! delays and timeouts (a slow 200 counts as a failure and is delivered again).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::Rng;
+use rand::seq::SliceRandom;
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::SandboxSettings;
+use super::{SandboxNumber, SandboxSettings};
 use crate::shutdown::Shutdown;
 use crate::time::{Millis, now_ms};
 
 /// One thing to tell the receiver.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// An entry of `value.statuses`.
+    /// An entry of `value.statuses` (field `messages`).
     Status(Value),
-    /// An entry of `value.messages` with its `value.contacts` entry.
+    /// An entry of `value.messages` with its `value.contacts` entry (field `messages`).
     Message { contact: Value, message: Value },
+    /// An entry of `value.calls` with its contact (field `calls`).
+    Call { contact: Value, call: Value },
+    /// An entry of `value.user_preferences` with its contact (field `user_preferences`).
+    Preference { contact: Value, preference: Value },
+    /// A whole management change (`message_template_status_update`, `account_update`, …).
+    Change { field: String, value: Value },
 }
 
 #[derive(Debug, Clone)]
 struct Pending {
-    phone_number_id: String,
-    display_number: String,
     waba_id: String,
+    /// (phone_number_id, display number) for number-scoped items.
+    number: Option<(String, String)>,
     item: Item,
     attempts: usize,
+}
+
+/// Faults applied to deliveries, set with `POST /sandbox/webhooks/faults`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFaults {
+    /// Probability (0–1) that a delivered batch is delivered a second time.
+    #[serde(default)]
+    pub duplicate_rate: f64,
+    /// Shuffle the items of each batch (so `delivered` can precede `sent`).
+    #[serde(default)]
+    pub reorder: bool,
+    /// Extra delay added to every item, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// The receiver must answer within this many milliseconds or the POST counts as failed and
+    /// is retried (Meta's is about 20 s). 0 = the default 20 s.
+    #[serde(default)]
+    pub timeout_ms: u64,
 }
 
 /// Counters shown at `GET /sandbox/webhooks`.
@@ -44,6 +73,7 @@ pub struct Stats {
     pub posts_failed: u64,
     pub items_delivered: u64,
     pub items_dropped: u64,
+    pub duplicates_sent: u64,
     pub pending: u64,
 }
 
@@ -53,6 +83,7 @@ struct Counters {
     posts_failed: AtomicU64,
     items_delivered: AtomicU64,
     items_dropped: AtomicU64,
+    duplicates_sent: AtomicU64,
 }
 
 /// Handle to the delivery queue; cheap to clone.
@@ -62,6 +93,7 @@ pub struct Delivery {
     seq: Arc<AtomicU64>,
     wake: Arc<Notify>,
     counters: Arc<Counters>,
+    faults: Arc<Mutex<WebhookFaults>>,
 }
 
 impl Delivery {
@@ -71,27 +103,63 @@ impl Delivery {
             seq: Arc::default(),
             wake: Arc::default(),
             counters: Arc::default(),
+            faults: Arc::default(),
         };
         tokio::spawn(d.clone().run(settings, shutdown));
         d
     }
 
-    /// Queues `item` for delivery `delay` from now.
-    pub fn push(&self, number: &super::SandboxNumber, item: Item, delay: Duration) {
-        let due = now_ms() + delay.as_millis() as Millis;
+    fn enqueue(&self, pending: Pending, delay: Duration) {
+        let extra = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .delay_ms;
+        let due = now_ms() + delay.as_millis() as Millis + extra as Millis;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let pending = Pending {
-            phone_number_id: number.phone_number_id.clone(),
-            display_number: number.display_number.clone(),
-            waba_id: number.waba_id.clone(),
-            item,
-            attempts: 0,
-        };
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((due, seq), pending);
         self.wake.notify_one();
+    }
+
+    /// Queues a number-scoped `item` for delivery `delay` from now.
+    pub fn push(&self, number: &SandboxNumber, item: Item, delay: Duration) {
+        let number_ids = Some((
+            number.phone_number_id.clone(),
+            number.display_number.clone(),
+        ));
+        self.enqueue(
+            Pending {
+                waba_id: number.waba_id.clone(),
+                number: number_ids,
+                item,
+                attempts: 0,
+            },
+            delay,
+        );
+    }
+
+    /// Queues a WABA-level change (`field` + `value`).
+    pub fn push_change(&self, waba_id: &str, field: &str, value: Value, delay: Duration) {
+        let item = Item::Change {
+            field: field.into(),
+            value,
+        };
+        self.enqueue(
+            Pending {
+                waba_id: waba_id.into(),
+                number: None,
+                item,
+                attempts: 0,
+            },
+            delay,
+        );
+    }
+
+    pub fn set_faults(&self, f: WebhookFaults) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }
 
     pub fn stats(&self) -> Stats {
@@ -101,6 +169,7 @@ impl Delivery {
             posts_failed: c.posts_failed.load(Ordering::Relaxed),
             items_delivered: c.items_delivered.load(Ordering::Relaxed),
             items_dropped: c.items_dropped.load(Ordering::Relaxed),
+            duplicates_sent: c.duplicates_sent.load(Ordering::Relaxed),
             pending: self.queue.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
         }
     }
@@ -120,12 +189,9 @@ impl Delivery {
     }
 
     async fn run(self, settings: Arc<SandboxSettings>, mut shutdown: Shutdown) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("a client with only a timeout set always builds");
+        let http = reqwest::Client::new();
         loop {
-            let (batch, next) = self.take_due(settings.webhook_batch.max(1));
+            let (mut batch, next) = self.take_due(settings.webhook_batch.max(1));
             if batch.is_empty() {
                 let wait = next
                     .map(|d| Duration::from_millis((d - now_ms()).clamp(1, 1000) as u64))
@@ -143,24 +209,46 @@ impl Delivery {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 continue;
             };
+            let faults = self
+                .faults
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if faults.reorder {
+                batch.shuffle(&mut rand::rng());
+            }
             let body = envelope(&batch);
             let signature = crate::signature::sign_sha256_hex(
                 settings.app_secret.expose_secret().as_bytes(),
                 &body,
             );
-            let ok = http
-                .post(url)
-                .header("Content-Type", "application/json")
-                .header("X-Hub-Signature-256", signature)
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200);
+            let timeout = Duration::from_millis(if faults.timeout_ms == 0 {
+                20_000
+            } else {
+                faults.timeout_ms
+            });
+            let post = || {
+                http.post(url)
+                    .timeout(timeout)
+                    .header("Content-Type", "application/json")
+                    .header("X-Hub-Signature-256", &signature)
+                    .body(body.clone())
+                    .send()
+            };
+            let ok = post().await.is_ok_and(|r| r.status().as_u16() == 200);
             if ok {
                 self.counters.posts_ok.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .items_delivered
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if faults.duplicate_rate > 0.0
+                    && rand::rng().random_bool(faults.duplicate_rate.clamp(0.0, 1.0))
+                {
+                    let _ = post().await;
+                    self.counters
+                        .duplicates_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             } else {
                 self.counters.posts_failed.fetch_add(1, Ordering::Relaxed);
                 self.retry(batch, &settings.webhook_retry_delays);
@@ -186,66 +274,101 @@ impl Delivery {
     }
 }
 
-/// The `whatsapp_business_account` envelope: one entry per WABA, one `messages` change per
-/// number, statuses and messages in arrival order.
+/// Number-scoped items of one (WABA, number, field), in arrival order.
+#[derive(Default)]
+struct NumberChange {
+    statuses: Vec<Value>,
+    contacts: Vec<Value>,
+    messages: Vec<Value>,
+    calls: Vec<Value>,
+    preferences: Vec<Value>,
+}
+
+/// The `whatsapp_business_account` envelope: one entry per WABA; one change per number and
+/// field; management changes carry `entry[].time` as Meta's do.
 fn envelope(batch: &[Pending]) -> Vec<u8> {
-    let mut entries: Vec<(
+    let mut wabas: Vec<(
         String,
-        Vec<(String, String, Vec<Value>, Vec<Value>, Vec<Value>)>,
+        Vec<Value>,
+        Vec<((String, String, &'static str), NumberChange)>,
     )> = Vec::new();
     for p in batch {
-        let entry = match entries.iter_mut().position(|(w, _)| *w == p.waba_id) {
-            Some(i) => &mut entries[i].1,
+        let idx = match wabas.iter().position(|(w, ..)| *w == p.waba_id) {
+            Some(i) => i,
             None => {
-                entries.push((p.waba_id.clone(), Vec::new()));
-                &mut entries.last_mut().expect("just pushed").1
+                wabas.push((p.waba_id.clone(), Vec::new(), Vec::new()));
+                wabas.len() - 1
             }
         };
-        let change = match entry
-            .iter_mut()
-            .position(|(id, ..)| *id == p.phone_number_id)
-        {
-            Some(i) => &mut entry[i],
+        let (_, management, numbers) = &mut wabas[idx];
+        let field = match &p.item {
+            Item::Change { field, value } => {
+                management.push(json!({"field": field, "value": value}));
+                continue;
+            }
+            Item::Call { .. } => "calls",
+            Item::Preference { .. } => "user_preferences",
+            Item::Status(_) | Item::Message { .. } => "messages",
+        };
+        let (pnid, display) = p.number.clone().unwrap_or_default();
+        let key = (pnid, display, field);
+        let change = match numbers.iter().position(|(k, _)| *k == key) {
+            Some(i) => &mut numbers[i].1,
             None => {
-                entry.push((
-                    p.phone_number_id.clone(),
-                    p.display_number.clone(),
-                    vec![],
-                    vec![],
-                    vec![],
-                ));
-                entry.last_mut().expect("just pushed")
+                numbers.push((key, NumberChange::default()));
+                &mut numbers.last_mut().expect("just pushed").1
             }
         };
         match &p.item {
-            Item::Status(s) => change.2.push(s.clone()),
+            Item::Status(s) => change.statuses.push(s.clone()),
             Item::Message { contact, message } => {
-                change.3.push(contact.clone());
-                change.4.push(message.clone());
+                change.contacts.push(contact.clone());
+                change.messages.push(message.clone());
             }
+            Item::Call { contact, call } => {
+                change.contacts.push(contact.clone());
+                change.calls.push(call.clone());
+            }
+            Item::Preference {
+                contact,
+                preference,
+            } => {
+                change.contacts.push(contact.clone());
+                change.preferences.push(preference.clone());
+            }
+            Item::Change { .. } => unreachable!("handled above"),
         }
     }
-    let entry: Vec<Value> = entries
+    let entry: Vec<Value> = wabas
         .into_iter()
-        .map(|(waba, changes)| {
-            let changes: Vec<Value> = changes
+        .map(|(waba, management, numbers)| {
+            let mut changes: Vec<Value> = numbers
                 .into_iter()
-                .map(|(pnid, display, statuses, contacts, messages)| {
+                .map(|((pnid, display, field), c)| {
                     let mut value = json!({
                         "messaging_product": "whatsapp",
                         "metadata": {"display_phone_number": display, "phone_number_id": pnid},
                     });
-                    if !contacts.is_empty() {
-                        value["contacts"] = Value::Array(contacts);
-                        value["messages"] = Value::Array(messages);
-                    }
-                    if !statuses.is_empty() {
-                        value["statuses"] = Value::Array(statuses);
-                    }
-                    json!({"field": "messages", "value": value})
+                    let mut set = |k: &str, v: Vec<Value>| {
+                        if !v.is_empty() {
+                            value[k] = Value::Array(v);
+                        }
+                    };
+                    set("contacts", c.contacts);
+                    set("messages", c.messages);
+                    set("calls", c.calls);
+                    set("user_preferences", c.preferences);
+                    set("statuses", c.statuses);
+                    json!({"field": field, "value": value})
                 })
                 .collect();
-            json!({"id": waba, "changes": changes})
+            let has_management = !management.is_empty();
+            changes.extend(management);
+            let mut e = json!({"id": waba, "changes": changes});
+            if has_management {
+                e["time"] = json!(now_ms() / 1000);
+            }
+            e
         })
         .collect();
     serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": entry}))

@@ -1,0 +1,205 @@
+use serde_json::json;
+
+use super::*;
+use crate::sandbox::templates::{SandboxTemplate, demo_templates};
+
+fn number() -> SandboxNumber {
+    SandboxNumber {
+        phone_number_id: "1".into(),
+        waba_id: "w".into(),
+        display_number: "15550100001".into(),
+        access_token: "t".to_string().into(),
+    }
+}
+
+fn check(req: serde_json::Value) -> Result<Validated, (i64, String)> {
+    let mut templates = demo_templates("w");
+    let mut media =
+        SandboxTemplate::simple("w", 9, "order_update", "UTILITY", "Order {{1}} shipped");
+    media
+        .components
+        .insert(0, json!({"type": "HEADER", "format": "IMAGE"}));
+    media.components.push(json!({"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Track", "url": "https://x.example/t/{{1}}"}]}));
+    templates.push(media);
+    validate(&number(), &templates, &req).map_err(|f| (f.code, f.details))
+}
+
+fn msg(kind: &str, payload: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({"messaging_product": "whatsapp", "to": "+919876543210", "type": kind});
+    v[kind] = payload;
+    v
+}
+
+#[test]
+fn text_limits() {
+    assert!(check(msg("text", json!({"body": "hi", "preview_url": true}))).is_ok());
+    let e = check(msg("text", json!({"body": "x".repeat(4097)}))).unwrap_err();
+    assert_eq!(e.0, 100);
+    assert!(e.1.contains("4096"), "{e:?}");
+    assert_eq!(check(msg("text", json!({}))).unwrap_err().0, 131008);
+    assert_eq!(
+        check(json!({"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}}))
+            .unwrap_err()
+            .0,
+        131008
+    );
+    assert_eq!(
+        check(json!({"to": "1", "text": {"body": "x"}}))
+            .unwrap_err()
+            .0,
+        100
+    );
+    assert_eq!(
+        check(
+            json!({"messaging_product": "whatsapp", "to": "+1 555 0100 001", "text": {"body": "x"}})
+        )
+        .unwrap_err()
+        .0,
+        131021
+    );
+}
+
+#[test]
+fn media_needs_exactly_one_source_and_no_caption_on_audio() {
+    assert!(
+        check(msg(
+            "image",
+            json!({"link": "https://x.example/a.jpg", "caption": "c"})
+        ))
+        .is_ok()
+    );
+    assert!(check(msg("image", json!({"id": "1", "link": "https://x"}))).is_err());
+    assert!(check(msg("image", json!({}))).is_err());
+    assert!(check(msg("audio", json!({"id": "1", "caption": "no"}))).is_err());
+    assert!(
+        check(msg(
+            "document",
+            json!({"id": "1", "caption": "x".repeat(1025)})
+        ))
+        .is_err()
+    );
+    assert!(check(msg("image", json!({"link": "ftp://x"}))).is_err());
+}
+
+#[test]
+fn location_contacts_reaction() {
+    assert!(
+        check(msg(
+            "location",
+            json!({"latitude": "37.7", "longitude": -122.4})
+        ))
+        .is_ok()
+    );
+    assert!(check(msg("location", json!({"latitude": 91, "longitude": 0}))).is_err());
+    assert!(
+        check(msg(
+            "contacts",
+            json!([{"name": {"formatted_name": "A B"}}])
+        ))
+        .is_ok()
+    );
+    assert!(check(msg("contacts", json!([]))).is_err());
+    assert!(
+        check(msg(
+            "reaction",
+            json!({"message_id": "wamid.X", "emoji": ""})
+        ))
+        .is_ok()
+    );
+    assert_eq!(check(msg("poll", json!({}))).unwrap_err().0, 131051);
+}
+
+#[test]
+fn interactive_buttons_lists_and_cta() {
+    let buttons = |n: usize, title: &str| {
+        let b: Vec<_> = (0..n).map(|i| json!({"type": "reply", "reply": {"id": format!("b{i}"), "title": format!("{title}{i}")}})).collect();
+        msg(
+            "interactive",
+            json!({"type": "button", "body": {"text": "pick"}, "action": {"buttons": b}}),
+        )
+    };
+    assert!(check(buttons(3, "ok")).is_ok());
+    assert!(
+        check(buttons(4, "ok"))
+            .unwrap_err()
+            .1
+            .contains("Max allowed buttons: 3")
+    );
+    assert!(
+        check(buttons(1, &"x".repeat(20)))
+            .unwrap_err()
+            .1
+            .contains("20")
+    );
+    let rows: Vec<_> = (0..11)
+        .map(|i| json!({"id": format!("r{i}"), "title": "t"}))
+        .collect();
+    let list = msg(
+        "interactive",
+        json!({"type": "list", "body": {"text": "b"}, "action": {"button": "Choose", "sections": [{"title": "s", "rows": rows}]}}),
+    );
+    assert!(check(list).unwrap_err().1.contains("1 to 10 rows"));
+    let cta = msg(
+        "interactive",
+        json!({"type": "cta_url", "body": {"text": "b"}, "action": {"name": "cta_url", "parameters": {"display_text": "Open", "url": "https://x.example"}}}),
+    );
+    assert!(check(cta).is_ok());
+    let perm = msg(
+        "interactive",
+        json!({"type": "call_permission_request", "body": {"text": "May we call?"}, "action": {"name": "call_permission_request"}}),
+    );
+    assert!(check(perm).is_ok());
+}
+
+#[test]
+fn templates_status_count_format_header_and_buttons() {
+    let tpl = |name: &str, components: serde_json::Value| {
+        msg(
+            "template",
+            json!({"name": name, "language": {"code": "en_US"}, "components": components}),
+        )
+    };
+    assert!(check(tpl("hello_world", json!([]))).is_ok());
+    assert_eq!(check(tpl("nope", json!([]))).unwrap_err().0, 132001);
+    let three = json!([{"type": "body", "parameters": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"type": "text", "text": "c"}]}]);
+    assert!(check(tpl("missed_call_followup", three)).is_ok());
+    let two = json!([{"type": "body", "parameters": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]);
+    assert_eq!(
+        check(tpl("missed_call_followup", two)).unwrap_err().0,
+        132000
+    );
+    let positional_for_named = json!([{"type": "body", "parameters": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]);
+    assert_eq!(
+        check(tpl("weekly_offer", positional_for_named))
+            .unwrap_err()
+            .0,
+        132012
+    );
+    let named = json!([{"type": "body", "parameters": [{"type": "text", "parameter_name": "offer", "text": "a"}, {"type": "text", "parameter_name": "first_name", "text": "b"}]}]);
+    assert!(check(tpl("weekly_offer", named)).is_ok());
+    let body = json!({"type": "body", "parameters": [{"type": "text", "text": "42"}]});
+    let no_header = json!([body]);
+    assert!(
+        check(tpl("order_update", no_header))
+            .unwrap_err()
+            .1
+            .contains("header")
+    );
+    let wrong_header =
+        json!([{"type": "header", "parameters": [{"type": "video", "video": {"id": "1"}}]}, body]);
+    assert_eq!(
+        check(tpl("order_update", wrong_header)).unwrap_err().0,
+        132012
+    );
+    let no_button =
+        json!([{"type": "header", "parameters": [{"type": "image", "image": {"id": "1"}}]}, body]);
+    assert!(
+        check(tpl("order_update", no_button))
+            .unwrap_err()
+            .1
+            .contains("button")
+    );
+    let full = json!([{"type": "header", "parameters": [{"type": "image", "image": {"id": "1"}}]}, body,
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "abc"}]}]);
+    assert!(check(tpl("order_update", full)).is_ok());
+}
