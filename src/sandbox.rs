@@ -102,6 +102,8 @@ impl SandboxSettings {
 /// One message a number sent, as the sandbox recorded it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SentMessage {
+    /// Order among everything the sandbox sent and received.
+    pub seq: u64,
     pub wamid: String,
     pub phone_number_id: String,
     pub to: String,
@@ -118,6 +120,8 @@ pub struct SentMessage {
 /// One message a simulated user sent to a number.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedMessage {
+    /// Order among everything the sandbox sent and received.
+    pub seq: u64,
     pub wamid: String,
     pub phone_number_id: String,
     pub from: String,

@@ -73,13 +73,13 @@ pub async fn conversations(
     let st = sb.lock();
     let pn = |p: &str| q.phone_number_id.as_deref().is_none_or(|x| x == p);
     let us = |u: &str| user.as_deref().is_none_or(|x| x == u);
-    let mut rows: Vec<(Millis, Value)> = st
+    let mut rows: Vec<(u64, Value)> = st
         .sent
         .iter()
         .filter(|m| pn(&m.phone_number_id) && us(&m.to))
-        .map(|m| (m.received_at, json!({"direction": "out", "phone_number_id": m.phone_number_id, "user": m.to, "wamid": m.wamid, "at": m.received_at, "type": m.kind, "outcome": m.outcome, "body": m.body})))
+        .map(|m| (m.seq, json!({"direction": "out", "phone_number_id": m.phone_number_id, "user": m.to, "wamid": m.wamid, "at": m.received_at, "type": m.kind, "outcome": m.outcome, "body": m.body})))
         .chain(st.received.iter().filter(|m| pn(&m.phone_number_id) && us(&m.from)).map(|m| {
-            (m.at, json!({"direction": "in", "phone_number_id": m.phone_number_id, "user": m.from, "wamid": m.wamid, "at": m.at, "type": m.message["type"], "body": m.message}))
+            (m.seq, json!({"direction": "in", "phone_number_id": m.phone_number_id, "user": m.from, "wamid": m.wamid, "at": m.at, "type": m.message["type"], "body": m.message}))
         }))
         .collect();
     rows.sort_by_key(|(t, _)| *t);

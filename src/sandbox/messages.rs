@@ -336,7 +336,9 @@ fn accept(
             tracing::info!(due, "Sandbox portfolio tier upgrade earned.");
         }
     }
+    let seq = st.next_id;
     st.sent.push(SentMessage {
+        seq,
         wamid: wamid.clone(),
         phone_number_id: pnid.clone(),
         to: v.to.clone(),
@@ -373,15 +375,20 @@ fn schedule_statuses(
     failure: Option<(i64, &str, &str)>,
 ) {
     let opaque = req.get("biz_opaque_callback_data").and_then(Value::as_str);
+    let contact = super::users::contact(number, None, &v.to);
+    let recipient_user_id = super::users::user_id(number, &v.to);
     let status = |name: &str, extra: Value| {
-        let mut s = json!({"id": wamid, "status": name, "timestamp": (now_ms() / 1000).to_string(), "recipient_id": v.to});
+        let mut s = json!({"id": wamid, "status": name, "timestamp": (now_ms() / 1000).to_string(), "recipient_id": v.to, "recipient_user_id": recipient_user_id});
         if let Some(o) = opaque {
             s["biz_opaque_callback_data"] = json!(o);
         }
         if let (Some(obj), Some(more)) = (s.as_object_mut(), extra.as_object()) {
             obj.extend(more.clone());
         }
-        Item::Status(s)
+        Item::Status {
+            contact: contact.clone(),
+            status: s,
+        }
     };
     let delay = sb.settings.status_delay;
     if let Some((code, title, details)) = failure {

@@ -42,8 +42,23 @@ fn resolve(
     Ok((number, digits))
 }
 
-fn contact(name: Option<&str>, wa_id: &str) -> Value {
-    json!({"profile": {"name": name.unwrap_or("Sandbox User")}, "wa_id": wa_id})
+/// A `contacts[]` entry as Meta sends it since the 2026 business-scoped user ids.
+pub fn contact(number: &SandboxNumber, name: Option<&str>, wa_id: &str) -> Value {
+    json!({"profile": {"name": name.unwrap_or("Sandbox User")}, "wa_id": wa_id, "user_id": user_id(number, wa_id)})
+}
+
+/// A stable business-scoped user id: the user's country, a dot, and a digest of (WABA, user),
+/// shaped like Meta's (`US.13491208655302741918`).
+pub fn user_id(number: &SandboxNumber, wa_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let country = phonenumber::parse(None, format!("+{wa_id}"))
+        .ok()
+        .and_then(|p| p.country().id())
+        .map(|id| id.as_ref().to_string())
+        .unwrap_or_else(|| "US".into());
+    let digest = Sha256::digest(format!("{}:{wa_id}", number.waba_id).as_bytes());
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    format!("{country}.{n:020}")
 }
 
 /// A user action: what they send, and about which earlier message.
@@ -176,11 +191,18 @@ pub fn deliver_message(
     let wamid = {
         let mut st = sb.lock();
         st.next_id += 1;
-        let wamid = format!("wamid.SBXIN{:012}", st.next_id);
+        // The random tail keeps ids unique across sandbox restarts, as Meta's are.
+        let wamid = format!(
+            "wamid.SBXIN{:012}{}",
+            st.next_id,
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
         message["id"] = json!(wamid);
         st.windows
             .insert((number.phone_number_id.clone(), from.to_string()), now);
+        let seq = st.next_id;
         st.received.push(ReceivedMessage {
+            seq,
             wamid: wamid.clone(),
             phone_number_id: number.phone_number_id.clone(),
             from: from.to_string(),
@@ -192,7 +214,7 @@ pub fn deliver_message(
     sb.hooks.push(
         number,
         Item::Message {
-            contact: contact(name, from),
+            contact: contact(number, name, from),
             message,
         },
         Duration::ZERO,
@@ -271,7 +293,7 @@ pub async fn preferences(State(sb): State<Sandbox>, Json(p): Json<Preference>) -
     sb.hooks.push(
         &number,
         Item::Preference {
-            contact: contact(None, &from),
+            contact: contact(&number, None, &from),
             preference,
         },
         Duration::ZERO,
@@ -334,7 +356,7 @@ pub async fn call(State(sb): State<Sandbox>, Json(c): Json<UserCall>) -> Respons
     sb.hooks.push(
         &number,
         Item::Call {
-            contact: contact(None, &from),
+            contact: contact(&number, None, &from),
             call,
         },
         Duration::ZERO,

@@ -26,8 +26,8 @@ use crate::time::{Millis, now_ms};
 /// One thing to tell the receiver.
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// An entry of `value.statuses` (field `messages`).
-    Status(Value),
+    /// An entry of `value.statuses` with its recipient's `value.contacts` entry (field `messages`).
+    Status { contact: Value, status: Value },
     /// An entry of `value.messages` with its `value.contacts` entry (field `messages`).
     Message { contact: Value, message: Value },
     /// An entry of `value.calls` with its contact (field `calls`).
@@ -285,7 +285,9 @@ struct NumberChange {
 }
 
 /// The `whatsapp_business_account` envelope: one entry per WABA; one change per number and
-/// field; management changes carry `entry[].time` as Meta's do.
+/// kind (inbound messages, statuses, calls, preferences); management changes carry
+/// `entry[].time` as Meta's do. The internal key `"messages "` keeps inbound messages apart
+/// from statuses; it is trimmed to `messages` on the wire.
 fn envelope(batch: &[Pending]) -> Vec<u8> {
     let mut wabas: Vec<(
         String,
@@ -308,7 +310,8 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
             }
             Item::Call { .. } => "calls",
             Item::Preference { .. } => "user_preferences",
-            Item::Status(_) | Item::Message { .. } => "messages",
+            Item::Status { .. } => "messages",
+            Item::Message { .. } => "messages ",
         };
         let (pnid, display) = p.number.clone().unwrap_or_default();
         let key = (pnid, display, field);
@@ -320,7 +323,12 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
             }
         };
         match &p.item {
-            Item::Status(s) => change.statuses.push(s.clone()),
+            Item::Status { contact, status } => {
+                if !change.contacts.contains(contact) {
+                    change.contacts.push(contact.clone());
+                }
+                change.statuses.push(status.clone());
+            }
             Item::Message { contact, message } => {
                 change.contacts.push(contact.clone());
                 change.messages.push(message.clone());
@@ -359,7 +367,8 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
                     set("calls", c.calls);
                     set("user_preferences", c.preferences);
                     set("statuses", c.statuses);
-                    json!({"field": field, "value": value})
+                    // Messages and statuses travel in separate changes, as Meta sends them.
+                    json!({"field": field.trim_end(), "value": value})
                 })
                 .collect();
             let has_management = !management.is_empty();

@@ -3,4 +3,5 @@ mod inbound;
 mod missed_calls;
 mod outbox;
 mod restart;
+mod sandbox;
 mod support;
