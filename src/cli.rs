@@ -47,7 +47,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Create or upgrade the database schema, then exit (`serve` also does this).
     Migrate,
-    /// Run the Cloud API sandbox alone, for developing any WhatsApp client against it.
+    /// Run the Cloud API sandbox alone (`ringback sandbox --listen …`), play its users
+    /// (`ringback sandbox simulate …`) or look at its conversations (`ringback sandbox inspect`).
     Sandbox(SandboxArgs),
     /// Measure throughput and latency: drives signed missed-call webhooks through a server
     /// started in-process into the sandbox, and reports calls/s, latency and RSS.
@@ -131,16 +132,6 @@ pub enum ConfigCommand {
     Check,
 }
 
-#[derive(Args, Debug)]
-pub struct SandboxArgs {
-    /// Where to listen.
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    pub listen: String,
-    /// Where to post webhooks; defaults to http://<server.listen>/webhooks/whatsapp.
-    #[arg(long)]
-    pub webhook_url: Option<String>,
-}
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -163,7 +154,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(cli: &Cli) -> anyhow::Result<(Config, Settings)> {
+pub(crate) fn load(cli: &Cli) -> anyhow::Result<(Config, Settings)> {
     let config = Config::load(cli.config.as_deref())?;
     let settings = config.build()?;
     Ok((config, settings))
@@ -203,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(Simulate::Message(m)) => simulate_message(&cli, m).await,
         Command::Messages(a) => messages(&cli, a).await,
         Command::Calls(a) => calls(&cli, a).await,
-        Command::Sandbox(a) => sandbox(&cli, a).await,
+        Command::Sandbox(a) => sandbox::run(&cli, a).await,
         Command::Bench(a) => crate::bench::run(a).await,
     }
 }
@@ -352,34 +343,5 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sandbox(cli: &Cli, a: &SandboxArgs) -> anyhow::Result<()> {
-    let (_, s) = load(cli)?;
-    crate::telemetry::init_logs(&s.log.filter, s.log.format == "json");
-    let webhook = a
-        .webhook_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}/webhooks/whatsapp", s.listen));
-    let listener = tokio::net::TcpListener::bind(&a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let (trigger, shutdown) = crate::shutdown::channel();
-    let sb = crate::sandbox::Sandbox::start(
-        crate::app::sandbox_settings_for(&s, Some(webhook.clone())),
-        shutdown.clone(),
-    );
-    println!(
-        "Cloud API sandbox on http://{} posting webhooks to {webhook}",
-        listener.local_addr()?
-    );
-    for n in &s.senders {
-        println!(
-            "  phone_number_id {} (token from senders[].access_token), template missed_call_followup/en_US",
-            n.phone_number_id
-        );
-    }
-    let server = tokio::spawn(sb.serve(listener, shutdown));
-    crate::app::signal().await;
-    trigger.fire();
-    let _ = server.await;
-    Ok(())
-}
+mod sandbox;
+pub use sandbox::SandboxArgs;
