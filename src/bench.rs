@@ -19,6 +19,8 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
+mod sandbox;
+
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Calls in the burst phase.
@@ -36,6 +38,10 @@ pub struct BenchArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Benchmark the Cloud API sandbox alone instead: raw send throughput with limits off, and
+    /// how exactly it holds 80/s and 1000/s (uses --seconds and --concurrency).
+    #[arg(long)]
+    pub sandbox: bool,
 }
 
 /// Results of one run.
@@ -76,6 +82,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.sandbox {
+        return sandbox::run(args.seconds, args.concurrency, args.json).await;
+    }
     let dir = tempfile_dir()?;
     let db = dir.join("bench.db");
     let env = vec![

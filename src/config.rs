@@ -195,7 +195,9 @@ impl Config {
         }
         for (key, value) in env {
             if let Some(path) = key.strip_prefix("RINGBACK_") {
-                if path == "CONFIG" || path == "TEST_DATABASE_URL" {
+                // Overrides always name a section and a field (`SECTION__FIELD`); other
+                // RINGBACK_ variables (RINGBACK_CONFIG, RINGBACK_BIN, …) belong to tools.
+                if !path.contains("__") {
                     continue;
                 }
                 set_path(&mut merged, &path.to_ascii_lowercase(), &value)

@@ -206,14 +206,9 @@ fn accept(
     random: &super::RandomFaults,
 ) -> Result<Result<SendResponse, GraphFailure>, Hang> {
     let pnid = &number.phone_number_id;
-    let templates: Vec<_> = sb
-        .lock()
-        .templates
-        .iter()
-        .filter(|t| t.waba_id == number.waba_id)
-        .cloned()
-        .collect();
-    let v = match validate::validate(number, &templates, req) {
+    // Validation runs under the lock against the live template list: no copy per request.
+    let validated = validate::validate(number, &sb.lock().templates, req);
+    let v = match validated {
         Ok(v) => v,
         Err(f) => return Ok(Err(f)),
     };
@@ -238,7 +233,9 @@ fn accept(
         )));
     }
     let now = now_ms();
-    super::control::tick(sb, now);
+    if sb.lock().limits.upgrade_due.is_some() {
+        super::control::tick(sb, now);
+    }
     let mut st = sb.lock();
     if let Some(f) = st.faults.get_mut(pnid).and_then(|q| {
         let f = q.front_mut()?;
@@ -375,7 +372,7 @@ fn schedule_statuses(
     failure: Option<(i64, &str, &str)>,
 ) {
     let opaque = req.get("biz_opaque_callback_data").and_then(Value::as_str);
-    let contact = super::users::contact(number, None, &v.to);
+    let contact = json!({"wa_id": v.to, "user_id": super::users::user_id(number, &v.to)});
     let recipient_user_id = super::users::user_id(number, &v.to);
     let status = |name: &str, extra: Value| {
         let mut s = json!({"id": wamid, "status": name, "timestamp": (now_ms() / 1000).to_string(), "recipient_id": v.to, "recipient_user_id": recipient_user_id});

@@ -180,8 +180,7 @@ pub fn deliver_message(
     context: Option<&str>,
 ) -> String {
     let now = now_ms();
-    let mut message =
-        json!({"from": from, "id": "", "timestamp": (now / 1000).to_string(), "type": kind});
+    let mut message = json!({"from": from, "from_user_id": user_id(number, from), "id": "", "timestamp": (now / 1000).to_string(), "type": kind});
     if let (Some(obj), Some(p)) = (message.as_object_mut(), payload.as_object()) {
         obj.extend(p.clone());
     }

@@ -83,7 +83,7 @@ fn optional_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<()
     }
 }
 
-/// Checks a send request; `templates` are those of the number's WABA.
+/// Checks a send request; `templates` may hold every WABA's (only the number's are used).
 pub fn validate(
     number: &SandboxNumber,
     templates: &[SandboxTemplate],
@@ -160,7 +160,7 @@ pub fn validate(
             req.get("interactive")
                 .ok_or_else(|| missing("interactive"))?,
         )?,
-        "template" => category = template(templates, req)?,
+        "template" => category = template(&number.waba_id, templates, req)?,
         other => {
             return Err(GraphFailure::new(
                 131051,
@@ -503,13 +503,17 @@ fn has_duplicates(values: &[Option<&str>]) -> bool {
 
 /// Template checks: exists in the language and approved (132001), parameter count (132000),
 /// named vs positional (132012). Returns the template's pricing category.
-fn template(templates: &[SandboxTemplate], req: &Value) -> Result<String, GraphFailure> {
+fn template(
+    waba: &str,
+    templates: &[SandboxTemplate],
+    req: &Value,
+) -> Result<String, GraphFailure> {
     let name = str_at(req, &["template", "name"]).ok_or_else(|| missing("template['name']"))?;
     let lang = str_at(req, &["template", "language", "code"])
         .ok_or_else(|| missing("template['language']['code']"))?;
     let tpl = templates
         .iter()
-        .find(|t| t.name == name && t.language == lang)
+        .find(|t| t.waba_id == waba && t.name == name && t.language == lang)
         .filter(|t| t.status == "APPROVED")
         .ok_or_else(|| {
             GraphFailure::new(

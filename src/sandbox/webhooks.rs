@@ -380,6 +380,41 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
             e
         })
         .collect();
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": entry}))
-        .expect("JSON values serialise")
+    let body =
+        serde_json::to_string(&json!({"object": "whatsapp_business_account", "entry": entry}))
+            .expect("JSON values serialise");
+    escape_non_ascii(&body).into_bytes()
+}
+
+/// Meta signs the payload as sent, with non-ASCII escaped as `\uXXXX` (lowercase hex, UTF-16
+/// surrogate pairs). Receivers that re-serialise parsed JSON break the signature; sending the
+/// escaped form lets tests catch that. Outside strings JSON is ASCII, so this is safe.
+pub fn escape_non_ascii(json: &str) -> String {
+    use std::fmt::Write;
+    if json.is_ascii() {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_ascii_is_escaped_like_meta() {
+        let s = super::escape_non_ascii(r#"{"name":"Zoë 👍"}"#);
+        assert_eq!(s, r#"{"name":"Zo\u00eb \ud83d\udc4d"}"#);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["name"], "Zoë 👍");
+    }
 }

@@ -14,9 +14,11 @@ What it checks, for every row of CASES:
   (b) the sandbox's response validates against the operation's 200 schema, or against the Graph
       error schema for that HTTP status, plus hand-written assertions from
       shared/reference/cloud-api.md (error `message` == "(#<code>) <title>", `wamid.` ids, ...);
-  (c) every webhook the sandbox posts validates against the webhook payload schema, carries a
-      correct X-Hub-Signature-256, and the statuses/messages expected for each row arrive (and
-      nothing else does).
+  (c) every webhook the sandbox posts validates against the webhook payload schema (for fields
+      Meta's OAS does not describe, e.g. message_template_status_update: against its envelope,
+      plus the docs' shape by hand), carries a correct X-Hub-Signature-256, passes the docs'
+      envelope assertions (§2), and the statuses / inbound messages / template events expected
+      for each row arrive — and nothing else does.
 
 The OpenAPI document is read from `${RINGBACK_SHARED:-../shared}/reference/meta-openapi/`
 (relative paths are relative to the repository root). `$ref`s are resolved by jsonschema's
@@ -26,8 +28,14 @@ right") the affected schema parts are patched in PATCHES below, each with the re
 patch first checks that the part it patches still looks the way it did, so a fixed upstream
 document shows up as a failing check instead of being silently re-patched.
 
-Adding a case is one row in CASES (see the `Case` dataclass for the knobs). Output: one line per
-check, then exactly `N passed, M failed`; the exit status is non-zero on any failure.
+Before the rows run, Meta's own request and webhook examples are validated against the patched
+schemas ("self-check"), which shows that the patches repair the schemas rather than just loosen
+them.
+
+Adding a case is one row in CASES (see the `Case` dataclass for the knobs); a row for an endpoint
+the sandbox does not have yet can carry `pending="why"` (skipped, or run anyway with
+CONFORMANCE_RUN_PENDING=1). Output: one line per check (SKIP lines are not counted), then exactly
+`N passed, M failed`; the exit status is non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -244,9 +252,11 @@ def p_language_policy(doc: dict) -> None:
 
 def p_button_index(doc: dict) -> None:
     """Docs §3.2: button component `index` is the 0-based button position, "string or int in
-    examples", and `sub_type` is quick_reply|url|copy_code|catalog|mpm|flow|voice_call. OAS has
-    `type: string`, the pattern `^[2-6, 11-14]$` (matches neither "0" nor "1") and a 3-value
-    enum. Not exercised by today's rows; needed as soon as a template with buttons is added."""
+    examples", `sub_type` is quick_reply|url|copy_code|catalog|mpm|flow|voice_call, and button
+    parameters are payload|text|coupon_code|action (+ voice_call's ttl_minutes/payload). OAS has
+    `type: string`, the pattern `^[2-6, 11-14]$` (matches neither "0" nor "1"), a 3-value
+    sub_type enum and payload|text only — its own catalog/flow template examples fail. Not
+    exercised by today's rows; needed as soon as a template with buttons is added."""
     sub_types = ["quick_reply", "url", "copy_code", "catalog", "mpm", "flow", "voice_call"]
     for name in ("TemplateComponent", "ButtonComponent"):
         props = ptr_get(doc, SCHEMAS + name + ("/allOf/1/properties" if name == "ButtonComponent" else "/properties"))
@@ -254,6 +264,9 @@ def p_button_index(doc: dict) -> None:
         props["index"] = {"type": ["string", "integer"], "pattern": "^[0-9]$", "minimum": 0, "maximum": 9}
         expect("enum" in props["sub_type"], f"{name}.sub_type enum gone")
         props["sub_type"]["enum"] = sub_types
+    btype = ptr_get(doc, SCHEMAS + "ButtonParameterObject/properties/type")
+    expect(btype.get("enum") == ["payload", "text"], "ButtonParameterObject.type enum changed")
+    btype["enum"] = ["payload", "text", "coupon_code", "action", "ttl_minutes"]
 
 
 def p_location_numbers(doc: dict) -> None:
@@ -275,11 +288,32 @@ def p_contacts_max(doc: dict) -> None:
 def p_interactive_types(doc: dict) -> None:
     """Docs §3.2: interactive types also include cta_url, location_request_message and
     voice_call (and order_details/order_status, which OAS's own examples send); the OAS enum
-    lists only button|call_permission_request|catalog_message|list|product|product_list|flow."""
+    lists only button|call_permission_request|catalog_message|list|product|product_list|flow,
+    and ActionObject has no branch for their actions. The branches added here are the docs'
+    shapes and limits (§3.2 table, §3.5): cta_url {display_text ≤20, url}, send_location,
+    voice_call {display_text ≤20, ttl_minutes 1–43200, payload ≤512}."""
     t = ptr_get(doc, SCHEMAS + "InteractiveObject/properties/type")
     expect("cta_url" not in t["enum"], "cta_url already present")
     t["enum"] = t["enum"] + ["cta_url", "location_request_message", "voice_call",
                              "order_details", "order_status"]
+    action = ptr_get(doc, SCHEMAS + "ActionObject")
+    names = {n for b in action["oneOf"] for n in (b.get("properties", {}).get("name") or {}).get("enum", [])}
+    expect(not names & {"cta_url", "send_location", "voice_call"}, f"actions already present: {names}")
+    action["oneOf"] += [
+        {"required": ["name", "parameters"],
+         "properties": {"name": {"type": "string", "enum": ["cta_url"]},
+                        "parameters": {"type": "object", "required": ["display_text", "url"],
+                                       "properties": {"display_text": {"type": "string", "maxLength": 20},
+                                                      "url": {"type": "string"}}}}},
+        {"required": ["name"], "properties": {"name": {"type": "string", "enum": ["send_location"]}}},
+        {"required": ["name"],
+         "properties": {"name": {"type": "string", "enum": ["voice_call"]},
+                        "parameters": {"type": "object",
+                                       "properties": {"display_text": {"type": "string", "maxLength": 20},
+                                                      "ttl_minutes": {"type": "integer", "minimum": 1,
+                                                                      "maximum": 43200},
+                                                      "payload": {"type": "string", "maxLength": 512}}}}},
+    ]
 
 
 def p_status_played(doc: dict) -> None:
@@ -309,18 +343,62 @@ def p_bsuid_optional(doc: dict) -> None:
     st["required"] = [r for r in st["required"] if r != "recipient_id"]
 
 
+def p_discriminators(doc: dict) -> None:
+    """Not a relaxation but the opposite: jsonschema ignores the OpenAPI `discriminator`, so
+    template components and their parameters (TemplateComponent, ParameterObject,
+    ButtonParameterObject: base types whose subtypes are only named in `discriminator.mapping`)
+    would never be checked beyond `type`. Each reference to such a base type (except the
+    subtypes' own `allOf` back-reference) is pointed at a `<Base>__dispatch` schema that applies
+    the mapped subtype with if/then."""
+    schemas = doc["components"]["schemas"]
+    bases = {n: s_["discriminator"] for n, s_ in schemas.items()
+             if isinstance(s_, dict) and "discriminator" in s_ and "oneOf" not in s_ and "anyOf" not in s_}
+    expect(set(bases) >= {"TemplateComponent", "ParameterObject", "ButtonParameterObject"}, f"bases: {sorted(bases)}")
+    subtypes = {ref.rsplit("/", 1)[-1] for d in bases.values() for ref in d["mapping"].values()}
+    for name, disc in bases.items():
+        prop = disc["propertyName"]
+        schemas[name + "__dispatch"] = {"allOf": [{"$ref": "#" + SCHEMAS + name}] + [
+            {"if": {"properties": {prop: {"const": tag}}, "required": [prop]}, "then": {"$ref": ref}}
+            for tag, ref in disc["mapping"].items()]}
+
+    def walk(node: Any, in_subtype: bool) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "$ref" and isinstance(v, str) and v.startswith("#" + SCHEMAS):
+                    target = v[len("#" + SCHEMAS):]
+                    if target in bases and not in_subtype:
+                        node[k] = v + "__dispatch"
+                else:
+                    walk(v, in_subtype)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, in_subtype)
+
+    for name, schema in list(schemas.items()):
+        if name.endswith("__dispatch"):
+            continue
+        if name in subtypes:
+            # keep the allOf back-reference to the base; dispatch anything nested further down
+            for i, branch in enumerate(schema.get("allOf", [])):
+                walk(branch, in_subtype=(i == 0))
+        else:
+            walk(schema, in_subtype=False)
+    walk(doc["paths"], in_subtype=False)
+
+
 PATCHES: list[tuple[str, Callable[[dict], None]]] = [
     ("allOf+additionalProperties:false -> unevaluatedProperties:false (request message types)", p_allof_closed),
     ("webhook message schemas: refs to request schemas -> their webhook copies", p_webhook_refs),
     ("BaseMessageProperties += biz_opaque_callback_data (docs §3.1)", p_biz_opaque),
     ("LanguageObject.policy not required (docs §3.2)", p_language_policy),
-    ("template button index 0-9 string|int, docs sub_types (docs §3.2)", p_button_index),
+    ("template button index 0-9 string|int, docs sub_types and parameter types (docs §3.2)", p_button_index),
     ("LocationMessage latitude/longitude number|string (docs §3.2)", p_location_numbers),
     ("ContactsMessage contacts maxItems 5 -> 257 (docs §3.2, §12.8)", p_contacts_max),
-    ("InteractiveObject.type += cta_url, location_request_message, voice_call, order_* (docs §3.2)", p_interactive_types),
+    ("InteractiveObject.type += cta_url, location_request_message, voice_call, order_*; ActionObject += their actions (docs §3.2)", p_interactive_types),
     ("Statuses.status += played (docs §2.6)", p_status_played),
     ("Change.field += group_participants_update (docs §2.4)", p_change_field),
     ("inbound `from` / status `recipient_id` optional (docs §2.5, BSUIDs)", p_bsuid_optional),
+    ("honour OpenAPI discriminators of template components/parameters (tightening)", p_discriminators),
 ]
 
 
@@ -550,6 +628,7 @@ class Case:
     statuses: tuple[str, ...] = ()
     # message_template_status_update webhooks this row causes: (template name, event) pairs
     template_events: tuple[tuple[str, str], ...] = ()
+    after_template_events: tuple[tuple[str, str], ...] = ()  # wait for these webhooks before running
     pending: str | None = None                     # not implemented in the sandbox yet: skip, say why
 
     @property
@@ -562,9 +641,13 @@ def text(to: str, body: str, **extra) -> dict:
             "type": "text", "text": {"body": body, **extra}}
 
 
-def template(to: str, name: str, params: list[str] | None = None, lang: str = "en_US") -> dict:
+def template(to: str, name: str, params: list[str] | dict[str, str] | None = None, lang: str = "en_US") -> dict:
+    """Body parameters: a list = positional {{1}}.., a dict = named {{first_name}}.."""
     t: dict = {"name": name, "language": {"code": lang}}
-    if params is not None:
+    if isinstance(params, dict):
+        t["components"] = [{"type": "body", "parameters": [{"type": "text", "parameter_name": k, "text": v}
+                                                           for k, v in params.items()]}]
+    elif params is not None:
         t["components"] = [{"type": "body",
                             "parameters": [{"type": "text", "text": p} for p in params]}]
     return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
@@ -602,6 +685,38 @@ CASES: list[Case] = [
     Case("template missed_call_followup, 3 params",
          template("+15550001006", "missed_call_followup", ["Ana", "Acme Dental", "10:42"]),
          message_status="accepted", statuses=("sent", "delivered")),
+    Case("reply (context.message_id)",
+         lambda run: {**text("15550001021", "Yes, we're open until 6."),
+                      "context": {"message_id": run.inbound_wamid("15550001021")}},
+         open_window="15550001021", statuses=("sent", "delivered")),
+    # cloud-api.md §2.6/§3.2: a reaction you send only ever produces `sent`
+    Case("reaction",
+         lambda run: {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001022",
+                      "type": "reaction", "reaction": {"message_id": run.inbound_wamid("15550001022"), "emoji": "👍"}},
+         open_window="15550001022", statuses=("sent",)),
+    Case("image by link with caption",
+         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001023", "type": "image",
+          "image": {"link": "https://example.com/menu.jpg", "caption": "Today's menu"}},
+         open_window="15550001023", statuses=("sent", "delivered")),
+    Case("location (numeric lat/long)",
+         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001024", "type": "location",
+          "location": {"latitude": 37.758056, "longitude": -122.425332, "name": "Acme Dental",
+                       "address": "1 Hacker Way, Menlo Park, CA 94025"}},
+         open_window="15550001024", statuses=("sent", "delivered")),
+    Case("interactive cta_url",
+         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001025", "type": "interactive",
+          "interactive": {"type": "cta_url", "body": {"text": "Book a slot online."},
+                          "action": {"name": "cta_url",
+                                     "parameters": {"display_text": "Book now", "url": "https://example.com/book"}}}},
+         open_window="15550001025", statuses=("sent", "delivered")),
+    Case("interactive location_request_message",
+         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001029", "type": "interactive",
+          "interactive": {"type": "location_request_message", "body": {"text": "Where should we call you back?"},
+                          "action": {"name": "send_location"}}},
+         open_window="15550001029", statuses=("sent", "delivered")),
+    Case("template weekly_offer, named params",
+         template("+15550001026", "weekly_offer", {"first_name": "Ana", "offer": "10% off cleaning"}),
+         message_status="accepted", statuses=("sent", "delivered")),
     # accepted synchronously, fails asynchronously (cloud-api.md §4.3 "Where errors surface", §11.3)
     Case("text outside the window -> async 131047", text("+15550001007", "hello?"),
          statuses=("failed:131047",)),
@@ -618,6 +733,12 @@ CASES: list[Case] = [
          http=(404,), error_codes=(132001,)),
     Case("missing `to`", without(text("+15550001016", "x"), "to"), req_valid=False,
          http=(400,), error_codes=(131008, 100)),
+    Case("template: named template sent with positional params",
+         template("+15550001027", "weekly_offer", ["Ana", "10% off"]), http=(400,), error_codes=(132012, 132000)),
+    # cloud-api.md §3.5 and the OAS agree: reply button title ≤ 20
+    Case("reply button title over 20 chars",
+         buttons("15550001028", "Sorry we missed your call.", ("cb", "Please call me back soon")),
+         req_valid=False, open_window="15550001028", http=(400,), error_codes=(100, 131009)),
     # scripted faults (sandbox control API); HTTP per the docs' code table (§4.3). For the rate
     # limits the OAS generic responses say 429 instead of 400 — open question §12.6, so both pass.
     Case("fault 130429 throughput", template("+15550001017", "hello_world"), fault={"code": 130429},
@@ -659,9 +780,10 @@ CASES: list[Case] = [
     # --- phone number ----------------------------------------------------------------------
     Case("phone number info", None, operation="getPhoneNumberById", method="GET",
          path=f"/{VERSION}/{PHONE_NUMBER_ID}"),
-    # --- last, so the create rows above have been reviewed by now (review delay: 100 ms) -------
+    # --- after the review of the create row above ------------------------------------------
     Case("template delete by name", None, operation="deleteTemplateByName", method="DELETE",
          path=TEMPLATES + "?name=conformance_order_ready", expect={"success": True},
+         after_template_events=(("conformance_order_ready", "APPROVED"),),
          template_events=(("conformance_order_ready", "DELETED"),)),
 ]
 
@@ -675,6 +797,7 @@ INBOUND_EXTRA = [("15550001020", "Are you open today? ¿Sí? 👍", "Zoë Ñúñ
 # ---------------------------------------------------------------------------------------------
 
 DIGITS = re.compile(r"^[0-9]+$")
+BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
 TIMESTAMP = re.compile(r"^[0-9]{9,11}$")
 PRICING_CATEGORIES = {"authentication", "authentication_international", "marketing", "marketing_lite",
                       "referral_conversion", "service", "utility", "group_marketing", "group_utility",
@@ -716,6 +839,42 @@ def check_template_status_update(b: Bundle, v: dict) -> None:
       repr(v.get("message_template_category")))
 
 
+TEMPLATE_STATUSES = {"APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "IN_APPEAL", "FLAGGED", "REINSTATED",
+                     "PENDING_DELETION", "DELETED", "ARCHIVED", "UNARCHIVED", "LIMIT_EXCEEDED", "LOCKED"}
+TEMPLATE_CATEGORIES = {"MARKETING", "UTILITY", "AUTHENTICATION"}
+
+
+def check_template_created(b: "Bundle", body: dict) -> None:
+    """cloud-api.md §6 Create: {"id":"…","status":"PENDING|APPROVED|REJECTED","category":"UTILITY"}."""
+    b("id is a decimal string (§1)", isinstance(body.get("id"), str) and bool(DIGITS.match(body["id"])), repr(body.get("id")))
+    b("status is PENDING|APPROVED|REJECTED", body.get("status") in ("PENDING", "APPROVED", "REJECTED"),
+      repr(body.get("status")))
+    b("category is MARKETING|UTILITY|AUTHENTICATION", body.get("category") in TEMPLATE_CATEGORIES,
+      repr(body.get("category")))
+
+
+def check_template_list(b: "Bundle", body: dict) -> None:
+    """cloud-api.md §6 List: {"data":[{…,"id"}],"paging":{"cursors":{"before","after"}}}."""
+    data = body.get("data")
+    b("data is a non-empty list", isinstance(data, list) and bool(data), repr(data)[:200])
+    for t in data or []:
+        n = t.get("name")
+        b(f"{n}: id is a decimal string (§1)", isinstance(t.get("id"), str) and bool(DIGITS.match(t["id"])),
+          repr(t.get("id")))
+        b(f"{n}: status documented (§6)", t.get("status") in TEMPLATE_STATUSES, repr(t.get("status")))
+        b(f"{n}: category documented (§6)", t.get("category") in TEMPLATE_CATEGORIES, repr(t.get("category")))
+        b(f"{n}: language is a locale", isinstance(t.get("language"), str), repr(t.get("language")))
+    cursors = (body.get("paging") or {}).get("cursors") or {}
+    b("paging.cursors has before and after", "before" in cursors and "after" in cursors, repr(body.get("paging")))
+
+
+# Hand checks (from cloud-api.md) for 200 responses, per operationId; add one per operation.
+RESPONSE_CHECKS: dict[str, Callable[["Bundle", dict], None]] = {
+    "createAuthenticationTemplateWOtpCopyCodeButton": check_template_created,
+    "getTemplateByNameDefaultFields": check_template_list,
+}
+
+
 # Per-field hand checks for webhook fields Meta's OAS does not describe; add one per field.
 FIELD_CHECKS: dict[str, Callable[[Bundle, dict], None]] = {
     "message_template_status_update": check_template_status_update,
@@ -740,9 +899,11 @@ class InboundExpectation:
 
 
 class Runner:
-    def __init__(self, spec: Spec, base: str):
+    def __init__(self, spec: Spec, base: str, rx: Receiver, timeout: float):
         self.spec = spec
         self.base = base
+        self.rx = rx
+        self.timeout = timeout
         self.expect_statuses: list[Expectation] = []
         self.expect_inbound: list[InboundExpectation] = []
         self.expect_template_events: list[tuple[str, str]] = []
@@ -750,6 +911,10 @@ class Runner:
     @property
     def inbound(self) -> list[InboundExpectation]:
         return self.expect_inbound
+
+    def inbound_wamid(self, user: str) -> str:
+        """The wamid of the last simulated inbound message from `user` (for reactions, replies)."""
+        return next((x.wamid for x in reversed(self.expect_inbound) if x.user == user), "wamid.none")
 
     # -- inbound (sandbox control API; not part of Meta's API, so no schema) ------------------
     def simulate_inbound(self, user: str, text_: str, name: str) -> None:
@@ -768,6 +933,25 @@ class Runner:
             return
         _, _, op_ptr = self.spec.operation(c.operation)
         req_ptr = SCHEMAS + c.req_schema if c.req_schema else self.spec.request_schema(op_ptr)
+
+        # setup
+        if c.open_window:
+            self.simulate_inbound(c.open_window, "hi", "Window Opener")
+            time.sleep(0.05)
+        if c.after_template_events:
+            deadline = time.time() + self.timeout
+            while time.time() < deadline:
+                seen = self.index(self.rx.snapshot())[2]
+                if all(ev in seen.get(name, []) for name, ev in c.after_template_events):
+                    break
+                time.sleep(0.1)
+            seen = self.index(self.rx.snapshot())[2]
+            check(f"setup: template events {list(c.after_template_events)} arrived first",
+                  all(ev in seen.get(name, []) for name, ev in c.after_template_events), f"seen {seen}")
+        if c.fault:
+            f = http_call(self.base, "POST", "/sandbox/faults",
+                          {"phone_number_id": PHONE_NUMBER_ID, "errors": [c.fault]})
+            check(f"setup: inject fault {c.fault}", f.status == 200, f"HTTP {f.status} {f.raw[:200]!r}")
         if callable(c.body):
             c = dataclasses.replace(c, body=c.body(self))
 
@@ -780,14 +964,6 @@ class Runner:
             else:
                 check(f"{c.name}: request is rejected by {label} (deliberately invalid)",
                       bool(errs), "the schema accepts it")
-
-        if c.open_window:
-            self.simulate_inbound(c.open_window, "hi", "Window Opener")
-            time.sleep(0.05)
-        if c.fault:
-            f = http_call(self.base, "POST", "/sandbox/faults",
-                          {"phone_number_id": PHONE_NUMBER_ID, "errors": [c.fault]})
-            check(f"setup: inject fault {c.fault}", f.status == 200, f"HTTP {f.status} {f.raw[:200]!r}")
 
         r = http_call(self.base, c.method, c.path, c.body, c.token)
         check(f"{c.name}: HTTP {r.status} in {list(c.http)}", r.status in c.http,
@@ -817,6 +993,10 @@ class Runner:
             diff = {k: body.get(k) if isinstance(body, dict) else None for k, v in c.expect.items()
                     if not isinstance(body, dict) or body.get(k) != v}
             check(f"{c.name}: response contains {c.expect}", not diff, f"got {diff}")
+        if c.operation in RESPONSE_CHECKS and isinstance(body, dict):
+            b = Bundle(f"{c.name}: response assertions from cloud-api.md")
+            RESPONSE_CHECKS[c.operation](b, body)
+            b.done()
         if not c.is_send:
             return
         # cloud-api.md §3.1 / §11.2
@@ -1010,6 +1190,15 @@ class Runner:
               isinstance(dpn, str) and bool(DIGITS.match(dpn)), repr(dpn))
             b(f"metadata.phone_number_id == {PHONE_NUMBER_ID}", md.get("phone_number_id") == PHONE_NUMBER_ID,
               repr(md.get("phone_number_id")))
+            # §2.5 (BSUIDs): from 31 Mar 2026 every messages webhook carries contacts[].user_id
+            # ("US.13491208655302741918": ISO country code + '.' + ≤128 alnum); messages carry
+            # from_user_id, statuses recipient_user_id.
+            user_ids = {}
+            for ct in value.get("contacts", []) or []:
+                uid = ct.get("user_id")
+                b(f"contact {ct.get('wa_id')}: user_id is a BSUID (§2.5)", isinstance(uid, str)
+                  and BSUID.match(uid) is not None, repr(uid))
+                user_ids[ct.get("wa_id")] = uid
             for s in value.get("statuses", []) or []:
                 st = f"status {s.get('status')}"
                 ts = s.get("timestamp")
@@ -1018,6 +1207,9 @@ class Runner:
                 rid = s.get("recipient_id")
                 b(f"{st}: recipient_id present, digits only", isinstance(rid, str) and bool(DIGITS.match(rid)), repr(rid))
                 b(f"{st}: id is a wamid", str(s.get("id", "")).startswith("wamid."), repr(s.get("id")))
+                ruid = s.get("recipient_user_id")
+                b(f"{st}: recipient_user_id is a BSUID (§2.5)", isinstance(ruid, str) and BSUID.match(ruid) is not None,
+                  repr(ruid))
                 if "pricing" in s:  # §2.6
                     p = s["pricing"]
                     b(f"{st}: pricing.pricing_model == 'PMP' (CBP ended 1 Jul 2025)", p.get("pricing_model") == "PMP",
@@ -1044,6 +1236,10 @@ class Runner:
                 b(f"{mt}: `from` present, digits only", isinstance(m.get("from"), str) and bool(DIGITS.match(m["from"])),
                   repr(m.get("from")))
                 b(f"{mt}: id is a wamid", str(m.get("id", "")).startswith("wamid."), repr(m.get("id")))
+                fuid = m.get("from_user_id")
+                b(f"{mt}: from_user_id is the sender's BSUID (§2.5)", isinstance(fuid, str)
+                  and BSUID.match(fuid) is not None and fuid == user_ids.get(m.get("from"), fuid),
+                  f"from_user_id={fuid!r}, contacts user_id={user_ids.get(m.get('from'))!r}")
                 if m.get("type") != "system":  # §2.5: contacts[] for all non-system messages
                     contacts = value.get("contacts") or []
                     b(f"{mt}: contacts[] has wa_id == from", any(ct.get("wa_id") == m.get("from") for ct in contacts),
@@ -1095,7 +1291,10 @@ class Runner:
 # ---------------------------------------------------------------------------------------------
 
 SELF_CHECK_REQUEST_EXAMPLES = ["Send Text Message", "Send Reply to Text Message", "Send Reply Button",
-                               "Send List Message", "Send Message Template Text", "Send Test Message"]
+                               "Send List Message", "Send Message Template Text", "Send Test Message",
+                               "Send Message Template Interactive", "Send Flow Template Message",
+                               "Send Location Message", "Send Contact Message",
+                               "Send Image Message by URL", "Send Reply with Reaction Message"]
 
 
 def self_check(spec: Spec, send_ptr: str, webhook_ptr: str, webhook_op_ptr: str) -> None:
@@ -1160,7 +1359,7 @@ def main() -> int:
 
     rx = Receiver(args.webhook_port)
     try:
-        runner = Runner(spec, args.base_url.rstrip("/"))
+        runner = Runner(spec, args.base_url.rstrip("/"), rx, args.webhook_timeout)
         for user, text_, name in INBOUND_EXTRA:
             runner.simulate_inbound(user, text_, name)
         for case in CASES:
@@ -1178,4 +1377,11 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception as exc:  # still end with the summary line
+        import traceback
+        traceback.print_exc()
+        check("the checker ran to completion", False, f"{type(exc).__name__}: {exc}")
+        print(f"{PASSED} passed, {FAILED} failed")
+        sys.exit(1)

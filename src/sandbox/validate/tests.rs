@@ -203,3 +203,98 @@ fn templates_status_count_format_header_and_buttons() {
         {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "abc"}]}]);
     assert!(check(tpl("order_update", full)).is_ok());
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Arbitrary JSON, biased towards the keys and shapes a send request has, so the search
+    /// reaches deep into the validator instead of stopping at the first missing field.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let keys = prop::sample::select(vec![
+            "messaging_product",
+            "to",
+            "type",
+            "text",
+            "body",
+            "template",
+            "name",
+            "language",
+            "code",
+            "components",
+            "parameters",
+            "interactive",
+            "action",
+            "buttons",
+            "reply",
+            "id",
+            "title",
+            "sections",
+            "rows",
+            "header",
+            "image",
+            "link",
+            "caption",
+            "location",
+            "latitude",
+            "longitude",
+            "contacts",
+            "reaction",
+            "emoji",
+            "x",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z_+0-9 ]{0,30}".prop_map(Value::from),
+            prop::sample::select(vec![
+                "whatsapp",
+                "text",
+                "template",
+                "interactive",
+                "button",
+                "list",
+                "image",
+                "+919876543210",
+                "hello_world",
+                "en_US",
+                "body",
+                "reply"
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The validator never panics, and every refusal names a Meta code and says why.
+        #[test]
+        fn validator_never_panics(v in json_value()) {
+            if let Err(f) = validate(&number(), &demo_templates("w"), &v) {
+                prop_assert!(f.code > 0);
+                prop_assert!(!f.details.is_empty());
+            }
+        }
+
+        /// Raw bytes never panic the JSON step that precedes validation.
+        #[test]
+        fn arbitrary_bytes_are_refused_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = validate(&number(), &demo_templates("w"), &v);
+            }
+        }
+    }
+}
