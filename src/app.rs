@@ -69,7 +69,9 @@ pub fn sandbox_settings_for(settings: &Settings, webhook_url: Option<String>) ->
         .collect();
     let mut sb = SandboxSettings::demo(numbers, webhook_url, settings.app_secret.clone());
     sb.status_delay = Duration::from_millis(settings.sandbox.status_delay_ms);
-    sb.read_probability = if settings.sandbox.emit_read { 1.0 } else { 0.0 };
+    sb.read_probability = settings.sandbox.read_probability;
+    sb.undeliverable_probability = settings.sandbox.undeliverable_probability;
+    sb.webhook_batch = settings.sandbox.webhook_batch.max(1);
     sb.limits.enabled = settings.sandbox.limits;
     sb.limits.throughput_per_second = settings.sandbox.throughput_per_second;
     sb

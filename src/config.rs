@@ -147,7 +147,9 @@ pub struct SandboxConfig {
     pub enabled: bool,
     pub listen: String,
     pub status_delay_ms: u64,
-    pub emit_read: bool,
+    pub read_probability: f64,
+    pub undeliverable_probability: f64,
+    pub webhook_batch: usize,
     pub limits: bool,
     pub throughput_per_second: u32,
 }

@@ -250,7 +250,9 @@ impl Sandbox {
                 post(control::set_webhook_faults),
             )
             .route("/are-you-ok", get(|| async { "ok" }))
+            .fallback(messages::unknown_path)
             .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
             .with_state(self.clone())
     }
 

@@ -145,8 +145,19 @@ pub async fn send(
     State(sb): State<Sandbox>,
     Path((_version, pnid)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return GraphFailure::new(
+                100,
+                "Invalid parameter",
+                format!("The request body could not be read: {e}"),
+            )
+            .into_response();
+        }
+    };
     let number = match authorize_number(&sb, &pnid, &headers) {
         Ok(n) => n,
         Err(f) => return f.into_response(),
@@ -509,6 +520,17 @@ pub async fn number_info(
         None => all,
     };
     axum::Json(out).into_response()
+}
+
+/// Any path the sandbox does not serve: Graph's answer for unknown paths.
+pub async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let mut f = GraphFailure::new(
+        2500,
+        "Unknown path components",
+        format!("Unknown path components: {}", uri.path()),
+    );
+    f.http = StatusCode::BAD_REQUEST;
+    f.into_response()
 }
 
 fn fault_title(code: i64) -> &'static str {
