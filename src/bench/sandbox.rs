@@ -3,6 +3,24 @@
 //! fast as they are answered, status webhooks going to an in-process sink. (2) Rate-limit
 //! accuracy: clients offer far more than the number's throughput (80/s, then 1000/s) for N
 //! seconds to distinct recipients; the accepted count is compared with rate × N.
+//!
+//! To measure with an external load generator instead (`apt-get install wrk`), run
+//! `RINGBACK_SANDBOX__LIMITS=false ringback sandbox --listen 127.0.0.1:18090` and
+//! `wrk -t2 -c64 -d10s -s sends.lua http://127.0.0.1:18090/v23.0/100000000000001/messages`
+//! with this `sends.lua`:
+//!
+//! ```lua
+//! wrk.method = "POST"
+//! wrk.headers["Content-Type"] = "application/json"
+//! wrk.headers["Authorization"] = "Bearer ringback-demo-token"
+//! counter = 0
+//! request = function()
+//!   counter = counter + 1
+//!   local body = string.format('{"messaging_product":"whatsapp","to":"+9197%08d","type":"template",'
+//!     .. '"template":{"name":"hello_world","language":{"code":"en_US"}}}', counter)
+//!   return wrk.format(nil, nil, nil, body)
+//! end
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
