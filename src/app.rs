@@ -20,7 +20,7 @@ use crate::inbound::Ingestor;
 use crate::inbound::generic::GenericSource;
 use crate::inbound::twilio::TwilioSource;
 use crate::inbound::whatsapp::WhatsAppSource;
-use crate::outbox::{Lane, Wakers, retry::RetryPolicy, run_maintenance};
+use crate::outbox::{Lane, Pacer, Wakers, retry::RetryPolicy, run_maintenance};
 use crate::processor::Processor;
 use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings};
 use crate::shutdown::{self, Trigger};
@@ -132,6 +132,15 @@ pub async fn start(
         delays_ms: settings.outbox.retry_delays_ms.clone(),
         max_attempts: settings.outbox.max_attempts,
     };
+    let pacer = Pacer::new(
+        settings.senders.iter().map(|s| s.phone_number_id.clone()),
+        settings.outbox.throughput_per_second,
+    );
+    for n in store.numbers().await? {
+        if let Some(rate) = n.throughput {
+            pacer.set_rate(&n.phone_number_id, rate);
+        }
+    }
     let lanes: Vec<Lane> = settings
         .senders
         .iter()
@@ -142,6 +151,7 @@ pub async fn start(
             policy: policy.clone(),
             permits: Arc::new(Semaphore::new(settings.outbox.concurrency)),
             wake: wakers.get(&s.phone_number_id),
+            pacer: pacer.clone(),
         })
         .collect();
     for lane in &lanes {
@@ -166,6 +176,7 @@ pub async fn start(
         settings: settings.clone(),
         wake: committed,
         outbox: wakers.clone(),
+        pacer: pacer.clone(),
     };
     tasks.spawn(processor.run(shutdown.clone()));
 
@@ -187,6 +198,7 @@ pub async fn start(
         store: store.clone(),
         ingestor,
         wakers,
+        pacer: pacer.clone(),
         prometheus: crate::telemetry::prometheus(),
     };
     let router = http::router(state);

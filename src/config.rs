@@ -138,6 +138,7 @@ pub struct OutboxConfig {
     pub retry_delays_ms: Vec<u64>,
     pub max_attempts: u32,
     pub concurrency: usize,
+    pub throughput_per_second: u32,
     pub uncertain_resend_after_seconds: u64,
 }
 

@@ -34,6 +34,7 @@ pub struct AppState {
     pub twilio: Option<TwilioSource>,
     pub generic: GenericSource,
     pub wakers: Wakers,
+    pub pacer: crate::outbox::Pacer,
     pub prometheus: Option<PrometheusHandle>,
 }
 

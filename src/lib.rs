@@ -25,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod inbound;
 pub mod missed_call;
+pub mod numbers;
 pub mod outbox;
 pub mod phone;
 pub mod processor;

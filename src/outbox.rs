@@ -12,9 +12,11 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub mod lane;
+pub mod pacing;
 pub mod retry;
 
 pub use lane::{Lane, run_maintenance};
+pub use pacing::Pacer;
 
 /// One `Notify` per sending number.
 #[derive(Clone, Default)]

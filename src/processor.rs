@@ -32,6 +32,8 @@ pub struct Processor {
     /// Notified by the ingestor after each commit.
     pub wake: Arc<Notify>,
     pub outbox: Wakers,
+    /// Re-paced when Meta changes a number's throughput.
+    pub pacer: crate::outbox::Pacer,
 }
 
 impl Processor {
@@ -80,6 +82,15 @@ impl Processor {
         for sender in &batch.wake {
             self.outbox.wake(sender);
         }
+        for u in &batch.numbers {
+            if crate::numbers::is_alert(u) {
+                tracing::warn!(phone_number_id = ?u.phone_number_id, field = %u.field, event = ?u.event, status = ?u.status, "Meta flagged or restricted a sending number.");
+                metrics::counter!("ringback_number_alerts_total").increment(1);
+            }
+            if let (Some(id), Some(rate)) = (&u.phone_number_id, u.throughput) {
+                self.pacer.set_rate(id, rate);
+            }
+        }
         Ok(events.len())
     }
 
@@ -103,10 +114,29 @@ impl Processor {
                 status: s.clone(),
             },
             InboundEvent::Call(c) => self.handle_call(e.id, c, batch).await?,
-            InboundEvent::Other { field, .. } => Effect::Finish {
-                event_id: e.id,
-                note: format!("kept; Ringback does not act on '{field}' yet"),
-            },
+            InboundEvent::Other { field, value } => {
+                let mut updates = crate::numbers::updates(field, value, &self.settings.senders);
+                match updates.pop() {
+                    None => Effect::Finish {
+                        event_id: e.id,
+                        note: format!("kept; Ringback does not act on '{field}' yet"),
+                    },
+                    Some(last) => {
+                        for u in updates {
+                            batch.numbers.push(u.clone());
+                            batch.effects.push(Effect::NumberUpdate {
+                                event_id: e.id,
+                                update: u,
+                            });
+                        }
+                        batch.numbers.push(last.clone());
+                        Effect::NumberUpdate {
+                            event_id: e.id,
+                            update: last,
+                        }
+                    }
+                }
+            }
             InboundEvent::Flagged { reason, .. } => {
                 tracing::warn!(
                     event_id = e.id,
@@ -284,6 +314,7 @@ struct Batch {
     calls: HashMap<(String, String), String>,
     decided: Vec<(&'static str, &'static str, bool)>,
     wake: HashSet<String>,
+    numbers: Vec<crate::store::NumberUpdate>,
 }
 
 /// The sender whose `lines` include the called number, else the first sender.

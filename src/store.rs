@@ -127,6 +127,11 @@ pub enum AttemptOutcome {
     Accepted {
         wamid: String,
     },
+    /// Not attempted after all: pacing sends it back to the queue until `at`.
+    Deferred {
+        at: Millis,
+        reason: String,
+    },
     Retry {
         at: Millis,
         code: Option<i64>,
@@ -154,8 +159,35 @@ pub enum Effect {
         call: CallRecord,
         reply: Option<NewMessage>,
     },
+    /// Something Meta announced about a number (throughput, quality, tier, status).
+    NumberUpdate { event_id: i64, update: NumberUpdate },
     /// Nothing to change but a note (kept or flagged events, duplicates).
     Finish { event_id: i64, note: String },
+}
+
+/// A change to a number's state; `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NumberUpdate {
+    /// `None` when no configured number matches: only the event is recorded.
+    pub phone_number_id: Option<String>,
+    pub field: String,
+    pub event: Option<String>,
+    pub throughput: Option<u32>,
+    pub quality_rating: Option<String>,
+    pub messaging_tier: Option<String>,
+    pub status: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// A number's current state as Meta last described it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NumberState {
+    pub phone_number_id: String,
+    pub throughput: Option<u32>,
+    pub quality_rating: Option<String>,
+    pub messaging_tier: Option<String>,
+    pub status: Option<String>,
+    pub updated_at: Millis,
 }
 
 /// A row of the message list.
@@ -250,6 +282,8 @@ pub trait Store: Send + Sync {
     async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError>;
     /// Uncertain sends with no status webhook since `before` go back to the queue.
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Every number Meta has told us about.
+    async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).
     async fn maintain(&self) -> Result<(), StoreError>;
     /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).

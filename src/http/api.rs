@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/messages", get(list_messages).post(send_message))
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/numbers", get(list_numbers))
 }
 
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -94,6 +95,32 @@ async fn list_calls(
     authorize(&s, &headers)?;
     let rows = s.store.list_calls(q.limit.min(1000)).await?;
     Ok(Json(json!({"data": rows})).into_response())
+}
+
+/// What Meta last said about each sending number, with the pace the outbox keeps.
+async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let known = s.store.numbers().await?;
+    let data: Vec<_> = s
+        .settings
+        .senders
+        .iter()
+        .map(|sender| {
+            let state = known
+                .iter()
+                .find(|n| n.phone_number_id == sender.phone_number_id);
+            json!({
+                "phone_number_id": sender.phone_number_id,
+                "display_number": sender.display_number,
+                "throughput_per_second": s.pacer.rate(&sender.phone_number_id),
+                "quality_rating": state.and_then(|n| n.quality_rating.clone()),
+                "messaging_tier": state.and_then(|n| n.messaging_tier.clone()),
+                "status": state.and_then(|n| n.status.clone()),
+                "updated_at": state.map(|n| n.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data})).into_response())
 }
 
 /// `POST /api/v1/messages` body.

@@ -29,6 +29,7 @@ pub struct Lane {
     pub policy: RetryPolicy,
     pub permits: Arc<Semaphore>,
     pub wake: Arc<Notify>,
+    pub pacer: super::Pacer,
 }
 
 /// A finished attempt waiting to be recorded.
@@ -75,7 +76,20 @@ impl Lane {
                 }
                 continue;
             }
+            let mut deferred = Vec::new();
             for send in claimed {
+                if let Some(d) = self.pair_limited(&send) {
+                    deferred.push(d);
+                    continue;
+                }
+                // Throughput pacing: wait for the number's next slot before each request.
+                tokio::select! {
+                    _ = self.pacer.until_ready(&self.sender.phone_number_id) => {}
+                    _ = shutdown.wait() => {
+                        deferred.push((send, AttemptOutcome::Deferred { at: now_ms(), reason: "not sent: Ringback was stopping".into() }));
+                        continue;
+                    }
+                }
                 let lane = self.clone();
                 let done = done_tx.clone();
                 let permit = self
@@ -89,6 +103,10 @@ impl Lane {
                     let _ = done.send((send, outcome));
                     drop(permit);
                 });
+            }
+            self.record(deferred).await;
+            if shutdown.is_triggered() {
+                break;
             }
         }
         while in_flight.join_next().await.is_some() {}
@@ -111,16 +129,44 @@ impl Lane {
             }
             total += claimed.len();
             let mut set = JoinSet::new();
+            let mut deferred = Vec::new();
             for send in claimed {
+                if let Some(d) = self.pair_limited(&send) {
+                    deferred.push(d);
+                    continue;
+                }
+                self.pacer.until_ready(&self.sender.phone_number_id).await;
                 let lane = self.clone();
                 set.spawn(async move {
                     let outcome = lane.attempt(&send).await;
                     (send, outcome)
                 });
             }
-            let finished = set.join_all().await;
+            let mut finished = set.join_all().await;
+            let only_deferred = finished.is_empty();
+            finished.extend(deferred);
             self.store.record_attempts(&finished, now_ms()).await?;
+            if only_deferred {
+                return Ok(total);
+            }
         }
+    }
+
+    /// A send the pair rate limit holds back, with the time it may go.
+    fn pair_limited(&self, send: &ClaimedSend) -> Option<Finished> {
+        let wait = self
+            .pacer
+            .pair(
+                &self.sender.phone_number_id,
+                send.to.trim_start_matches('+'),
+            )
+            .err()?;
+        let at = now_ms() + wait.as_millis() as i64 + 1;
+        let reason = format!(
+            "paced: this recipient's pair rate limit (1 message per 6 s, bursts of 45) is used up; next try in {} ms",
+            wait.as_millis()
+        );
+        Some((send.clone(), AttemptOutcome::Deferred { at, reason }))
     }
 
     async fn claim(&self) -> Result<Vec<ClaimedSend>, StoreError> {

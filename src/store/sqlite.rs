@@ -288,6 +288,9 @@ impl Store for SqliteStore {
                     call,
                     reply,
                 } => effects::record_call(&mut tx, *event_id, call, reply.as_ref()).await?,
+                Effect::NumberUpdate { event_id, update } => {
+                    effects::number_update(&mut tx, *event_id, update).await?
+                }
                 Effect::Finish { event_id, note } => {
                     effects::finish(&mut tx, *event_id, note).await?
                 }
@@ -421,6 +424,25 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         Ok(n)
+    }
+
+    async fn numbers(&self) -> Result<Vec<NumberState>, StoreError> {
+        let rows = sqlx::query("SELECT phone_number_id, throughput, quality_rating, messaging_tier, status, updated_at FROM numbers ORDER BY phone_number_id")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NumberState {
+                    phone_number_id: r.try_get("phone_number_id")?,
+                    throughput: opt_u32(r.try_get("throughput")?),
+                    quality_rating: r.try_get("quality_rating")?,
+                    messaging_tier: r.try_get("messaging_tier")?,
+                    status: r.try_get("status")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 mod inbound;
 mod missed_calls;
 mod outbox;
+mod pacing;
 mod restart;
 mod sandbox;
 mod support;

@@ -175,6 +175,7 @@ pub(super) async fn record_attempt(
         AttemptOutcome::Accepted { wamid } => ("accepted", None, Some(wamid.clone())),
         AttemptOutcome::Retry { code, detail, .. } => ("retry", *code, Some(detail.clone())),
         AttemptOutcome::Failed { code, detail } => ("failed", *code, Some(detail.clone())),
+        AttemptOutcome::Deferred { at, reason } => return defer(tx, s, *at, reason, now).await,
     };
     sqlx::query(
         "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
@@ -255,4 +256,77 @@ pub(super) async fn finish(tx: &mut Tx, event_id: i64, note: &str) -> Result<(),
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Undoes a claim that pacing held back: no attempt was made, so none is recorded.
+async fn defer(
+    tx: &mut Tx,
+    s: &ClaimedSend,
+    at: Millis,
+    reason: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM attempts WHERE message_id = $1 AND attempt_no = $2 AND outcome = 'in_flight'",
+    )
+    .bind(&s.message_id)
+    .bind(i64::from(s.attempt_no))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE messages SET state = 'queued', attempts = attempts - 1, next_attempt_at = $1, last_error = $2, updated_at = $3
+         WHERE id = $4 AND state = 'sending'",
+    )
+    .bind(at)
+    .bind(reason)
+    .bind(now)
+    .bind(&s.message_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records an announcement about a number and applies it to the number's state.
+pub(super) async fn number_update(
+    tx: &mut Tx,
+    event_id: i64,
+    u: &crate::store::NumberUpdate,
+) -> Result<(), StoreError> {
+    let now = crate::time::now_ms();
+    let targets: Vec<String> = u.phone_number_id.iter().cloned().collect();
+    for id in &targets {
+        sqlx::query(
+            "INSERT INTO numbers (phone_number_id, throughput, quality_rating, messaging_tier, status, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (phone_number_id) DO UPDATE SET
+                 throughput = COALESCE(excluded.throughput, numbers.throughput),
+                 quality_rating = COALESCE(excluded.quality_rating, numbers.quality_rating),
+                 messaging_tier = COALESCE(excluded.messaging_tier, numbers.messaging_tier),
+                 status = COALESCE(excluded.status, numbers.status),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(u.throughput.map(i64::from))
+        .bind(&u.quality_rating)
+        .bind(&u.messaging_tier)
+        .bind(&u.status)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("INSERT INTO number_events (phone_number_id, field, event, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&u.phone_number_id)
+        .bind(&u.field)
+        .bind(&u.event)
+        .bind(u.detail.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let note = format!(
+        "{} {}: applied to {}",
+        u.field,
+        u.event.as_deref().unwrap_or(""),
+        targets.join(", ")
+    );
+    finish(tx, event_id, &note).await
 }
