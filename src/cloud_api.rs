@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 pub mod errors;
+pub mod rules;
+pub mod template;
 pub mod wire;
 
 use errors::Action;

@@ -2,8 +2,8 @@
 //! and the benchmarks — no Meta account and no network.
 //!
 //! It speaks the same wire structs as the client ([`crate::cloud_api::wire`]). Files:
-//! [`messages`] (send endpoint, read receipts, number info), [`validate`] (every message type
-//! to its documented limits), [`templates`] (template management API and status webhooks),
+//! [`messages`] (send endpoint, read receipts, number info; checked with the shared rule book
+//! [`crate::cloud_api::rules`]), [`templates`] (template management API and status webhooks),
 //! [`limits`] (throughput, pair rate, portfolio messaging limit), [`quality`] (rating from
 //! blocks and reports), [`users`] (simulated WhatsApp users), [`webhooks`] (signed, batched,
 //! retried delivery with fault injection) and [`control`] (faults, inspection).
@@ -27,7 +27,6 @@ pub mod messages;
 pub mod quality;
 pub mod templates;
 pub mod users;
-pub mod validate;
 pub mod webhooks;
 
 pub use templates::{SandboxTemplate, demo_templates};

@@ -15,9 +15,10 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::limits::Refusal;
+use super::limits::Refusal as LimitRefusal;
 use super::webhooks::Item;
-use super::{Sandbox, SandboxNumber, SentMessage, validate};
+use super::{Sandbox, SandboxNumber, SentMessage};
+use crate::cloud_api::rules::{self as validate, Refusal, SenderRef};
 use crate::cloud_api::wire::{
     ErrorEnvelope, GraphError, GraphErrorData, ResponseContact, ResponseMessage, SendResponse,
 };
@@ -52,6 +53,12 @@ fn default_http(code: i64) -> StatusCode {
         2 => StatusCode::SERVICE_UNAVAILABLE,
         1 | 131000 | 131016 | 131057 => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<Refusal> for GraphFailure {
+    fn from(r: Refusal) -> Self {
+        GraphFailure::new(r.code, r.title, r.details)
     }
 }
 
@@ -218,10 +225,14 @@ fn accept(
 ) -> Result<Result<SendResponse, GraphFailure>, Hang> {
     let pnid = &number.phone_number_id;
     // Validation runs under the lock against the live template list: no copy per request.
-    let validated = validate::validate(number, &sb.lock().templates, req);
+    let sender = SenderRef {
+        display_digits: &number.display_number,
+        waba_id: &number.waba_id,
+    };
+    let validated = validate::validate(&sender, &sb.lock().templates, req);
     let v = match validated {
         Ok(v) => v,
-        Err(f) => return Ok(Err(f)),
+        Err(f) => return Ok(Err(f.into())),
     };
     let mut rng = rand::rng();
     if random.timeout_rate > 0.0 && rng.random_bool(random.timeout_rate.clamp(0.0, 1.0)) {
@@ -268,14 +279,14 @@ fn accept(
         return Ok(Err(failure));
     }
     match st.limits.admit(pnid, &v.to) {
-        Err(Refusal::Throughput) => {
+        Err(LimitRefusal::Throughput) => {
             return Ok(Err(GraphFailure::new(
                 130429,
                 "Rate limit hit",
                 "Cloud API message throughput has been reached.",
             )));
         }
-        Err(Refusal::PairRate) => {
+        Err(LimitRefusal::PairRate) => {
             return Ok(Err(GraphFailure::new(
                 131056,
                 "(Business Account, Consumer Account) pair rate limit hit",

@@ -1,12 +1,37 @@
 //! What Meta refuses synchronously: the shape and documented limits of every message type
-//! (Cloud API reference §3.2 and the limits cheat-sheet §3.5). A refusal carries Meta's code
+//! (Cloud API reference §3.2 and the limits cheat-sheet §3.5). One rule book, used twice:
+//! Ringback checks a send before it leaves, and the sandbox answers as Meta would. A refusal carries Meta's code
 //! (100 invalid parameter, 131008 missing parameter, 131009 invalid value, 131051 unsupported
 //! type, 132000/132001/132012 template errors) and a `details` sentence in Meta's style.
 
 use serde_json::Value;
 
-use super::messages::GraphFailure;
-use super::{SandboxNumber, SandboxTemplate};
+use super::template::Template;
+
+/// The sending number as the rules need it.
+pub struct SenderRef<'a> {
+    /// Display number digits (a message to oneself is refused).
+    pub display_digits: &'a str,
+    pub waba_id: &'a str,
+}
+
+/// Why Meta would refuse a request: its error code, title and a `details` sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: i64,
+    pub title: &'static str,
+    pub details: String,
+}
+
+impl Refusal {
+    pub fn new(code: i64, title: &'static str, details: impl Into<String>) -> Self {
+        Self {
+            code,
+            title,
+            details: details.into(),
+        }
+    }
+}
 
 /// What validation learned about a send request.
 #[derive(Debug)]
@@ -36,12 +61,12 @@ const PRODUCTS: usize = 30;
 const CONTACTS: usize = 257;
 const OPAQUE: usize = 512;
 
-fn invalid(details: impl Into<String>) -> GraphFailure {
-    GraphFailure::new(100, "Invalid parameter", details)
+fn invalid(details: impl Into<String>) -> Refusal {
+    Refusal::new(100, "Invalid parameter", details)
 }
 
-fn missing(param: &str) -> GraphFailure {
-    GraphFailure::new(
+fn missing(param: &str) -> Refusal {
+    Refusal::new(
         131008,
         "Required parameter is missing",
         format!("The parameter {param} is required."),
@@ -57,7 +82,7 @@ fn chars(s: &str) -> usize {
 }
 
 /// `param` must be at most `max` characters.
-fn max_len(param: &str, value: &str, max: usize) -> Result<(), GraphFailure> {
+fn max_len(param: &str, value: &str, max: usize) -> Result<(), Refusal> {
     if chars(value) > max {
         return Err(invalid(format!(
             "Param {param} must be at most {max} characters long; it has {}.",
@@ -68,7 +93,7 @@ fn max_len(param: &str, value: &str, max: usize) -> Result<(), GraphFailure> {
 }
 
 /// A required string field of at most `max` characters.
-fn required_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<(), GraphFailure> {
+fn required_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<(), Refusal> {
     let s = str_at(v, path).ok_or_else(|| missing(param))?;
     if s.is_empty() {
         return Err(invalid(format!("Param {param} must not be empty.")));
@@ -76,7 +101,7 @@ fn required_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<()
     max_len(param, s, max)
 }
 
-fn optional_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<(), GraphFailure> {
+fn optional_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<(), Refusal> {
     match str_at(v, path) {
         Some(s) => max_len(param, s, max),
         None => Ok(()),
@@ -85,10 +110,10 @@ fn optional_text(v: &Value, path: &[&str], param: &str, max: usize) -> Result<()
 
 /// Checks a send request; `templates` may hold every WABA's (only the number's are used).
 pub fn validate(
-    number: &SandboxNumber,
-    templates: &[SandboxTemplate],
+    sender: &SenderRef<'_>,
+    templates: &[Template],
     req: &Value,
-) -> Result<Validated, GraphFailure> {
+) -> Result<Validated, Refusal> {
     if req.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
         return Err(invalid(
             "The parameter messaging_product is required and must be 'whatsapp'.",
@@ -116,14 +141,14 @@ pub fn validate(
         .chars()
         .all(|c| c.is_ascii_digit() || "+-() ".contains(c));
     if !allowed || !(7..=15).contains(&digits.len()) {
-        return Err(GraphFailure::new(
+        return Err(Refusal::new(
             131009,
             "Parameter value is not valid",
             format!("'{to_input}' is not a valid phone number."),
         ));
     }
-    if digits == number.display_number {
-        return Err(GraphFailure::new(
+    if digits == sender.display_digits {
+        return Err(Refusal::new(
             131021,
             "Recipient cannot be sender",
             "Sender and recipient phone number is the same.",
@@ -160,9 +185,9 @@ pub fn validate(
             req.get("interactive")
                 .ok_or_else(|| missing("interactive"))?,
         )?,
-        "template" => category = template(&number.waba_id, templates, req)?,
+        "template" => category = template(sender.waba_id, templates, req)?,
         other => {
-            return Err(GraphFailure::new(
+            return Err(Refusal::new(
                 131051,
                 "Unsupported message type",
                 format!("Message type '{other}' is not supported."),
@@ -177,7 +202,7 @@ pub fn validate(
     })
 }
 
-fn media(kind: &str, obj: Option<&Value>) -> Result<(), GraphFailure> {
+fn media(kind: &str, obj: Option<&Value>) -> Result<(), Refusal> {
     let m = obj.ok_or_else(|| missing(kind))?;
     let (id, link) = (
         m.get("id").and_then(Value::as_str),
@@ -213,11 +238,11 @@ fn number(v: Option<&Value>) -> Option<f64> {
     }
 }
 
-fn location(l: &Value) -> Result<(), GraphFailure> {
+fn location(l: &Value) -> Result<(), Refusal> {
     let lat = number(l.get("latitude")).ok_or_else(|| missing("location['latitude']"))?;
     let lon = number(l.get("longitude")).ok_or_else(|| missing("location['longitude']"))?;
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return Err(GraphFailure::new(
+        return Err(Refusal::new(
             131009,
             "Parameter value is not valid",
             "Latitude must be within ±90 and longitude within ±180.",
@@ -226,7 +251,7 @@ fn location(l: &Value) -> Result<(), GraphFailure> {
     Ok(())
 }
 
-fn contacts(c: &Value) -> Result<(), GraphFailure> {
+fn contacts(c: &Value) -> Result<(), Refusal> {
     let list = c
         .as_array()
         .ok_or_else(|| invalid("Param contacts must be an array."))?;
@@ -247,7 +272,7 @@ fn contacts(c: &Value) -> Result<(), GraphFailure> {
     Ok(())
 }
 
-fn header(i: &Value, text_only: bool) -> Result<(), GraphFailure> {
+fn header(i: &Value, text_only: bool) -> Result<(), Refusal> {
     let Some(h) = i.get("header") else {
         return Ok(());
     };
@@ -261,7 +286,7 @@ fn header(i: &Value, text_only: bool) -> Result<(), GraphFailure> {
     }
 }
 
-fn interactive(i: &Value) -> Result<(), GraphFailure> {
+fn interactive(i: &Value) -> Result<(), Refusal> {
     let itype = str_at(i, &["type"]).ok_or_else(|| missing("interactive['type']"))?;
     optional_text(
         i,
@@ -488,7 +513,7 @@ fn interactive(i: &Value) -> Result<(), GraphFailure> {
                 INTERACTIVE_BODY,
             )
         }
-        other => Err(GraphFailure::new(
+        other => Err(Refusal::new(
             131009,
             "Parameter value is not valid",
             format!("Interactive type '{other}' is not supported."),
@@ -503,11 +528,7 @@ fn has_duplicates(values: &[Option<&str>]) -> bool {
 
 /// Template checks: exists in the language and approved (132001), parameter count (132000),
 /// named vs positional (132012). Returns the template's pricing category.
-fn template(
-    waba: &str,
-    templates: &[SandboxTemplate],
-    req: &Value,
-) -> Result<String, GraphFailure> {
+fn template(waba: &str, templates: &[Template], req: &Value) -> Result<String, Refusal> {
     let name = str_at(req, &["template", "name"]).ok_or_else(|| missing("template['name']"))?;
     let lang = str_at(req, &["template", "language", "code"])
         .ok_or_else(|| missing("template['language']['code']"))?;
@@ -516,7 +537,7 @@ fn template(
         .find(|t| t.waba_id == waba && t.name == name && t.language == lang)
         .filter(|t| t.status == "APPROVED")
         .ok_or_else(|| {
-            GraphFailure::new(
+            Refusal::new(
                 132001,
                 "Template name does not exist in the translation",
                 format!("template name ({name}) does not exist in {lang}"),
@@ -537,7 +558,7 @@ fn template(
             .collect()
     };
     let count_mismatch = |part: &str, sent: usize, expected: usize| {
-        GraphFailure::new(
+        Refusal::new(
             132000,
             "Number of parameters does not match the expected number of params",
             format!(
@@ -561,7 +582,7 @@ fn template(
             }
             let given = header[0].get("type").and_then(Value::as_str).unwrap_or("");
             if given != want || header[0].get(&want).is_none() {
-                return Err(GraphFailure::new(
+                return Err(Refusal::new(
                     132012,
                     "Parameter format does not match format in the created template",
                     format!(
@@ -591,7 +612,7 @@ fn template(
             } else {
                 "this template takes positional parameters without parameter_name".to_string()
             };
-            return Err(GraphFailure::new(
+            return Err(Refusal::new(
                 132012,
                 "Parameter format does not match format in the created template",
                 format!("body: {hint}"),

@@ -1,21 +1,18 @@
 use serde_json::json;
 
 use super::*;
-use crate::sandbox::templates::{SandboxTemplate, demo_templates};
+use crate::cloud_api::template::{Template, demo_templates};
 
-fn number() -> SandboxNumber {
-    SandboxNumber {
-        phone_number_id: "1".into(),
-        waba_id: "w".into(),
-        display_number: "15550100001".into(),
-        access_token: "t".to_string().into(),
+fn number() -> SenderRef<'static> {
+    SenderRef {
+        display_digits: "15550100001",
+        waba_id: "w",
     }
 }
 
 fn check(req: serde_json::Value) -> Result<Validated, (i64, String)> {
     let mut templates = demo_templates("w");
-    let mut media =
-        SandboxTemplate::simple("w", 9, "order_update", "UTILITY", "Order {{1}} shipped");
+    let mut media = Template::simple("w", 9, "order_update", "UTILITY", "Order {{1}} shipped");
     media
         .components
         .insert(0, json!({"type": "HEADER", "format": "IMAGE"}));
