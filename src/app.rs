@@ -25,6 +25,7 @@ use crate::processor::Processor;
 use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings};
 use crate::shutdown::{self, Trigger};
 use crate::store::{self, Store};
+use crate::template_registry::{Registry, run_sync};
 
 /// A started server: where it listens and how to stop it.
 pub struct Running {
@@ -132,6 +133,15 @@ pub async fn start(
         delays_ms: settings.outbox.retry_delays_ms.clone(),
         max_attempts: settings.outbox.max_attempts,
     };
+    let templates = Registry::load(store.as_ref()).await?;
+    tasks.spawn(run_sync(
+        templates.clone(),
+        store.clone(),
+        client.clone(),
+        settings.senders.clone(),
+        Duration::from_secs(settings.template_sync_seconds),
+        shutdown.clone(),
+    ));
     let pacer = Pacer::new(
         settings.senders.iter().map(|s| s.phone_number_id.clone()),
         settings.outbox.throughput_per_second,
@@ -177,6 +187,7 @@ pub async fn start(
         wake: committed,
         outbox: wakers.clone(),
         pacer: pacer.clone(),
+        templates: templates.clone(),
     };
     tasks.spawn(processor.run(shutdown.clone()));
 
@@ -199,6 +210,7 @@ pub async fn start(
         ingestor,
         wakers,
         pacer: pacer.clone(),
+        templates,
         prometheus: crate::telemetry::prometheus(),
     };
     let router = http::router(state);

@@ -110,6 +110,67 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every template of a WABA (`GET /{version}/{waba-id}/message_templates`, all pages).
+    pub async fn list_templates(
+        &self,
+        waba_id: &str,
+        token: &SecretString,
+    ) -> Result<Vec<template::Template>, String> {
+        let mut url = format!(
+            "{}/{}/{}/message_templates?limit=100",
+            self.base, self.version, waba_id
+        );
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| format!("could not reach {url}: {e}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| format!("unreadable template list: {e}"))?;
+            if !status.is_success() {
+                return Err(format!(
+                    "HTTP {status}: {}",
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("no Graph error message")
+                ));
+            }
+            for item in body["data"].as_array().into_iter().flatten() {
+                match serde_json::from_value::<template::Template>(item.clone()) {
+                    Ok(mut t) => {
+                        t.waba_id = waba_id.to_string();
+                        out.push(t);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error.message = %e, "Skipping a template the Cloud API described in an unexpected shape.")
+                    }
+                }
+            }
+            match body["paging"]["cursors"]["after"]
+                .as_str()
+                .filter(|_| body["paging"].get("next").is_some())
+            {
+                Some(after) => {
+                    url = format!(
+                        "{}/{}/{}/message_templates?limit=100&after={after}",
+                        self.base, self.version, waba_id
+                    )
+                }
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Turns an HTTP answer into an [`Outcome`]. Pure, so it is tested without a server.
 pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome {
     if (200..300).contains(&status) {

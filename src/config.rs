@@ -67,6 +67,7 @@ pub struct WhatsAppConfig {
     pub app_secret: SecretString,
     pub verify_token: SecretString,
     pub request_timeout_ms: u64,
+    pub template_sync_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,6 +35,7 @@ pub struct AppState {
     pub generic: GenericSource,
     pub wakers: Wakers,
     pub pacer: crate::outbox::Pacer,
+    pub templates: crate::template_registry::Registry,
     pub prometheus: Option<PrometheusHandle>,
 }
 

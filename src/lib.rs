@@ -35,5 +35,6 @@ pub mod shutdown;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod template_registry;
 pub mod time;
 pub mod window;

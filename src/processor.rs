@@ -34,6 +34,8 @@ pub struct Processor {
     pub outbox: Wakers,
     /// Re-paced when Meta changes a number's throughput.
     pub pacer: crate::outbox::Pacer,
+    /// Updated when Meta changes a template's status.
+    pub templates: crate::template_registry::Registry,
 }
 
 impl Processor {
@@ -82,6 +84,10 @@ impl Processor {
         for sender in &batch.wake {
             self.outbox.wake(sender);
         }
+        for (name, language, status) in &batch.templates {
+            tracing::info!(name, language, status, "Template status changed.");
+            self.templates.set_status(name, language, status);
+        }
         for u in &batch.numbers {
             if crate::numbers::is_alert(u) {
                 tracing::warn!(phone_number_id = ?u.phone_number_id, field = %u.field, event = ?u.event, status = ?u.status, "Meta flagged or restricted a sending number.");
@@ -114,6 +120,29 @@ impl Processor {
                 status: s.clone(),
             },
             InboundEvent::Call(c) => self.handle_call(e.id, c, batch).await?,
+            InboundEvent::Other { field, value } if field == "message_template_status_update" => {
+                let text = |k: &str| {
+                    value
+                        .get(k)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (name, language, status) = (
+                    text("message_template_name"),
+                    text("message_template_language"),
+                    text("event"),
+                );
+                batch
+                    .templates
+                    .push((name.clone(), language.clone(), status.clone()));
+                Effect::TemplateStatus {
+                    event_id: e.id,
+                    name,
+                    language,
+                    status,
+                }
+            }
             InboundEvent::Other { field, value } => {
                 let mut updates = crate::numbers::updates(field, value, &self.settings.senders);
                 match updates.pop() {
@@ -315,6 +344,7 @@ struct Batch {
     decided: Vec<(&'static str, &'static str, bool)>,
     wake: HashSet<String>,
     numbers: Vec<crate::store::NumberUpdate>,
+    templates: Vec<(String, String, String)>,
 }
 
 /// The sender whose `lines` include the called number, else the first sender.

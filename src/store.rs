@@ -159,6 +159,13 @@ pub enum Effect {
         call: CallRecord,
         reply: Option<NewMessage>,
     },
+    /// A template's new status (`message_template_status_update`).
+    TemplateStatus {
+        event_id: i64,
+        name: String,
+        language: String,
+        status: String,
+    },
     /// Something Meta announced about a number (throughput, quality, tier, status).
     NumberUpdate { event_id: i64, update: NumberUpdate },
     /// Nothing to change but a note (kept or flagged events, duplicates).
@@ -282,6 +289,14 @@ pub trait Store: Send + Sync {
     async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError>;
     /// Uncertain sends with no status webhook since `before` go back to the queue.
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Replaces the stored templates of one WABA with a fresh list from the Cloud API.
+    async fn sync_templates(
+        &self,
+        waba_id: &str,
+        templates: &[crate::cloud_api::template::Template],
+    ) -> Result<(), StoreError>;
+    /// Every stored template.
+    async fn templates(&self) -> Result<Vec<crate::cloud_api::template::Template>, StoreError>;
     /// Every number Meta has told us about.
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).

@@ -2,23 +2,29 @@
 //! (category, parameter format, header, body placeholders, buttons), so that a send can be
 //! checked against it — by Ringback before sending, and by the sandbox on receipt.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// A template as the WABA holds it.
-#[derive(Debug, Clone, Serialize)]
+/// A template as the WABA holds it (the shape of `GET /{waba-id}/message_templates` items).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Template {
     pub id: String,
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub waba_id: String,
     pub name: String,
     pub language: String,
     pub status: String,
     pub category: String,
     /// `positional` ({{1}}) or `named` ({{first_name}}).
+    #[serde(default = "positional")]
     pub parameter_format: String,
     /// Components as created (`HEADER`, `BODY`, `FOOTER`, `BUTTONS`).
+    #[serde(default)]
     pub components: Vec<Value>,
+}
+
+fn positional() -> String {
+    "positional".into()
 }
 
 impl Template {
@@ -45,6 +51,23 @@ impl Template {
                 .and_then(Value::as_str)
                 .is_some_and(|t| t.eq_ignore_ascii_case(kind))
         })
+    }
+
+    /// The body text with its placeholders, as people see it before values are filled in.
+    pub fn body_text(&self) -> &str {
+        self.component("BODY")
+            .and_then(|b| b.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// The body with `values` in place of its placeholders, in order.
+    pub fn preview(&self, values: &[String]) -> String {
+        let mut text = self.body_text().to_string();
+        for (name, value) in self.body_params().iter().zip(values) {
+            text = text.replace(&format!("{{{{{name}}}}}"), value);
+        }
+        text
     }
 
     /// The body's placeholders in order (`1`, `2` … or names).

@@ -15,20 +15,22 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cloud_api::wire;
-use crate::phone::PhoneE164;
-use crate::store::{Enqueued, NewMessage};
-use crate::time::now_ms;
+
+mod send;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/messages", get(list_messages).post(send_message))
+        .route(
+            "/api/v1/messages",
+            get(list_messages).post(send::send_message),
+        )
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/calls", get(list_calls))
         .route("/api/v1/numbers", get(list_numbers))
+        .route("/api/v1/templates", get(list_templates))
 }
 
-fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &s.settings.api_token else {
         return Ok(());
     };
@@ -97,6 +99,26 @@ async fn list_calls(
     Ok(Json(json!({"data": rows})).into_response())
 }
 
+/// The template registry: each template with its variables and a preview.
+async fn list_templates(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let data: Vec<_> = s
+        .templates
+        .snapshot()
+        .iter()
+        .map(|t| {
+            let vars = t.body_params();
+            let sample: Vec<String> = vars.iter().map(|v| format!("<{v}>")).collect();
+            json!({"waba_id": t.waba_id, "name": t.name, "language": t.language, "status": t.status, "category": t.category,
+                "parameter_format": t.parameter_format, "variables": vars, "header": t.header_format(), "preview": t.preview(&sample)})
+        })
+        .collect();
+    Ok(Json(json!({"data": data})).into_response())
+}
+
 /// What Meta last said about each sending number, with the pace the outbox keeps.
 async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
@@ -121,101 +143,4 @@ async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<R
         })
         .collect();
     Ok(Json(json!({"data": data})).into_response())
-}
-
-/// `POST /api/v1/messages` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendRequest {
-    /// Sending number's phone_number_id; defaults to the first sender.
-    #[serde(default)]
-    from: Option<String>,
-    to: String,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    template: Option<TemplateRequest>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TemplateRequest {
-    name: String,
-    language: String,
-    #[serde(default)]
-    parameters: Vec<String>,
-}
-
-async fn send_message(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
-    let req: SendRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed", format!("{e}. Expected {{\"to\": \"+E164\", \"text\": \"...\"}} or {{\"to\", \"template\": {{\"name\", \"language\", \"parameters\"}}}}"))
-    })?;
-    let sender = match &req.from {
-        Some(id) => s
-            .settings
-            .senders
-            .iter()
-            .find(|x| &x.phone_number_id == id)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown_sender",
-                    format!("from = '{id}' is not the phone_number_id of any [[senders]]"),
-                )
-            })?,
-        None => &s.settings.senders[0],
-    };
-    let to = PhoneE164::parse_international(&req.to)
-        .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
-    let id = crate::processor::new_message_id();
-    let (kind, body) = match (&req.text, &req.template) {
-        (Some(text), None) => {
-            let n = text.chars().count();
-            if n == 0 || n > 4096 {
-                return Err(ApiError::bad_request(
-                    "text_length",
-                    format!("text has {n} characters; WhatsApp allows 1 to 4096"),
-                ));
-            }
-            ("text", wire::text(to.as_str(), text, &id))
-        }
-        (None, Some(t)) => (
-            "template",
-            wire::template(to.as_str(), &t.name, &t.language, &t.parameters, &id),
-        ),
-        _ => {
-            return Err(ApiError::bad_request(
-                "message_kind",
-                "give exactly one of 'text' or 'template'",
-            ));
-        }
-    };
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(req.idempotency_key)
-        .map(|k| format!("api:{k}"));
-    let message = NewMessage {
-        id,
-        sender_id: sender.phone_number_id.clone(),
-        to: to.to_string(),
-        kind: kind.to_string(),
-        body,
-        idempotency_key: key,
-        reason: "sent through the API".into(),
-        created_at: now_ms(),
-    };
-    let (status, id, duplicate) = match s.store.enqueue(&message).await? {
-        Enqueued::New(id) => (StatusCode::ACCEPTED, id, false),
-        Enqueued::Existing(id) => (StatusCode::OK, id, true),
-    };
-    s.wakers.wake(&sender.phone_number_id);
-    Ok((status, Json(json!({"id": id, "duplicate": duplicate}))).into_response())
 }

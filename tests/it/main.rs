@@ -3,6 +3,7 @@ mod inbound;
 mod missed_calls;
 mod outbox;
 mod pacing;
+mod policy;
 mod restart;
 mod sandbox;
 mod support;

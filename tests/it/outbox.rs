@@ -68,31 +68,6 @@ async fn retryable_failures_give_up_after_max_attempts() {
 }
 
 #[tokio::test]
-async fn free_form_outside_the_window_fails_asynchronously_with_131047_like_meta() {
-    let app = spawn_app().await;
-    let r = app
-        .http
-        .post(format!("{}/api/v1/messages", app.base))
-        .json(&json!({"to": "+919876500203", "text": "hello"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let m = app.message_in_state(&id, "failed").await;
-    assert_eq!(m["error_code"], 131047);
-    assert!(
-        m["error_explanation"]
-            .as_str()
-            .unwrap()
-            .contains("template")
-    );
-}
-
-#[tokio::test]
 async fn send_api_honours_idempotency_keys_and_validates_input() {
     let app = spawn_app().await;
     let send = |key: &'static str, body: serde_json::Value| {

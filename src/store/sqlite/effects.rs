@@ -330,3 +330,29 @@ pub(super) async fn number_update(
     );
     finish(tx, event_id, &note).await
 }
+
+/// A template's status as Meta announced it.
+pub(super) async fn template_status(
+    tx: &mut Tx,
+    event_id: i64,
+    name: &str,
+    language: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    let n = sqlx::query(
+        "UPDATE templates SET status = $1, updated_at = $2 WHERE name = $3 AND language = $4",
+    )
+    .bind(status)
+    .bind(crate::time::now_ms())
+    .bind(name)
+    .bind(language)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let note = if n > 0 {
+        format!("template {name} ({language}) is now {status}")
+    } else {
+        format!("template {name} ({language}) is not synced yet; status {status} noted")
+    };
+    finish(tx, event_id, &note).await
+}

@@ -1,0 +1,258 @@
+//! `POST /api/v1/messages`: every message is checked against the platform's rules before it
+//! is queued — the Cloud API rule book (types, limits, approved templates and their
+//! parameters) and the 24-hour window — so a send Meta would refuse is refused here, at once,
+//! with a machine code and a sentence that says what to change.
+//!
+//! Body: `to` (E.164), optional `from` (a sender's phone_number_id), `idempotency_key` (or the
+//! `Idempotency-Key` header), and one of:
+//! - `"text": "…"`;
+//! - `"template": {"name", "language", "parameters": [..] or {"name": value}, "components"?}`;
+//! - `"message": {"type": "interactive" | "image" | "location" | …, "<type>": {…}}` — any Cloud
+//!   API message object (reply buttons, lists, call-to-action URLs, media by link or id,
+//!   locations, contacts).
+//!
+//! `fallback_template` (same shape as `template`) is sent instead of a free-form message when
+//! the recipient's window is closed.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use super::authorize;
+use crate::cloud_api::rules::{self, SenderRef};
+use crate::phone::PhoneE164;
+use crate::store::{Enqueued, NewMessage};
+use crate::time::now_ms;
+use crate::window;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    #[serde(default)]
+    from: Option<String>,
+    to: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    template: Option<TemplateRequest>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    fallback_template: Option<TemplateRequest>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct TemplateRequest {
+    name: String,
+    language: String,
+    /// Positional values (`["Asha", "10:30"]`) or named ones (`{"first_name": "Asha"}`).
+    #[serde(default)]
+    parameters: Value,
+    /// Extra components passed through as-is (header media, buttons).
+    #[serde(default)]
+    components: Vec<Value>,
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The Cloud API `template` object for a request.
+fn template_object(t: &TemplateRequest) -> Result<Value, ApiError> {
+    let params: Vec<Value> = match &t.parameters {
+        Value::Null => Vec::new(),
+        Value::Array(values) => values
+            .iter()
+            .map(|v| json!({"type": "text", "text": text_of(v)}))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| json!({"type": "text", "parameter_name": k, "text": text_of(v)}))
+            .collect(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "malformed",
+                "template.parameters must be a list (positional) or an object (named)",
+            ));
+        }
+    };
+    let mut components = Vec::new();
+    if !params.is_empty() {
+        components.push(json!({"type": "body", "parameters": params}));
+    }
+    components.extend(t.components.iter().cloned());
+    let mut object = json!({"name": t.name, "language": {"code": t.language}});
+    if !components.is_empty() {
+        object["components"] = Value::Array(components);
+    }
+    Ok(object)
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The full Cloud API body: `{"messaging_product", "recipient_type", "to", "type", "<type>", "biz_opaque_callback_data"}`.
+fn body(to: &PhoneE164, kind: &str, payload: Value, id: &str) -> Value {
+    let mut b = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to.as_str(), "type": kind, "biz_opaque_callback_data": id});
+    b[kind] = payload;
+    b
+}
+
+/// Maps a rule-book refusal to the API's codes, naming Meta's code and its fix.
+fn refused(r: rules::Refusal) -> ApiError {
+    let code = match r.code {
+        132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
+        131021 => "recipient_is_sender",
+        131051 => "unsupported_type",
+        _ => "invalid_message",
+    };
+    let fix = crate::cloud_api::errors::lookup(r.code)
+        .map(|i| format!(" Fix: {}", i.fix))
+        .unwrap_or_default();
+    unprocessable(
+        code,
+        format!(
+            "{} (Meta would refuse this with error {}: {}).{fix}",
+            r.details, r.code, r.title
+        ),
+    )
+}
+
+pub async fn send_message(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let req: SendRequest = serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::bad_request("malformed", format!("{e}. Expected {{\"to\": \"+E164\"}} and one of \"text\", \"template\" or \"message\""))
+    })?;
+    let sender = match &req.from {
+        Some(id) => s
+            .settings
+            .senders
+            .iter()
+            .find(|x| &x.phone_number_id == id)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "unknown_sender",
+                    format!("from = '{id}' is not the phone_number_id of any [[senders]]"),
+                )
+            })?,
+        None => &s.settings.senders[0],
+    };
+    let to = PhoneE164::parse_international(&req.to)
+        .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
+    let id = crate::processor::new_message_id();
+    let (mut kind, mut payload) = match (&req.text, &req.template, &req.message) {
+        (Some(text), None, None) => {
+            let n = text.chars().count();
+            if n == 0 || n > 4096 {
+                return Err(ApiError::bad_request(
+                    "text_length",
+                    format!("text has {n} characters; WhatsApp allows 1 to 4096"),
+                ));
+            }
+            (
+                "text".to_string(),
+                json!({"preview_url": false, "body": text}),
+            )
+        }
+        (None, Some(t), None) => ("template".to_string(), template_object(t)?),
+        (None, None, Some(m)) => {
+            let kind = m
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("malformed", "message.type is required"))?;
+            let payload = m.get(kind).cloned().ok_or_else(|| {
+                ApiError::bad_request(
+                    "malformed",
+                    format!("message.{kind} is required for type {kind}"),
+                )
+            })?;
+            (kind.to_string(), payload)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "message_kind",
+                "give exactly one of 'text', 'template' or 'message'",
+            ));
+        }
+    };
+    let mut reason = "sent through the API".to_string();
+    if kind != "template" {
+        let contact = s
+            .store
+            .contact(&sender.phone_number_id, to.digits())
+            .await?;
+        if let window::Window::Closed =
+            window::at(contact.and_then(|c| c.last_inbound_at), now_ms())
+        {
+            match &req.fallback_template {
+                Some(t) => {
+                    kind = "template".into();
+                    payload = template_object(t)?;
+                    reason = format!(
+                        "sent through the API; the 24-hour window with {to} is closed, so the fallback template {} replaced the {kind} message",
+                        t.name
+                    );
+                }
+                None => {
+                    return Err(unprocessable(
+                        "outside_window",
+                        format!(
+                            "{to} has not written to this number in the last 24 hours, so WhatsApp allows only an approved template (Meta would fail this with 131047). Send a template, or add \"fallback_template\" to send one in its place."
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let body = body(&to, &kind, payload, &id);
+    let registry = s.templates.snapshot();
+    if kind != "template" || s.templates.knows(&sender.waba_id) {
+        let sender_ref = SenderRef {
+            display_digits: sender.display_number.digits(),
+            waba_id: &sender.waba_id,
+        };
+        rules::validate(&sender_ref, &registry, &body).map_err(refused)?;
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(req.idempotency_key)
+        .map(|k| format!("api:{k}"));
+    let message = NewMessage {
+        id,
+        sender_id: sender.phone_number_id.clone(),
+        to: to.to_string(),
+        kind: kind.clone(),
+        body,
+        idempotency_key: key,
+        reason,
+        created_at: now_ms(),
+    };
+    let (status, id, duplicate) = match s.store.enqueue(&message).await? {
+        Enqueued::New(id) => (StatusCode::ACCEPTED, id, false),
+        Enqueued::Existing(id) => (StatusCode::OK, id, true),
+    };
+    s.wakers.wake(&sender.phone_number_id);
+    Ok((
+        status,
+        Json(json!({"id": id, "duplicate": duplicate, "type": kind})),
+    )
+        .into_response())
+}
