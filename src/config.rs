@@ -41,7 +41,18 @@ pub struct Config {
     pub calls: CallsConfig,
     pub outbox: OutboxConfig,
     pub sandbox: SandboxConfig,
+    pub consent: ConsentConfig,
     pub log: LogConfig,
+}
+
+/// Opt-out and opt-in keywords and the confirmations sent for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentConfig {
+    pub stop_words: Vec<String>,
+    pub start_words: Vec<String>,
+    pub opt_out_confirmation: String,
+    pub opt_in_confirmation: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

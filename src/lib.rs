@@ -22,6 +22,7 @@ pub mod bench;
 pub mod cli;
 pub mod cloud_api;
 pub mod config;
+pub mod consent;
 pub mod http;
 pub mod inbound;
 pub mod missed_call;

@@ -110,9 +110,17 @@ impl Processor {
                         c.name = m.profile_name.clone();
                     }
                 }
+                self.consent_keyword(e.id, m, batch);
                 Effect::InboundMessage {
                     event_id: e.id,
                     message: m.clone(),
+                }
+            }
+            InboundEvent::Other { field, value } if field == "user_preferences" => {
+                self.marketing_preferences(e.id, value, batch);
+                Effect::Finish {
+                    event_id: e.id,
+                    note: "marketing preferences recorded".into(),
                 }
             }
             InboundEvent::Status(s) => Effect::Status {
@@ -251,7 +259,19 @@ impl Processor {
             ),
             None => None,
         };
-        let verdict = missed_call::decide(call, &rules, &own, |_| contact.clone(), now);
+        let mut verdict = missed_call::decide(call, &rules, &own, |_| contact.clone(), now);
+        if let Verdict::Reply { caller, reason } = &verdict {
+            // The ledger may forbid the reply (STOP); the caller then gets nothing.
+            let state = self
+                .consent_state(batch, &sender.phone_number_id, caller.digits())
+                .await?;
+            if let Err(why) = crate::consent::permits(&state, crate::consent::Category::Utility) {
+                verdict = Verdict::Skip {
+                    caller: Some(caller.clone()),
+                    reason: format!("{reason}, but {why}"),
+                };
+            }
+        }
         let mut record = CallRecord {
             source: source.to_string(),
             provider_call_id: call.provider_call_id.clone(),
@@ -335,6 +355,142 @@ impl Processor {
     }
 }
 
+impl Processor {
+    /// The stored consent state plus what this batch has recorded so far.
+    async fn consent_state(
+        &self,
+        batch: &Batch,
+        sender: &str,
+        subject: &str,
+    ) -> Result<crate::consent::State, StoreError> {
+        let mut state = self.store.consent_state(sender, subject).await?;
+        state.extend(
+            batch
+                .consent
+                .iter()
+                .filter(|r| r.sender_id == sender && r.subject == subject)
+                .map(|r| (r.category, r.action, r.at)),
+        );
+        Ok(state)
+    }
+
+    /// STOP / START (and translations): a ledger record and the one confirmation allowed.
+    fn consent_keyword(
+        &self,
+        event_id: i64,
+        m: &crate::inbound::InboundMessage,
+        batch: &mut Batch,
+    ) {
+        let c = &self.settings.consent;
+        let (Some(text), "text") = (m.text.as_deref(), m.message_type.as_str()) else {
+            return;
+        };
+        let Some(action) = crate::consent::keyword(text, &c.stop_words, &c.start_words) else {
+            return;
+        };
+        let Some(subject) =
+            crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+        else {
+            return;
+        };
+        let record = crate::consent::Record {
+            sender_id: m.phone_number_id.clone(),
+            subject,
+            wa_id: m.from_wa_id.clone(),
+            user_id: m.from_user_id.clone(),
+            category: crate::consent::Category::All,
+            action,
+            source: "whatsapp_message".into(),
+            evidence: format!("message {} said '{}'", m.wamid, text.trim()),
+            at: m.timestamp,
+        };
+        tracing::info!(phone_number_id = %m.phone_number_id, action = action.as_str(), "Consent keyword received.");
+        batch.consent.push(record.clone());
+        batch.effects.push(Effect::Consent { event_id, record });
+        let (Some(wa_id), Some(sender)) = (
+            &m.from_wa_id,
+            self.settings
+                .senders
+                .iter()
+                .find(|s| s.phone_number_id == m.phone_number_id),
+        ) else {
+            return;
+        };
+        let template = if action == crate::consent::Action::OptOut {
+            &c.opt_out_confirmation
+        } else {
+            &c.opt_in_confirmation
+        };
+        let text = template.replace("{business_name}", &sender.business_name);
+        let id = new_message_id();
+        let to = format!("+{wa_id}");
+        let message = NewMessage {
+            body: crate::cloud_api::wire::text(&to, &text, &id),
+            id,
+            sender_id: sender.phone_number_id.clone(),
+            to,
+            kind: "text".into(),
+            idempotency_key: Some(format!("consent-confirm:{}", m.wamid)),
+            reason: format!(
+                "confirmation of {} by keyword (the one message allowed after STOP)",
+                action.as_str()
+            ),
+            created_at: now_ms(),
+        };
+        batch.wake.insert(sender.phone_number_id.clone());
+        batch.effects.push(Effect::Enqueue { event_id, message });
+    }
+
+    /// Meta's `user_preferences` webhook: marketing stop / resume.
+    fn marketing_preferences(&self, event_id: i64, value: &serde_json::Value, batch: &mut Batch) {
+        let Some(sender) = value
+            .pointer("/metadata/phone_number_id")
+            .and_then(serde_json::Value::as_str)
+        else {
+            return;
+        };
+        for p in value
+            .get("user_preferences")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let wa_id = p.get("wa_id").and_then(serde_json::Value::as_str);
+            let user_id = p.get("user_id").and_then(serde_json::Value::as_str);
+            let Some(subject) = crate::consent::subject(wa_id, user_id) else {
+                continue;
+            };
+            let action = match p.get("value").and_then(serde_json::Value::as_str) {
+                Some("stop") => crate::consent::Action::OptOut,
+                Some("resume") => crate::consent::Action::OptIn,
+                _ => continue,
+            };
+            let at = p
+                .get("timestamp")
+                .and_then(serde_json::Value::as_i64)
+                .map(|t| t * 1000)
+                .unwrap_or_else(now_ms);
+            let record = crate::consent::Record {
+                sender_id: sender.to_string(),
+                subject,
+                wa_id: wa_id.map(str::to_string),
+                user_id: user_id.map(str::to_string),
+                category: crate::consent::Category::Marketing,
+                action,
+                source: "meta_user_preferences".into(),
+                evidence: p
+                    .get("detail")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("user_preferences webhook")
+                    .to_string(),
+                at,
+            };
+            batch.consent.push(record.clone());
+            batch.effects.push(Effect::Consent { event_id, record });
+        }
+    }
+}
+
 /// What one batch of events changes, and what the batch has seen so far.
 #[derive(Default)]
 struct Batch {
@@ -345,6 +501,7 @@ struct Batch {
     wake: HashSet<String>,
     numbers: Vec<crate::store::NumberUpdate>,
     templates: Vec<(String, String, String)>,
+    consent: Vec<crate::consent::Record>,
 }
 
 /// The sender whose `lines` include the called number, else the first sender.

@@ -159,6 +159,13 @@ pub enum Effect {
         call: CallRecord,
         reply: Option<NewMessage>,
     },
+    /// An opt-in or opt-out for the ledger.
+    Consent {
+        event_id: i64,
+        record: crate::consent::Record,
+    },
+    /// A message to queue (an opt-out confirmation), idempotent by its key.
+    Enqueue { event_id: i64, message: NewMessage },
     /// A template's new status (`message_template_status_update`).
     TemplateStatus {
         event_id: i64,
@@ -297,6 +304,20 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every stored template.
     async fn templates(&self) -> Result<Vec<crate::cloud_api::template::Template>, StoreError>;
+    /// Appends to the consent ledger and updates the person's current state.
+    async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError>;
+    /// A person's current consent state.
+    async fn consent_state(
+        &self,
+        sender_id: &str,
+        subject: &str,
+    ) -> Result<crate::consent::State, StoreError>;
+    /// Ledger records, oldest first, for one person or (with `None`) everyone.
+    async fn consent_records(
+        &self,
+        sender_id: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<Vec<crate::consent::Record>, StoreError>;
     /// Every number Meta has told us about.
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).

@@ -42,6 +42,7 @@ pub struct Settings {
     pub sandbox_listen: Option<SocketAddr>,
     pub sandbox: super::SandboxConfig,
     pub log: LogConfig,
+    pub consent: super::ConsentConfig,
     pub demo_secrets: bool,
 }
 
@@ -256,6 +257,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         sandbox_listen,
         sandbox: c.sandbox.clone(),
         log: c.log.clone(),
+        consent: c.consent.clone(),
         demo_secrets: c.uses_demo_secrets(),
     })
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 
+mod consent;
 mod send;
 
 pub fn router() -> Router<AppState> {
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/calls", get(list_calls))
         .route("/api/v1/numbers", get(list_numbers))
         .route("/api/v1/templates", get(list_templates))
+        .route("/api/v1/consents", get(consent::list).post(consent::record))
 }
 
 pub(super) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

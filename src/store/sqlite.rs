@@ -294,6 +294,20 @@ impl Store for SqliteStore {
                     language,
                     status,
                 } => effects::template_status(&mut tx, *event_id, name, language, status).await?,
+                Effect::Consent { event_id, record } => {
+                    effects::record_consent(&mut tx, record).await?;
+                    let note = format!(
+                        "{} {} from {}",
+                        record.action.as_str(),
+                        record.category.as_str(),
+                        record.source
+                    );
+                    effects::finish(&mut tx, *event_id, &note).await?
+                }
+                Effect::Enqueue { event_id, message } => {
+                    insert_message(&mut tx, message).await?;
+                    effects::finish(&mut tx, *event_id, &format!("queued {}", message.id)).await?
+                }
                 Effect::NumberUpdate { event_id, update } => {
                     effects::number_update(&mut tx, *event_id, update).await?
                 }
@@ -484,6 +498,78 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError> {
+        let mut tx = self.tx().await?;
+        effects::record_consent(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consent_state(
+        &self,
+        sender_id: &str,
+        subject: &str,
+    ) -> Result<crate::consent::State, StoreError> {
+        let rows = sqlx::query(
+            "SELECT category, action, at FROM consent_state WHERE sender_id = $1 AND subject = $2",
+        )
+        .bind(sender_id)
+        .bind(subject)
+        .fetch_all(&self.write)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let category: String = r.try_get("category")?;
+            let action: String = r.try_get("action")?;
+            let category = crate::consent::Category::parse(&category)
+                .ok_or_else(|| StoreError::Corrupt(format!("consent category {category}")))?;
+            let action = if action == "opt_out" {
+                crate::consent::Action::OptOut
+            } else {
+                crate::consent::Action::OptIn
+            };
+            out.push((category, action, r.try_get("at")?));
+        }
+        Ok(out)
+    }
+
+    async fn consent_records(
+        &self,
+        sender_id: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<Vec<crate::consent::Record>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM consent_records WHERE ($1 IS NULL OR sender_id = $1) AND ($2 IS NULL OR subject = $2) ORDER BY at, id",
+        )
+        .bind(sender_id)
+        .bind(subject)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let category: String = r.try_get("category")?;
+                let action: String = r.try_get("action")?;
+                Ok(crate::consent::Record {
+                    sender_id: r.try_get("sender_id")?,
+                    subject: r.try_get("subject")?,
+                    wa_id: r.try_get("wa_id")?,
+                    user_id: r.try_get("user_id")?,
+                    category: crate::consent::Category::parse(&category)
+                        .unwrap_or(crate::consent::Category::All),
+                    action: if action == "opt_out" {
+                        crate::consent::Action::OptOut
+                    } else {
+                        crate::consent::Action::OptIn
+                    },
+                    source: r.try_get("source")?,
+                    evidence: r.try_get("evidence")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError> {

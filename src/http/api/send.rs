@@ -220,6 +220,30 @@ pub async fn send_message(
             }
         }
     }
+    // The consent ledger: STOP silences everything, a marketing opt-out stops marketing.
+    let category = if kind == "template" {
+        let name = payload
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let found = s
+            .templates
+            .snapshot()
+            .iter()
+            .find(|t| t.waba_id == sender.waba_id && t.name == name)
+            .map(|t| t.category.clone());
+        crate::consent::Category::parse(&found.unwrap_or_else(|| "utility".into()))
+            .unwrap_or(crate::consent::Category::Utility)
+    } else {
+        crate::consent::Category::Utility
+    };
+    let state = s
+        .store
+        .consent_state(&sender.phone_number_id, to.digits())
+        .await?;
+    crate::consent::permits(&state, category).map_err(|why| {
+        unprocessable("opted_out", format!("Not sent: {why}. Meta would fail a marketing template with 131050; sending to people who opted out also lowers the number's quality."))
+    })?;
     let body = body(&to, &kind, payload, &id);
     let registry = s.templates.snapshot();
     if kind != "template" || s.templates.knows(&sender.waba_id) {

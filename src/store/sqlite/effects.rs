@@ -356,3 +356,39 @@ pub(super) async fn template_status(
     };
     finish(tx, event_id, &note).await
 }
+
+/// Appends a consent record and makes it the person's current state for its category.
+pub(super) async fn record_consent(
+    tx: &mut Tx,
+    r: &crate::consent::Record,
+) -> Result<(), StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO consent_records (sender_id, subject, wa_id, user_id, category, action, source, evidence, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(&r.sender_id)
+    .bind(&r.subject)
+    .bind(&r.wa_id)
+    .bind(&r.user_id)
+    .bind(r.category.as_str())
+    .bind(r.action.as_str())
+    .bind(&r.source)
+    .bind(&r.evidence)
+    .bind(r.at)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO consent_state (sender_id, subject, category, action, record_id, at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (sender_id, subject, category) DO UPDATE SET action = excluded.action, record_id = excluded.record_id, at = excluded.at
+         WHERE excluded.at >= consent_state.at",
+    )
+    .bind(&r.sender_id)
+    .bind(&r.subject)
+    .bind(r.category.as_str())
+    .bind(r.action.as_str())
+    .bind(id)
+    .bind(r.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `/api/v1/consents`: record opt-ins and opt-outs (website forms, imports, your CRM) and read
+//! or export the ledger for audits (`?format=csv`).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use super::authorize;
+use crate::consent::{Action, Category, Record, SOURCES, subject};
+use crate::phone::PhoneE164;
+use crate::time::now_ms;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    /// Sending number; defaults to the first sender.
+    #[serde(default)]
+    from: Option<String>,
+    /// The person, E.164.
+    to: String,
+    /// `opt_in` or `opt_out`.
+    action: String,
+    /// `all`, `marketing` or `utility`.
+    #[serde(default = "all")]
+    category: String,
+    /// `website_form`, `api`, `import`, `missed_call`, `whatsapp_message`.
+    #[serde(default = "api")]
+    source: String,
+    /// What proves it (form id, IP and time, import file…).
+    evidence: String,
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+fn api() -> String {
+    "api".into()
+}
+
+pub async fn record(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(r): Json<NewRecord>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let sender = match &r.from {
+        Some(id) => s.settings.senders.iter().find(|x| &x.phone_number_id == id),
+        None => s.settings.senders.first(),
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_sender",
+            "from is not the phone_number_id of any [[senders]]",
+        )
+    })?;
+    let to = PhoneE164::parse_international(&r.to)
+        .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
+    let action = match r.action.as_str() {
+        "opt_in" => Action::OptIn,
+        "opt_out" => Action::OptOut,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_action",
+                format!("action '{other}' must be opt_in or opt_out"),
+            ));
+        }
+    };
+    let category = Category::parse(&r.category).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_category",
+            format!(
+                "category '{}' must be all, marketing or utility",
+                r.category
+            ),
+        )
+    })?;
+    if !SOURCES.contains(&r.source.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_source",
+            format!(
+                "source '{}' must be one of {}",
+                r.source,
+                SOURCES.join(", ")
+            ),
+        ));
+    }
+    if r.evidence.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "evidence_required",
+            "evidence is required: say what proves this consent (form, time, IP, file)",
+        ));
+    }
+    let record = Record {
+        sender_id: sender.phone_number_id.clone(),
+        subject: subject(Some(to.digits()), None).expect("a phone number is a subject"),
+        wa_id: Some(to.digits().to_string()),
+        user_id: None,
+        category,
+        action,
+        source: r.source,
+        evidence: r.evidence,
+        at: now_ms(),
+    };
+    s.store.record_consent(&record).await?;
+    Ok((StatusCode::CREATED, Json(json!({"recorded": record}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// Only this person (E.164 or digits).
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let subject =
+        q.to.as_deref()
+            .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>());
+    let records = s.store.consent_records(None, subject.as_deref()).await?;
+    if q.format.as_deref() == Some("csv") {
+        let mut csv =
+            String::from("at,sender_id,subject,wa_id,user_id,category,action,source,evidence\n");
+        for r in &records {
+            let cell = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+            csv += &format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                crate::time::display(r.at),
+                cell(&r.sender_id),
+                cell(&r.subject),
+                cell(r.wa_id.as_deref().unwrap_or("")),
+                cell(r.user_id.as_deref().unwrap_or("")),
+                r.category.as_str(),
+                r.action.as_str(),
+                cell(&r.source),
+                cell(&r.evidence)
+            );
+        }
+        return Ok(([("content-type", "text/csv; charset=utf-8")], csv).into_response());
+    }
+    Ok(Json(json!({"data": records})).into_response())
+}
