@@ -42,6 +42,12 @@ pub enum Command {
     Messages(MessagesArgs),
     /// List calls Ringback heard about and what it decided for each.
     Calls(MessagesArgs),
+    /// Manage API keys for /api/v1.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// List the message templates Ringback knows (synced from the Cloud API), with their
+    /// variables and a preview.
+    Templates,
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -196,6 +202,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calls(a) => calls(&cli, a).await,
         Command::Sandbox(a) => sandbox::run(&cli, a).await,
         Command::Bench(a) => crate::bench::run(a).await,
+        Command::Keys(k) => admin::keys(&cli, k).await,
+        Command::Templates => admin::templates(&cli).await,
     }
 }
 
@@ -343,5 +351,6 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+mod admin;
 mod sandbox;
 pub use sandbox::SandboxArgs;

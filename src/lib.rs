@@ -17,6 +17,7 @@
 //!   runs it; [`cli`] is the command line.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod app;
 pub mod bench;
 pub mod cli;

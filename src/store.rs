@@ -179,6 +179,15 @@ pub enum Effect {
     Finish { event_id: i64, note: String },
 }
 
+/// An API key's public description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
 /// A change to a number's state; `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NumberUpdate {
@@ -318,6 +327,14 @@ pub trait Store: Send + Sync {
         sender_id: Option<&str>,
         subject: Option<&str>,
     ) -> Result<Vec<crate::consent::Record>, StoreError>;
+    /// Stores a new API key (its hash only).
+    async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError>;
+    /// Every API key, newest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key; `false` if there is no such active key.
+    async fn revoke_api_key(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
+    /// Is `hash` the hash of an active key? `None` when no key was ever created.
+    async fn api_key_valid(&self, hash: &str) -> Result<Option<bool>, StoreError>;
     /// Every number Meta has told us about.
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).

@@ -32,21 +32,32 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/consents", get(consent::list).post(consent::record))
 }
 
-pub(super) fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.settings.api_token else {
-        return Ok(());
-    };
+/// Bearer auth: `server.api_token` or a key from `ringback keys create`. With neither
+/// configured the API is open, which the configuration allows only on a loopback address.
+pub(super) async fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("send 'Authorization: Bearer <server.api_token>'"))?;
-    if crate::signature::tokens_equal(given.trim(), token.expose_secret()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            "the bearer token is not server.api_token",
-        ))
+        .map(str::trim);
+    if let (Some(token), Some(g)) = (&s.settings.api_token, given) {
+        if crate::signature::tokens_equal(g, token.expose_secret()) {
+            return Ok(());
+        }
+    }
+    let keys = s
+        .store
+        .api_key_valid(&crate::api_keys::hash(given.unwrap_or("")))
+        .await?;
+    match (keys, &s.settings.api_token, given) {
+        (Some(true), ..) => Ok(()),
+        (None, None, _) => Ok(()),
+        (_, _, None) => Err(ApiError::unauthorized(
+            "send 'Authorization: Bearer <key>' with a key from `ringback keys create`",
+        )),
+        _ => Err(ApiError::unauthorized(
+            "the bearer token is not an active API key (see `ringback keys list`)",
+        )),
     }
 }
 
@@ -65,7 +76,7 @@ async fn list_messages(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let rows = s.store.list_messages(q.limit.min(1000)).await?;
     Ok(Json(json!({"data": rows})).into_response())
 }
@@ -75,7 +86,7 @@ async fn get_message(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let detail = s
         .store
         .message(&id)
@@ -96,7 +107,7 @@ async fn list_calls(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let rows = s.store.list_calls(q.limit.min(1000)).await?;
     Ok(Json(json!({"data": rows})).into_response())
 }
@@ -106,7 +117,7 @@ async fn list_templates(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let data: Vec<_> = s
         .templates
         .snapshot()
@@ -123,7 +134,7 @@ async fn list_templates(
 
 /// What Meta last said about each sending number, with the pace the outbox keeps.
 async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let known = s.store.numbers().await?;
     let data: Vec<_> = s
         .settings

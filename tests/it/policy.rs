@@ -142,3 +142,50 @@ async fn named_templates_rich_messages_and_the_fallback_template_go_through() {
     app.message_in_state(v["id"].as_str().unwrap(), "delivered")
         .await;
 }
+
+#[tokio::test]
+async fn api_keys_guard_the_api_once_one_exists_and_can_be_revoked() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/v1/messages", app.base);
+    assert_eq!(
+        app.http.get(&url).send().await.unwrap().status(),
+        200,
+        "no key yet: open on loopback"
+    );
+    let store = app.running.as_ref().unwrap().store.clone();
+    let (key, secret) = ringback::api_keys::create(store.as_ref(), "crm")
+        .await
+        .unwrap();
+    assert!(secret.starts_with("rbk_"));
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("rbk_wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(store.revoke_api_key(&key.id, 0).await.unwrap());
+    let r = app
+        .http
+        .get(&url)
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("ringback keys list"));
+}

@@ -48,7 +48,7 @@ pub async fn record(
     headers: HeaderMap,
     Json(r): Json<NewRecord>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let sender = match &r.from {
         Some(id) => s.settings.senders.iter().find(|x| &x.phone_number_id == id),
         None => s.settings.senders.first(),
@@ -124,7 +124,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let subject =
         q.to.as_deref()
             .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>());

@@ -135,7 +135,7 @@ pub async fn send_message(
     headers: HeaderMap,
     raw: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers)?;
+    authorize(&s, &headers).await?;
     let req: SendRequest = serde_json::from_slice(&raw).map_err(|e| {
         ApiError::bad_request("malformed", format!("{e}. Expected {{\"to\": \"+E164\"}} and one of \"text\", \"template\" or \"message\""))
     })?;
