@@ -20,7 +20,7 @@ use crate::inbound::Ingestor;
 use crate::inbound::generic::GenericSource;
 use crate::inbound::twilio::TwilioSource;
 use crate::inbound::whatsapp::WhatsAppSource;
-use crate::outbox::{Lane, Pacer, Wakers, retry::RetryPolicy, run_maintenance};
+use crate::outbox::{Holds, Lane, Pacer, Wakers, retry::RetryPolicy, run_maintenance};
 use crate::processor::Processor;
 use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings};
 use crate::shutdown::{self, Trigger};
@@ -146,10 +146,19 @@ pub async fn start(
         settings.senders.iter().map(|s| s.phone_number_id.clone()),
         settings.outbox.throughput_per_second,
     );
+    let holds = Holds::default();
     for n in store.numbers().await? {
         if let Some(rate) = n.throughput {
             pacer.set_rate(&n.phone_number_id, rate);
         }
+        holds.update(&n.phone_number_id, |r| {
+            r.status = n.status.clone();
+            r.quality_rating = n.quality_rating.clone();
+            r.limit = n
+                .messaging_tier
+                .as_deref()
+                .and_then(crate::outbox::holds::tier_limit);
+        });
     }
     let lanes: Vec<Lane> = settings
         .senders
@@ -162,6 +171,8 @@ pub async fn start(
             permits: Arc::new(Semaphore::new(settings.outbox.concurrency)),
             wake: wakers.get(&s.phone_number_id),
             pacer: pacer.clone(),
+            holds: holds.clone(),
+            templates: templates.clone(),
         })
         .collect();
     for lane in &lanes {
@@ -171,6 +182,7 @@ pub async fn start(
         store.clone(),
         Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
         wakers.clone(),
+        holds.clone(),
         settings
             .senders
             .iter()
@@ -188,6 +200,7 @@ pub async fn start(
         outbox: wakers.clone(),
         pacer: pacer.clone(),
         templates: templates.clone(),
+        holds: holds.clone(),
     };
     tasks.spawn(processor.run(shutdown.clone()));
 

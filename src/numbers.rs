@@ -48,7 +48,11 @@ pub fn updates(field: &str, value: &Value, senders: &[Sender]) -> Vec<NumberUpda
                     u.status = Some("FLAGGED".into());
                     u.quality_rating = Some("RED".into());
                 }
-                Some("UNFLAGGED") => u.status = Some("CONNECTED".into()),
+                // Meta unflags a number once quality is back to medium or high.
+                Some("UNFLAGGED") => {
+                    u.status = Some("CONNECTED".into());
+                    u.quality_rating = Some("YELLOW".into());
+                }
                 _ => {}
             }
             vec![u]

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+pub mod holds;
 pub mod lane;
 pub mod pacing;
 pub mod retry;
 
+pub use holds::Holds;
 pub use lane::{Lane, run_maintenance};
 pub use pacing::Pacer;
 

@@ -36,6 +36,8 @@ pub struct Processor {
     pub pacer: crate::outbox::Pacer,
     /// Updated when Meta changes a template's status.
     pub templates: crate::template_registry::Registry,
+    /// Updated when Meta flags, restricts or re-tiers a number.
+    pub holds: crate::outbox::Holds,
 }
 
 impl Processor {
@@ -95,6 +97,19 @@ impl Processor {
             }
             if let (Some(id), Some(rate)) = (&u.phone_number_id, u.throughput) {
                 self.pacer.set_rate(id, rate);
+            }
+            if let Some(id) = &u.phone_number_id {
+                self.holds.update(id, |r| {
+                    if u.status.is_some() {
+                        r.status = u.status.clone();
+                    }
+                    if u.quality_rating.is_some() {
+                        r.quality_rating = u.quality_rating.clone();
+                    }
+                    if let Some(tier) = &u.messaging_tier {
+                        r.limit = crate::outbox::holds::tier_limit(tier);
+                    }
+                });
             }
         }
         Ok(events.len())

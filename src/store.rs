@@ -327,6 +327,8 @@ pub trait Store: Send + Sync {
         sender_id: Option<&str>,
         subject: Option<&str>,
     ) -> Result<Vec<crate::consent::Record>, StoreError>;
+    /// Unique recipients of templates a number sent since `since` (its messaging-limit use).
+    async fn template_reach(&self, sender_id: &str, since: Millis) -> Result<usize, StoreError>;
     /// Stores a new API key (its hash only).
     async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError>;
     /// Every API key, newest first.

@@ -17,6 +17,9 @@ use crate::shutdown::Shutdown;
 use crate::store::{AttemptOutcome, ClaimedSend, Store, StoreError};
 use crate::time::now_ms;
 
+/// How often a held marketing message looks again whether its hold has lifted.
+const HOLD_RECHECK: Duration = Duration::from_secs(30);
+
 /// Longest sleep between polls when nothing is due and nobody wakes the lane.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -30,6 +33,9 @@ pub struct Lane {
     pub permits: Arc<Semaphore>,
     pub wake: Arc<Notify>,
     pub pacer: super::Pacer,
+    pub holds: super::Holds,
+    /// To tell marketing templates from the rest.
+    pub templates: crate::template_registry::Registry,
 }
 
 /// A finished attempt waiting to be recorded.
@@ -78,7 +84,7 @@ impl Lane {
             }
             let mut deferred = Vec::new();
             for send in claimed {
-                if let Some(d) = self.pair_limited(&send) {
+                if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
                     deferred.push(d);
                     continue;
                 }
@@ -131,7 +137,7 @@ impl Lane {
             let mut set = JoinSet::new();
             let mut deferred = Vec::new();
             for send in claimed {
-                if let Some(d) = self.pair_limited(&send) {
+                if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
                     deferred.push(d);
                     continue;
                 }
@@ -150,6 +156,28 @@ impl Lane {
                 return Ok(total);
             }
         }
+    }
+
+    /// A marketing template held back while the number is at risk (see [`super::holds`]).
+    fn held(&self, send: &ClaimedSend) -> Option<Finished> {
+        let body: serde_json::Value = serde_json::from_str(&send.body).ok()?;
+        let name = body.pointer("/template/name")?.as_str()?;
+        let marketing = self.templates.snapshot().iter().any(|t| {
+            t.waba_id == self.sender.waba_id
+                && t.name == name
+                && t.category.eq_ignore_ascii_case("MARKETING")
+        });
+        if !marketing {
+            return None;
+        }
+        let reason = self.holds.marketing_hold(&self.sender.phone_number_id)?;
+        Some((
+            send.clone(),
+            AttemptOutcome::Deferred {
+                at: now_ms() + HOLD_RECHECK.as_millis() as i64,
+                reason,
+            },
+        ))
     }
 
     /// A send the pair rate limit holds back, with the time it may go.
@@ -264,6 +292,7 @@ pub async fn run_maintenance(
     store: Arc<dyn Store>,
     resend_after: Duration,
     wakers: super::Wakers,
+    holds: super::Holds,
     sender_ids: Vec<String>,
     mut shutdown: Shutdown,
 ) {
@@ -283,6 +312,14 @@ pub async fn run_maintenance(
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
+        }
+        for id in &sender_ids {
+            if let Ok(reached) = store
+                .template_reach(id, now - 24 * crate::time::HOUR_MS)
+                .await
+            {
+                holds.update(id, |r| r.reached = reached);
+            }
         }
         if let Err(e) = store.maintain().await {
             tracing::warn!(error.message = %e, "Store maintenance failed.");

@@ -572,6 +572,18 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
+    async fn template_reach(&self, sender_id: &str, since: Millis) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT to_number) FROM messages WHERE sender_id = $1 AND kind = 'template'
+                 AND state IN ('accepted', 'sent', 'delivered', 'read') AND created_at > $2",
+        )
+        .bind(sender_id)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&key.id)

@@ -107,3 +107,66 @@ async fn throughput_upgrade_webhook_raises_the_pace_and_is_recorded() {
     .await;
     assert_eq!(number["messaging_tier"], "TIER_UNLIMITED");
 }
+
+#[tokio::test]
+async fn a_flagged_number_holds_marketing_while_utility_goes_on() {
+    let app = spawn_app().await;
+    eventually(|| async {
+        let v = app
+            .get_json(&format!("{}/api/v1/templates", app.base))
+            .await;
+        v["data"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+            .then_some(())
+    })
+    .await;
+    // Two users block and report the business: the sandbox turns the number RED and flags it.
+    for u in ["919800500001", "919800500002"] {
+        app.http
+            .post(format!("{}/sandbox/users/block", app.sandbox))
+            .json(&json!({"from": u, "report": true}))
+            .send()
+            .await
+            .unwrap();
+    }
+    eventually(|| async {
+        let v = app.get_json(&format!("{}/api/v1/numbers", app.base)).await;
+        (v["data"][0]["quality_rating"] == "RED").then_some(())
+    })
+    .await;
+    let post = |body: serde_json::Value| {
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/messages", app.base));
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let offer = post(json!({"to": "+919800500010", "template": {"name": "weekly_offer", "language": "en_US", "parameters": {"first_name": "A", "offer": "B"}}})).await;
+    let utility = post(
+        json!({"to": "+919800500011", "template": {"name": "hello_world", "language": "en_US"}}),
+    )
+    .await;
+    app.message_in_state(utility["id"].as_str().unwrap(), "delivered")
+        .await;
+    let held = eventually(|| async {
+        let m = app.message(offer["id"].as_str().unwrap()).await;
+        m["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("held"))
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(held["state"], "queued");
+    assert_eq!(
+        held["attempts"].as_array().unwrap().len(),
+        0,
+        "held, never attempted: {held}"
+    );
+}
