@@ -19,6 +19,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
+mod pacing;
 mod sandbox;
 
 #[derive(Args, Debug, Clone)]
@@ -42,6 +43,13 @@ pub struct BenchArgs {
     /// how exactly it holds 80/s and 1000/s (uses --seconds and --concurrency).
     #[arg(long)]
     pub sandbox: bool,
+    /// Benchmark pacing instead: --numbers numbers each sending at --rate per second for
+    /// --seconds, through a real server into the sandbox (which enforces the same limit).
+    #[arg(long)]
+    pub pacing: bool,
+    /// Sending numbers for --pacing.
+    #[arg(long, default_value_t = 10)]
+    pub numbers: usize,
 }
 
 /// Results of one run.
@@ -82,6 +90,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.pacing {
+        return pacing::run(args.numbers, args.rate, args.seconds, args.json).await;
+    }
     if args.sandbox {
         return sandbox::run(args.seconds, args.concurrency, args.json).await;
     }
