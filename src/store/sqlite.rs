@@ -124,6 +124,23 @@ fn message_from_row(r: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
     })
 }
 
+/// The `category` and `action` columns of a consent row (only Ringback writes them, so an
+/// unknown category cannot occur; `all` would be the cautious reading).
+fn consent_columns(
+    r: &SqliteRow,
+) -> Result<(crate::consent::Category, crate::consent::Action), sqlx::Error> {
+    let category: String = r.try_get("category")?;
+    let action: String = r.try_get("action")?;
+    let category =
+        crate::consent::Category::parse(&category).unwrap_or(crate::consent::Category::All);
+    let action = if action == "opt_out" {
+        crate::consent::Action::OptOut
+    } else {
+        crate::consent::Action::OptIn
+    };
+    Ok((category, action))
+}
+
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
 
 pub(super) async fn upsert_contact_reply(
@@ -521,15 +538,7 @@ impl Store for SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let category: String = r.try_get("category")?;
-            let action: String = r.try_get("action")?;
-            let category = crate::consent::Category::parse(&category)
-                .ok_or_else(|| StoreError::Corrupt(format!("consent category {category}")))?;
-            let action = if action == "opt_out" {
-                crate::consent::Action::OptOut
-            } else {
-                crate::consent::Action::OptIn
-            };
+            let (category, action) = consent_columns(&r)?;
             out.push((category, action, r.try_get("at")?));
         }
         Ok(out)
@@ -549,20 +558,14 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let category: String = r.try_get("category")?;
-                let action: String = r.try_get("action")?;
+                let (category, action) = consent_columns(r)?;
                 Ok(crate::consent::Record {
                     sender_id: r.try_get("sender_id")?,
                     subject: r.try_get("subject")?,
                     wa_id: r.try_get("wa_id")?,
                     user_id: r.try_get("user_id")?,
-                    category: crate::consent::Category::parse(&category)
-                        .unwrap_or(crate::consent::Category::All),
-                    action: if action == "opt_out" {
-                        crate::consent::Action::OptOut
-                    } else {
-                        crate::consent::Action::OptIn
-                    },
+                    category,
+                    action,
                     source: r.try_get("source")?,
                     evidence: r.try_get("evidence")?,
                     at: r.try_get("at")?,

@@ -12,17 +12,6 @@ async fn records(app: &TestApp, to: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn send(app: &TestApp, body: Value) -> (u16, Value) {
-    let r = app
-        .http
-        .post(format!("{}/api/v1/messages", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn stop_silences_the_caller_after_one_confirmation_and_start_brings_them_back() {
     let app = spawn_app().await;
@@ -63,11 +52,9 @@ async fn stop_silences_the_caller_after_one_confirmation_and_start_brings_them_b
             .contains("opted out of all"),
         "{call}"
     );
-    let (status, v) = send(
-        &app,
-        json!({"to": user, "template": {"name": "hello_world", "language": "en_US"}}),
-    )
-    .await;
+    let (status, v) = app
+        .send_message(json!({"to": user, "template": {"name": "hello_world", "language": "en_US"}}))
+        .await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (422, Some("opted_out")),
@@ -106,28 +93,17 @@ async fn meta_marketing_opt_out_stops_marketing_but_not_utility() {
         (rec["category"].as_str(), rec["source"].as_str()),
         (Some("marketing"), Some("meta_user_preferences"))
     );
-    eventually(|| async {
-        let v = app
-            .get_json(&format!("{}/api/v1/templates", app.base))
-            .await;
-        v["data"]
-            .as_array()
-            .is_some_and(|d| !d.is_empty())
-            .then_some(())
-    })
-    .await;
+    app.templates_synced().await;
     let offer = json!({"to": user, "template": {"name": "weekly_offer", "language": "en_US", "parameters": {"first_name": "A", "offer": "B"}}});
-    let (status, v) = send(&app, offer).await;
+    let (status, v) = app.send_message(offer).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (422, Some("opted_out")),
         "{v}"
     );
-    let (status, _) = send(
-        &app,
-        json!({"to": user, "template": {"name": "hello_world", "language": "en_US"}}),
-    )
-    .await;
+    let (status, _) = app
+        .send_message(json!({"to": user, "template": {"name": "hello_world", "language": "en_US"}}))
+        .await;
     assert_eq!(status, 202);
 }
 

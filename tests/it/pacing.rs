@@ -111,16 +111,7 @@ async fn throughput_upgrade_webhook_raises_the_pace_and_is_recorded() {
 #[tokio::test]
 async fn a_flagged_number_holds_marketing_while_utility_goes_on() {
     let app = spawn_app().await;
-    eventually(|| async {
-        let v = app
-            .get_json(&format!("{}/api/v1/templates", app.base))
-            .await;
-        v["data"]
-            .as_array()
-            .is_some_and(|d| !d.is_empty())
-            .then_some(())
-    })
-    .await;
+    app.templates_synced().await;
     // Two users block and report the business: the sandbox turns the number RED and flags it.
     for u in ["919800500001", "919800500002"] {
         app.http

@@ -5,32 +5,10 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn send(app: &TestApp, body: Value) -> (u16, Value) {
-    let r = app
-        .http
-        .post(format!("{}/api/v1/messages", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-/// Waits until the registry has synced the sandbox's templates.
-async fn synced(app: &TestApp) -> Value {
-    eventually(|| async {
-        let v = app
-            .get_json(&format!("{}/api/v1/templates", app.base))
-            .await;
-        (v["data"].as_array().is_some_and(|d| !d.is_empty())).then_some(v)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn templates_are_synced_and_listed_with_variables_and_a_preview() {
     let app = spawn_app().await;
-    let v = synced(&app).await;
+    let v = app.templates_synced().await;
     let t = v["data"]
         .as_array()
         .unwrap()
@@ -52,13 +30,13 @@ async fn templates_are_synced_and_listed_with_variables_and_a_preview() {
 #[tokio::test]
 async fn each_refusal_has_a_code_and_a_fix_and_nothing_is_sent() {
     let app = spawn_app().await;
-    synced(&app).await;
+    app.templates_synced().await;
     let to = "+919800300001";
     let buttons: Vec<Value> = (0..4).map(|i| json!({"type": "reply", "reply": {"id": format!("b{i}"), "title": format!("B{i}")}})).collect();
     app.user_writes(to, "hi").await; // open the window so free-form checks reach the rule book
     let probe = json!({"to": to, "message": {"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick"}, "action": {"buttons": buttons.clone()}}}});
     eventually(|| async {
-        (send(&app, probe.clone()).await.1["error"]["code"] != "outside_window").then_some(())
+        (app.send_message(probe.clone()).await.1["error"]["code"] != "outside_window").then_some(())
     })
     .await;
     let cases = [
@@ -104,7 +82,7 @@ async fn each_refusal_has_a_code_and_a_fix_and_nothing_is_sent() {
         ),
     ];
     for (body, code, needle) in cases {
-        let (status, v) = send(&app, body.clone()).await;
+        let (status, v) = app.send_message(body.clone()).await;
         assert!((400..500).contains(&status), "{body}: {status} {v}");
         assert_eq!(v["error"]["code"], code, "{body}: {v}");
         assert!(
@@ -121,10 +99,10 @@ async fn each_refusal_has_a_code_and_a_fix_and_nothing_is_sent() {
 #[tokio::test]
 async fn named_templates_rich_messages_and_the_fallback_template_go_through() {
     let app = spawn_app().await;
-    synced(&app).await;
-    let (s, v) = send(&app, json!({"to": "+919800300010", "template": {"name": "weekly_offer", "language": "en_US", "parameters": {"first_name": "Asha", "offer": "2 for 1"}}})).await;
+    app.templates_synced().await;
+    let (s, v) = app.send_message(json!({"to": "+919800300010", "template": {"name": "weekly_offer", "language": "en_US", "parameters": {"first_name": "Asha", "offer": "2 for 1"}}})).await;
     assert_eq!(s, 202, "{v}");
-    let (s, v) = send(&app, json!({"to": "+919800300011", "text": "hello", "fallback_template": {"name": "hello_world", "language": "en_US"}})).await;
+    let (s, v) = app.send_message(json!({"to": "+919800300011", "text": "hello", "fallback_template": {"name": "hello_world", "language": "en_US"}})).await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["type"], "template");
     let id = v["id"].as_str().unwrap().to_string();
@@ -135,7 +113,9 @@ async fn named_templates_rich_messages_and_the_fallback_template_go_through() {
         "sections": [{"title": "Today", "rows": [{"id": "t1", "title": "10:00"}, {"id": "t2", "title": "11:00"}]}]}}});
     // The window opens once the user's message is processed, moments after the webhook.
     let v = eventually(|| async {
-        let (s, v) = send(&app, json!({"to": "+919800300012", "message": list})).await;
+        let (s, v) = app
+            .send_message(json!({"to": "+919800300012", "message": list}))
+            .await;
         (s == 202).then_some(v)
     })
     .await;

@@ -225,6 +225,34 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/v1/messages`: status and JSON body.
+    #[allow(dead_code)]
+    pub async fn send_message(&self, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/messages", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Waits until the template registry has synced the sandbox's templates; returns the list.
+    #[allow(dead_code)]
+    pub async fn templates_synced(&self) -> Value {
+        eventually(|| async {
+            let v = self
+                .get_json(&format!("{}/api/v1/templates", self.base))
+                .await;
+            v["data"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+                .then_some(v)
+        })
+        .await
+    }
+
     /// Waits until the sandbox has delivered at least `n` webhook items with a 200.
     pub async fn webhooks_delivered(&self, n: u64) {
         eventually(|| async {
