@@ -20,6 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 
 mod pacing;
+mod policy;
 mod sandbox;
 
 #[derive(Args, Debug, Clone)]
@@ -47,6 +48,13 @@ pub struct BenchArgs {
     /// --seconds, through a real server into the sandbox (which enforces the same limit).
     #[arg(long)]
     pub pacing: bool,
+    /// Benchmark the policy checks before a send instead (window, consent, rule book) against
+    /// a store of --contacts contacts.
+    #[arg(long)]
+    pub policy: bool,
+    /// Contacts in the store for --policy.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: usize,
     /// Sending numbers for --pacing.
     #[arg(long, default_value_t = 10)]
     pub numbers: usize,
@@ -90,6 +98,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.policy {
+        return policy::run(args.contacts, 20_000, args.json).await;
+    }
     if args.pacing {
         return pacing::run(args.numbers, args.rate, args.seconds, args.json).await;
     }

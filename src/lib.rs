@@ -30,6 +30,7 @@ pub mod missed_call;
 pub mod numbers;
 pub mod outbox;
 pub mod phone;
+pub mod policy;
 pub mod processor;
 pub mod reply;
 pub mod sandbox;

@@ -30,6 +30,13 @@ impl Registry {
         Ok(r)
     }
 
+    /// A registry holding exactly `templates` (tests, benchmarks, config-declared lists).
+    pub fn from_templates(templates: Vec<Template>) -> Self {
+        let r = Self::default();
+        r.replace(templates);
+        r
+    }
+
     fn replace(&self, templates: Vec<Template>) {
         *self.templates.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(templates);
     }

@@ -262,7 +262,7 @@ impl Store for SqliteStore {
         )
         .bind(sender_id)
         .bind(wa_id)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await?;
         row.map(|r| {
             Ok(Contact {
@@ -534,7 +534,7 @@ impl Store for SqliteStore {
         )
         .bind(sender_id)
         .bind(subject)
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

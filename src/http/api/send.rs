@@ -24,11 +24,10 @@ use serde_json::{Value, json};
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::authorize;
-use crate::cloud_api::rules::{self, SenderRef};
 use crate::phone::PhoneE164;
+use crate::policy::{self, Outgoing, Refusal};
 use crate::store::{Enqueued, NewMessage};
 use crate::time::now_ms;
-use crate::window;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,31 +102,23 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-/// The full Cloud API body: `{"messaging_product", "recipient_type", "to", "type", "<type>", "biz_opaque_callback_data"}`.
-fn body(to: &PhoneE164, kind: &str, payload: Value, id: &str) -> Value {
-    let mut b = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to.as_str(), "type": kind, "biz_opaque_callback_data": id});
-    b[kind] = payload;
-    b
-}
-
-/// Maps a rule-book refusal to the API's codes, naming Meta's code and its fix.
-fn refused(r: rules::Refusal) -> ApiError {
-    let code = match r.code {
-        132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
-        131021 => "recipient_is_sender",
-        131051 => "unsupported_type",
-        _ => "invalid_message",
+/// Maps a policy refusal to the API's codes (a store failure stays a 503).
+fn refused(r: Refusal) -> ApiError {
+    let code = match &r {
+        Refusal::OutsideWindow { .. } => "outside_window",
+        Refusal::OptedOut(_) => "opted_out",
+        Refusal::Invalid(i) => match i.code {
+            132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
+            131021 => "recipient_is_sender",
+            131051 => "unsupported_type",
+            _ => "invalid_message",
+        },
+        Refusal::Store(_) => "unavailable",
     };
-    let fix = crate::cloud_api::errors::lookup(r.code)
-        .map(|i| format!(" Fix: {}", i.fix))
-        .unwrap_or_default();
-    unprocessable(
-        code,
-        format!(
-            "{} (Meta would refuse this with error {}: {}).{fix}",
-            r.details, r.code, r.title
-        ),
-    )
+    match r {
+        Refusal::Store(e) => e.into(),
+        other => unprocessable(code, other.to_string()),
+    }
 }
 
 pub async fn send_message(
@@ -156,7 +147,7 @@ pub async fn send_message(
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let id = crate::processor::new_message_id();
-    let (mut kind, mut payload) = match (&req.text, &req.template, &req.message) {
+    let (kind, payload) = match (&req.text, &req.template, &req.message) {
         (Some(text), None, None) => {
             let n = text.chars().count();
             if n == 0 || n > 4096 {
@@ -191,68 +182,25 @@ pub async fn send_message(
             ));
         }
     };
-    let mut reason = "sent through the API".to_string();
-    if kind != "template" {
-        let contact = s
-            .store
-            .contact(&sender.phone_number_id, to.digits())
-            .await?;
-        if let window::Window::Closed =
-            window::at(contact.and_then(|c| c.last_inbound_at), now_ms())
-        {
-            match &req.fallback_template {
-                Some(t) => {
-                    kind = "template".into();
-                    payload = template_object(t)?;
-                    reason = format!(
-                        "sent through the API; the 24-hour window with {to} is closed, so the fallback template {} replaced the {kind} message",
-                        t.name
-                    );
-                }
-                None => {
-                    return Err(unprocessable(
-                        "outside_window",
-                        format!(
-                            "{to} has not written to this number in the last 24 hours, so WhatsApp allows only an approved template (Meta would fail this with 131047). Send a template, or add \"fallback_template\" to send one in its place."
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    // The consent ledger: STOP silences everything, a marketing opt-out stops marketing.
-    let category = if kind == "template" {
-        let name = payload
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let found = s
-            .templates
-            .snapshot()
-            .iter()
-            .find(|t| t.waba_id == sender.waba_id && t.name == name)
-            .map(|t| t.category.clone());
-        crate::consent::Category::parse(&found.unwrap_or_else(|| "utility".into()))
-            .unwrap_or(crate::consent::Category::Utility)
-    } else {
-        crate::consent::Category::Utility
+    let fallback = match &req.fallback_template {
+        Some(t) => Some(Outgoing {
+            kind: "template".into(),
+            payload: template_object(t)?,
+        }),
+        None => None,
     };
-    let state = s
-        .store
-        .consent_state(&sender.phone_number_id, to.digits())
-        .await?;
-    crate::consent::permits(&state, category).map_err(|why| {
-        unprocessable("opted_out", format!("Not sent: {why}. Meta would fail a marketing template with 131050; sending to people who opted out also lowers the number's quality."))
-    })?;
-    let body = body(&to, &kind, payload, &id);
-    let registry = s.templates.snapshot();
-    if kind != "template" || s.templates.knows(&sender.waba_id) {
-        let sender_ref = SenderRef {
-            display_digits: sender.display_number.digits(),
-            waba_id: &sender.waba_id,
-        };
-        rules::validate(&sender_ref, &registry, &body).map_err(refused)?;
-    }
+    let approved = policy::check(
+        s.store.as_ref(),
+        &s.templates,
+        sender,
+        &to,
+        Outgoing { kind, payload },
+        fallback,
+        &id,
+        now_ms(),
+    )
+    .await
+    .map_err(refused)?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -263,10 +211,10 @@ pub async fn send_message(
         id,
         sender_id: sender.phone_number_id.clone(),
         to: to.to_string(),
-        kind: kind.clone(),
-        body,
+        kind: approved.kind.clone(),
+        body: approved.body,
         idempotency_key: key,
-        reason,
+        reason: approved.reason,
         created_at: now_ms(),
     };
     let (status, id, duplicate) = match s.store.enqueue(&message).await? {
@@ -276,7 +224,7 @@ pub async fn send_message(
     s.wakers.wake(&sender.phone_number_id);
     Ok((
         status,
-        Json(json!({"id": id, "duplicate": duplicate, "type": kind})),
+        Json(json!({"id": id, "duplicate": duplicate, "type": approved.kind})),
     )
         .into_response())
 }

@@ -1,0 +1,128 @@
+//! The send policy: everything checked before a message is queued, in one place and free of
+//! HTTP — the 24-hour window (with an optional fallback template), the consent ledger, and the
+//! Cloud API rule book against the synced templates. The API maps a [`Refusal`] to a 4xx with
+//! a machine code; the benchmark (`ringback bench --policy`) times [`check`].
+
+use serde_json::{Value, json};
+
+use crate::cloud_api::rules::{self, SenderRef};
+use crate::config::Sender;
+use crate::consent::{self, Category};
+use crate::phone::PhoneE164;
+use crate::store::{Store, StoreError};
+use crate::template_registry::Registry;
+use crate::time::Millis;
+use crate::window::{self, Window};
+
+/// A message as the caller asked for it: a Cloud API `type` and its object.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub kind: String,
+    pub payload: Value,
+}
+
+/// What the policy allows: the exact Cloud API body, and why it is what it is.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub kind: String,
+    pub body: Value,
+    pub reason: String,
+}
+
+/// Why a send is refused; each says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "{to} has not written to this number in the last 24 hours, so WhatsApp allows only an approved template (Meta would fail this with 131047). Send a template, or add \"fallback_template\" to send one in its place."
+    )]
+    OutsideWindow { to: String },
+    #[error(
+        "Not sent: {0}. Meta would fail a marketing template with 131050; sending to people who opted out also lowers the number's quality."
+    )]
+    OptedOut(String),
+    #[error("{}", describe(.0))]
+    Invalid(rules::Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe(r: &rules::Refusal) -> String {
+    let fix = crate::cloud_api::errors::lookup(r.code)
+        .map(|i| format!(" Fix: {}", i.fix))
+        .unwrap_or_default();
+    format!(
+        "{} (Meta would refuse this with error {}: {}).{fix}",
+        r.details, r.code, r.title
+    )
+}
+
+/// The full Cloud API body: `messaging_product`, `recipient_type`, `to`, `type`, the typed
+/// object, and our message id as `biz_opaque_callback_data` (status webhooks echo it).
+pub fn body(to: &PhoneE164, kind: &str, payload: Value, id: &str) -> Value {
+    let mut b = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to.as_str(), "type": kind, "biz_opaque_callback_data": id});
+    b[kind] = payload;
+    b
+}
+
+/// The consent category of a message: a template's own category, else utility.
+fn category(templates: &Registry, sender: &Sender, kind: &str, payload: &Value) -> Category {
+    if kind != "template" {
+        return Category::Utility;
+    }
+    let name = payload
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let snapshot = templates.snapshot();
+    let found = snapshot
+        .iter()
+        .find(|t| t.waba_id == sender.waba_id && t.name == name);
+    found
+        .and_then(|t| Category::parse(&t.category))
+        .unwrap_or(Category::Utility)
+}
+
+/// Checks one send; `fallback` replaces a free-form message when the window is closed.
+pub async fn check(
+    store: &dyn Store,
+    templates: &Registry,
+    sender: &Sender,
+    to: &PhoneE164,
+    out: Outgoing,
+    fallback: Option<Outgoing>,
+    id: &str,
+    now: Millis,
+) -> Result<Approved, Refusal> {
+    let Outgoing {
+        mut kind,
+        mut payload,
+    } = out;
+    let mut reason = "sent through the API".to_string();
+    if kind != "template" {
+        let contact = store.contact(&sender.phone_number_id, to.digits()).await?;
+        if window::at(contact.and_then(|c| c.last_inbound_at), now) == Window::Closed {
+            let replaced = kind.clone();
+            let f = fallback.ok_or_else(|| Refusal::OutsideWindow { to: to.to_string() })?;
+            reason = format!(
+                "sent through the API; the 24-hour window with {to} is closed, so the fallback template {} replaced the {replaced} message",
+                f.payload.get("name").and_then(Value::as_str).unwrap_or("")
+            );
+            (kind, payload) = (f.kind, f.payload);
+        }
+    }
+    let state = store
+        .consent_state(&sender.phone_number_id, to.digits())
+        .await?;
+    consent::permits(&state, category(templates, sender, &kind, &payload))
+        .map_err(Refusal::OptedOut)?;
+    let body = body(to, &kind, payload, id);
+    // Before the first template sync Ringback cannot judge templates and leaves them to Meta.
+    if kind != "template" || templates.knows(&sender.waba_id) {
+        let sender_ref = SenderRef {
+            display_digits: sender.display_number.digits(),
+            waba_id: &sender.waba_id,
+        };
+        rules::validate(&sender_ref, &templates.snapshot(), &body).map_err(Refusal::Invalid)?;
+    }
+    Ok(Approved { kind, body, reason })
+}
