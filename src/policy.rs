@@ -98,9 +98,10 @@ pub async fn check(
         mut payload,
     } = out;
     let mut reason = "sent through the API".to_string();
+    // From memory: no database round trip on the send path.
+    let (last_inbound, consent_state) = store.policy_facts(&sender.phone_number_id, to.digits());
     if kind != "template" {
-        let contact = store.contact(&sender.phone_number_id, to.digits()).await?;
-        if window::at(contact.and_then(|c| c.last_inbound_at), now) == Window::Closed {
+        if window::at(last_inbound, now) == Window::Closed {
             let replaced = kind.clone();
             let f = fallback.ok_or_else(|| Refusal::OutsideWindow { to: to.to_string() })?;
             reason = format!(
@@ -110,10 +111,7 @@ pub async fn check(
             (kind, payload) = (f.kind, f.payload);
         }
     }
-    let state = store
-        .consent_state(&sender.phone_number_id, to.digits())
-        .await?;
-    consent::permits(&state, category(templates, sender, &kind, &payload))
+    consent::permits(&consent_state, category(templates, sender, &kind, &payload))
         .map_err(Refusal::OptedOut)?;
     let body = body(to, &kind, payload, id);
     // Before the first template sync Ringback cannot judge templates and leaves them to Meta.

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::inbound::{InboundEvent, InboundMessage, IngestRequest, StatusUpdate};
 use crate::time::Millis;
 
+mod policy_index;
 pub mod sqlite;
 
 /// A storage failure. Callers retry later; nothing here is the user's fault.
@@ -34,6 +35,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         let store = sqlite::SqliteStore::open(url).await?;
         store.migrate().await?;
+        store.load_policy_index().await?;
         Ok(Arc::new(store))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
@@ -315,6 +317,13 @@ pub trait Store: Send + Sync {
     async fn templates(&self) -> Result<Vec<crate::cloud_api::template::Template>, StoreError>;
     /// Appends to the consent ledger and updates the person's current state.
     async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError>;
+    /// What a send to this person is checked against, from memory: when they last wrote
+    /// (only if within the last 24 hours) and their consent state.
+    fn policy_facts(
+        &self,
+        sender_id: &str,
+        subject: &str,
+    ) -> (Option<Millis>, crate::consent::State);
     /// A person's current consent state.
     async fn consent_state(
         &self,

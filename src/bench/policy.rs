@@ -78,6 +78,10 @@ pub async fn run(contacts: usize, checks: usize, json_out: bool) -> anyhow::Resu
     }
     tx.commit().await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
+    drop(pool);
+    // Open again, as `serve` would after a restart: the policy index loads from the tables.
+    drop(store);
+    let store = crate::store::open(&url).await?;
     let load = started.elapsed();
 
     let registry =

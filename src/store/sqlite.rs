@@ -24,6 +24,7 @@ mod effects;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    index: super::policy_index::PolicyIndex,
 }
 
 impl SqliteStore {
@@ -46,7 +47,41 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(false))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            index: Default::default(),
+        })
+    }
+
+    /// Loads the people active in the last 24 hours and everyone with a consent record.
+    pub async fn load_policy_index(&self) -> Result<(), StoreError> {
+        let since = crate::time::now_ms() - crate::window::CUSTOMER_SERVICE_WINDOW_MS;
+        let rows = sqlx::query(
+            "SELECT sender_id, wa_id, last_inbound_at FROM contacts WHERE last_inbound_at > $1",
+        )
+        .bind(since)
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let (sender, wa_id): (String, String) = (r.try_get("sender_id")?, r.try_get("wa_id")?);
+            self.index
+                .inbound(&sender, &wa_id, r.try_get("last_inbound_at")?);
+        }
+        let rows =
+            sqlx::query("SELECT sender_id, subject, category, action, at FROM consent_state")
+                .fetch_all(&self.read)
+                .await?;
+        for r in rows {
+            let (sender, subject): (String, String) =
+                (r.try_get("sender_id")?, r.try_get("subject")?);
+            let (category, action) = consent_columns(&r)?;
+            self.index
+                .consent(&sender, &subject, (category, action, r.try_get("at")?));
+        }
+        let (active, consented) = self.index.sizes();
+        tracing::info!(active, consented, "Policy index loaded.");
+        Ok(())
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -122,6 +157,24 @@ fn message_from_row(r: &SqliteRow) -> Result<MessageRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+impl SqliteStore {
+    /// Mirrors a committed effect in the policy index.
+    fn index_effect(&self, e: &Effect) {
+        match e {
+            Effect::InboundMessage { message: m, .. } => {
+                if let Some(wa_id) = &m.from_wa_id {
+                    self.index.inbound(&m.phone_number_id, wa_id, m.timestamp);
+                }
+            }
+            Effect::Consent { record: r, .. } => {
+                self.index
+                    .consent(&r.sender_id, &r.subject, (r.category, r.action, r.at))
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The `category` and `action` columns of a consent row (only Ringback writes them, so an
@@ -334,6 +387,9 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        for effect in batch {
+            self.index_effect(effect);
+        }
         Ok(())
     }
 
@@ -521,6 +577,11 @@ impl Store for SqliteStore {
         let mut tx = self.tx().await?;
         effects::record_consent(&mut tx, record).await?;
         tx.commit().await?;
+        self.index.consent(
+            &record.sender_id,
+            &record.subject,
+            (record.category, record.action, record.at),
+        );
         Ok(())
     }
 
@@ -663,7 +724,16 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
+    fn policy_facts(
+        &self,
+        sender_id: &str,
+        subject: &str,
+    ) -> (Option<Millis>, crate::consent::State) {
+        self.index.facts(sender_id, subject)
+    }
+
     async fn maintain(&self) -> Result<(), StoreError> {
+        self.index.expire(crate::time::now_ms());
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&self.read)
             .await?;
