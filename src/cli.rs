@@ -48,6 +48,11 @@ pub enum Command {
     /// List the message templates Ringback knows (synced from the Cloud API), with their
     /// variables and a preview.
     Templates,
+    /// Explain a Meta error code: what it means, whether Ringback retries it, how to fix it.
+    Explain {
+        /// The code, e.g. 131047.
+        code: i64,
+    },
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -204,6 +209,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
         Command::Templates => admin::templates(&cli).await,
+        Command::Explain { code } => {
+            match crate::cloud_api::errors::lookup(*code) {
+                Some(i) => println!(
+                    "{code}: {}\nRingback: {:?}\nFix: {}",
+                    i.meaning, i.action, i.fix
+                ),
+                None => println!("{}", crate::cloud_api::errors::explain(*code)),
+            }
+            Ok(())
+        }
     }
 }
 

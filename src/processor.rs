@@ -118,7 +118,9 @@ impl Processor {
     async fn handle(&self, e: &StoredEvent, batch: &mut Batch) -> Result<(), StoreError> {
         let effect = match &e.event {
             InboundEvent::Message(m) => {
-                if let Some(wa_id) = &m.from_wa_id {
+                if let Some(wa_id) =
+                    &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+                {
                     let c = self.contact(batch, &m.phone_number_id, wa_id).await?;
                     c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(0).max(m.timestamp));
                     if m.profile_name.is_some() {
@@ -323,8 +325,25 @@ impl Processor {
                     s.business_hours.as_ref(),
                     &s.timezone,
                 );
-                record.reason = format!("{}; {}", record.reason, plan.reason);
                 record.caller_e164 = Some(caller.to_string());
+                // The reply is checked against the synced templates like any send: a
+                // misconfigured reply is refused here, with the reason, not by Meta later.
+                if let Err(r) = self.check_reply(sender, &plan.body) {
+                    record.decision = "skipped".into();
+                    record.reason = format!(
+                        "{}, but the reply was refused before sending: {} (Meta error {}); fix [missed_call.reply] in the configuration",
+                        record.reason, r.details, r.code
+                    );
+                    tracing::error!(reason = %record.reason, "Missed-call reply refused by the template rules.");
+                    batch.calls.insert(key, record.decision.clone());
+                    batch.decided.push((source, "skipped", record.missed));
+                    return Ok(Effect::Call {
+                        event_id,
+                        call: record,
+                        reply: None,
+                    });
+                }
+                record.reason = format!("{}; {}", record.reason, plan.reason);
                 record.message_id = Some(id.clone());
                 let c = self
                     .contact(batch, &sender.phone_number_id, caller.digits())
@@ -387,6 +406,23 @@ impl Processor {
                 .map(|r| (r.category, r.action, r.at)),
         );
         Ok(state)
+    }
+
+    /// A reply body against the Cloud API rule book, once the sender's templates are synced.
+    fn check_reply(
+        &self,
+        sender: &crate::config::Sender,
+        body: &serde_json::Value,
+    ) -> Result<(), crate::cloud_api::rules::Refusal> {
+        let is_template = body.get("type").and_then(serde_json::Value::as_str) == Some("template");
+        if is_template && !self.templates.knows(&sender.waba_id) {
+            return Ok(());
+        }
+        let sender_ref = crate::cloud_api::rules::SenderRef {
+            display_digits: sender.display_number.digits(),
+            waba_id: &sender.waba_id,
+        };
+        crate::cloud_api::rules::validate(&sender_ref, &self.templates.snapshot(), body).map(|_| ())
     }
 
     /// STOP / START (and translations): a ledger record and the one confirmation allowed.

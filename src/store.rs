@@ -336,8 +336,13 @@ pub trait Store: Send + Sync {
         sender_id: Option<&str>,
         subject: Option<&str>,
     ) -> Result<Vec<crate::consent::Record>, StoreError>;
-    /// Unique recipients of templates a number sent since `since` (its messaging-limit use).
-    async fn template_reach(&self, sender_id: &str, since: Millis) -> Result<usize, StoreError>;
+    /// Unique recipients of templates sent since `since` by one number or (with `None`) by all
+    /// of them — the portfolio's messaging-limit use, since limits are per portfolio.
+    async fn template_reach(
+        &self,
+        sender_id: Option<&str>,
+        since: Millis,
+    ) -> Result<usize, StoreError>;
     /// Stores a new API key (its hash only).
     async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError>;
     /// Every API key, newest first.
@@ -346,6 +351,12 @@ pub trait Store: Send + Sync {
     async fn revoke_api_key(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
     /// Is `hash` the hash of an active key? `None` when no key was ever created.
     async fn api_key_valid(&self, hash: &str) -> Result<Option<bool>, StoreError>;
+    /// What Meta announced about a number (quality, throughput, tier, restrictions), newest first.
+    async fn number_events(
+        &self,
+        phone_number_id: &str,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
     /// Every number Meta has told us about.
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/messages/{id}", get(get_message))
         .route("/api/v1/calls", get(list_calls))
         .route("/api/v1/numbers", get(list_numbers))
+        .route("/api/v1/numbers/{id}/events", get(number_events))
         .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/consents", get(consent::list).post(consent::record))
 }
@@ -130,6 +131,22 @@ async fn list_templates(
         })
         .collect();
     Ok(Json(json!({"data": data})).into_response())
+}
+
+/// The history of what Meta announced about one number.
+async fn number_events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers).await?;
+    if !s.settings.senders.iter().any(|x| x.phone_number_id == id) {
+        return Err(ApiError::not_found(format!(
+            "no sender with phone_number_id '{id}'"
+        )));
+    }
+    let events = s.store.number_events(&id, 200).await?;
+    Ok(Json(json!({"data": events})).into_response())
 }
 
 /// What Meta last said about each sending number, with the pace the outbox keeps.

@@ -313,11 +313,12 @@ pub async fn run_maintenance(
             Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
         }
-        for id in &sender_ids {
-            if let Ok(reached) = store
-                .template_reach(id, now - 24 * crate::time::HOUR_MS)
-                .await
-            {
+        // Messaging limits are per business portfolio: every number shares one count.
+        if let Ok(reached) = store
+            .template_reach(None, now - 24 * crate::time::HOUR_MS)
+            .await
+        {
+            for id in &sender_ids {
                 holds.update(id, |r| r.reached = reached);
             }
         }

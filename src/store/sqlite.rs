@@ -164,7 +164,9 @@ impl SqliteStore {
     fn index_effect(&self, e: &Effect) {
         match e {
             Effect::InboundMessage { message: m, .. } => {
-                if let Some(wa_id) = &m.from_wa_id {
+                if let Some(wa_id) =
+                    &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+                {
                     self.index.inbound(&m.phone_number_id, wa_id, m.timestamp);
                 }
             }
@@ -636,9 +638,13 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    async fn template_reach(&self, sender_id: &str, since: Millis) -> Result<usize, StoreError> {
+    async fn template_reach(
+        &self,
+        sender_id: Option<&str>,
+        since: Millis,
+    ) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT to_number) FROM messages WHERE sender_id = $1 AND kind = 'template'
+            "SELECT COUNT(DISTINCT to_number) FROM messages WHERE ($1 IS NULL OR sender_id = $1) AND kind = 'template'
                  AND state IN ('accepted', 'sent', 'delivered', 'read') AND created_at > $2",
         )
         .bind(sender_id)
@@ -703,6 +709,31 @@ impl Store for SqliteStore {
         .fetch_one(&self.read)
         .await?;
         Ok(Some(ok == 1))
+    }
+
+    async fn number_events(
+        &self,
+        phone_number_id: &str,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = sqlx::query("SELECT field, event, detail, at FROM number_events WHERE phone_number_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
+            .bind(phone_number_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                let at: i64 = r.try_get("at")?;
+                Ok(serde_json::json!({
+                    "field": r.try_get::<String, _>("field")?,
+                    "event": r.try_get::<Option<String>, _>("event")?,
+                    "at": at,
+                    "detail": serde_json::from_str::<serde_json::Value>(&detail).unwrap_or(serde_json::Value::Null),
+                }))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError> {

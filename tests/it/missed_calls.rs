@@ -277,3 +277,24 @@ async fn outside_business_hours_the_after_hours_text_is_used() {
             .contains("outside business hours")
     );
 }
+
+#[tokio::test]
+async fn a_reply_template_that_would_be_refused_is_caught_before_sending() {
+    let app = spawn_app_with(&[(
+        "RINGBACK_MISSED_CALL__REPLY__TEMPLATE",
+        "missed_call_followup_v2",
+    )])
+    .await;
+    app.templates_synced().await;
+    app.missed_call("bad-tpl", "+919876500050").await;
+    let call = app.decided_call("bad-tpl").await;
+    assert_eq!(call["decision"], "skipped", "{call}");
+    let reason = call["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("missed_call_followup_v2")
+            && reason.contains("132001")
+            && reason.contains("[missed_call.reply]"),
+        "{reason}"
+    );
+    assert!(app.sandbox_sent().await.is_empty());
+}

@@ -155,6 +155,20 @@ async fn a_flagged_number_holds_marketing_while_utility_goes_on() {
     })
     .await;
     assert_eq!(held["state"], "queued");
+    let events = app
+        .get_json(&format!("{}/api/v1/numbers/{PNID}/events", app.base))
+        .await;
+    let names: Vec<_> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        names.contains(&"FLAGGED".to_string())
+            && names.contains(&"ACCOUNT_RESTRICTION".to_string()),
+        "{events}"
+    );
     assert_eq!(
         held["attempts"].as_array().unwrap().len(),
         0,

@@ -32,7 +32,11 @@ pub(super) async fn record_inbound_message(
     .bind(event_id)
     .execute(&mut **tx)
     .await?;
-    if let Some(wa_id) = &m.from_wa_id {
+    // Contacts are keyed by wa_id, or by business-scoped user id for username users who have
+    // none (2026): the same key the consent ledger uses.
+    if let Some(wa_id) =
+        &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+    {
         sqlx::query(
             "INSERT INTO contacts (sender_id, wa_id, name, last_inbound_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (sender_id, wa_id) DO UPDATE SET
