@@ -44,23 +44,20 @@ type Finished = (ClaimedSend, AttemptOutcome);
 impl Lane {
     /// Runs until `shutdown`, then waits for requests already in flight and records them.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+        // Outcomes are recorded by their own task, so the loop that claims and paces never
+        // waits for those transactions: at 1000 messages/s a pause of a few milliseconds is
+        // several lost sending slots.
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
+        let recorder = tokio::spawn(self.clone().recorder(done_rx));
         let mut in_flight = JoinSet::new();
-        let mut finished: Vec<Finished> = Vec::new();
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
         loop {
             while in_flight.try_join_next().is_some() {}
-            while let Ok(f) = done_rx.try_recv() {
-                finished.push(f);
-            }
-            if !finished.is_empty() {
-                self.record(std::mem::take(&mut finished)).await;
-            }
             // Claim only what can be sent now: a claimed row is marked in flight, and one that
             // waited for a permit would look interrupted after a crash.
             if self.permits.available_permits() == 0 {
                 tokio::select! {
-                    Some(f) = done_rx.recv() => finished.push(f),
+                    p = self.permits.acquire() => drop(p),
                     _ = shutdown.wait() => break,
                 }
                 continue;
@@ -76,23 +73,22 @@ impl Lane {
                 let wait = self.idle_wait().await;
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    Some(f) = done_rx.recv() => finished.push(f),
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait() => break,
                 }
                 continue;
             }
-            let mut deferred = Vec::new();
             for send in claimed {
                 if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
-                    deferred.push(d);
+                    let _ = done_tx.send(d);
                     continue;
                 }
                 // Throughput pacing: wait for the number's next slot before each request.
                 tokio::select! {
                     _ = self.pacer.until_ready(&self.sender.phone_number_id) => {}
                     _ = shutdown.wait() => {
-                        deferred.push((send, AttemptOutcome::Deferred { at: now_ms(), reason: "not sent: Ringback was stopping".into() }));
+                        let stopping = AttemptOutcome::Deferred { at: now_ms(), reason: "not sent: Ringback was stopping".into() };
+                        let _ = done_tx.send((send, stopping));
                         continue;
                     }
                 }
@@ -110,18 +106,24 @@ impl Lane {
                     drop(permit);
                 });
             }
-            self.record(deferred).await;
             if shutdown.is_triggered() {
                 break;
             }
         }
         while in_flight.join_next().await.is_some() {}
         drop(done_tx);
-        while let Some(f) = done_rx.recv().await {
-            finished.push(f);
-        }
-        self.record(finished).await;
+        let _ = recorder.await;
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
+    }
+
+    /// Records outcomes in batches until every sender of `rx` is gone.
+    async fn recorder(self, mut rx: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            self.record(std::mem::take(&mut batch)).await;
+            // A retry or a deferral may be due soon: let the claiming loop look.
+            self.wake.notify_one();
+        }
     }
 
     /// Sends everything due now, one batch after another, and returns how many were sent.
