@@ -117,3 +117,54 @@ async fn send_api_honours_idempotency_keys_and_validates_input() {
         assert_eq!(e["error"]["code"], code, "{e}");
     }
 }
+
+/// Every Meta error code in Ringback's table, injected by the sandbox on a message's first
+/// attempt: codes to retry or wait on are retried (and the message then delivered), every
+/// other code fails the message at once with the code and its explanation.
+#[tokio::test]
+async fn every_meta_error_code_takes_its_documented_path() {
+    use ringback::cloud_api::errors::{Action, TABLE};
+    let app = spawn_app_with(&[
+        ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[20]"),
+        ("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1000"),
+    ])
+    .await;
+    for (i, info) in TABLE.iter().enumerate() {
+        // One message at a time, so the scripted fault meets exactly its first attempt.
+        app.fault(json!([{"code": info.code, "http_status": 400}]))
+            .await;
+        let (status, v) = app.send_message(json!({"to": format!("+9198006{i:05}"), "template": {"name": "hello_world", "language": "en_US"}})).await;
+        assert_eq!(status, 202, "{v}");
+        let id = v["id"].as_str().unwrap();
+        let code = info.code;
+        match info.action {
+            Action::Retry | Action::Wait => {
+                let m = app.message_in_state(id, "delivered").await;
+                assert_eq!(
+                    (
+                        m["attempts"][0]["outcome"].as_str(),
+                        m["attempts"][0]["error_code"].as_i64()
+                    ),
+                    (Some("retry"), Some(code)),
+                    "{m}"
+                );
+            }
+            _ => {
+                let m = app.message_in_state(id, "failed").await;
+                assert_eq!(m["error_code"], code, "{m}");
+                assert!(
+                    m["error_explanation"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("#{code}")),
+                    "{m}"
+                );
+                assert_eq!(
+                    m["attempts"].as_array().unwrap().len(),
+                    1,
+                    "code {code} is not retried: {m}"
+                );
+            }
+        }
+    }
+}
