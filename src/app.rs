@@ -133,7 +133,7 @@ pub async fn start(
         delays_ms: settings.outbox.retry_delays_ms.clone(),
         max_attempts: settings.outbox.max_attempts,
     };
-    let templates = Registry::load(store.as_ref()).await?;
+    let templates = Registry::load(store.as_ref(), settings.templates.clone()).await?;
     tasks.spawn(run_sync(
         templates.clone(),
         store.clone(),
@@ -147,6 +147,10 @@ pub async fn start(
         settings.outbox.throughput_per_second,
     );
     let holds = Holds::default();
+    let configured_limit = crate::outbox::holds::tier_limit(&settings.outbox.messaging_tier);
+    for s in &settings.senders {
+        holds.update(&s.phone_number_id, |r| r.limit = configured_limit);
+    }
     for n in store.numbers().await? {
         if let Some(rate) = n.throughput {
             pacer.set_rate(&n.phone_number_id, rate);
@@ -154,10 +158,13 @@ pub async fn start(
         holds.update(&n.phone_number_id, |r| {
             r.status = n.status.clone();
             r.quality_rating = n.quality_rating.clone();
-            r.limit = n
+            if let Some(limit) = n
                 .messaging_tier
                 .as_deref()
-                .and_then(crate::outbox::holds::tier_limit);
+                .and_then(crate::outbox::holds::tier_limit)
+            {
+                r.limit = Some(limit);
+            }
         });
     }
     let lanes: Vec<Lane> = settings

@@ -42,7 +42,30 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub sandbox: SandboxConfig,
     pub consent: ConsentConfig,
+    /// Templates declared by hand, for a token without template-management permission.
+    #[serde(default)]
+    pub templates: Vec<TemplateConfig>,
     pub log: LogConfig,
+}
+
+/// One `[[templates]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    pub name: String,
+    #[serde(default = "en_us")]
+    pub language: String,
+    /// MARKETING, UTILITY or AUTHENTICATION.
+    pub category: String,
+    /// The body with {{1}}… or {{name}} placeholders.
+    pub body: String,
+    /// Restrict to one WABA; empty = every sender's WABA.
+    #[serde(default)]
+    pub waba_id: String,
+}
+
+fn en_us() -> String {
+    "en_US".into()
 }
 
 /// Opt-out and opt-in keywords and the confirmations sent for them.
@@ -151,6 +174,7 @@ pub struct OutboxConfig {
     pub max_attempts: u32,
     pub concurrency: usize,
     pub throughput_per_second: u32,
+    pub messaging_tier: String,
     pub uncertain_resend_after_seconds: u64,
 }
 

@@ -20,12 +20,17 @@ use crate::store::{Store, StoreError};
 #[derive(Clone, Default)]
 pub struct Registry {
     templates: Arc<RwLock<Arc<Vec<Template>>>>,
+    /// Templates declared in the configuration; synced ones of the same name and language win.
+    declared: Arc<Vec<Template>>,
 }
 
 impl Registry {
-    /// Loads the last synced list from the store.
-    pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let r = Self::default();
+    /// Loads the last synced list from the store, plus the declared templates.
+    pub async fn load(store: &dyn Store, declared: Vec<Template>) -> Result<Self, StoreError> {
+        let r = Self {
+            declared: Arc::new(declared),
+            ..Self::default()
+        };
         r.replace(store.templates().await?);
         Ok(r)
     }
@@ -37,7 +42,15 @@ impl Registry {
         r
     }
 
-    fn replace(&self, templates: Vec<Template>) {
+    fn replace(&self, mut templates: Vec<Template>) {
+        for d in self.declared.iter() {
+            if !templates
+                .iter()
+                .any(|t| t.waba_id == d.waba_id && t.name == d.name && t.language == d.language)
+            {
+                templates.push(d.clone());
+            }
+        }
         *self.templates.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(templates);
     }
 

@@ -43,6 +43,8 @@ pub struct Settings {
     pub sandbox: super::SandboxConfig,
     pub log: LogConfig,
     pub consent: super::ConsentConfig,
+    /// Declared templates, one per (WABA, name, language).
+    pub templates: Vec<crate::cloud_api::template::Template>,
     pub demo_secrets: bool,
 }
 
@@ -220,7 +222,9 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         .map(|s| parse_number("twilio.forward_to", s))
         .transpose()?;
 
+    let templates = declared_templates(c, &senders)?;
     Ok(Settings {
+        templates,
         listen,
         public_base_url,
         max_body_bytes: c.server.max_body_bytes,
@@ -260,6 +264,37 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         consent: c.consent.clone(),
         demo_secrets: c.uses_demo_secrets(),
     })
+}
+
+/// `[[templates]]` expanded to every WABA they apply to.
+fn declared_templates(
+    c: &Config,
+    senders: &[Sender],
+) -> Result<Vec<crate::cloud_api::template::Template>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, t) in c.templates.iter().enumerate() {
+        let category = t.category.to_ascii_uppercase();
+        if !["MARKETING", "UTILITY", "AUTHENTICATION"].contains(&category.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "templates[{i}].category = '{}' must be MARKETING, UTILITY or AUTHENTICATION",
+                t.category
+            )));
+        }
+        let mut wabas: Vec<&str> = if t.waba_id.is_empty() {
+            senders.iter().map(|s| s.waba_id.as_str()).collect()
+        } else {
+            vec![t.waba_id.as_str()]
+        };
+        wabas.dedup();
+        for waba in wabas {
+            let mut tpl =
+                crate::cloud_api::template::Template::simple(waba, 0, &t.name, &category, &t.body);
+            tpl.id = format!("config-{i}");
+            tpl.language = t.language.clone();
+            out.push(tpl);
+        }
+    }
+    Ok(out)
 }
 
 const DAY_NAMES: [&str; 7] = [

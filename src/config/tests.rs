@@ -93,3 +93,33 @@ fn business_hours_follow_the_time_zone() {
     let closed: jiff::Timestamp = "2026-11-23T14:00:00Z".parse().unwrap();
     assert!(!bh.is_open(closed.as_millisecond()));
 }
+
+#[test]
+fn declared_templates_apply_to_every_waba_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.toml");
+    std::fs::write(&p, "[[templates]]\nname = 'spring_sale'\ncategory = 'marketing'\nbody = 'Hi {{first_name}}, {{offer}}'\n").unwrap();
+    let s = Config::load_with_env(Some(&p), env(&[]))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(s.templates.len(), 1);
+    let t = &s.templates[0];
+    assert_eq!(
+        (t.name.as_str(), t.category.as_str(), t.waba_id.as_str()),
+        ("spring_sale", "MARKETING", "200000000000001")
+    );
+    assert!(t.is_named());
+    assert_eq!(t.body_params(), ["first_name", "offer"]);
+    std::fs::write(
+        &p,
+        "[[templates]]\nname = 'x'\ncategory = 'promo'\nbody = 'b'\n",
+    )
+    .unwrap();
+    let e = Config::load_with_env(Some(&p), env(&[]))
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("templates[0].category"), "{e}");
+}
