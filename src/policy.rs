@@ -27,6 +27,8 @@ pub struct Approved {
     pub kind: String,
     pub body: Value,
     pub reason: String,
+    /// Set when this send opens the 72-hour free entry point window (until then).
+    pub opens_free_entry_point: Option<Millis>,
 }
 
 /// Why a send is refused; each says what to change.
@@ -99,7 +101,8 @@ pub async fn check(
     } = out;
     let mut reason = "sent through the API".to_string();
     // From memory: no database round trip on the send path.
-    let (last_inbound, consent_state) = store.policy_facts(&sender.phone_number_id, to.digits());
+    let facts = store.policy_facts(&sender.phone_number_id, to.digits());
+    let (last_inbound, consent_state) = (facts.last_inbound, facts.consent.clone());
     if kind != "template" {
         if window::at(last_inbound, now) == Window::Closed {
             let replaced = kind.clone();
@@ -122,5 +125,27 @@ pub async fn check(
         };
         rules::validate(&sender_ref, &templates.snapshot(), &body).map_err(Refusal::Invalid)?;
     }
-    Ok(Approved { kind, body, reason })
+    let mut opens_free_entry_point = None;
+    match window::entry_point(facts.referral_at, facts.free_until, now) {
+        window::EntryPoint::Open { until } => {
+            reason += &format!(
+                "; inside the free entry point window (click-to-WhatsApp referral): free until {}",
+                crate::time::display(until)
+            );
+        }
+        window::EntryPoint::Opens { until } => {
+            reason += &format!(
+                "; replying to a click-to-WhatsApp referral within 24 h opens the 72-hour free entry point window: free until {}",
+                crate::time::display(until)
+            );
+            opens_free_entry_point = Some(until);
+        }
+        window::EntryPoint::None => {}
+    }
+    Ok(Approved {
+        kind,
+        body,
+        reason,
+        opens_free_entry_point,
+    })
 }

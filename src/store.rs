@@ -181,6 +181,15 @@ pub enum Effect {
     Finish { event_id: i64, note: String },
 }
 
+/// The facts a send is checked against (see [`Store::policy_facts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyFacts {
+    pub last_inbound: Option<Millis>,
+    pub consent: crate::consent::State,
+    pub referral_at: Option<Millis>,
+    pub free_until: Option<Millis>,
+}
+
 /// An API key's public description.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiKey {
@@ -317,13 +326,16 @@ pub trait Store: Send + Sync {
     async fn templates(&self) -> Result<Vec<crate::cloud_api::template::Template>, StoreError>;
     /// Appends to the consent ledger and updates the person's current state.
     async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError>;
-    /// What a send to this person is checked against, from memory: when they last wrote
-    /// (only if within the last 24 hours) and their consent state.
-    fn policy_facts(
+    /// What a send to this person is checked against, from memory: when they last wrote (only
+    /// if within the last 24 hours), their consent state, and any click-to-WhatsApp referral.
+    fn policy_facts(&self, sender_id: &str, subject: &str) -> PolicyFacts;
+    /// Our reply to a referral opened the free entry point window until `until`.
+    async fn open_free_entry_point(
         &self,
         sender_id: &str,
         subject: &str,
-    ) -> (Option<Millis>, crate::consent::State);
+        until: Millis,
+    ) -> Result<(), StoreError>;
     /// A person's current consent state.
     async fn consent_state(
         &self,

@@ -26,8 +26,58 @@ pub fn at(last_inbound_at: Option<Millis>, now: Millis) -> Window {
     }
 }
 
+/// The free entry point window (reference §5.6): a person who wrote through a
+/// click-to-WhatsApp ad or a Page call-to-action, and gets our reply within 24 hours, opens a
+/// 72-hour window from that reply in which every message is free. It does not extend the
+/// customer service window: outside that, only templates may still be sent.
+pub const FREE_ENTRY_POINT_MS: Millis = 72 * HOUR_MS;
+
+/// Where a send stands with respect to the free entry point window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryPoint {
+    None,
+    /// This send opens it, until the given time.
+    Opens {
+        until: Millis,
+    },
+    Open {
+        until: Millis,
+    },
+}
+
+/// `referral_at`: the referral message's time; `free_until`: the window's end once opened.
+pub fn entry_point(
+    referral_at: Option<Millis>,
+    free_until: Option<Millis>,
+    now: Millis,
+) -> EntryPoint {
+    match (referral_at, free_until) {
+        (_, Some(until)) if now < until => EntryPoint::Open { until },
+        (Some(r), None) if now < r + CUSTOMER_SERVICE_WINDOW_MS => EntryPoint::Opens {
+            until: now + FREE_ENTRY_POINT_MS,
+        },
+        _ => EntryPoint::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn free_entry_point_opens_with_the_first_reply_within_a_day() {
+        let h = HOUR_MS;
+        assert_eq!(entry_point(None, None, 0), EntryPoint::None);
+        assert_eq!(
+            entry_point(Some(0), None, 2 * h),
+            EntryPoint::Opens { until: 74 * h }
+        );
+        assert_eq!(entry_point(Some(0), None, 25 * h), EntryPoint::None);
+        assert_eq!(
+            entry_point(Some(0), Some(74 * h), 30 * h),
+            EntryPoint::Open { until: 74 * h }
+        );
+        assert_eq!(entry_point(Some(0), Some(74 * h), 75 * h), EntryPoint::None);
+    }
+
     use super::*;
 
     #[test]

@@ -19,6 +19,8 @@ type Key = (String, String);
 pub struct PolicyIndex {
     last_inbound: RwLock<HashMap<Key, Millis>>,
     consent: RwLock<HashMap<Key, State>>,
+    /// Click-to-WhatsApp referrals: (referral time, free entry point window end once opened).
+    entry_points: RwLock<HashMap<Key, (Millis, Option<Millis>)>>,
 }
 
 fn key(sender: &str, subject: &str) -> Key {
@@ -43,6 +45,39 @@ impl PolicyIndex {
             .cloned()
             .unwrap_or_default();
         (last, consent)
+    }
+
+    /// Referral time and free-window end, for people who came through an ad in the last days.
+    pub fn entry_point(&self, sender: &str, subject: &str) -> (Option<Millis>, Option<Millis>) {
+        match self
+            .entry_points
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key(sender, subject))
+        {
+            Some((r, f)) => (Some(*r), *f),
+            None => (None, None),
+        }
+    }
+
+    /// A referral message (a new one restarts the cycle).
+    pub fn referral(&self, sender: &str, subject: &str, at: Millis) {
+        self.entry_points
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key(sender, subject), (at, None));
+    }
+
+    /// Our reply opened the free entry point window until `until`.
+    pub fn free_until(&self, sender: &str, subject: &str, until: Millis) {
+        if let Some(e) = self
+            .entry_points
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key(sender, subject))
+        {
+            e.1 = Some(until);
+        }
     }
 
     /// A message from the person at `at` (later wins).

@@ -79,6 +79,23 @@ impl SqliteStore {
             self.index
                 .consent(&sender, &subject, (category, action, r.try_get("at")?));
         }
+        let since = crate::time::now_ms()
+            - crate::window::FREE_ENTRY_POINT_MS
+            - crate::window::CUSTOMER_SERVICE_WINDOW_MS;
+        let rows = sqlx::query(
+            "SELECT sender_id, wa_id, referral_at, free_until FROM contacts WHERE referral_at > $1",
+        )
+        .bind(since)
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let (sender, wa_id): (String, String) = (r.try_get("sender_id")?, r.try_get("wa_id")?);
+            self.index
+                .referral(&sender, &wa_id, r.try_get("referral_at")?);
+            if let Some(until) = r.try_get::<Option<i64>, _>("free_until")? {
+                self.index.free_until(&sender, &wa_id, until);
+            }
+        }
         let (active, consented) = self.index.sizes();
         tracing::info!(active, consented, "Policy index loaded.");
         Ok(())
@@ -168,6 +185,9 @@ impl SqliteStore {
                     &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
                 {
                     self.index.inbound(&m.phone_number_id, wa_id, m.timestamp);
+                    if m.payload.get("referral").is_some() {
+                        self.index.referral(&m.phone_number_id, wa_id, m.timestamp);
+                    }
                 }
             }
             Effect::Consent { record: r, .. } => {
@@ -755,12 +775,31 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    fn policy_facts(
+    fn policy_facts(&self, sender_id: &str, subject: &str) -> PolicyFacts {
+        let (last_inbound, consent) = self.index.facts(sender_id, subject);
+        let (referral_at, free_until) = self.index.entry_point(sender_id, subject);
+        PolicyFacts {
+            last_inbound,
+            consent,
+            referral_at,
+            free_until,
+        }
+    }
+
+    async fn open_free_entry_point(
         &self,
         sender_id: &str,
         subject: &str,
-    ) -> (Option<Millis>, crate::consent::State) {
-        self.index.facts(sender_id, subject)
+        until: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE contacts SET free_until = $1 WHERE sender_id = $2 AND wa_id = $3 AND free_until IS NULL")
+            .bind(until)
+            .bind(sender_id)
+            .bind(subject)
+            .execute(&self.write)
+            .await?;
+        self.index.free_until(sender_id, subject, until);
+        Ok(())
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {

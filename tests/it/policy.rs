@@ -169,3 +169,42 @@ async fn api_keys_guard_the_api_once_one_exists_and_can_be_revoked() {
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("ringback keys list"));
 }
+
+#[tokio::test]
+async fn a_click_to_whatsapp_referral_gets_the_free_entry_point_window() {
+    let app = spawn_app().await;
+    let now = (ringback::time::now_ms() / 1000).to_string();
+    let referral = wa_envelope(json!({
+        "contacts": [{"profile": {"name": "Ad Clicker"}, "wa_id": "919800700001"}],
+        "messages": [{"from": "919800700001", "id": "wamid.ctwa1", "timestamp": now, "type": "text", "text": {"body": "I saw your ad"},
+            "referral": {"source_url": "https://fb.me/ad", "source_id": "ad-1", "source_type": "ad", "headline": "Fresh bread",
+                "body": "Order now", "media_type": "image", "ctwa_clid": "clid-1"}}]
+    }));
+    assert_eq!(app.whatsapp(&referral).await.status(), 200);
+    let first = eventually(|| async {
+        let (s, v) = app
+            .send_message(json!({"to": "+919800700001", "text": "Thanks for your interest!"}))
+            .await;
+        (s == 202).then_some(v)
+    })
+    .await;
+    let m = app.message(first["id"].as_str().unwrap()).await;
+    assert!(
+        m["reason"]
+            .as_str()
+            .unwrap()
+            .contains("opens the 72-hour free entry point window"),
+        "{m}"
+    );
+    let (_, second) = app
+        .send_message(json!({"to": "+919800700001", "text": "Here is our menu."}))
+        .await;
+    let m = app.message(second["id"].as_str().unwrap()).await;
+    assert!(
+        m["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inside the free entry point window"),
+        "{m}"
+    );
+}

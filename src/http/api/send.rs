@@ -207,6 +207,7 @@ pub async fn send_message(
         .map(str::to_string)
         .or(req.idempotency_key)
         .map(|k| format!("api:{k}"));
+    let opens_free_entry_point = approved.opens_free_entry_point;
     let message = NewMessage {
         id,
         sender_id: sender.phone_number_id.clone(),
@@ -221,6 +222,11 @@ pub async fn send_message(
         Enqueued::New(id) => (StatusCode::ACCEPTED, id, false),
         Enqueued::Existing(id) => (StatusCode::OK, id, true),
     };
+    if let (Some(until), false) = (opens_free_entry_point, duplicate) {
+        s.store
+            .open_free_entry_point(&sender.phone_number_id, to.digits(), until)
+            .await?;
+    }
     s.wakers.wake(&sender.phone_number_id);
     Ok((
         status,

@@ -49,6 +49,15 @@ pub(super) async fn record_inbound_message(
         .bind(m.timestamp)
         .execute(&mut **tx)
         .await?;
+        if m.payload.get("referral").is_some() {
+            // A click-to-WhatsApp referral: the free entry point cycle starts again.
+            sqlx::query("UPDATE contacts SET referral_at = $1, free_until = NULL WHERE sender_id = $2 AND wa_id = $3")
+                .bind(m.timestamp)
+                .bind(&m.phone_number_id)
+                .bind(wa_id)
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     let note = if m.unknown_type {
         "message type unknown to Ringback; kept raw"
