@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// Contacts in the store for --policy.
     #[arg(long, default_value_t = 1_000_000)]
     pub contacts: usize,
+    /// With --pacing: measure the pacer alone (no server, no I/O).
+    #[arg(long)]
+    pub dry: bool,
     /// Sending numbers for --pacing.
     #[arg(long, default_value_t = 10)]
     pub numbers: usize,
@@ -102,7 +105,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return policy::run(args.contacts, 20_000, args.json).await;
     }
     if args.pacing {
-        return pacing::run(args.numbers, args.rate, args.seconds, args.json).await;
+        return pacing::run(args.numbers, args.rate, args.seconds, args.json, args.dry).await;
     }
     if args.sandbox {
         return sandbox::run(args.seconds, args.concurrency, args.json).await;

@@ -11,7 +11,42 @@ use serde_json::json;
 use crate::config::Config;
 use crate::store::NewMessage;
 
-pub async fn run(numbers: usize, rate: u32, seconds: u32, json_out: bool) -> anyhow::Result<()> {
+/// The pacer alone: `numbers` tasks each take send slots as fast as the pacer gives them for
+/// `seconds`, with no I/O, so the machine cannot be the limit. Returns slots per number.
+pub async fn dry(numbers: usize, rate: u32, seconds: u32) -> Vec<u64> {
+    let ids: Vec<String> = (0..numbers).map(|i| format!("n{i}")).collect();
+    let pacer = crate::outbox::Pacer::new(ids.clone(), rate);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(seconds));
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let pacer = pacer.clone();
+        tasks.spawn(async move {
+            // The initial burst is not part of the steady rate being measured.
+            let mut n = 0u64;
+            while tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    _ = pacer.until_ready(&id) => n += 1,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            n
+        });
+    }
+    tasks.join_all().await
+}
+
+pub async fn run(numbers: usize, rate: u32, seconds: u32, json_out: bool, dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        let counts = dry(numbers, rate, seconds).await;
+        let expected = f64::from(rate) * f64::from(seconds);
+        let worst = counts.iter().map(|c| ((*c as f64 - expected) / expected * 100.0).abs()).fold(0.0, f64::max);
+        if json_out {
+            println!("{}", serde_json::to_string_pretty(&json!({"numbers": numbers, "rate": rate, "seconds": seconds, "slots": counts, "expected": expected, "worst_error_percent": worst}))?);
+        } else {
+            println!("pacer alone: {numbers} numbers at {rate}/s for {seconds} s: slots per number {counts:?} (expected {expected}), worst error {worst:.2} %");
+        }
+        return Ok(());
+    }
     let dir =
         std::env::temp_dir().join(format!("ringback-pacing-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
