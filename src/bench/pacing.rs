@@ -35,15 +35,31 @@ pub async fn dry(numbers: usize, rate: u32, seconds: u32) -> Vec<u64> {
     tasks.join_all().await
 }
 
-pub async fn run(numbers: usize, rate: u32, seconds: u32, json_out: bool, dry_run: bool) -> anyhow::Result<()> {
+pub async fn run(
+    numbers: usize,
+    rate: u32,
+    seconds: u32,
+    json_out: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     if dry_run {
         let counts = dry(numbers, rate, seconds).await;
         let expected = f64::from(rate) * f64::from(seconds);
-        let worst = counts.iter().map(|c| ((*c as f64 - expected) / expected * 100.0).abs()).fold(0.0, f64::max);
+        let worst = counts
+            .iter()
+            .map(|c| ((*c as f64 - expected) / expected * 100.0).abs())
+            .fold(0.0, f64::max);
         if json_out {
-            println!("{}", serde_json::to_string_pretty(&json!({"numbers": numbers, "rate": rate, "seconds": seconds, "slots": counts, "expected": expected, "worst_error_percent": worst}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"numbers": numbers, "rate": rate, "seconds": seconds, "slots": counts, "expected": expected, "worst_error_percent": worst})
+                )?
+            );
         } else {
-            println!("pacer alone: {numbers} numbers at {rate}/s for {seconds} s: slots per number {counts:?} (expected {expected}), worst error {worst:.2} %");
+            println!(
+                "pacer alone: {numbers} numbers at {rate}/s for {seconds} s: slots per number {counts:?} (expected {expected}), worst error {worst:.2} %"
+            );
         }
         return Ok(());
     }
@@ -59,7 +75,7 @@ pub async fn run(numbers: usize, rate: u32, seconds: u32, json_out: bool, dry_ru
             "RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND".into(),
             rate.to_string(),
         ),
-        ("RINGBACK_OUTBOX__CONCURRENCY".into(), "64".into()),
+        ("RINGBACK_OUTBOX__CONCURRENCY".into(), "32".into()),
         (
             "RINGBACK_SANDBOX__THROUGHPUT_PER_SECOND".into(),
             rate.to_string(),

@@ -20,6 +20,18 @@ use crate::time::now_ms;
 /// How often a held marketing message looks again whether its hold has lifted.
 const HOLD_RECHECK: Duration = Duration::from_secs(30);
 
+/// Rows claimed ahead of the pacing loop. After a crash these become `uncertain` like sends
+/// in flight (resent after `uncertain_resend_after_seconds`), so the bound is kept small.
+const CLAIM_AHEAD: usize = 64;
+
+/// The outcome that returns a claimed, unsent row to the queue on shutdown.
+fn stopping() -> AttemptOutcome {
+    AttemptOutcome::Deferred {
+        at: now_ms(),
+        reason: "not sent: Ringback was stopping".into(),
+    }
+}
+
 /// Longest sleep between polls when nothing is due and nobody wakes the lane.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -44,29 +56,95 @@ type Finished = (ClaimedSend, AttemptOutcome);
 impl Lane {
     /// Runs until `shutdown`, then waits for requests already in flight and records them.
     pub async fn run(self, mut shutdown: Shutdown) {
-        // Outcomes are recorded by their own task, so the loop that claims and paces never
-        // waits for those transactions: at 1000 messages/s a pause of a few milliseconds is
-        // several lost sending slots.
+        // Outcomes are recorded by their own task, and due rows are claimed by another a
+        // little ahead of need, so the loop that paces never waits for a transaction: at 1000
+        // messages/s a pause of a few milliseconds is several lost sending slots.
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let recorder = tokio::spawn(self.clone().recorder(done_rx));
+        let (claimed_tx, mut claimed_rx) = mpsc::channel::<ClaimedSend>(CLAIM_AHEAD);
+        let claimer = tokio::spawn(self.clone().claimer(claimed_tx, shutdown.clone()));
         let mut in_flight = JoinSet::new();
+        let mut concurrency = self.permits.available_permits();
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
         loop {
             while in_flight.try_join_next().is_some() {}
-            // Claim only what can be sent now: a claimed row is marked in flight, and one that
-            // waited for a permit would look interrupted after a crash.
-            if self.permits.available_permits() == 0 {
-                tokio::select! {
-                    p = self.permits.acquire() => drop(p),
-                    _ = shutdown.wait() => break,
-                }
+            let send = tokio::select! {
+                s = claimed_rx.recv() => match s { Some(s) => s, None => break },
+                _ = shutdown.wait() => break,
+            };
+            if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
+                let _ = done_tx.send(d);
                 continue;
             }
-            let claimed = match self.claim().await {
+            // Throughput pacing: wait for the number's next slot before each request.
+            tokio::select! {
+                _ = self.pacer.until_ready(&self.sender.phone_number_id) => {}
+                _ = shutdown.wait() => {
+                    let _ = done_tx.send((send, stopping()));
+                    break;
+                }
+            }
+            self.scale_concurrency(&mut concurrency);
+            let lane = self.clone();
+            let done = done_tx.clone();
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            in_flight.spawn(async move {
+                let outcome = lane.attempt(&send).await;
+                let _ = done.send((send, outcome));
+                drop(permit);
+            });
+        }
+        // Rows claimed but not sent go back to the queue.
+        claimed_rx.close();
+        while let Some(send) = claimed_rx.recv().await {
+            let _ = done_tx.send((send, stopping()));
+        }
+        let _ = claimer.await;
+        while in_flight.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = recorder.await;
+        tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
+    }
+
+    /// Keeps enough requests in flight for the number's pace: at 1000 messages/s and a few
+    /// hundred milliseconds per Cloud API answer, a fixed 32 would cap the rate. Grows only.
+    fn scale_concurrency(&self, current: &mut usize) {
+        let wanted = self
+            .pacer
+            .rate(&self.sender.phone_number_id)
+            .map(|r| r as usize / 4)
+            .unwrap_or(0);
+        if wanted > *current {
+            self.permits.add_permits(wanted - *current);
+            tracing::info!(phone_number_id = %self.sender.phone_number_id, from = *current, to = wanted, "More sends in flight for a higher throughput.");
+            *current = wanted;
+        }
+    }
+
+    /// Claims due rows while the pacing loop has room for them (at most [`CLAIM_AHEAD`]).
+    async fn claimer(self, tx: mpsc::Sender<ClaimedSend>, mut shutdown: Shutdown) {
+        loop {
+            // Wait for room before claiming: a claimed row is marked in flight.
+            let room = tokio::select! {
+                r = tx.reserve() => match r { Ok(r) => r, Err(_) => return },
+                _ = shutdown.wait() => return,
+            };
+            drop(room);
+            let limit = tx.capacity().max(1) as u32;
+            let claimed = match self
+                .store
+                .claim_sends(&self.sender.phone_number_id, now_ms(), limit)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error.message = %e, "Outbox claim failed; retrying in 1 s.");
-                    tokio::select! { _ = tokio::time::sleep(IDLE_POLL) => continue, _ = shutdown.wait() => break }
+                    tokio::select! { _ = tokio::time::sleep(IDLE_POLL) => continue, _ = shutdown.wait() => return }
                 }
             };
             if claimed.is_empty() {
@@ -74,46 +152,16 @@ impl Lane {
                 tokio::select! {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.wait() => break,
+                    _ = shutdown.wait() => return,
                 }
                 continue;
             }
             for send in claimed {
-                if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
-                    let _ = done_tx.send(d);
-                    continue;
+                if tx.send(send).await.is_err() {
+                    return;
                 }
-                // Throughput pacing: wait for the number's next slot before each request.
-                tokio::select! {
-                    _ = self.pacer.until_ready(&self.sender.phone_number_id) => {}
-                    _ = shutdown.wait() => {
-                        let stopping = AttemptOutcome::Deferred { at: now_ms(), reason: "not sent: Ringback was stopping".into() };
-                        let _ = done_tx.send((send, stopping));
-                        continue;
-                    }
-                }
-                let lane = self.clone();
-                let done = done_tx.clone();
-                let permit = self
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                in_flight.spawn(async move {
-                    let outcome = lane.attempt(&send).await;
-                    let _ = done.send((send, outcome));
-                    drop(permit);
-                });
-            }
-            if shutdown.is_triggered() {
-                break;
             }
         }
-        while in_flight.join_next().await.is_some() {}
-        drop(done_tx);
-        let _ = recorder.await;
-        tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
     }
 
     /// Records outcomes in batches until every sender of `rx` is gone.
