@@ -56,17 +56,34 @@ impl SqliteStore {
 
     /// Loads the people active in the last 24 hours and everyone with a consent record.
     pub async fn load_policy_index(&self) -> Result<(), StoreError> {
-        let since = crate::time::now_ms() - crate::window::CUSTOMER_SERVICE_WINDOW_MS;
+        let now = crate::time::now_ms();
+        let window = now - crate::window::CUSTOMER_SERVICE_WINDOW_MS;
+        let referrals = window - crate::window::FREE_ENTRY_POINT_MS;
         let rows = sqlx::query(
-            "SELECT sender_id, wa_id, last_inbound_at FROM contacts WHERE last_inbound_at > $1",
+            "SELECT sender_id, wa_id, last_inbound_at, referral_at, free_until FROM contacts
+             WHERE last_inbound_at > $1 OR referral_at > $2",
         )
-        .bind(since)
+        .bind(window)
+        .bind(referrals)
         .fetch_all(&self.read)
         .await?;
         for r in rows {
             let (sender, wa_id): (String, String) = (r.try_get("sender_id")?, r.try_get("wa_id")?);
-            self.index
-                .inbound(&sender, &wa_id, r.try_get("last_inbound_at")?);
+            if let Some(at) = r
+                .try_get::<Option<i64>, _>("last_inbound_at")?
+                .filter(|t| *t > window)
+            {
+                self.index.inbound(&sender, &wa_id, at);
+            }
+            if let Some(at) = r
+                .try_get::<Option<i64>, _>("referral_at")?
+                .filter(|t| *t > referrals)
+            {
+                self.index.referral(&sender, &wa_id, at);
+                if let Some(until) = r.try_get::<Option<i64>, _>("free_until")? {
+                    self.index.free_until(&sender, &wa_id, until);
+                }
+            }
         }
         let rows =
             sqlx::query("SELECT sender_id, subject, category, action, at FROM consent_state")
@@ -78,23 +95,6 @@ impl SqliteStore {
             let (category, action) = consent_columns(&r)?;
             self.index
                 .consent(&sender, &subject, (category, action, r.try_get("at")?));
-        }
-        let since = crate::time::now_ms()
-            - crate::window::FREE_ENTRY_POINT_MS
-            - crate::window::CUSTOMER_SERVICE_WINDOW_MS;
-        let rows = sqlx::query(
-            "SELECT sender_id, wa_id, referral_at, free_until FROM contacts WHERE referral_at > $1",
-        )
-        .bind(since)
-        .fetch_all(&self.read)
-        .await?;
-        for r in rows {
-            let (sender, wa_id): (String, String) = (r.try_get("sender_id")?, r.try_get("wa_id")?);
-            self.index
-                .referral(&sender, &wa_id, r.try_get("referral_at")?);
-            if let Some(until) = r.try_get::<Option<i64>, _>("free_until")? {
-                self.index.free_until(&sender, &wa_id, until);
-            }
         }
         let (active, consented) = self.index.sizes();
         tracing::info!(active, consented, "Policy index loaded.");
