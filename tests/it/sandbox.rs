@@ -43,6 +43,14 @@ impl Capture {
         out
     }
 
+    /// The first status webhook for `wamid` (panics if none arrived).
+    fn status_of(&self, wamid: &str) -> Value {
+        self.items("messages", "statuses")
+            .into_iter()
+            .find(|s| s["id"] == wamid)
+            .expect("a status webhook for the message")
+    }
+
     fn statuses(&self, wamid: &str) -> Vec<String> {
         self.items("messages", "statuses")
             .iter()
@@ -245,19 +253,9 @@ async fn lifecycle_window_and_async_131047() {
     .await;
     assert_eq!(e.capture.statuses(&tw), ["sent", "delivered", "read"]);
     assert_eq!(e.capture.statuses(&fw), ["failed"]);
-    let failed = e
-        .capture
-        .items("messages", "statuses")
-        .into_iter()
-        .find(|s| s["id"] == fw.as_str())
-        .unwrap();
+    let failed = e.capture.status_of(&fw);
     assert_eq!(failed["errors"][0]["code"], 131047);
-    let sent = e
-        .capture
-        .items("messages", "statuses")
-        .into_iter()
-        .find(|s| s["id"] == tw.as_str())
-        .unwrap();
+    let sent = e.capture.status_of(&tw);
     assert_eq!(sent["pricing"]["pricing_model"], "PMP");
     assert!(sent["timestamp"].is_string());
     // The user writes: the window opens and free-form text goes through.
@@ -405,12 +403,7 @@ async fn throughput_pair_rate_and_portfolio_limits() {
     let (_, v) = e.send(template("+919800049999", "hello_world")).await;
     let last = wamid(&v);
     eventually(|| async { e.capture.statuses(&last).first().cloned() }).await;
-    let failed = e
-        .capture
-        .items("messages", "statuses")
-        .into_iter()
-        .find(|s| s["id"] == last.as_str())
-        .unwrap();
+    let failed = e.capture.status_of(&last);
     assert_eq!(failed["errors"][0]["code"], 131048, "{failed}");
 }
 
@@ -436,12 +429,7 @@ async fn opt_out_blocks_and_quality() {
         {"type": "text", "parameter_name": "first_name", "text": "A"}, {"type": "text", "parameter_name": "offer", "text": "B"}]}]);
     let w = wamid(&e.send(offer).await.1);
     eventually(|| async { e.capture.statuses(&w).first().cloned() }).await;
-    let s = e
-        .capture
-        .items("messages", "statuses")
-        .into_iter()
-        .find(|s| s["id"] == w.as_str())
-        .unwrap();
+    let s = e.capture.status_of(&w);
     assert_eq!(s["errors"][0]["code"], 131050);
     // Two users block and report: with few messages sent the number turns RED.
     for u in ["919800005001", "919800005002"] {
@@ -468,14 +456,7 @@ async fn opt_out_blocks_and_quality() {
     );
     let w = wamid(&e.send(template("919800005001", "hello_world")).await.1);
     eventually(|| async { e.capture.statuses(&w).first().cloned() }).await;
-    assert_eq!(
-        e.capture
-            .items("messages", "statuses")
-            .into_iter()
-            .find(|s| s["id"] == w.as_str())
-            .unwrap()["errors"][0]["code"],
-        131026
-    );
+    assert_eq!(e.capture.status_of(&w)["errors"][0]["code"], 131026);
 }
 
 #[tokio::test]
