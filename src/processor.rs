@@ -254,6 +254,17 @@ impl Processor {
         }
         let s = &self.settings;
         let sender = sender_for(s, call.to_raw.as_deref());
+        // A WhatsApp call, answered or not, opens the caller's 24-hour window (reference §5.6),
+        // so the reply to a missed WhatsApp call can be free-form.
+        let whatsapp_caller = (call.source == crate::inbound::CallSource::Whatsapp)
+            .then(|| PhoneE164::from_wa_id(&call.from_raw))
+            .flatten();
+        if let Some(caller) = &whatsapp_caller {
+            let c = self
+                .contact(batch, &sender.phone_number_id, caller.digits())
+                .await?;
+            c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(0).max(call.occurred_at));
+        }
         let rules = missed_call::Rules {
             region: s.default_region,
             ring_timeout_seconds: s.ring_timeout_seconds,
@@ -304,6 +315,9 @@ impl Processor {
             message_id: None,
             occurred_at: call.occurred_at,
         };
+        if record.caller_e164.is_none() {
+            record.caller_e164 = whatsapp_caller.as_ref().map(ToString::to_string);
+        }
         let mut reply = None;
         match &verdict {
             Verdict::Reply { caller, .. } => {

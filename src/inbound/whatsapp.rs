@@ -114,6 +114,9 @@ impl WhatsAppSource {
             Ok(c) => c,
             Err(err) => return out.push(flag(format!("change is not understood: {err}"), change)),
         };
+        if parsed.field == "calls" {
+            return self.parse_calls(parsed.value, out);
+        }
         if parsed.field != "messages" {
             let key = format!("wa:{}:{}", parsed.field, digest_key(&parsed.value));
             let event = InboundEvent::Other {
@@ -175,6 +178,97 @@ impl WhatsAppSource {
                 "messages change with no messages, statuses or errors".into(),
                 value,
             ));
+        }
+    }
+}
+
+impl WhatsAppSource {
+    /// The `calls` field (WhatsApp Business Calling): a user-initiated `connect` is a call
+    /// ringing at the business; its `terminate` without a duration was never answered — a
+    /// missed call, answered on WhatsApp by the same rules as any other source. Business-
+    /// initiated calls are kept but not treated as missed calls.
+    fn parse_calls(&self, value: Value, out: &mut Vec<KeyedEvent>) {
+        let pnid = value
+            .pointer("/metadata/phone_number_id")
+            .and_then(Value::as_str);
+        if !pnid.is_some_and(|p| self.phone_number_ids.contains(p)) {
+            return out.push(flag(
+                "calls change for a phone_number_id that is not one of this server's [[senders]]"
+                    .into(),
+                value,
+            ));
+        }
+        let display = value
+            .pointer("/metadata/display_phone_number")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = value
+            .pointer("/contacts/0/profile/name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        for call in array(&value, "calls") {
+            let text = |k: &str| call.get(k).and_then(Value::as_str);
+            let (Some(id), Some(event), Some(from)) = (text("id"), text("event"), text("from"))
+            else {
+                out.push(flag("call without id, event or from".into(), call.clone()));
+                continue;
+            };
+            if text("direction") == Some("BUSINESS_INITIATED") {
+                let key = format!("wa:bizcall:{id}:{event}");
+                out.push(KeyedEvent {
+                    dedup_key: key,
+                    event: InboundEvent::Other {
+                        field: "calls".into(),
+                        value: call.clone(),
+                    },
+                });
+                continue;
+            }
+            let answered = call
+                .get("duration")
+                .and_then(Value::as_u64)
+                .is_some_and(|d| d > 0)
+                && text("status") == Some("COMPLETED");
+            let outcome = match event {
+                "connect" => super::CallOutcome::Ringing,
+                "terminate" if answered => super::CallOutcome::Answered,
+                "terminate" => super::CallOutcome::NoAnswer,
+                other => {
+                    out.push(flag(
+                        format!("call event '{other}' is not connect or terminate"),
+                        call.clone(),
+                    ));
+                    continue;
+                }
+            };
+            let occurred_at = call
+                .get("timestamp")
+                .and_then(|t| {
+                    t.as_str()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .or(t.as_i64())
+                })
+                .map(|s| s * 1000)
+                .unwrap_or(0);
+            let event_value = super::CallEvent {
+                source: super::CallSource::Whatsapp,
+                provider_call_id: id.to_string(),
+                from_raw: format!("+{}", from.trim_start_matches('+')),
+                to_raw: Some(format!("+{}", display.trim_start_matches('+')))
+                    .filter(|d| d.len() > 1),
+                outcome,
+                ring_seconds: None,
+                talk_seconds: call
+                    .get("duration")
+                    .and_then(Value::as_u64)
+                    .map(|d| d as u32),
+                caller_name: name.clone(),
+                occurred_at,
+            };
+            out.push(KeyedEvent {
+                dedup_key: format!("wa:call:{id}:{event}"),
+                event: InboundEvent::Call(event_value),
+            });
         }
     }
 }

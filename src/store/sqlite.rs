@@ -190,6 +190,12 @@ impl SqliteStore {
                     }
                 }
             }
+            Effect::Call { call: c, .. } if c.source == "whatsapp" => {
+                if let (Some(sender), Some(caller)) = (&c.sender_id, &c.caller_e164) {
+                    self.index
+                        .inbound(sender, caller.trim_start_matches('+'), c.occurred_at);
+                }
+            }
             Effect::Consent { record: r, .. } => {
                 self.index
                     .consent(&r.sender_id, &r.subject, (r.category, r.action, r.at))

@@ -298,3 +298,43 @@ async fn a_reply_template_that_would_be_refused_is_caught_before_sending() {
     );
     assert!(app.sandbox_sent().await.is_empty());
 }
+
+#[tokio::test]
+async fn an_unanswered_whatsapp_call_gets_a_free_form_reply_because_the_call_opened_the_window() {
+    let app = spawn_app().await;
+    let call = |body: serde_json::Value| {
+        let (http, url) = (
+            app.http.clone(),
+            format!("{}/sandbox/users/call", app.sandbox),
+        );
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let connect = call(json!({"from": "+919800800001", "event": "connect"})).await;
+    let id = connect["call_id"].as_str().unwrap().to_string();
+    call(json!({"from": "+919800800001", "event": "terminate", "call_id": id})).await;
+    let decided = app.decided_call(&id).await;
+    assert_eq!(
+        (decided["source"].as_str(), decided["decision"].as_str()),
+        (Some("whatsapp"), Some("replied")),
+        "{decided}"
+    );
+    let m = app
+        .message_in_state(decided["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    assert_eq!(m["kind"], "interactive", "a call opens the window: {m}");
+    // An answered WhatsApp call sends nothing.
+    let answered = call(json!({"from": "+919800800002", "event": "connect"})).await;
+    let aid = answered["call_id"].as_str().unwrap().to_string();
+    call(json!({"from": "+919800800002", "event": "terminate", "call_id": aid, "duration": 42}))
+        .await;
+    assert_eq!(app.decided_call(&aid).await["decision"], "answered");
+}

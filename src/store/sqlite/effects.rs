@@ -173,6 +173,21 @@ pub(super) async fn record_call(
         let wa_id = m.to.trim_start_matches('+');
         upsert_contact_reply(tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
     }
+    if c.source == "whatsapp" {
+        // A WhatsApp call opens the caller's 24-hour window like a message does.
+        if let Some(wa_id) = c.caller_e164.as_deref().map(|e| e.trim_start_matches('+')) {
+            sqlx::query(
+                "INSERT INTO contacts (sender_id, wa_id, last_inbound_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (sender_id, wa_id) DO UPDATE SET
+                     last_inbound_at = MAX(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
+            )
+            .bind(c.sender_id.as_deref().unwrap_or_default())
+            .bind(wa_id)
+            .bind(c.occurred_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     let note = format!("call {}: {}", c.decision, c.reason);
     finish(tx, event_id, &note).await?;
     Ok(())
