@@ -9,7 +9,7 @@ use crate::cloud_api::rules::{self, SenderRef};
 use crate::config::Sender;
 use crate::consent::{self, Category};
 use crate::phone::PhoneE164;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::template_registry::Registry;
 use crate::time::Millis;
 use crate::window::{self, Window};
@@ -44,8 +44,6 @@ pub enum Refusal {
     OptedOut(String),
     #[error("{}", describe(.0))]
     Invalid(rules::Refusal),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 fn describe(r: &rules::Refusal) -> String {
@@ -85,7 +83,7 @@ fn category(templates: &Registry, sender: &Sender, kind: &str, payload: &Value) 
 }
 
 /// Checks one send; `fallback` replaces a free-form message when the window is closed.
-pub async fn check(
+pub fn check(
     store: &dyn Store,
     templates: &Registry,
     sender: &Sender,

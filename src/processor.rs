@@ -290,9 +290,7 @@ impl Processor {
         let mut verdict = missed_call::decide(call, &rules, &own, |_| contact.clone(), now);
         if let Verdict::Reply { caller, reason } = &verdict {
             // The ledger may forbid the reply (STOP); the caller then gets nothing.
-            let state = self
-                .consent_state(batch, &sender.phone_number_id, caller.digits())
-                .await?;
+            let state = self.consent_state(batch, &sender.phone_number_id, caller.digits());
             if let Err(why) = crate::consent::permits(&state, crate::consent::Category::Utility) {
                 verdict = Verdict::Skip {
                     caller: Some(caller.clone()),
@@ -404,14 +402,9 @@ impl Processor {
 }
 
 impl Processor {
-    /// The stored consent state plus what this batch has recorded so far.
-    async fn consent_state(
-        &self,
-        batch: &Batch,
-        sender: &str,
-        subject: &str,
-    ) -> Result<crate::consent::State, StoreError> {
-        let mut state = self.store.consent_state(sender, subject).await?;
+    /// The consent state (from the store's policy index) plus what this batch has recorded so far.
+    fn consent_state(&self, batch: &Batch, sender: &str, subject: &str) -> crate::consent::State {
+        let mut state = self.store.policy_facts(sender, subject).consent;
         state.extend(
             batch
                 .consent
@@ -419,7 +412,7 @@ impl Processor {
                 .filter(|r| r.sender_id == sender && r.subject == subject)
                 .map(|r| (r.category, r.action, r.at)),
         );
-        Ok(state)
+        state
     }
 
     /// A reply body against the Cloud API rule book, once the sender's templates are synced.

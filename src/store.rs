@@ -336,12 +336,6 @@ pub trait Store: Send + Sync {
         subject: &str,
         until: Millis,
     ) -> Result<(), StoreError>;
-    /// A person's current consent state.
-    async fn consent_state(
-        &self,
-        sender_id: &str,
-        subject: &str,
-    ) -> Result<crate::consent::State, StoreError>;
     /// Ledger records, oldest first, for one person or (with `None`) everyone.
     async fn consent_records(
         &self,

@@ -113,8 +113,7 @@ pub async fn run(contacts: usize, checks: usize, json_out: bool) -> anyhow::Resu
             None,
             "msg_bench",
             now,
-        )
-        .await;
+        );
         times.push(t.elapsed().as_secs_f64() * 1e6);
         if result.is_ok() {
             approved += 1

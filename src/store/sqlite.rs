@@ -613,26 +613,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn consent_state(
-        &self,
-        sender_id: &str,
-        subject: &str,
-    ) -> Result<crate::consent::State, StoreError> {
-        let rows = sqlx::query(
-            "SELECT category, action, at FROM consent_state WHERE sender_id = $1 AND subject = $2",
-        )
-        .bind(sender_id)
-        .bind(subject)
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let (category, action) = consent_columns(&r)?;
-            out.push((category, action, r.try_get("at")?));
-        }
-        Ok(out)
-    }
-
     async fn consent_records(
         &self,
         sender_id: Option<&str>,

@@ -102,7 +102,7 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-/// Maps a policy refusal to the API's codes (a store failure stays a 503).
+/// Maps a policy refusal to the API's codes.
 fn refused(r: Refusal) -> ApiError {
     let code = match &r {
         Refusal::OutsideWindow { .. } => "outside_window",
@@ -113,12 +113,8 @@ fn refused(r: Refusal) -> ApiError {
             131051 => "unsupported_type",
             _ => "invalid_message",
         },
-        Refusal::Store(_) => "unavailable",
     };
-    match r {
-        Refusal::Store(e) => e.into(),
-        other => unprocessable(code, other.to_string()),
-    }
+    unprocessable(code, r.to_string())
 }
 
 pub async fn send_message(
@@ -199,7 +195,6 @@ pub async fn send_message(
         &id,
         now_ms(),
     )
-    .await
     .map_err(refused)?;
     let key = headers
         .get("idempotency-key")
