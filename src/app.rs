@@ -211,6 +211,14 @@ pub async fn start(
     };
     tasks.spawn(processor.run(shutdown.clone()));
 
+    crate::telephony::start(
+        &settings,
+        crate::telephony::CallSink::new(ingestor.clone()),
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await?;
+
     let state = AppState {
         whatsapp: WhatsAppSource::new(
             settings.app_secret.clone(),

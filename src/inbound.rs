@@ -38,6 +38,12 @@ pub enum CallSource {
     Twilio,
     Generic,
     Whatsapp,
+    /// Ringback's own SIP missed-call number.
+    Sip,
+    /// An Asterisk PBX through its Manager Interface (AMI).
+    Asterisk,
+    /// A FreeSWITCH PBX through its event socket (ESL).
+    Freeswitch,
 }
 
 impl CallSource {
@@ -46,6 +52,9 @@ impl CallSource {
             CallSource::Twilio => "twilio",
             CallSource::Generic => "generic",
             CallSource::Whatsapp => "whatsapp",
+            CallSource::Sip => "sip",
+            CallSource::Asterisk => "asterisk",
+            CallSource::Freeswitch => "freeswitch",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - [`inbound`]: webhooks from Meta, Twilio and any PBX are verified, parsed into
 //!   [`inbound::InboundEvent`]s and committed by the [`inbound::Ingestor`] before they are
 //!   acknowledged.
+//! - [`telephony`]: sources that are not webhooks — Ringback's own SIP missed-call number and
+//!   clients of Asterisk (AMI) and FreeSWITCH (event socket) — feeding the same ingestor.
 //! - [`processor`]: a worker that reads committed events in order and applies the domain rules:
 //!   [`missed_call`] (is this a missed call, may we answer it) and [`reply`] (template or
 //!   free-form, inside or outside the [`window`]).
@@ -38,6 +40,7 @@ pub mod shutdown;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod telephony;
 pub mod template_registry;
 pub mod time;
 pub mod window;

@@ -1,0 +1,68 @@
+//! Telephony sources that are not webhooks: Ringback's own SIP missed-call number ([`sip`]),
+//! and clients of an Asterisk PBX's Manager Interface ([`ami`]) and a FreeSWITCH event socket
+//! ([`esl`]). Each turns what it hears into the same normalised [`CallEvent`] as the webhook
+//! sources and hands it to the [`CallSink`], which makes it durable through the ingestor; the
+//! processor then applies the missed-call rules unchanged.
+
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::inbound::InboundEvent;
+use crate::inbound::{CallEvent, IngestRequest, Ingestor, KeyedEvent};
+use crate::shutdown::Shutdown;
+
+pub mod ami;
+pub mod esl;
+pub mod sip;
+
+/// Where telephony sources deliver calls. Cheap to clone.
+#[derive(Clone)]
+pub struct CallSink {
+    ingestor: Ingestor,
+}
+
+impl CallSink {
+    pub fn new(ingestor: Ingestor) -> Self {
+        Self { ingestor }
+    }
+
+    /// Commits one call event; returns once it is durable. `raw` is what the source saw
+    /// (the SIP request, the AMI/ESL event block), kept for audit. A redelivery of the same
+    /// (source, call id, outcome) is absorbed by the dedup key.
+    pub async fn deliver(&self, raw: Vec<u8>, call: CallEvent) -> anyhow::Result<bool> {
+        let dedup_key = format!(
+            "{}:call:{}:{}",
+            call.source.as_str(),
+            call.provider_call_id,
+            call.outcome.as_str()
+        );
+        let req = IngestRequest {
+            source: call.source.as_str(),
+            raw,
+            events: vec![KeyedEvent {
+                dedup_key,
+                event: InboundEvent::Call(call),
+            }],
+            received_at: crate::time::now_ms(),
+        };
+        let counts = self
+            .ingestor
+            .submit(req)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the call failed: {e}"))?;
+        Ok(counts.inserted > 0)
+    }
+}
+
+/// Starts every configured telephony source as a task in `tasks`.
+pub async fn start(
+    settings: &Settings,
+    sink: CallSink,
+    shutdown: Shutdown,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<()> {
+    sip::start(&settings.sip, sink.clone(), shutdown.clone(), tasks).await?;
+    ami::start(&settings.asterisk, sink.clone(), shutdown.clone(), tasks).await?;
+    esl::start(&settings.freeswitch, sink, shutdown, tasks).await?;
+    Ok(())
+}
