@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::inbound::InboundEvent;
-use crate::inbound::{CallEvent, IngestRequest, Ingestor, KeyedEvent};
+use crate::inbound::{CallEvent, CallSource, IngestRequest, Ingestor, KeyedEvent};
 use crate::shutdown::Shutdown;
 
 pub mod ami;
@@ -51,6 +51,38 @@ impl CallSink {
             .await
             .map_err(|e| anyhow::anyhow!("storing the call failed: {e}"))?;
         Ok(counts.inserted > 0)
+    }
+
+    /// Records input a source could not use (a malformed SIP message, an AMI event without
+    /// the fields a call needs) with the reason, so it is visible rather than silently
+    /// dropped. `raw` is kept up to 4 KiB. Callers rate-limit this: it writes to the store.
+    pub async fn flag(
+        &self,
+        source: CallSource,
+        raw: &[u8],
+        reason: impl Into<String>,
+    ) -> anyhow::Result<()> {
+        let reason = reason.into();
+        let shown = String::from_utf8_lossy(&raw[..raw.len().min(4096)]).into_owned();
+        let fragment = serde_json::json!({ "source": source.as_str(), "raw": shown });
+        let req = IngestRequest {
+            source: source.as_str(),
+            raw: raw.to_vec(),
+            events: vec![KeyedEvent {
+                dedup_key: format!(
+                    "{}:flagged:{}",
+                    source.as_str(),
+                    crate::inbound::digest_key(&serde_json::json!([&reason, &shown]))
+                ),
+                event: InboundEvent::Flagged { reason, fragment },
+            }],
+            received_at: crate::time::now_ms(),
+        };
+        self.ingestor
+            .submit(req)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the flagged input failed: {e}"))?;
+        Ok(())
     }
 }
 
