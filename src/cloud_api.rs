@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod calling;
 pub mod errors;
 pub mod rules;
 pub mod template;

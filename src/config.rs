@@ -39,6 +39,7 @@ pub struct Config {
     pub missed_call: MissedCallConfig,
     pub twilio: TwilioConfig,
     pub calls: CallsConfig,
+    pub calling: crate::calling::settings::CallingConfig,
     pub sip: crate::telephony::sip::SipConfig,
     pub asterisk: crate::telephony::ami::AsteriskConfig,
     pub freeswitch: crate::telephony::esl::FreeswitchConfig,

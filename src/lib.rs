@@ -7,6 +7,8 @@
 //!   acknowledged.
 //! - [`telephony`]: sources that are not webhooks — Ringback's own SIP missed-call number and
 //!   clients of Asterisk (AMI) and FreeSWITCH (event socket) — feeding the same ingestor.
+//! - [`calling`]: WhatsApp Business Calling — call permissions, their limits, business-
+//!   initiated calls and rejecting ringing calls.
 //! - [`processor`]: a worker that reads committed events in order and applies the domain rules:
 //!   [`missed_call`] (is this a missed call, may we answer it) and [`reply`] (template or
 //!   free-form, inside or outside the [`window`]).
@@ -22,6 +24,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod bench;
+pub mod calling;
 pub mod cli;
 pub mod cloud_api;
 pub mod config;

@@ -366,6 +366,40 @@ pub trait Store: Send + Sync {
     /// Every number Meta has told us about.
     async fn numbers(&self) -> Result<Vec<NumberState>, StoreError>;
     /// Periodic housekeeping off the hot path (SQLite: WAL checkpoints).
+    /// A pair's call permission (WhatsApp Business Calling), if any was ever recorded.
+    async fn call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+    ) -> Result<Option<crate::calling::PermissionRecord>, StoreError>;
+    /// Saves a pair's permission and appends its changes, in one transaction.
+    async fn save_call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        record: &crate::calling::PermissionRecord,
+        changes: &[crate::calling::permission::Change],
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    /// The `call.permission_changed` events, oldest first, filtered by number and user.
+    async fn call_permission_events(
+        &self,
+        sender_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<crate::calling::book::PermissionEvent>, StoreError>;
+    /// Inserts or updates a business-initiated call.
+    async fn save_business_call(
+        &self,
+        call: &crate::calling::book::BusinessCall,
+    ) -> Result<(), StoreError>;
+    async fn business_call_by_wacid(
+        &self,
+        wacid: &str,
+    ) -> Result<Option<crate::calling::book::BusinessCall>, StoreError>;
+    async fn business_calls(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::calling::book::BusinessCall>, StoreError>;
     async fn maintain(&self) -> Result<(), StoreError>;
     /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).
     async fn outbox_depth(&self) -> Result<i64, StoreError>;

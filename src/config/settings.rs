@@ -38,6 +38,7 @@ pub struct Settings {
     pub twilio_forward_to: Option<PhoneE164>,
     pub twilio_dial_timeout: u32,
     pub calls_secret: SecretString,
+    pub calling: crate::calling::settings::CallingConfig,
     pub sip: crate::telephony::sip::SipConfig,
     pub asterisk: crate::telephony::ami::AsteriskConfig,
     pub freeswitch: crate::telephony::esl::FreeswitchConfig,
@@ -93,6 +94,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
     if c.senders.is_empty() {
         return Err(invalid("at least one [[senders]] entry is needed".into()));
     }
+    c.calling.validate().map_err(invalid)?;
     let mut senders = Vec::with_capacity(c.senders.len());
     for (i, s) in c.senders.iter().enumerate() {
         if s.phone_number_id.trim().is_empty()
@@ -260,6 +262,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         twilio_forward_to,
         twilio_dial_timeout: c.twilio.dial_timeout_seconds,
         calls_secret: c.calls.secret.clone(),
+        calling: c.calling.clone(),
         sip: c.sip.clone(),
         asterisk: c.asterisk.clone(),
         freeswitch: c.freeswitch.clone(),

@@ -18,6 +18,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::*;
 use crate::inbound::DeliveryStatus;
 
+mod calling;
 mod effects;
 
 /// The SQLite store.
@@ -786,6 +787,54 @@ impl Store for SqliteStore {
             .await?;
         self.index.free_until(sender_id, subject, until);
         Ok(())
+    }
+
+    async fn call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+    ) -> Result<Option<crate::calling::PermissionRecord>, StoreError> {
+        calling::permission(&self.read, sender_id, user_id).await
+    }
+
+    async fn save_call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        record: &crate::calling::PermissionRecord,
+        changes: &[crate::calling::permission::Change],
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        calling::save_permission(&self.write, sender_id, user_id, record, changes, at).await
+    }
+
+    async fn call_permission_events(
+        &self,
+        sender_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<crate::calling::book::PermissionEvent>, StoreError> {
+        calling::permission_events(&self.read, sender_id, user_id).await
+    }
+
+    async fn save_business_call(
+        &self,
+        call: &crate::calling::book::BusinessCall,
+    ) -> Result<(), StoreError> {
+        calling::save_business_call(&self.write, call).await
+    }
+
+    async fn business_call_by_wacid(
+        &self,
+        wacid: &str,
+    ) -> Result<Option<crate::calling::book::BusinessCall>, StoreError> {
+        calling::business_call_by_wacid(&self.read, wacid).await
+    }
+
+    async fn business_calls(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::calling::book::BusinessCall>, StoreError> {
+        calling::business_calls(&self.read, limit).await
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {

@@ -1,0 +1,153 @@
+//! The permission book: applies [`super::permission`] to stored records under one lock, so an
+//! API request and a webhook for the same pair never lose each other's update, and stores
+//! every change as a `call.permission_changed` event in the same transaction as the record.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::permission::{self, Change, Input, Limits, PermissionRecord, Refusal};
+use crate::store::{Store, StoreError};
+use crate::time::Millis;
+
+/// One stored `call.permission_changed` event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PermissionEvent {
+    pub id: i64,
+    /// Always `call.permission_changed`: the trigger name flows and CRM webhooks use.
+    pub event: &'static str,
+    pub sender_id: String,
+    pub user_id: String,
+    pub from: String,
+    pub to: String,
+    pub source: String,
+    pub reason: String,
+    pub at: Millis,
+}
+
+/// A call the business placed (`POST /api/v1/calls`) and what became of it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BusinessCall {
+    pub id: String,
+    pub sender_id: String,
+    pub user_id: String,
+    /// Meta's call id, once `connect` was accepted.
+    pub wacid: Option<String>,
+    /// `refused` (locally), `failed` (Meta said no), `calling`, `ringing`, `accepted`,
+    /// `rejected`, `completed`, `unanswered`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub duration: Option<u32>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl BusinessCall {
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "refused" | "failed" | "completed" | "unanswered" | "rejected"
+        )
+    }
+}
+
+/// Cheap to clone; one per server.
+#[derive(Clone)]
+pub struct PermissionBook {
+    store: Arc<dyn Store>,
+    pub limits: Limits,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl PermissionBook {
+    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Self {
+            store,
+            limits,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// The pair's record (a default `none` record if nothing was ever recorded).
+    pub async fn get(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+    ) -> Result<PermissionRecord, StoreError> {
+        Ok(self
+            .store
+            .call_permission(sender_id, user_id)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Applies `input`; returns the changes it caused (empty if it was a redelivery).
+    pub async fn apply(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        input: Input,
+        now: Millis,
+    ) -> Result<Vec<Change>, StoreError> {
+        let _guard = self.lock.lock().await;
+        let mut record = self.get(sender_id, user_id).await?;
+        let changes = permission::apply(&mut record, &input, now, &self.limits);
+        if record.seen.last().map(String::as_str) == Some(input.origin()) {
+            self.store
+                .save_call_permission(sender_id, user_id, &record, &changes, now)
+                .await?;
+            for c in &changes {
+                tracing::info!(
+                    event = "call.permission_changed",
+                    sender_id,
+                    user_id,
+                    from = c.from.as_str(),
+                    to = c.to.as_str(),
+                    source = %c.source,
+                    reason = %c.reason,
+                    "Call permission changed."
+                );
+                metrics::counter!("ringback_call_permission_changes_total", "to" => c.to.as_str())
+                    .increment(1);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Checks the request limits and, if a request may be sent, records it (under the same
+    /// lock, so two concurrent requests cannot both pass a 1-per-24-h limit).
+    pub async fn reserve_request(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        origin: &str,
+        now: Millis,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let _guard = self.lock.lock().await;
+        let mut record = self.get(sender_id, user_id).await?;
+        if let Err(r) = record.may_request(now, &self.limits) {
+            return Ok(Err(r));
+        }
+        let input = Input::RequestSent {
+            origin: origin.to_string(),
+        };
+        let changes = permission::apply(&mut record, &input, now, &self.limits);
+        self.store
+            .save_call_permission(sender_id, user_id, &record, &changes, now)
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// May the business call this user now?
+    pub async fn may_call(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        Ok(self
+            .get(sender_id, user_id)
+            .await?
+            .may_call(now, &self.limits))
+    }
+}
