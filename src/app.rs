@@ -198,6 +198,8 @@ pub async fn start(
         shutdown.clone(),
     ));
 
+    let book = crate::calling::PermissionBook::new(store.clone(), settings.calling.limits());
+    crate::calling::settings::apply_at_start(&settings, &client).await;
     let committed = Arc::new(Notify::new());
     let ingestor = Ingestor::start(store.clone(), committed.clone());
     let processor = Processor {
@@ -208,6 +210,12 @@ pub async fn start(
         pacer: pacer.clone(),
         templates: templates.clone(),
         holds: holds.clone(),
+        book: book.clone(),
+        rejecter: crate::calling::rejecter::Rejecter::new(
+            client.clone(),
+            ingestor.clone(),
+            settings.calling.reject_after_seconds,
+        ),
     };
     tasks.spawn(processor.run(shutdown.clone()));
 
@@ -240,6 +248,8 @@ pub async fn start(
         pacer: pacer.clone(),
         templates,
         prometheus: crate::telemetry::prometheus(),
+        book: book.clone(),
+        client: client.clone(),
     };
     let router = http::router(state);
     let mut stop = shutdown.clone();

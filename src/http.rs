@@ -37,6 +37,10 @@ pub struct AppState {
     pub pacer: crate::outbox::Pacer,
     pub templates: crate::template_registry::Registry,
     pub prometheus: Option<PrometheusHandle>,
+    /// Call permissions (WhatsApp Business Calling).
+    pub book: crate::calling::PermissionBook,
+    /// For interactive Cloud API calls (call actions); sends go through the outbox.
+    pub client: crate::cloud_api::Client,
 }
 
 /// The whole router.

@@ -22,6 +22,8 @@ use crate::shutdown::Shutdown;
 use crate::store::{CallRecord, Contact, Effect, NewMessage, Store, StoreError, StoredEvent};
 use crate::time::now_ms;
 
+mod calling;
+
 /// Events handled per store read.
 const BATCH: u32 = 256;
 
@@ -38,6 +40,10 @@ pub struct Processor {
     pub templates: crate::template_registry::Registry,
     /// Updated when Meta flags, restricts or re-tiers a number.
     pub holds: crate::outbox::Holds,
+    /// Call permissions (WhatsApp Business Calling).
+    pub book: crate::calling::PermissionBook,
+    /// Rejects ringing WhatsApp calls after `calling.reject_after_seconds`, if set.
+    pub rejecter: Option<crate::calling::rejecter::Rejecter>,
 }
 
 impl Processor {
@@ -128,6 +134,9 @@ impl Processor {
                     }
                 }
                 self.consent_keyword(e.id, m, batch);
+                if let Some(note) = self.call_permission_reply(m).await? {
+                    tracing::info!(event_id = e.id, note, "Call permission reply processed.");
+                }
                 Effect::InboundMessage {
                     event_id: e.id,
                     message: m.clone(),
@@ -145,6 +154,10 @@ impl Processor {
                 status: s.clone(),
             },
             InboundEvent::Call(c) => self.handle_call(e.id, c, batch).await?,
+            InboundEvent::Other { field, value } if field == "calls" => Effect::Finish {
+                event_id: e.id,
+                note: self.business_call_update(value).await?,
+            },
             InboundEvent::Other { field, value } if field == "message_template_status_update" => {
                 let text = |k: &str| {
                     value
@@ -254,6 +267,7 @@ impl Processor {
         }
         let s = &self.settings;
         let sender = sender_for(s, call.to_raw.as_deref());
+        self.whatsapp_user_call(call, sender).await?;
         // A WhatsApp call, answered or not, opens the caller's 24-hour window (reference §5.6),
         // so the reply to a missed WhatsApp call can be free-form.
         let whatsapp_caller = (call.source == crate::inbound::CallSource::Whatsapp)

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::shutdown::Shutdown;
 use crate::time::Millis;
 
+pub mod calling;
 pub mod control;
 pub mod limits;
 pub mod messages;
@@ -181,6 +182,7 @@ pub(crate) struct State {
     pub(crate) opted_out: HashSet<(String, String)>,
     /// (number, user) pairs where the user blocked the business.
     pub(crate) blocked: HashSet<(String, String)>,
+    pub(crate) calling: calling::CallingState,
     pub(crate) next_id: u64,
 }
 
@@ -207,6 +209,7 @@ impl Sandbox {
             signals: HashMap::new(),
             opted_out: HashSet::new(),
             blocked: HashSet::new(),
+            calling: calling::CallingState::default(),
             next_id: 0,
         };
         let settings = Arc::new(settings);
@@ -229,6 +232,17 @@ impl Sandbox {
                     .delete(templates::delete),
             )
             .route("/{version}/{id}", get(messages::number_info))
+            .route(
+                "/{version}/{id}/settings",
+                get(calling::get_settings).post(calling::post_settings),
+            )
+            .route("/{version}/{id}/calls", post(calling::action))
+            .route(
+                "/{version}/{id}/call_permissions",
+                get(calling::get_permissions),
+            )
+            .route("/sandbox/users/answer-call", post(calling::answer_call))
+            .route("/sandbox/calls", get(calling::inspect))
             .route("/sandbox/messages", get(control::list_messages))
             .route("/sandbox/conversations", get(control::conversations))
             .route("/sandbox/simulate/message", post(users::message))

@@ -106,3 +106,30 @@ pub fn call_hours(h: &BusinessHours) -> Value {
         "weekly_operating_hours": weekly,
     })
 }
+
+/// Applies `[calling]` to every sender's number settings, in the background: a failure is
+/// logged with Meta's reason and does not stop the server.
+pub async fn apply_at_start(settings: &crate::config::Settings, client: &crate::cloud_api::Client) {
+    let Some(body) = settings
+        .calling
+        .settings_body(settings.business_hours.as_ref())
+    else {
+        return;
+    };
+    for sender in settings.senders.clone() {
+        let (client, body) = (client.clone(), body.clone());
+        tokio::spawn(async move {
+            match client
+                .update_number_settings(&sender.phone_number_id, &sender.access_token, &body)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(phone_number_id = %sender.phone_number_id, status = %body["calling"]["status"], "Calling settings applied.")
+                }
+                Err(e) => {
+                    tracing::warn!(phone_number_id = %sender.phone_number_id, error.message = %e, "Could not apply the calling settings; see `ringback calling settings`.")
+                }
+            }
+        });
+    }
+}

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 
+mod calling;
 mod consent;
 mod send;
 
@@ -26,7 +27,16 @@ pub fn router() -> Router<AppState> {
             get(list_messages).post(send::send_message),
         )
         .route("/api/v1/messages/{id}", get(get_message))
-        .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/calls", get(list_calls).post(calling::place_call))
+        .route("/api/v1/calls/outbound", get(calling::list_outbound))
+        .route(
+            "/api/v1/calls/permission-requests",
+            axum::routing::post(calling::request_permission),
+        )
+        .route(
+            "/api/v1/contacts/{wa_id}/call-permission",
+            get(calling::get_permission),
+        )
         .route("/api/v1/numbers", get(list_numbers))
         .route("/api/v1/numbers/{id}/events", get(number_events))
         .route("/api/v1/templates", get(list_templates))

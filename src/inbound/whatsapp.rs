@@ -206,6 +206,23 @@ impl WhatsAppSource {
             .pointer("/contacts/0/profile/name")
             .and_then(Value::as_str)
             .map(str::to_string);
+        // Progress of business-initiated calls (RINGING, ACCEPTED, REJECTED).
+        for status in array(&value, "statuses") {
+            let text = |k: &str| status.get(k).and_then(Value::as_str);
+            match (text("id"), text("status")) {
+                (Some(id), Some(st)) => out.push(KeyedEvent {
+                    dedup_key: format!("wa:callstatus:{id}:{st}"),
+                    event: InboundEvent::Other {
+                        field: "calls".into(),
+                        value: status.clone(),
+                    },
+                }),
+                _ => out.push(flag(
+                    "call status without id or status".into(),
+                    status.clone(),
+                )),
+            }
+        }
         for call in array(&value, "calls") {
             let text = |k: &str| call.get(k).and_then(Value::as_str);
             let (Some(id), Some(event), Some(from)) = (text("id"), text("event"), text("from"))

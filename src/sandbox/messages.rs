@@ -295,6 +295,13 @@ fn accept(
         }
         Ok(()) => {}
     }
+    let permission_request =
+        req.pointer("/interactive/type").and_then(Value::as_str) == Some("call_permission_request");
+    if permission_request {
+        if let Err(f) = super::calling::check_permission_request(&st, number, &v.to, now) {
+            return Ok(Err(f));
+        }
+    }
     st.next_id += 1;
     let wamid = format!(
         "wamid.SBX{:012}{}",
@@ -354,6 +361,9 @@ fn accept(
         if let Some(due) = st.limits.consider_upgrade(red, now) {
             tracing::info!(due, "Sandbox portfolio tier upgrade earned.");
         }
+    }
+    if permission_request && failure.is_none() {
+        super::calling::record_permission_request(&mut st, pnid, &v.to, &wamid, now);
     }
     let seq = st.next_id;
     st.sent.push(SentMessage {

@@ -352,6 +352,10 @@ pub async fn call(State(sb): State<Sandbox>, Json(c): Json<UserCall>) -> Respons
     sb.lock()
         .windows
         .insert((number.phone_number_id.clone(), from.clone()), now);
+    let ended_by_user = c.event == "terminate";
+    if !ended_by_user {
+        super::calling::user_call(&sb, &number, &from, &call_id, "connect", None, now);
+    }
     sb.hooks.push(
         &number,
         Item::Call {
@@ -360,6 +364,9 @@ pub async fn call(State(sb): State<Sandbox>, Json(c): Json<UserCall>) -> Respons
         },
         Duration::ZERO,
     );
+    if ended_by_user {
+        super::calling::user_call(&sb, &number, &from, &call_id, "terminate", c.duration, now);
+    }
     Json(json!({"call_id": call_id})).into_response()
 }
 
@@ -421,6 +428,15 @@ pub async fn call_permission(
         "interactive",
         payload,
         Some(&request),
+    );
+    super::calling::record_permission_reply(
+        &mut sb.lock(),
+        &number.phone_number_id,
+        &from,
+        &wamid,
+        p.response == "accept",
+        p.permanent,
+        now_ms(),
     );
     Json(json!({"wamid": wamid})).into_response()
 }

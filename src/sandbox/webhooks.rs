@@ -32,6 +32,8 @@ pub enum Item {
     Message { contact: Value, message: Value },
     /// An entry of `value.calls` with its contact (field `calls`).
     Call { contact: Value, call: Value },
+    /// An entry of `value.statuses` of field `calls`: a business-initiated call's progress.
+    CallStatus { status: Value },
     /// An entry of `value.user_preferences` with its contact (field `user_preferences`).
     Preference { contact: Value, preference: Value },
     /// A whole management change (`message_template_status_update`, `account_update`, …).
@@ -309,6 +311,8 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
                 continue;
             }
             Item::Call { .. } => "calls",
+            // Call statuses travel in their own change, like message statuses.
+            Item::CallStatus { .. } => "calls ",
             Item::Preference { .. } => "user_preferences",
             Item::Status { .. } => "messages",
             Item::Message { .. } => "messages ",
@@ -337,6 +341,7 @@ fn envelope(batch: &[Pending]) -> Vec<u8> {
                 change.contacts.push(contact.clone());
                 change.calls.push(call.clone());
             }
+            Item::CallStatus { status } => change.statuses.push(status.clone()),
             Item::Preference {
                 contact,
                 preference,

@@ -202,6 +202,26 @@ pub async fn send_message(
         .map(str::to_string)
         .or(req.idempotency_key)
         .map(|k| format!("api:{k}"));
+    // A call-permission request counts against Meta's limits (1 a day, 2 a week): refused
+    // here when Meta would refuse it, recorded once it is queued.
+    let permission_request = approved
+        .body
+        .pointer("/interactive/type")
+        .and_then(Value::as_str)
+        == Some("call_permission_request");
+    if permission_request {
+        crate::calling::region::business_calls_available(&sender.display_number)
+            .map_err(|why| unprocessable("calling_unavailable", why))?;
+        let record = s.book.get(&sender.phone_number_id, to.digits()).await?;
+        if let Err(r) = record.may_request(now_ms(), &s.book.limits) {
+            let code = if r.code == 138017 {
+                "permanent_permission_exists"
+            } else {
+                "call_permission_request_limit"
+            };
+            return Err(unprocessable(code, r.message));
+        }
+    }
     let opens_free_entry_point = approved.opens_free_entry_point;
     let message = NewMessage {
         id,
@@ -217,6 +237,16 @@ pub async fn send_message(
         Enqueued::New(id) => (StatusCode::ACCEPTED, id, false),
         Enqueued::Existing(id) => (StatusCode::OK, id, true),
     };
+    if permission_request && !duplicate {
+        s.book
+            .apply(
+                &sender.phone_number_id,
+                to.digits(),
+                crate::calling::permission::Input::RequestSent { origin: id.clone() },
+                now_ms(),
+            )
+            .await?;
+    }
     if let (Some(until), false) = (opens_free_entry_point, duplicate) {
         s.store
             .open_free_entry_point(&sender.phone_number_id, to.digits(), until)
