@@ -42,6 +42,10 @@ pub enum Command {
     Messages(MessagesArgs),
     /// List calls Ringback heard about and what it decided for each.
     Calls(MessagesArgs),
+    /// WhatsApp Business Calling: a number's calling settings, users' call permissions,
+    /// permission requests and business-initiated calls.
+    #[command(subcommand)]
+    Calling(calling::CallingCommand),
     /// Manage API keys for /api/v1.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sandbox(a) => sandbox::run(&cli, a).await,
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
+        Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Explain { code } => {
             match crate::cloud_api::errors::lookup(*code) {
@@ -367,5 +372,6 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
 }
 
 mod admin;
+mod calling;
 mod sandbox;
 pub use sandbox::SandboxArgs;

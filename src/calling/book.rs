@@ -34,7 +34,8 @@ pub struct BusinessCall {
     /// Meta's call id, once `connect` was accepted.
     pub wacid: Option<String>,
     /// `refused` (locally), `failed` (Meta said no), `calling`, `ringing`, `accepted`,
-    /// `rejected`, `completed`, `unanswered`.
+    /// `declined` (the user declined; Meta's terminate follows), and the final `rejected`,
+    /// `completed`, `unanswered`.
     pub status: String,
     pub reason: Option<String>,
     pub duration: Option<u32>,

@@ -149,14 +149,14 @@ impl Processor {
                 call.duration = duration.map(|d| d.min(u64::from(u32::MAX)) as u32);
                 let outcome = match (duration, call.status.as_str()) {
                     (Some(_), _) => "completed",
-                    (None, "rejected") => "rejected",
+                    (None, "declined") => "rejected",
                     _ => "unanswered",
                 };
                 (outcome.to_string(), Some(duration.is_some()))
             }
-            (None, Some(s @ ("RINGING" | "ACCEPTED" | "REJECTED"))) => {
-                (s.to_ascii_lowercase(), None)
-            }
+            // REJECTED is followed by terminate, which makes the call `rejected` (final).
+            (None, Some("REJECTED")) => ("declined".to_string(), None),
+            (None, Some(s @ ("RINGING" | "ACCEPTED"))) => (s.to_ascii_lowercase(), None),
             (e, s) => return Ok(format!("call update {e:?}/{s:?} not understood; kept")),
         };
         call.status = status;

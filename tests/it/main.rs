@@ -1,4 +1,5 @@
 //! Integration tests: the real router over HTTP against the sandbox.
+mod calling;
 mod consent;
 mod inbound;
 mod missed_calls;
