@@ -91,6 +91,19 @@ pub enum UserAction {
         #[arg(long)]
         sandbox: Option<String>,
     },
+    /// Answer, reject or ignore a business-initiated call that is ringing (see
+    /// `ringback calling call`). `--duration` hangs up an answered call after that many seconds.
+    AnswerCall {
+        #[arg(long)]
+        call_id: String,
+        /// answer, reject or ignore.
+        #[arg(long, default_value = "answer")]
+        action: String,
+        #[arg(long)]
+        duration: Option<u64>,
+        #[arg(long)]
+        sandbox: Option<String>,
+    },
     /// Answer the business's latest call-permission request: accept or reject.
     Permission {
         #[arg(long)]
@@ -148,6 +161,16 @@ impl UserAction {
             } => (
                 "/sandbox/users/call",
                 json!({"from": from, "event": event, "call_id": call_id, "duration": duration}),
+                sandbox.as_ref(),
+            ),
+            UserAction::AnswerCall {
+                call_id,
+                action,
+                duration,
+                sandbox,
+            } => (
+                "/sandbox/users/answer-call",
+                json!({"call_id": call_id, "action": action, "duration": duration}),
                 sandbox.as_ref(),
             ),
             UserAction::Permission {

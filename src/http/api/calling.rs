@@ -80,7 +80,7 @@ pub async fn place_call(
     }
     let now = now_ms();
     let mut call = BusinessCall {
-        id: crate::processor::new_message_id(),
+        id: format!("call_{}", uuid::Uuid::now_v7().simple()),
         sender_id: sender.phone_number_id.clone(),
         user_id: to.digits().to_string(),
         wacid: None,
