@@ -74,6 +74,13 @@ PHONE_NUMBER_ID = "100000000000001"
 WABA_ID = "200000000000001"
 TOKEN = "ringback-demo-token"
 APP_SECRET = "ringback-demo-app-secret"
+DISPLAY_NUMBER = "15550100001"  # a +1 number: no business-initiated calling (cloud-api.md §7.1, 138013)
+# A second number for business-initiated calling, which Meta offers only outside US/CA/TR/EG/VN/NG
+# (cloud-api.md §7.1). scripts/conformance-test configures it (RINGBACK_SENDERS__1__*); same WABA.
+CALLING_PNID = "100000000000002"
+CALLING_DISPLAY = "447700900123"
+CALLING_TOKEN = "ringback-conformance-calling-token"
+NUMBERS = {PHONE_NUMBER_ID: DISPLAY_NUMBER, CALLING_PNID: CALLING_DISPLAY}
 
 # ---------------------------------------------------------------------------------------------
 # Output
@@ -386,6 +393,141 @@ def p_discriminators(doc: dict) -> None:
     walk(doc["paths"], in_subtype=False)
 
 
+# --- Business Calling (cloud-api.md §7) -------------------------------------------------------
+
+CALLING_STATUS = ["ENABLED", "DISABLED"]
+
+
+def p_calling_settings(doc: dict) -> None:
+    """Docs §7.2 "Enum conflict": OAS `CallingSettings` (request and GET response) spells the
+    values `enabled|disabled`, `visible|hidden` and `DTLS-SRTP|SDES-SRTP`; the docs and pywa use
+    `ENABLED|DISABLED`, `DEFAULT|DISABLE_ALL` and `DTLS|SDES` — "Follow the docs" (§7.2), which is
+    what the sandbox (and Meta) answer. The enums are replaced, not widened: a lowercase fixture
+    must fail. The request schema also lacks the documented `callback_permission_status`,
+    `call_hours` (docs' shape: timezone_id, weekly_operating_hours, holiday_schedule), `call_icons`,
+    `srtp_key_exchange_protocol` and `sip`; they are declared with the docs' values."""
+    schemas = doc["components"]["schemas"]
+    for name in ("CallingSettings", "CallingSettings_1", "CallingSettingsResponse"):
+        props = schemas[name]["properties"]
+        expect(props["status"].get("enum") == ["enabled", "disabled"], f"{name}.status enum changed")
+        expect(props["call_icon_visibility"].get("enum") == ["visible", "hidden"],
+               f"{name}.call_icon_visibility enum changed")
+        props["status"]["enum"] = CALLING_STATUS
+        props["call_icon_visibility"]["enum"] = ["DEFAULT", "DISABLE_ALL"]
+        if "srtp_key_exchange_protocol" in props:
+            expect(props["srtp_key_exchange_protocol"].get("enum") == ["DTLS-SRTP", "SDES-SRTP"],
+                   f"{name}.srtp_key_exchange_protocol enum changed")
+        props["srtp_key_exchange_protocol"] = {"type": "string", "enum": ["DTLS", "SDES"]}
+        if "callback_permission_status" in props:
+            expect(props["callback_permission_status"].get("enum") == ["enabled", "disabled"],
+                   f"{name}.callback_permission_status enum changed")
+        props["callback_permission_status"] = {"type": "string", "enum": CALLING_STATUS}
+    for name in ("CallHoursSettings", "SipSettings", "SipSettingsResponse"):
+        st = schemas[name]["properties"]["status"]
+        expect(st.get("enum") == ["enabled", "disabled"], f"{name}.status enum changed")
+        st["enum"] = CALLING_STATUS
+    hhmm = {"type": "string", "pattern": "^([01][0-9]|2[0-3])[0-5][0-9]$"}
+    schemas["CallHoursSettings"]["properties"].update(
+        timezone_id={"type": "string"},
+        weekly_operating_hours={"type": "array", "items": {
+            "type": "object", "required": ["day_of_week", "open_time", "close_time"],
+            "properties": {"day_of_week": {"type": "string", "enum": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY",
+                                                                      "FRIDAY", "SATURDAY", "SUNDAY"]},
+                           "open_time": hhmm, "close_time": hhmm}}},
+        holiday_schedule={"type": "array", "maxItems": 20, "items": {
+            "type": "object", "required": ["date", "start_time", "end_time"],
+            "properties": {"date": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                           "start_time": hhmm, "end_time": hhmm}}})
+    req = schemas["CallingSettings"]["properties"]
+    expect("call_hours" not in req, "CallingSettings.call_hours already declared")
+    req["call_hours"] = {"$ref": "#" + SCHEMAS + "CallHoursSettings"}
+    req["call_icons"] = {"$ref": "#" + SCHEMAS + "CallIconsSettings"}
+    req["sip"] = {"$ref": "#" + SCHEMAS + "SipSettings"}
+
+
+def p_settings_get_required(doc: dict) -> None:
+    """Docs §7.2: GET /settings returns the `calling` object; `ip_addresses` (like
+    `restrictions`, `video`, `audio`) is something GET "may also return", and the other feature
+    objects only appear when configured. OAS requires `storage_configuration` at the top level
+    and `calling.ip_addresses`; both made optional."""
+    top = ptr_get(doc, SCHEMAS + "PhoneNumberSettingsResponse")
+    cs = ptr_get(doc, SCHEMAS + "CallingSettingsResponse")
+    expect("storage_configuration" in top["required"] and "ip_addresses" in cs["required"], "no longer required")
+    top["required"] = [r for r in top["required"] if r != "storage_configuration"]
+    cs["required"] = [r for r in cs["required"] if r != "ip_addresses"]
+
+
+def p_call_actions(doc: dict) -> None:
+    """Docs §7.3: pre_accept/accept/reject/terminate name the call by `call_id`; only `connect`
+    takes `to` ("OAS examples show `to` instead of `call_id` for accept/reject — treat as an OAS
+    error"). `CallRequestPayload` requires `to` for every action and has no `call_id`. Patched to
+    the docs' table: connect needs to+session(offer), pre_accept/accept need call_id+session
+    (answer), reject needs call_id. `terminate` leaves its enum because the other branch of the
+    request's oneOf, CallTerminateRequestPayload, is exactly the docs' terminate (keeping it in
+    both would make every terminate match twice and fail the oneOf)."""
+    c = ptr_get(doc, SCHEMAS + "CallRequestPayload")
+    expect(c["required"] == ["messaging_product", "to", "action"], f"required changed: {c['required']}")
+    expect("call_id" not in c["properties"], "call_id already declared")
+    expect(c["properties"]["action"]["enum"] == ["connect", "pre_accept", "accept", "reject", "terminate"],
+           "action enum changed")
+    c["properties"]["call_id"] = {"type": "string"}
+    c["properties"]["action"]["enum"] = ["connect", "pre_accept", "accept", "reject"]
+    c["required"] = ["messaging_product", "action"]
+
+    def when(actions: list[str], required: list[str], sdp_type: str | None = None) -> dict:
+        then: dict = {"required": required}
+        if sdp_type:
+            then["properties"] = {"session": {"properties": {"sdp_type": {"const": sdp_type}}}}
+        return {"if": {"properties": {"action": {"enum": actions}}, "required": ["action"]}, "then": then}
+    c["allOf"] = [when(["connect"], ["to", "session"], "offer"),
+                  when(["pre_accept", "accept"], ["call_id", "session"], "answer"),
+                  when(["reject"], ["call_id"])]
+
+
+def p_call_responses(doc: dict) -> None:
+    """Not a relaxation but a repair (tightening): the /calls 200 schema is
+    `oneOf: [CallResponsePayload, CallTerminateResponsePayload]`, two open objects with no
+    `required`, so every object matches both and the oneOf rejects every response — Meta's own
+    two examples included. Docs §7.3: connect answers `{messaging_product, calls:[{id}]}`, the
+    other actions `{messaging_product, success:true}`; each branch now requires its own key
+    (and declares messaging_product, which the docs show on both)."""
+    conn = ptr_get(doc, SCHEMAS + "CallResponsePayload")
+    term = ptr_get(doc, SCHEMAS + "CallTerminateResponsePayload")
+    expect("required" not in conn and "required" not in term, "the branches have required keys now")
+    conn["required"] = ["calls"]
+    conn["properties"]["calls"].update(minItems=1)
+    conn["properties"]["calls"]["items"]["required"] = ["id"]
+    term["required"] = ["success"]
+    term["properties"]["messaging_product"] = {"type": "string", "enum": ["whatsapp"]}
+
+
+def p_call_permission_status(doc: dict) -> None:
+    """Docs §7.5: `permission.status` is `no_permission|temporary|permanent` (pywa agrees); OAS
+    documents `granted|pending|denied|expired` — "docs/pywa win". Replaced, not widened."""
+    st = ptr_get(doc, SCHEMAS + "CallPermissionCheckResponsePayload/properties/permission/properties/status")
+    expect(st.get("enum") == ["granted", "pending", "denied", "expired"], "enum changed")
+    st["enum"] = ["no_permission", "temporary", "permanent"]
+
+
+def p_call_permission_reply(doc: dict) -> None:
+    """Docs §2.5/§7.5: an inbound interactive can be a `call_permission_reply` (the user's answer
+    to a call_permission_request, or the automatic one after a call when callback permission is
+    on; `context.id` is then the call's wacid). OAS InteractiveMessageReply knows only
+    list_reply|button_reply; the docs' shape is added for the new type."""
+    inter = ptr_get(doc, SCHEMAS + "InteractiveMessageReply/allOf/1/properties/interactive")
+    t = inter["properties"]["type"]
+    expect("call_permission_reply" not in t["enum"], "call_permission_reply already present")
+    t["enum"] = t["enum"] + ["call_permission_reply"]
+    inter["allOf"] = [{"if": {"properties": {"type": {"const": "call_permission_reply"}}, "required": ["type"]},
+                       "then": {"required": ["call_permission_reply"], "properties": {"call_permission_reply": {
+                           "type": "object", "required": ["response", "response_source"],
+                           "properties": {"response": {"type": "string", "enum": ["accept", "reject"]},
+                                          "is_permanent": {"type": "boolean"},
+                                          "expiration_timestamp": {"type": "integer"},
+                                          "response_source": {"type": "string",
+                                                              "enum": ["user_action", "automatic"]}}}}}}]
+
+
 PATCHES: list[tuple[str, Callable[[dict], None]]] = [
     ("allOf+additionalProperties:false -> unevaluatedProperties:false (request message types)", p_allof_closed),
     ("webhook message schemas: refs to request schemas -> their webhook copies", p_webhook_refs),
@@ -399,6 +541,12 @@ PATCHES: list[tuple[str, Callable[[dict], None]]] = [
     ("Change.field += group_participants_update (docs §2.4)", p_change_field),
     ("inbound `from` / status `recipient_id` optional (docs §2.5, BSUIDs)", p_bsuid_optional),
     ("honour OpenAPI discriminators of template components/parameters (tightening)", p_discriminators),
+    ("calling settings: docs' ENABLED/DISABLED, DEFAULT/DISABLE_ALL, DTLS/SDES enums and fields (docs §7.2)", p_calling_settings),
+    ("GET settings: storage_configuration and calling.ip_addresses optional (docs §7.2)", p_settings_get_required),
+    ("call actions: call_id (not `to`) for pre_accept/accept/reject (docs §7.3)", p_call_actions),
+    ("call action responses: oneOf branches require calls / success (docs §7.3; tightening)", p_call_responses),
+    ("call permission status no_permission|temporary|permanent (docs §7.5)", p_call_permission_status),
+    ("InteractiveMessageReply += call_permission_reply (docs §2.5, §7.5)", p_call_permission_reply),
 ]
 
 

@@ -121,7 +121,7 @@ async fn env_with(tune: impl FnOnce(&mut SandboxSettings)) -> Env {
     };
     let mut settings = SandboxSettings::demo(
         vec![
-            number("100000000000011", "15550100011"),
+            number("100000000000011", "447700900011"),
             number("100000000000012", "15550100012"),
         ],
         Some(hook_url),
