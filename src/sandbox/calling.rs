@@ -44,6 +44,9 @@ pub(crate) struct CallingState {
     pub calls: HashMap<String, Call>,
 }
 
+/// The SDP answer the emulator hands back for an answered business-initiated call.
+const SDP_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 3480 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:111 opus/48000/2\r\na=setup:passive\r\n";
+
 fn limits() -> Limits {
     Limits::default()
 }
@@ -619,7 +622,10 @@ pub(crate) fn user_call(
         _ => {
             st.calling.calls.remove(id);
             let connected = duration.is_some_and(|d| d > 0);
-            let callback = st.calling.callback_permission(&number.phone_number_id);
+            // Permission features do not exist for business numbers where business-initiated
+            // calling is unavailable (reference §7.1).
+            let callback = st.calling.callback_permission(&number.phone_number_id)
+                && business_region_ok(number).is_ok();
             let r = st.calling.permission(&number.phone_number_id, user);
             let had_permanent = r.status_at(now) == PermissionStatus::Accepted && r.permanent;
             permission::apply(
@@ -702,6 +708,21 @@ pub async fn answer_call(State(sb): State<Sandbox>, Json(a): Json<AnswerCall>) -
     };
     match a.action.as_str() {
         "answer" => {
+            // Meta's SDP answer reaches the business in a business-initiated `connect`.
+            let mut connect = json!({"id": a.call_id, "from": number.display_number, "to": call.user,
+                "event": "connect", "direction": "BUSINESS_INITIATED", "timestamp": (now / 1000).to_string(),
+                "session": {"sdp_type": "answer", "sdp": SDP_ANSWER}});
+            if let Some(d) = &call.biz_opaque_callback_data {
+                connect["biz_opaque_callback_data"] = json!(d);
+            }
+            sb.hooks.push(
+                &number,
+                Item::Call {
+                    contact: contact(&number, None, &call.user),
+                    call: connect,
+                },
+                Duration::ZERO,
+            );
             let connected = Call {
                 state: "connected",
                 connected_at: Some(now),

@@ -32,6 +32,12 @@ Before the rows run, Meta's own request and webhook examples are validated again
 schemas ("self-check"), which shows that the patches repair the schemas rather than just loosen
 them.
 
+Business Calling (cloud-api.md §7) rows use a second sandbox number in the UK (CALLING_*), since
+Meta refuses business-initiated calls for +1 numbers; scripts/conformance-test configures it. Their
+simulated-user side (a user calls, answers, replies to a permission request) runs through the
+sandbox control API in the rows' `before`/`after` steps, and every `calls` webhook and
+call_permission_reply is matched against what those steps and the rows' `call_events` expect.
+
 Adding a case is one row in CASES (see the `Case` dataclass for the knobs); a row for an endpoint
 the sandbox does not have yet can carry `pending="why"` (skipped, or run anyway with
 CONFORMANCE_RUN_PENDING=1). Output: one line per check (SKIP lines are not counted), then exactly
@@ -777,6 +783,15 @@ class Case:
     # message_template_status_update webhooks this row causes: (template name, event) pairs
     template_events: tuple[tuple[str, str], ...] = ()
     after_template_events: tuple[tuple[str, str], ...] = ()  # wait for these webhooks before running
+    expect_at: dict[str, Any] | None = None        # the 200 body must have these values at these JSON pointers
+    # Business Calling (cloud-api.md §7): simulated-user steps (sandbox control API) around the row,
+    # and the `calls` webhooks expected for the call the row creates (`call_label`: a name for the
+    # wacid a connect returns) or acts on (body `call_id`): "connect", "RINGING", "ACCEPTED",
+    # "REJECTED", "terminate:COMPLETED", "terminate:FAILED".
+    before: tuple[Callable[["Runner"], None], ...] = ()
+    after: tuple[Callable[["Runner"], None], ...] = ()
+    call_label: str | None = None
+    call_events: tuple[str, ...] = ()
     pending: str | None = None                     # not implemented in the sandbox yet: skip, say why
 
     @property
@@ -812,6 +827,72 @@ def buttons(to: str, body: str, *btns: tuple[str, str]) -> dict:
 
 def without(d: dict, *keys: str) -> dict:
     return {k: v for k, v in d.items() if k not in keys}
+
+
+# --- Business Calling (cloud-api.md §7) ----------------------------------------------------------
+
+SETTINGS = f"/{VERSION}/{PHONE_NUMBER_ID}/settings"
+CALLS = f"/{VERSION}/{PHONE_NUMBER_ID}/calls"
+C_SETTINGS = f"/{VERSION}/{CALLING_PNID}/settings"
+C_CALLS = f"/{VERSION}/{CALLING_PNID}/calls"
+C_MESSAGES = f"/{VERSION}/{CALLING_PNID}/messages"
+C_PERMISSIONS = f"/{VERSION}/{CALLING_PNID}/call_permissions"
+
+# §7.1: SDP as a JSON string, RFC 8866 with CRLF line ends
+SDP = ("v=0\r\no=- {o} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 126\r\n"
+       "c=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\na=sendrecv\r\n")
+
+
+def call_action(action: str, **kw) -> dict:
+    return {"messaging_product": "whatsapp", "action": action, **kw}
+
+
+def session(sdp_type: str) -> dict:
+    return {"sdp_type": sdp_type, "sdp": SDP.format(o=3626166318745852955 if sdp_type == "offer" else 4611731400430051336)}
+
+
+def connect(to: str, **kw) -> dict:
+    return call_action("connect", to=to, session=session("offer"), **kw)
+
+
+def on_call(label: str, action: str, sdp_type: str | None = None) -> Callable[["Runner"], dict]:
+    """A body naming the call `label` (a user's call, or one a connect row returned) by call_id."""
+    return lambda run: call_action(action, call_id=run.call_ids.get(label, "wacid.unknown"),
+                                   **({"session": session(sdp_type)} if sdp_type else {}))
+
+
+def permission_request(to: str, body: str) -> dict:
+    """§7.5 free-form request (interactive call_permission_request, inside the window)."""
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "interactive",
+            "interactive": {"type": "call_permission_request", "action": {"name": "call_permission_request"},
+                            "body": {"text": body}}}
+
+
+# Simulated-user steps for Case.before / Case.after (each is one control-API call plus the
+# webhooks it makes the sandbox send; see Runner.user_call and friends).
+def window(user: str, pnid: str = CALLING_PNID) -> Callable[["Runner"], None]:
+    return lambda run: run.simulate_inbound(user, "hi", "Window Opener", pnid)
+
+
+def user_calls(label: str, user: str, pnid: str = PHONE_NUMBER_ID) -> Callable[["Runner"], None]:
+    return lambda run: run.user_call(label, user, pnid)
+
+
+def user_hangs_up(label: str, duration: int | None = None, auto_reply: bool = False) -> Callable[["Runner"], None]:
+    return lambda run: run.user_hang_up(label, duration, auto_reply)
+
+
+def user_answers(label: str, action: str, duration: int | None = None) -> Callable[["Runner"], None]:
+    return lambda run: run.user_answer(label, action, duration)
+
+
+def user_replies(user: str, response: str, request_case: str, permanent: bool = False) -> Callable[["Runner"], None]:
+    return lambda run: run.user_permission_reply(user, response, request_case, permanent)
+
+
+US_USER_A, US_USER_B, US_USER_C, US_USER_D, US_USER_E = (f"1555000200{i}" for i in range(1, 6))
+# Users of the calling number (a user's own country does not matter, §7.1)
+C_USER_1, C_USER_2, C_USER_3, C_USER_4 = (f"91980000000{i}" for i in range(1, 5))
 
 
 # Each user number is used by one case, so window state never leaks between rows.
@@ -928,6 +1009,132 @@ CASES: list[Case] = [
     # --- phone number ----------------------------------------------------------------------
     Case("phone number info", None, operation="getPhoneNumberById", method="GET",
          path=f"/{VERSION}/{PHONE_NUMBER_ID}"),
+    # --- Business Calling (cloud-api.md §7) ------------------------------------------------
+    # settings (§7.2) and user-initiated calls (§7.3/§7.4) on the +1 demo number
+    Case("settings GET (defaults)", None, operation="getPhoneNumberSettings", method="GET", path=SETTINGS,
+         expect_at={"/calling/status": "DISABLED"}),
+    Case("settings GET: wrong token", None, operation="getPhoneNumberSettings", method="GET", path=SETTINGS,
+         token="not-the-token", http=(401,), error_codes=(190,)),
+    Case("calls: connect while calling is disabled -> 138000", connect(US_USER_E), operation="manageCalls",
+         path=CALLS, http=(401,), error_codes=(138000,)),
+    Case("settings POST: enable calling",
+         {"calling": {"status": "ENABLED", "call_icon_visibility": "DEFAULT", "callback_permission_status": "DISABLED"}},
+         operation="updatePhoneNumberSettings", path=SETTINGS, expect={"success": True}),
+    Case("settings POST: call_hours (docs' shape)",
+         {"calling": {"status": "ENABLED", "call_hours": {
+             "status": "ENABLED", "timezone_id": "America/Manaus",
+             "weekly_operating_hours": [{"day_of_week": "MONDAY", "open_time": "0400", "close_time": "1020"},
+                                        {"day_of_week": "MONDAY", "open_time": "1300", "close_time": "2200"}],
+             "holiday_schedule": [{"date": "2026-01-01", "start_time": "0000", "end_time": "2359"}]}}},
+         operation="updatePhoneNumberSettings", path=SETTINGS, expect={"success": True}),
+    # §7.2 "Enum conflict": the OAS spelling is rejected by the docs' schema and by the sandbox
+    Case("settings POST: OAS lowercase 'enabled' -> 100", {"calling": {"status": "enabled"}},
+         operation="updatePhoneNumberSettings", path=SETTINGS, req_valid=False, http=(400,), error_codes=(100,)),
+    Case("settings POST: two feature objects -> 100",
+         {"calling": {"status": "ENABLED"}, "user_identity_change": {"enabled": True}},
+         operation="updatePhoneNumberSettings", path=SETTINGS, req_valid=False, http=(400,), error_codes=(100,)),
+    Case("settings POST: call_hours open_time after close_time -> 100",
+         {"calling": {"status": "ENABLED", "call_hours": {
+             "status": "ENABLED", "timezone_id": "America/Manaus",
+             "weekly_operating_hours": [{"day_of_week": "TUESDAY", "open_time": "1800", "close_time": "0900"}]}}},
+         operation="updatePhoneNumberSettings", path=SETTINGS, http=(400,), error_codes=(100,)),
+    Case("settings GET after the updates", None, operation="getPhoneNumberSettings", method="GET", path=SETTINGS,
+         expect_at={"/calling/status": "ENABLED", "/calling/callback_permission_status": "DISABLED",
+                    "/calling/call_hours/timezone_id": "America/Manaus"}),
+    Case("calls: pre_accept a user-initiated call", on_call("us-a", "pre_accept", "answer"),
+         operation="manageCalls", path=CALLS, before=(user_calls("us-a", US_USER_A),),
+         expect={"messaging_product": "whatsapp", "success": True}),
+    Case("calls: accept it", on_call("us-a", "accept", "answer"), operation="manageCalls", path=CALLS,
+         expect={"messaging_product": "whatsapp", "success": True}),
+    Case("calls: terminate it (business hangs up)", on_call("us-a", "terminate"), operation="manageCalls",
+         path=CALLS, expect={"messaging_product": "whatsapp", "success": True}, call_events=("terminate:COMPLETED",)),
+    Case("calls: reject a user-initiated call", on_call("us-b", "reject"), operation="manageCalls", path=CALLS,
+         before=(user_calls("us-b", US_USER_B),), expect={"messaging_product": "whatsapp", "success": True},
+         call_events=("terminate:FAILED",)),
+    # §7.3: the OAS "Accept Call" example names the call by `to` — an OAS error
+    Case("calls: accept by `to` (OAS example shape) -> 100",
+         call_action("accept", to=US_USER_C, session=session("answer")), operation="manageCalls", path=CALLS,
+         before=(user_calls("us-c", US_USER_C),), req_valid=False, http=(400,), error_codes=(100,)),
+    Case("calls: accept with an SDP offer -> 100", on_call("us-c", "accept", "offer"), operation="manageCalls",
+         path=CALLS, req_valid=False, http=(400,), error_codes=(100,), after=(user_hangs_up("us-c"),)),
+    Case("calls: accept without pre_accept, the user hangs up after 42 s", on_call("us-d", "accept", "answer"),
+         operation="manageCalls", path=CALLS, before=(user_calls("us-d", US_USER_D),),
+         expect={"messaging_product": "whatsapp", "success": True}, after=(user_hangs_up("us-d", 42),)),
+    Case("calls: terminate an unknown call_id -> 100", call_action("terminate", call_id="wacid.NOSUCHCALL"),
+         operation="manageCalls", path=CALLS, http=(400,), error_codes=(100,)),
+    # §7.1: business-initiated calls and call-permission features are refused for +1 business numbers
+    Case("calls: connect from a +1 business number -> 138013", connect(US_USER_E), operation="manageCalls",
+         path=CALLS, http=(400,), error_codes=(138013,)),
+    Case("call_permission_request from a +1 business number -> 138013",
+         permission_request(US_USER_E, "May we call you about your booking?"), open_window=US_USER_E,
+         http=(400,), error_codes=(138013,)),
+    # business-initiated calls (§7.3-§7.6) on the second, UK number
+    Case("phone number info (calling number)", None, operation="getPhoneNumberById", method="GET",
+         path=f"/{VERSION}/{CALLING_PNID}", token=CALLING_TOKEN),
+    Case("calls: connect while calling is disabled -> 138000 (calling number)", connect(C_USER_1),
+         operation="manageCalls", path=C_CALLS, token=CALLING_TOKEN, http=(401,), error_codes=(138000,)),
+    Case("settings POST: enable calling and callback permission (calling number)",
+         {"calling": {"status": "ENABLED", "callback_permission_status": "ENABLED",
+                      "srtp_key_exchange_protocol": "DTLS"}},
+         operation="updatePhoneNumberSettings", path=C_SETTINGS, token=CALLING_TOKEN, expect={"success": True}),
+    Case("settings GET (calling number)", None, operation="getPhoneNumberSettings", method="GET", path=C_SETTINGS,
+         token=CALLING_TOKEN, expect_at={"/calling/status": "ENABLED", "/calling/callback_permission_status": "ENABLED"}),
+    Case("call_permissions: none yet", None, operation="checkCallPermissions", method="GET",
+         path=f"{C_PERMISSIONS}?user_wa_id={C_USER_1}", token=CALLING_TOKEN,
+         expect_at={"/permission/status": "no_permission"}),
+    Case("call_permissions: missing user_wa_id -> 100", None, operation="checkCallPermissions", method="GET",
+         path=C_PERMISSIONS, token=CALLING_TOKEN, http=(400,), error_codes=(100,)),
+    Case("call_permissions: wrong token", None, operation="checkCallPermissions", method="GET",
+         path=f"{C_PERMISSIONS}?user_wa_id={C_USER_1}", token=TOKEN, http=(401,), error_codes=(190,)),
+    Case("calls: connect without permission -> 138006", connect(C_USER_1), operation="manageCalls", path=C_CALLS,
+         token=CALLING_TOKEN, http=(401,), error_codes=(138006,)),
+    Case("call_permission_request", permission_request(C_USER_1, "We would like to call you about order ON-12853."),
+         path=C_MESSAGES, token=CALLING_TOKEN, before=(window(C_USER_1),), statuses=("sent", "delivered")),
+    # §7.6: 1 request / 24 h per (business number, user)
+    Case("call_permission_request again within 24 h -> 138009",
+         permission_request(C_USER_1, "Can we call you?"), path=C_MESSAGES, token=CALLING_TOKEN,
+         http=(400,), error_codes=(138009,)),
+    Case("call_permissions: temporary after the user accepts", None, operation="checkCallPermissions", method="GET",
+         path=f"{C_PERMISSIONS}?user_wa_id={C_USER_1}", token=CALLING_TOKEN,
+         before=(user_replies(C_USER_1, "accept", "call_permission_request"),),
+         expect_at={"/permission/status": "temporary"}),
+    Case("calls: connect (business-initiated), the user answers",
+         connect(C_USER_1, biz_opaque_callback_data="rb:call_0001"), operation="manageCalls", path=C_CALLS,
+         token=CALLING_TOKEN, call_label="c-1", call_events=("RINGING",), after=(user_answers("c-1", "answer"),)),
+    Case("calls: pre_accept a business-initiated call -> 100", on_call("c-1", "pre_accept", "answer"),
+         operation="manageCalls", path=C_CALLS, token=CALLING_TOKEN, http=(400,), error_codes=(100,)),
+    Case("calls: terminate the answered business-initiated call", on_call("c-1", "terminate"),
+         operation="manageCalls", path=C_CALLS, token=CALLING_TOKEN,
+         expect={"messaging_product": "whatsapp", "success": True}, call_events=("terminate:COMPLETED",)),
+    Case("calls: connect, the user rejects", connect(C_USER_1), operation="manageCalls", path=C_CALLS,
+         token=CALLING_TOKEN, call_label="c-2", call_events=("RINGING",), after=(user_answers("c-2", "reject"),)),
+    Case("calls: connect, the user does not answer", connect(C_USER_1), operation="manageCalls", path=C_CALLS,
+         token=CALLING_TOKEN, call_label="c-3", call_events=("RINGING",)),
+    Case("calls: connect while a call to the user is ringing -> 138003", connect(C_USER_1),
+         operation="manageCalls", path=C_CALLS, token=CALLING_TOKEN, http=(400,), error_codes=(138003,),
+         after=(user_answers("c-3", "ignore"),)),
+    # §7.2/§7.4: callback permission on -> a missed user call grants a temporary permission, told
+    # by an automatic call_permission_reply whose context.id is the call's wacid
+    Case("call_permissions: temporary after a missed user call (callback permission)", None,
+         operation="checkCallPermissions", method="GET", path=f"{C_PERMISSIONS}?user_wa_id={C_USER_2}",
+         token=CALLING_TOKEN, before=(user_calls("c-user", C_USER_2, CALLING_PNID),
+                                      user_hangs_up("c-user", auto_reply=True)),
+         expect_at={"/permission/status": "temporary"}),
+    Case("calls: connect on the callback permission, answered for 30 s", connect(C_USER_2),
+         operation="manageCalls", path=C_CALLS, token=CALLING_TOKEN, call_label="c-4", call_events=("RINGING",),
+         after=(user_answers("c-4", "answer", 30),)),
+    Case("call_permission_request (answered: permanent)", permission_request(C_USER_3, "May we call you?"),
+         path=C_MESSAGES, token=CALLING_TOKEN, before=(window(C_USER_3),), statuses=("sent", "delivered")),
+    Case("call_permissions: permanent", None, operation="checkCallPermissions", method="GET",
+         path=f"{C_PERMISSIONS}?user_wa_id={C_USER_3}", token=CALLING_TOKEN,
+         before=(user_replies(C_USER_3, "accept", "call_permission_request (answered: permanent)", permanent=True),),
+         expect_at={"/permission/status": "permanent"}),
+    Case("call_permission_request (answered: reject)", permission_request(C_USER_4, "May we call you?"),
+         path=C_MESSAGES, token=CALLING_TOKEN, before=(window(C_USER_4),), statuses=("sent", "delivered")),
+    Case("call_permissions: none after the user rejects", None, operation="checkCallPermissions", method="GET",
+         path=f"{C_PERMISSIONS}?user_wa_id={C_USER_4}", token=CALLING_TOKEN,
+         before=(user_replies(C_USER_4, "reject", "call_permission_request (answered: reject)"),),
+         expect_at={"/permission/status": "no_permission"}),
     # --- after the review of the create row above ------------------------------------------
     Case("template delete by name", None, operation="deleteTemplateByName", method="DELETE",
          path=TEMPLATES + "?name=conformance_order_ready", expect={"success": True},
@@ -1016,16 +1223,157 @@ def check_template_list(b: "Bundle", body: dict) -> None:
     b("paging.cursors has before and after", "before" in cursors and "after" in cursors, repr(body.get("paging")))
 
 
+def check_settings(b: "Bundle", body: dict) -> None:
+    """cloud-api.md §7.2: GET settings = {"calling": {status, call_icon_visibility,
+    callback_permission_status, ...}} with the docs' upper-case values."""
+    cs = body.get("calling")
+    b("calling is an object", isinstance(cs, dict), repr(cs))
+    cs = cs if isinstance(cs, dict) else {}
+    b("calling.status is ENABLED|DISABLED", cs.get("status") in CALLING_STATUS, repr(cs.get("status")))
+    b("calling.call_icon_visibility is DEFAULT|DISABLE_ALL",
+      cs.get("call_icon_visibility", "DEFAULT") in ("DEFAULT", "DISABLE_ALL"), repr(cs.get("call_icon_visibility")))
+    b("calling.callback_permission_status is ENABLED|DISABLED",
+      cs.get("callback_permission_status", "DISABLED") in CALLING_STATUS, repr(cs.get("callback_permission_status")))
+    if "srtp_key_exchange_protocol" in cs:
+        b("calling.srtp_key_exchange_protocol is DTLS|SDES", cs["srtp_key_exchange_protocol"] in ("DTLS", "SDES"),
+          repr(cs["srtp_key_exchange_protocol"]))
+
+
+def check_call_action(b: "Bundle", body: dict) -> None:
+    """cloud-api.md §7.3: connect -> {messaging_product, calls:[{id: wacid.…}]}; the other actions
+    -> {messaging_product, success: true}."""
+    b("messaging_product == 'whatsapp'", body.get("messaging_product") == "whatsapp", repr(body.get("messaging_product")))
+    if "calls" in body:
+        calls = body["calls"]
+        b("calls is one {id: wacid.…}", isinstance(calls, list) and len(calls) == 1
+          and str((calls[0] or {}).get("id", "")).startswith("wacid."), repr(calls))
+        b("no `success` next to calls", "success" not in body)
+    else:
+        b("success is true", body.get("success") is True, repr(body.get("success")))
+
+
+def check_call_permissions(b: "Bundle", body: dict) -> None:
+    """cloud-api.md §7.5 (docs' shape): permission {status, expiration_time only when
+    temporary}; actions send_call_permission_request and start_call with limits
+    [{time_period ISO 8601 (PT24H, P7D), max_allowed, current_usage, limit_expiration_time only
+    when reached}]."""
+    b("messaging_product == 'whatsapp'", body.get("messaging_product") == "whatsapp", repr(body.get("messaging_product")))
+    perm = body.get("permission") or {}
+    st = perm.get("status")
+    b("permission.status is no_permission|temporary|permanent", st in ("no_permission", "temporary", "permanent"),
+      repr(st))
+    if st == "temporary":
+        exp = perm.get("expiration_time")
+        b("temporary: expiration_time is unix seconds within 7 days (§7.5)",
+          is_int(exp) and time.time() < exp <= time.time() + 7 * 86400 + 60, repr(exp))
+    else:
+        b(f"{st}: no expiration_time", "expiration_time" not in perm, repr(perm))
+    actions = {a.get("action_name"): a for a in body.get("actions") or [] if isinstance(a, dict)}
+    b("actions are send_call_permission_request and start_call",
+      set(actions) == {"send_call_permission_request", "start_call"}, repr(sorted(actions)))
+    for name, a in actions.items():
+        b(f"{name}: can_perform_action is a boolean", isinstance(a.get("can_perform_action"), bool))
+        for lim in a.get("limits") or []:
+            b(f"{name}: limit time_period is ISO 8601 (PT24H, P7D)",
+              re.match(r"^P(T[0-9]+H|[0-9]+D)$", str(lim.get("time_period"))) is not None, repr(lim))
+            b(f"{name}: max_allowed/current_usage are integers",
+              is_int(lim.get("max_allowed")) and is_int(lim.get("current_usage")), repr(lim))
+            reached = is_int(lim.get("current_usage")) and is_int(lim.get("max_allowed")) \
+                and lim["current_usage"] >= lim["max_allowed"]
+            if not reached:
+                b(f"{name}: limit_expiration_time only when the limit is reached", "limit_expiration_time" not in lim,
+                  repr(lim))
+    if st in ("temporary", "permanent"):
+        b("with permission, start_call is allowed", (actions.get("start_call") or {}).get("can_perform_action") is True)
+    elif st == "no_permission":
+        b("without permission, start_call is not allowed",
+          (actions.get("start_call") or {}).get("can_perform_action") is False)
+
+
 # Hand checks (from cloud-api.md) for 200 responses, per operationId; add one per operation.
 RESPONSE_CHECKS: dict[str, Callable[["Bundle", dict], None]] = {
     "createAuthenticationTemplateWOtpCopyCodeButton": check_template_created,
     "getTemplateByNameDefaultFields": check_template_list,
+    "getPhoneNumberSettings": check_settings,
+    "manageCalls": check_call_action,
+    "checkCallPermissions": check_call_permissions,
 }
+
+
+def check_number_metadata(b: Bundle, v: dict) -> None:
+    """§2.4: metadata of a known number, display_phone_number digits only (no '+')."""
+    md = v.get("metadata") or {}
+    pnid, dpn = md.get("phone_number_id"), md.get("display_phone_number")
+    b("metadata.phone_number_id is one of the sandbox's numbers", pnid in NUMBERS, repr(pnid))
+    b("metadata.display_phone_number is that number's, digits only (no '+')",
+      isinstance(dpn, str) and bool(DIGITS.match(dpn)) and dpn == NUMBERS.get(pnid, dpn), repr(dpn))
+
+
+def check_calls_value(b: Bundle, v: dict) -> None:
+    """cloud-api.md §7.4 (`calls` is not in Meta's OAS): connect / terminate under `calls[]`,
+    business-initiated call statuses under `statuses[]`, contacts with BSUIDs (§2.5)."""
+    b("value.messaging_product == 'whatsapp'", v.get("messaging_product") == "whatsapp", repr(v.get("messaging_product")))
+    check_number_metadata(b, v)
+    display = (v.get("metadata") or {}).get("display_phone_number")
+    b("value has calls[] or statuses[]", bool(v.get("calls")) or bool(v.get("statuses")), repr(sorted(v)))
+    contacts = {ct.get("wa_id"): ct for ct in v.get("contacts") or [] if isinstance(ct, dict)}
+    for ct in contacts.values():
+        b(f"contact {ct.get('wa_id')}: user_id is a BSUID (§2.5)",
+          isinstance(ct.get("user_id"), str) and BSUID.match(ct["user_id"]) is not None, repr(ct.get("user_id")))
+    for c in v.get("calls") or []:
+        ev, d = c.get("event"), c.get("direction")
+        t = f"call {ev} {c.get('id')}"
+        b(f"{t}: id is a wacid", str(c.get("id", "")).startswith("wacid."), repr(c.get("id")))
+        b(f"{t}: event is connect|terminate", ev in ("connect", "terminate"), repr(ev))
+        b(f"{t}: direction is USER_INITIATED|BUSINESS_INITIATED", d in ("USER_INITIATED", "BUSINESS_INITIATED"), repr(d))
+        b(f"{t}: timestamp is a string of unix seconds (§1)",
+          isinstance(c.get("timestamp"), str) and bool(TIMESTAMP.match(c["timestamp"])), repr(c.get("timestamp")))
+        b(f"{t}: from/to are digits", all(isinstance(c.get(k), str) and DIGITS.match(c[k]) for k in ("from", "to")),
+          f"{c.get('from')!r} -> {c.get('to')!r}")
+        business, user = (c.get("to"), c.get("from")) if d == "USER_INITIATED" else (c.get("from"), c.get("to"))
+        b(f"{t}: the business side is the number's display_phone_number", business == display, f"{business!r}")
+        b(f"{t}: contacts[] has the user ({user})", user in contacts, repr(sorted(contacts)))
+        if ev == "connect":
+            sess = c.get("session") or {}
+            want = "offer" if d == "USER_INITIATED" else "answer"
+            b(f"{t}: session.sdp_type == {want!r}", sess.get("sdp_type") == want, repr(sess.get("sdp_type")))
+            sdp = sess.get("sdp")
+            b(f"{t}: session.sdp is RFC 8866 with CRLF line ends (§7.1)", isinstance(sdp, str) and sdp.startswith("v=0\r\n")
+              and "\n" not in sdp.replace("\r\n", ""), repr(sdp)[:80])
+            b(f"{t}: no terminate fields", not {"status", "duration", "start_time", "end_time"} & set(c), repr(sorted(c)))
+        elif ev == "terminate":
+            st = c.get("status")
+            b(f"{t}: status is COMPLETED|FAILED (one string)", st in ("COMPLETED", "FAILED"), repr(st))
+            answered = "duration" in c
+            b(f"{t}: start_time/end_time/duration all or none (only when answered)",
+              all(k in c for k in ("start_time", "end_time")) == answered
+              and any(k in c for k in ("start_time", "end_time")) == answered, repr(sorted(c)))
+            if answered:
+                b(f"{t}: duration is an integer >= 1 (§1)", is_int(c["duration"]) and c["duration"] >= 1,
+                  repr(c["duration"]))
+                ok = all(isinstance(c.get(k), str) and TIMESTAMP.match(c[k]) for k in ("start_time", "end_time"))
+                b(f"{t}: start_time/end_time are strings of unix seconds", ok, f"{c.get('start_time')!r} {c.get('end_time')!r}")
+                if ok and is_int(c["duration"]):
+                    b(f"{t}: end_time - start_time == duration (±1 s)",
+                      abs(int(c["end_time"]) - int(c["start_time"]) - c["duration"]) <= 1, repr(c))
+            b(f"{t}: COMPLETED iff answered", (st == "COMPLETED") == answered, f"{st!r}, duration {c.get('duration')!r}")
+            b(f"{t}: no session", "session" not in c)
+    for s_ in v.get("statuses") or []:
+        t = f"call status {s_.get('status')} {s_.get('id')}"
+        b(f"{t}: id is a wacid", str(s_.get("id", "")).startswith("wacid."), repr(s_.get("id")))
+        b(f"{t}: type == 'call'", s_.get("type") == "call", repr(s_.get("type")))
+        b(f"{t}: status is RINGING|ACCEPTED|REJECTED", s_.get("status") in ("RINGING", "ACCEPTED", "REJECTED"),
+          repr(s_.get("status")))
+        b(f"{t}: timestamp is a string of unix seconds (§1)",
+          isinstance(s_.get("timestamp"), str) and bool(TIMESTAMP.match(s_["timestamp"])), repr(s_.get("timestamp")))
+        b(f"{t}: recipient_id is digits", isinstance(s_.get("recipient_id"), str) and bool(DIGITS.match(s_["recipient_id"])),
+          repr(s_.get("recipient_id")))
 
 
 # Per-field hand checks for webhook fields Meta's OAS does not describe; add one per field.
 FIELD_CHECKS: dict[str, Callable[[Bundle, dict], None]] = {
     "message_template_status_update": check_template_status_update,
+    "calls": check_calls_value,
 }
 
 
@@ -1036,6 +1384,30 @@ class Expectation:
     statuses: tuple[str, ...]
     to: str
     biz_opaque: str | None
+
+
+@dataclass
+class CallExpectation:
+    case: str
+    label: str
+    user: str
+    pnid: str
+    direction: str
+    biz_opaque: str | None
+    events: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class ReplyExpectation:
+    """An inbound interactive call_permission_reply (§7.5), found by its context.id."""
+    case: str
+    user: str
+    pnid: str
+    context_id: str
+    response: str
+    source: str
+    permanent: bool
+    wamid: str | None = None  # known for replies the user sent; automatic ones are found by context
 
 
 @dataclass
@@ -1055,6 +1427,10 @@ class Runner:
         self.expect_statuses: list[Expectation] = []
         self.expect_inbound: list[InboundExpectation] = []
         self.expect_template_events: list[tuple[str, str]] = []
+        self.responses: dict[str, Any] = {}            # case name -> its response body
+        self.call_ids: dict[str, str] = {}             # call label -> wacid
+        self.expect_calls: dict[str, CallExpectation] = {}  # wacid -> expected calls webhooks
+        self.expect_replies: list[ReplyExpectation] = []
 
     @property
     def inbound(self) -> list[InboundExpectation]:
@@ -1065,9 +1441,9 @@ class Runner:
         return next((x.wamid for x in reversed(self.expect_inbound) if x.user == user), "wamid.none")
 
     # -- inbound (sandbox control API; not part of Meta's API, so no schema) ------------------
-    def simulate_inbound(self, user: str, text_: str, name: str) -> None:
+    def simulate_inbound(self, user: str, text_: str, name: str, pnid: str | None = None) -> None:
         r = http_call(self.base, "POST", "/sandbox/simulate/message",
-                      {"from": user, "text": text_, "name": name})
+                      {"from": user, "text": text_, "name": name, **({"phone_number_id": pnid} if pnid else {})})
         ok = r.status == 200
         wamid = r.json().get("wamid") if ok else None
         if check(f"setup: simulate inbound message from {user}", ok and isinstance(wamid, str),
@@ -1100,6 +1476,8 @@ class Runner:
             f = http_call(self.base, "POST", "/sandbox/faults",
                           {"phone_number_id": PHONE_NUMBER_ID, "errors": [c.fault]})
             check(f"setup: inject fault {c.fault}", f.status == 200, f"HTTP {f.status} {f.raw[:200]!r}")
+        for step in c.before:
+            step(self)
         if callable(c.body):
             c = dataclasses.replace(c, body=c.body(self))
 
@@ -1127,10 +1505,86 @@ class Runner:
 
         if r.status in c.http:
             self.expect_template_events.extend(c.template_events)
+        self.responses[c.name] = body
         if not c.error_codes:
             self.check_success(c, op_ptr, r, body)
         else:
             self.check_error(c, op_ptr, r, body)
+        for step in c.after:
+            step(self)
+
+    # -- Business Calling: calls this run makes, and the simulated users' side -----------------
+    def register_call(self, c: Case, body: Any) -> None:
+        if c.call_label:  # a connect: the wacid comes back in calls[0].id (§7.3)
+            calls = body.get("calls") if isinstance(body, dict) else None
+            wacid = calls[0].get("id") if isinstance(calls, list) and calls and isinstance(calls[0], dict) else None
+            if not check(f"{c.name}: calls[0].id is a wacid", isinstance(wacid, str) and wacid.startswith("wacid."),
+                         repr(wacid)):
+                return
+            self.call_ids[c.call_label] = wacid
+            self.expect_calls[wacid] = CallExpectation(c.name, c.call_label, str(c.body.get("to")),
+                                                       c.path.split("/")[2], "BUSINESS_INITIATED",
+                                                       c.body.get("biz_opaque_callback_data"))
+        else:
+            wacid = c.body.get("call_id")
+        if wacid in self.expect_calls:
+            self.expect_calls[wacid].events.extend(c.call_events)
+        else:
+            check(f"{c.name}: acts on a call this run knows", False, repr(wacid))
+
+    def user_call(self, label: str, user: str, pnid: str) -> None:
+        """The user calls the business (POST /sandbox/users/call): a `connect` webhook (§7.4)."""
+        r = http_call(self.base, "POST", "/sandbox/users/call", {"phone_number_id": pnid, "from": user, "event": "connect"})
+        wacid = r.json().get("call_id") if r.status == 200 else None
+        if check(f"setup: user {user} calls {NUMBERS.get(pnid)}", isinstance(wacid, str) and wacid.startswith("wacid."),
+                 f"HTTP {r.status} {r.raw[:200]!r}"):
+            self.call_ids[label] = wacid
+            self.expect_calls[wacid] = CallExpectation(f"user {user} calls", label, user, pnid, "USER_INITIATED",
+                                                       None, ["connect"])
+
+    def user_hang_up(self, label: str, duration: int | None, auto_reply: bool) -> None:
+        """The user ends their call: `terminate`, COMPLETED with `duration` or FAILED (never
+        answered); with callback permission on, also an automatic call_permission_reply (§7.2)."""
+        x = self.expect_calls.get(self.call_ids.get(label, ""))
+        if not check(f"setup: call {label} exists", x is not None):
+            return
+        body = {"phone_number_id": x.pnid, "from": x.user, "event": "terminate", "call_id": self.call_ids[label],
+                **({"duration": duration} if duration is not None else {})}
+        r = http_call(self.base, "POST", "/sandbox/users/call", body)
+        if check(f"setup: user {x.user} hangs up call {label}", r.status == 200, f"HTTP {r.status} {r.raw[:200]!r}"):
+            x.events.append("terminate:COMPLETED" if duration else "terminate:FAILED")
+            if auto_reply:
+                self.expect_replies.append(ReplyExpectation(f"automatic reply after call {label}", x.user, x.pnid,
+                                                            self.call_ids[label], "accept", "automatic", False))
+
+    def user_answer(self, label: str, action: str, duration: int | None = None) -> None:
+        """The user answers / rejects / ignores a business-initiated call (§7.4 statuses)."""
+        wacid = self.call_ids.get(label, "wacid.unknown")
+        body = {"call_id": wacid, "action": action, **({"duration": duration} if duration is not None else {})}
+        r = http_call(self.base, "POST", "/sandbox/users/answer-call", body)
+        x = self.expect_calls.get(wacid)
+        if check(f"setup: the user does {action!r} on call {label}", r.status == 200 and x is not None,
+                 f"HTTP {r.status} {r.raw[:200]!r}"):
+            if action == "answer":
+                # §7.4: when the user picks up, Meta also posts a business-initiated `connect`
+                # carrying its SDP answer for the business to apply.
+                x.events.append("connect")
+            x.events.extend({"answer": ["ACCEPTED"] + (["terminate:COMPLETED"] if duration else []),
+                             "reject": ["REJECTED", "terminate:FAILED"],
+                             "ignore": ["terminate:FAILED"]}[action])
+
+    def user_permission_reply(self, user: str, response: str, request_case: str, permanent: bool) -> None:
+        """The user answers the call_permission_request sent by `request_case` (§7.5)."""
+        sent = self.responses.get(request_case) or {}
+        request = ((sent.get("messages") or [{}])[0]).get("id")
+        r = http_call(self.base, "POST", "/sandbox/users/call-permission",
+                      {"phone_number_id": CALLING_PNID, "from": user, "response": response, "permanent": permanent})
+        wamid = r.json().get("wamid") if r.status == 200 else None
+        if check(f"setup: user {user} answers the call permission request: {response}"
+                 + (" (permanent)" if permanent else ""), isinstance(wamid, str) and isinstance(request, str),
+                 f"HTTP {r.status} {r.raw[:200]!r}; request {request!r}"):
+            self.expect_replies.append(ReplyExpectation(f"reply to {request_case!r}", user, CALLING_PNID, request,
+                                                        response, "user_action", permanent, wamid))
 
     # (b) success
     def check_success(self, c: Case, op_ptr: str, r: Response, body: Any) -> None:
@@ -1141,6 +1595,17 @@ class Runner:
             diff = {k: body.get(k) if isinstance(body, dict) else None for k, v in c.expect.items()
                     if not isinstance(body, dict) or body.get(k) != v}
             check(f"{c.name}: response contains {c.expect}", not diff, f"got {diff}")
+        if c.expect_at is not None:
+            got = {}
+            for ptr, want in c.expect_at.items():
+                try:
+                    got[ptr] = ptr_get(body, ptr)
+                except (KeyError, IndexError, TypeError, ValueError):
+                    got[ptr] = "<missing>"
+            check(f"{c.name}: response has {c.expect_at}", all(got[k] == v for k, v in c.expect_at.items()),
+                  f"got {got}")
+        if c.call_label or c.call_events:
+            self.register_call(c, body)
         if c.operation in RESPONSE_CHECKS and isinstance(body, dict):
             b = Bundle(f"{c.name}: response assertions from cloud-api.md")
             RESPONSE_CHECKS[c.operation](b, body)
@@ -1204,10 +1669,15 @@ class Runner:
     def wait_for_webhooks(self, rx: Receiver, timeout: float, settle: float) -> list[Hook]:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            seen_statuses, seen_msgs, seen_tpl = self.index(rx.snapshot())
+            snap = rx.snapshot()
+            seen_statuses, seen_msgs, seen_tpl = self.index(snap)
+            seen_calls = self.index_calls(snap)
+            replies = self.index_replies(seen_msgs)
             done = all(len(seen_statuses.get(x.wamid, [])) >= len(x.statuses) for x in self.expect_statuses) \
                 and all(x.wamid in seen_msgs for x in self.expect_inbound) \
-                and all(ev in seen_tpl.get(name, []) for name, ev in self.expect_template_events)
+                and all(ev in seen_tpl.get(name, []) for name, ev in self.expect_template_events) \
+                and all(len(seen_calls.get(w, [])) >= len(x.events) for w, x in self.expect_calls.items()) \
+                and all(x.context_id in replies for x in self.expect_replies)
             if done:
                 break
             time.sleep(0.1)
@@ -1234,11 +1704,110 @@ class Runner:
                 if change.get("field") == "message_template_status_update":
                     templates.setdefault(str(value.get("message_template_name")), []).append(str(value.get("event")))
                     continue
+                if change.get("field") == "calls":  # call statuses: see index_calls
+                    continue
                 for s in value.get("statuses", []) or []:
                     statuses.setdefault(s.get("id"), []).append(s)
                 for m in value.get("messages", []) or []:
                     msgs[m.get("id")] = (m, value)
         return statuses, msgs, templates
+
+    def index_calls(self, hooks: list[Hook]) -> dict[str, list[tuple[str, dict, dict]]]:
+        """wacid -> [(event, item, value)] over every `calls` webhook (§7.4), in arrival order;
+        event is connect | terminate:<status> | <call status>."""
+        out: dict[str, list[tuple[str, dict, dict]]] = {}
+        for h in hooks:
+            try:
+                body = json.loads(h.raw)
+            except ValueError:
+                continue
+            for _, change, value in self.values(body):
+                if change.get("field") != "calls":
+                    continue
+                for c in value.get("calls") or []:
+                    ev = str(c.get("event")) + (f":{c.get('status')}" if c.get("event") == "terminate" else "")
+                    out.setdefault(str(c.get("id")), []).append((ev, c, value))
+                for st in value.get("statuses") or []:
+                    out.setdefault(str(st.get("id")), []).append((str(st.get("status")), st, value))
+        return out
+
+    @staticmethod
+    def index_replies(msgs: dict[str, tuple[dict, dict]]) -> dict[str, list[tuple[dict, dict]]]:
+        """context.id -> inbound call_permission_reply messages (§7.5)."""
+        out: dict[str, list[tuple[dict, dict]]] = {}
+        for m, value in msgs.values():
+            if (m.get("interactive") or {}).get("type") == "call_permission_reply":
+                out.setdefault(str((m.get("context") or {}).get("id")), []).append((m, value))
+        return out
+
+    def check_calls(self, hooks: list[Hook]) -> None:
+        calls = self.index_calls(hooks)
+        for wacid, x in self.expect_calls.items():
+            got = calls.get(wacid, [])
+            name = f"{x.case}: call {x.label}"
+            check(f"{name}: calls webhooks {sorted(x.events)}", sorted(e for e, _, _ in got) == sorted(x.events),
+                  f"got {[e for e, _, _ in got]}")
+            if not got:
+                continue
+            b = Bundle(f"{name}: webhooks agree with the call (§7.4)")
+            display = NUMBERS.get(x.pnid)
+            for ev, item, value in got:
+                md = value.get("metadata") or {}
+                b(f"{ev}: metadata.phone_number_id == {x.pnid}", md.get("phone_number_id") == x.pnid,
+                  repr(md.get("phone_number_id")))
+                if "event" in item:  # connect / terminate
+                    b(f"{ev}: direction == {x.direction}", item.get("direction") == x.direction, repr(item.get("direction")))
+                    want = (x.user, display) if x.direction == "USER_INITIATED" else (display, x.user)
+                    b(f"{ev}: from/to == {want}", (item.get("from"), item.get("to")) == want,
+                      repr((item.get("from"), item.get("to"))))
+                else:  # call status (business-initiated only)
+                    b(f"{ev}: only for business-initiated calls", x.direction == "BUSINESS_INITIATED")
+                    b(f"{ev}: recipient_id == the callee", item.get("recipient_id") == x.user, repr(item.get("recipient_id")))
+                if x.biz_opaque is not None and (ev.startswith("terminate") or "event" not in item):
+                    # §7.3/§7.4: echoed in statuses and terminate
+                    b(f"{ev}: echoes biz_opaque_callback_data", item.get("biz_opaque_callback_data") == x.biz_opaque,
+                      repr(item.get("biz_opaque_callback_data")))
+            stamps = [(e, int(i["timestamp"])) for e, i, _ in got if str(i.get("timestamp", "")).isdigit()]
+            first = [t for e, t in stamps if e in ("connect", "RINGING")]
+            last = [t for e, t in stamps if e.startswith("terminate")]
+            if first and last:
+                b("terminate.timestamp >= the first event's", min(last) >= min(first), repr(stamps))
+            b.done()
+        stray = sorted(w for w in calls if w not in self.expect_calls)
+        check("webhooks: no calls webhooks for calls this run did not make", not stray, f"unexpected {stray}")
+
+    def check_replies(self, msgs: dict[str, tuple[dict, dict]]) -> set[str]:
+        """Each expected call_permission_reply arrives once, with the docs' fields (§7.5).
+        Returns the wamids it accounted for."""
+        replies = self.index_replies(msgs)
+        seen: set[str] = set()
+        for x in self.expect_replies:
+            got = replies.get(x.context_id, [])
+            name = f"{x.case}: call_permission_reply"
+            if not check(f"{name} received once (context.id {x.context_id})", len(got) == 1, f"got {len(got)}"):
+                continue
+            m, value = got[0]
+            seen.add(m.get("id"))
+            r = (m.get("interactive") or {}).get("call_permission_reply") or {}
+            b = Bundle(f"{name}: fields from cloud-api.md §7.5")
+            if x.wamid:
+                b("id == the wamid the sandbox returned", m.get("id") == x.wamid, repr(m.get("id")))
+            b(f"from == {x.user}", m.get("from") == x.user, repr(m.get("from")))
+            b(f"metadata.phone_number_id == {x.pnid}", (value.get("metadata") or {}).get("phone_number_id") == x.pnid)
+            b("context.from is the business number", (m.get("context") or {}).get("from") == NUMBERS.get(x.pnid),
+              repr(m.get("context")))
+            b(f"response == {x.response!r}", r.get("response") == x.response, repr(r.get("response")))
+            b(f"response_source == {x.source!r}", r.get("response_source") == x.source, repr(r.get("response_source")))
+            b(f"is_permanent == {x.permanent}", r.get("is_permanent") is x.permanent, repr(r.get("is_permanent")))
+            exp = r.get("expiration_timestamp")
+            if x.response == "accept" and not x.permanent:
+                # temporary = 7 days from approval (§7.5; §1: an integer)
+                b("expiration_timestamp is an integer ~7 days ahead", is_int(exp)
+                  and abs(exp - (int(m.get("timestamp", 0)) + 7 * 86400)) <= 120, repr(exp))
+            else:
+                b("no expiration_timestamp (only when accepted and temporary)", "expiration_timestamp" not in r, repr(exp))
+            b.done()
+        return seen
 
     def check_webhooks(self, hooks: list[Hook], webhook_ptr: str) -> None:
         check(f"webhooks: received at least one (got {len(hooks)})", len(hooks) > 0)
@@ -1289,11 +1858,13 @@ class Runner:
             self.check_status_sequence(x, statuses.get(x.wamid, []))
         for x in self.expect_inbound:
             self.check_inbound(x, msgs.get(x.wamid))
+        self.check_calls(hooks)
+        replies_seen = self.check_replies(msgs)
         known = {x.wamid for x in self.expect_statuses}
         stray = sorted(str(k) for k in statuses if k not in known)
         check("webhooks: no statuses for messages we did not send (rejected requests make none)",
               not stray, f"unexpected ids {stray}")
-        known_in = {x.wamid for x in self.expect_inbound}
+        known_in = {x.wamid for x in self.expect_inbound} | replies_seen
         stray_in = sorted(str(k) for k in msgs if k not in known_in)
         check("webhooks: no inbound messages we did not simulate", not stray_in, f"unexpected {stray_in}")
 
@@ -1303,10 +1874,13 @@ class Runner:
             for s in value.get("statuses", []) or []:
                 parts.append(f"{s.get('status')} {s.get('id')}")
             for m in value.get("messages", []) or []:
-                parts.append(f"inbound {m.get('type')} {m.get('id')}")
+                sub = (m.get("interactive") or {}).get("type") if m.get("type") == "interactive" else None
+                parts.append(f"inbound {sub or m.get('type')} {m.get('id')}")
+            for c in value.get("calls", []) or []:
+                parts.append(f"call {c.get('event')} {c.get('id')}")
             if change.get("field") == "message_template_status_update":
                 parts.append(f"template {value.get('message_template_name')} {value.get('event')}")
-            elif not value.get("statuses") and not value.get("messages"):
+            elif not value.get("statuses") and not value.get("messages") and not value.get("calls"):
                 parts.append(str(change.get("field")))
         return ", ".join(parts) or "?"
 
@@ -1332,12 +1906,7 @@ class Runner:
                 continue
             b("value.messaging_product == 'whatsapp'", value.get("messaging_product") == "whatsapp",
               repr(value.get("messaging_product")))
-            md = value.get("metadata") or {}
-            dpn = md.get("display_phone_number")
-            b("metadata.display_phone_number is digits only (no '+')",
-              isinstance(dpn, str) and bool(DIGITS.match(dpn)), repr(dpn))
-            b(f"metadata.phone_number_id == {PHONE_NUMBER_ID}", md.get("phone_number_id") == PHONE_NUMBER_ID,
-              repr(md.get("phone_number_id")))
+            check_number_metadata(b, value)
             # §2.5 (BSUIDs): from 31 Mar 2026 every messages webhook carries contacts[].user_id
             # ("US.13491208655302741918": ISO country code + '.' + ≤128 alnum); messages carry
             # from_user_id, statuses recipient_user_id.
@@ -1472,6 +2041,42 @@ def self_check(spec: Spec, send_ptr: str, webhook_ptr: str, webhook_op_ptr: str)
           bool(spec.errors(webhook_ptr, bad)))
 
 
+def self_check_calling(spec: Spec) -> None:
+    """The calling patches (§7.2, §7.3) against Meta's own calling examples: the docs-shaped ones
+    validate, the ones showing the OAS errors are rejected — and validate once corrected."""
+    _, _, calls_ptr = spec.operation("manageCalls")
+    req, resp = spec.request_schema(calls_ptr), spec.response_schema(calls_ptr, 200)
+    ex = ptr_get(spec.doc, calls_ptr + "/requestBody/content/application~1json/examples")
+    for name in ("Connect Call", "Terminate Call"):
+        errs = spec.errors(req, ex[name]["value"])
+        check(f"self-check: OAS calls example {name!r} validates", not errs, "; ".join(errs))
+    for name in ("Accept Call", "Reject Call"):
+        value = ex[name]["value"]
+        check(f"self-check: OAS calls example {name!r} (`to`, no call_id) is rejected (§7.3)",
+              bool(spec.errors(req, value)))
+        fixed = {**without(value, "to"), "call_id": "wacid.HBgLMTIxODU1NTI4MjgVAgARGCAyODRQIAFRoA"}
+        errs = spec.errors(req, fixed)
+        check(f"self-check: OAS calls example {name!r} with call_id instead of `to` validates", not errs,
+              "; ".join(errs))
+    rex = ptr_get(spec.doc, calls_ptr + "/responses/200/content/application~1json/examples")
+    for name, e in rex.items():
+        errs = spec.errors(resp, e["value"])
+        check(f"self-check: OAS calls response example {name!r} validates", not errs, "; ".join(errs))
+    check("self-check: calls response schema rejects {} (neither calls nor success)", bool(spec.errors(resp, {})))
+    _, _, set_ptr = spec.operation("updatePhoneNumberSettings")
+    sreq = spec.request_schema(set_ptr)
+    sex = ptr_get(spec.doc, set_ptr + "/requestBody/content/application~1json/examples")
+    for name in ("Enable payload encryption", "Enable user identity change"):
+        errs = spec.errors(sreq, sex[name]["value"])
+        check(f"self-check: OAS settings example {name!r} validates (not a calling feature)", not errs, "; ".join(errs))
+    value = sex["Disable calling"]["value"]
+    check("self-check: OAS settings example 'Disable calling' (lowercase) is rejected (§7.2)",
+          bool(spec.errors(sreq, value)))
+    errs = spec.errors(sreq, {"calling": {"status": "DISABLED"}})
+    check("self-check: OAS settings example 'Disable calling' with the docs' DISABLED validates", not errs,
+          "; ".join(errs))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-url", required=True, help="the sandbox, e.g. http://127.0.0.1:8090")
@@ -1504,6 +2109,7 @@ def main() -> int:
             return 1
 
     self_check(spec, send_ptr, webhook_ptr, webhook_op_ptr)
+    self_check_calling(spec)
 
     rx = Receiver(args.webhook_port)
     try:
