@@ -133,6 +133,15 @@ async fn asterisk_calls_are_decided_and_missed_ones_get_a_reply() {
     )
     .await;
     assert_eq!(peer.logins().len(), 1);
+    stops_promptly(app).await;
+    eventually(|| async { (peer.goodbyes() == 1).then_some(()) }).await;
+}
+
+/// Shutdown ends the client at once, logging off politely when connected.
+async fn stops_promptly(mut app: TestApp) {
+    tokio::time::timeout(Duration::from_secs(5), app.stop())
+        .await
+        .expect("the server stops within 5 s");
 }
 
 #[tokio::test]
@@ -201,6 +210,7 @@ async fn asterisk_wrong_secret_retries_with_backoff_and_records_nothing() {
         .await
         .unwrap();
     assert!(health.status().is_success());
+    stops_promptly(app).await; // while waiting to retry
 }
 
 #[tokio::test]
@@ -263,6 +273,8 @@ async fn freeswitch_hangups_are_decided_and_missed_ones_get_a_reply() {
     // The legs FreeSWITCH originated to the phones are not calls.
     let calls = app.calls().await;
     assert_eq!(calls.len(), 4, "{calls:?}");
+    stops_promptly(app).await;
+    eventually(|| async { (peer.goodbyes() == 1).then_some(()) }).await;
 }
 
 #[tokio::test]

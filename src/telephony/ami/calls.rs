@@ -423,15 +423,16 @@ impl Call {
         }
         // The first real extension is the number that was dialled (the DID); later ones are
         // `s` (IVR start) or `h` (hangup handler).
-        if self.callee.is_none() {
-            if let Some(exten) = nonempty(msg.get("Exten")).filter(|e| !matches!(*e, "s" | "h")) {
-                self.callee = Some(exten.to_string());
-            }
+        if self.callee.is_none()
+            && let Some(exten) = nonempty(msg.get("Exten")).filter(|e| !matches!(*e, "s" | "h"))
+        {
+            self.callee = Some(exten.to_string());
         }
-        if let Some(ctx) = nonempty(msg.get("Context")) {
-            if self.contexts.len() < 16 && !self.contexts.iter().any(|c| c == ctx) {
-                self.contexts.push(ctx.to_string());
-            }
+        if let Some(ctx) = nonempty(msg.get("Context"))
+            && self.contexts.len() < 16
+            && !self.contexts.iter().any(|c| c == ctx)
+        {
+            self.contexts.push(ctx.to_string());
         }
     }
 }

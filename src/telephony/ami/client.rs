@@ -68,7 +68,14 @@ pub async fn run(config: AsteriskConfig, tx: mpsc::Sender<Delivery>, mut shutdow
     };
     let mut backoff = Backoff::pbx();
     loop {
-        let result = session(&config, &mut state, &mut backoff, &mut shutdown).await;
+        // The session handles shutdown itself once logged in (it logs off politely); the
+        // outer race also ends a handshake stuck on an unreachable PBX at once.
+        let mut session_shutdown = shutdown.clone();
+        let result = tokio::select! {
+            biased;
+            r = session(&config, &mut state, &mut backoff, &mut session_shutdown) => r,
+            _ = shutdown.wait() => return,
+        };
         let Err(e) = result else {
             return; // shutdown
         };

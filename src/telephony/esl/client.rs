@@ -64,7 +64,14 @@ pub async fn run(config: FreeswitchConfig, tx: mpsc::Sender<Delivery>, mut shutd
     let mut flags = FlagBudget::new(FLAGS_PER_MINUTE);
     let mut backoff = Backoff::pbx();
     loop {
-        let result = session(&config, &tx, &mut flags, &mut backoff, &mut shutdown).await;
+        // The session handles shutdown itself once logged in (it logs off politely); the
+        // outer race also ends a handshake stuck on an unreachable PBX at once.
+        let mut session_shutdown = shutdown.clone();
+        let result = tokio::select! {
+            biased;
+            r = session(&config, &tx, &mut flags, &mut backoff, &mut session_shutdown) => r,
+            _ = shutdown.wait() => return,
+        };
         let Err(e) = result else {
             return;
         };

@@ -3,6 +3,7 @@
 //! handshake. Each accepted connection plays the next [`Script`]; connections beyond the
 //! list log in and then stay idle.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,36 +23,44 @@ pub struct Peer {
     pub addr: String,
     /// Every login attempt: when, and whether the credentials were right.
     pub logins: Arc<Mutex<Vec<(Instant, bool)>>>,
+    /// Polite goodbyes received (`Action: Logoff`, `exit`).
+    pub goodbyes: Arc<AtomicUsize>,
 }
 
 impl Peer {
     pub fn logins(&self) -> Vec<(Instant, bool)> {
         self.logins.lock().unwrap().clone()
     }
+
+    pub fn goodbyes(&self) -> usize {
+        self.goodbyes.load(Ordering::SeqCst)
+    }
 }
 
 async fn listen(
-    handle: impl Fn(
-        TcpStream,
-        Option<Script>,
-        Arc<Mutex<Vec<(Instant, bool)>>>,
-    ) -> tokio::task::JoinHandle<()>
-    + Send
-    + 'static,
+    handle: impl Fn(TcpStream, Option<Script>, Counters) -> tokio::task::JoinHandle<()> + Send + 'static,
     scripts: Vec<Script>,
 ) -> Peer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let logins = Arc::new(Mutex::new(Vec::new()));
-    let shared = logins.clone();
+    let goodbyes = Arc::new(AtomicUsize::new(0));
+    let shared = (logins.clone(), goodbyes.clone());
     tokio::spawn(async move {
         let mut scripts = scripts.into_iter();
         while let Ok((stream, _)) = listener.accept().await {
             handle(stream, scripts.next(), shared.clone());
         }
     });
-    Peer { addr, logins }
+    Peer {
+        addr,
+        logins,
+        goodbyes,
+    }
 }
+
+/// What a session records: login attempts and goodbyes.
+type Counters = (Arc<Mutex<Vec<(Instant, bool)>>>, Arc<AtomicUsize>);
 
 /// Writes in uneven pieces so the client sees blocks split across reads.
 async fn replay(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
@@ -79,7 +88,7 @@ async fn ami_session(
     mut stream: TcpStream,
     secret: &'static str,
     script: Option<Script>,
-    logins: Arc<Mutex<Vec<(Instant, bool)>>>,
+    (logins, goodbyes): Counters,
 ) {
     if stream
         .write_all(b"Asterisk Call Manager/5.0.1\r\n")
@@ -139,10 +148,10 @@ async fn ami_session(
                 if stream.write_all(&hello).await.is_err() {
                     return;
                 }
-                if let Some(s) = script.take() {
-                    if replay(&mut stream, &s.bytes).await.is_err() || s.then_close {
-                        return;
-                    }
+                if let Some(s) = script.take()
+                    && (replay(&mut stream, &s.bytes).await.is_err() || s.then_close)
+                {
+                    return;
                 }
             }
             "Ping" => {
@@ -157,6 +166,7 @@ async fn ami_session(
                 }
             }
             "Logoff" => {
+                goodbyes.fetch_add(1, Ordering::SeqCst);
                 let _ = stream
                     .write_all(&encode(&[
                         ("Response", "Goodbye"),
@@ -224,7 +234,7 @@ async fn esl_session(
     mut stream: TcpStream,
     password: &'static str,
     script: Option<Script>,
-    logins: Arc<Mutex<Vec<(Instant, bool)>>>,
+    (logins, goodbyes): Counters,
 ) {
     if stream
         .write_all(b"Content-Type: auth/request\n\n")
@@ -254,15 +264,16 @@ async fn esl_session(
             {
                 return;
             }
-            if let Some(s) = script.take() {
-                if replay(&mut stream, &s.bytes).await.is_err() || s.then_close {
-                    return;
-                }
+            if let Some(s) = script.take()
+                && (replay(&mut stream, &s.bytes).await.is_err() || s.then_close)
+            {
+                return;
             }
             continue;
         } else if cmd == "api uptime" {
             b"Content-Type: api/response\nContent-Length: 4\n\n4242".to_vec()
         } else if cmd == "exit" {
+            goodbyes.fetch_add(1, Ordering::SeqCst);
             let mut out = reply("+OK bye");
             out.extend(disconnect_notice());
             let _ = stream.write_all(&out).await;
