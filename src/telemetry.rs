@@ -91,3 +91,32 @@ pub fn reply_lag(took: Duration) {
 pub fn outbox_depth(depth: i64) {
     gauge!("ringback_outbox_depth").set(depth as f64);
 }
+
+/// A PBX client (asterisk, freeswitch) logged in (`up`) or lost its connection.
+pub fn pbx_connected(source: &'static str, up: bool) {
+    gauge!("ringback_pbx_connected", "source" => source).set(if up { 1.0 } else { 0.0 });
+    if up {
+        counter!("ringback_pbx_logins_total", "source" => source).increment(1);
+    }
+}
+
+/// A PBX connection ended or failed; `reason` is a short fixed word (closed, refused, login, …).
+pub fn pbx_reconnect(source: &'static str, reason: &'static str) {
+    counter!("ringback_pbx_reconnects_total", "source" => source, "reason" => reason).increment(1);
+}
+
+/// Event blocks read from a PBX (counted per read, not per block).
+pub fn pbx_events(source: &'static str, blocks: u64) {
+    counter!("ringback_pbx_events_total", "source" => source).increment(blocks);
+}
+
+/// A PBX call decided and stored (`new` = not a redelivery).
+pub fn pbx_call(source: &'static str, outcome: &'static str, new: bool) {
+    counter!("ringback_pbx_calls_total", "source" => source, "outcome" => outcome, "result" => if new { "new" } else { "duplicate" })
+        .increment(1);
+}
+
+/// PBX input that could not be used.
+pub fn pbx_flagged(source: &'static str) {
+    counter!("ringback_pbx_flagged_total", "source" => source).increment(1);
+}

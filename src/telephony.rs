@@ -13,6 +13,7 @@ use crate::shutdown::Shutdown;
 
 pub mod ami;
 pub mod esl;
+mod link;
 pub mod sip;
 
 /// Where telephony sources deliver calls. Cheap to clone.

@@ -227,6 +227,9 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         .map(|s| parse_number("twilio.forward_to", s))
         .transpose()?;
 
+    c.asterisk.validate().map_err(invalid)?;
+    c.freeswitch.validate().map_err(invalid)?;
+
     let templates = declared_templates(c, &senders)?;
     Ok(Settings {
         templates,

@@ -5,6 +5,7 @@ mod inbound;
 mod missed_calls;
 mod outbox;
 mod pacing;
+mod pbx;
 mod policy;
 mod restart;
 mod sandbox;
