@@ -7,4 +7,5 @@ mod pacing;
 mod policy;
 mod restart;
 mod sandbox;
+mod sip;
 mod support;
