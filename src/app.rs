@@ -34,6 +34,9 @@ pub struct Running {
     pub sandbox: Option<Sandbox>,
     pub store: Arc<dyn Store>,
     pub lanes: Vec<Lane>,
+    /// Where the SIP missed-call number listens, when `[sip]` is enabled.
+    pub sip_udp: Option<SocketAddr>,
+    pub sip_tcp: Option<SocketAddr>,
     trigger: Trigger,
     tasks: JoinSet<()>,
 }
@@ -219,7 +222,7 @@ pub async fn start(
     };
     tasks.spawn(processor.run(shutdown.clone()));
 
-    crate::telephony::start(
+    let telephony = crate::telephony::start(
         &settings,
         crate::telephony::CallSink::new(ingestor.clone()),
         shutdown.clone(),
@@ -265,6 +268,8 @@ pub async fn start(
         sandbox,
         store,
         lanes,
+        sip_udp: telephony.sip.udp,
+        sip_tcp: telephony.sip.tcp,
         trigger,
         tasks,
     })

@@ -120,3 +120,19 @@ pub fn pbx_call(source: &'static str, outcome: &'static str, new: bool) {
 pub fn pbx_flagged(source: &'static str) {
     counter!("ringback_pbx_flagged_total", "source" => source).increment(1);
 }
+
+/// A SIP call ended (canceled, no-answer, busy) and was handed to delivery.
+pub fn sip_call_ended(outcome: &'static str) {
+    counter!("ringback_sip_calls_total", "outcome" => outcome).increment(1);
+}
+
+/// A SIP call could not be stored (queue full or store error): data lost, logged at ERROR.
+pub fn sip_call_dropped() {
+    counter!("ringback_sip_calls_lost_total").increment(1);
+}
+
+/// SIP input that is not a usable message (garbage, a request missing mandatory headers).
+pub fn sip_malformed(reason: &str) {
+    tracing::debug!(reason, "Malformed SIP message.");
+    counter!("ringback_sip_malformed_total").increment(1);
+}

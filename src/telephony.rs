@@ -87,15 +87,21 @@ impl CallSink {
     }
 }
 
+/// What the started sources listen on (for tests and the banner).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Started {
+    pub sip: sip::Bound,
+}
+
 /// Starts every configured telephony source as a task in `tasks`.
 pub async fn start(
     settings: &Settings,
     sink: CallSink,
     shutdown: Shutdown,
     tasks: &mut JoinSet<()>,
-) -> anyhow::Result<()> {
-    sip::start(&settings.sip, sink.clone(), shutdown.clone(), tasks).await?;
+) -> anyhow::Result<Started> {
+    let sip = sip::start(&settings.sip, sink.clone(), shutdown.clone(), tasks).await?;
     ami::start(&settings.asterisk, sink.clone(), shutdown.clone(), tasks).await?;
     esl::start(&settings.freeswitch, sink, shutdown, tasks).await?;
-    Ok(())
+    Ok(Started { sip })
 }

@@ -266,7 +266,10 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         twilio_dial_timeout: c.twilio.dial_timeout_seconds,
         calls_secret: c.calls.secret.clone(),
         calling: c.calling.clone(),
-        sip: c.sip.clone(),
+        sip: {
+            c.sip.validate().map_err(ConfigError::Invalid)?;
+            c.sip.clone()
+        },
         asterisk: c.asterisk.clone(),
         freeswitch: c.freeswitch.clone(),
         outbox: c.outbox.clone(),

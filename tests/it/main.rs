@@ -9,4 +9,5 @@ mod pbx;
 mod policy;
 mod restart;
 mod sandbox;
+mod sip;
 mod support;

@@ -1,0 +1,100 @@
+use super::*;
+
+fn config() -> SipConfig {
+    SipConfig {
+        enabled: true,
+        listen_udp: "127.0.0.1:5060".into(),
+        listen_tcp: String::new(),
+        ring_seconds: 20,
+        final_response: 480,
+        number: String::new(),
+        trusted_peers: Vec::new(),
+    }
+}
+
+#[test]
+fn defaults_are_valid() {
+    let s = config().validate().unwrap();
+    assert_eq!(s.udp, Some("127.0.0.1:5060".parse().unwrap()));
+    assert_eq!(s.tcp, None);
+    assert_eq!(s.uas.final_code, 480);
+}
+
+#[test]
+fn a_2xx_final_response_is_refused_with_the_reason() {
+    let e = SipConfig {
+        final_response: 200,
+        ..config()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(
+        e.contains("sip.final_response = 200") && e.contains("never answers"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_fields_name_themselves() {
+    let cases = [
+        (
+            SipConfig {
+                listen_udp: "nope".into(),
+                ..config()
+            },
+            "sip.listen_udp",
+        ),
+        (
+            SipConfig {
+                listen_udp: String::new(),
+                ..config()
+            },
+            "at least one",
+        ),
+        (
+            SipConfig {
+                ring_seconds: 0,
+                ..config()
+            },
+            "sip.ring_seconds",
+        ),
+        (
+            SipConfig {
+                ring_seconds: 999,
+                ..config()
+            },
+            "sip.ring_seconds",
+        ),
+        (
+            SipConfig {
+                number: "5550100".into(),
+                ..config()
+            },
+            "sip.number",
+        ),
+        (
+            SipConfig {
+                trusted_peers: vec!["10.0.0.1:5060".into()],
+                ..config()
+            },
+            "sip.trusted_peers",
+        ),
+    ];
+    for (c, field) in cases {
+        let e = c.validate().unwrap_err();
+        assert!(e.contains(field), "{e}");
+    }
+}
+
+#[test]
+fn number_and_peers_are_parsed() {
+    let s = SipConfig {
+        number: "+1 555 010 0001".into(),
+        trusted_peers: vec!["203.0.113.10".into(), "::1".into()],
+        ..config()
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(s.uas.number.as_deref(), Some("+15550100001"));
+    assert_eq!(s.uas.trusted_peers.len(), 2);
+}
