@@ -295,6 +295,8 @@ pub trait Store: Send + Sync {
     /// Recent calls, newest first.
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
 
+    /// The message that holds an idempotency key, if any.
+    async fn message_by_idempotency_key(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Adds a message to the outbox, or returns the message that already holds its idempotency key.
     async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError>;
     /// Claims due sends of one number and records an attempt for each before it is made.
@@ -392,6 +394,12 @@ pub trait Store: Send + Sync {
         &self,
         call: &crate::calling::book::BusinessCall,
     ) -> Result<(), StoreError>;
+    async fn business_call(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::calling::book::BusinessCall>, StoreError>;
+    /// Records Meta's call id on a placed call (keeps one a webhook already recorded).
+    async fn set_business_call_wacid(&self, id: &str, wacid: &str) -> Result<(), StoreError>;
     async fn business_call_by_wacid(
         &self,
         wacid: &str,

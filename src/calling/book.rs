@@ -82,6 +82,11 @@ impl PermissionBook {
             .unwrap_or_default())
     }
 
+    /// Holds the book for a check-then-act sequence; use [`Self::apply_locked`] while held.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
     /// Applies `input`; returns the changes it caused (empty if it was a redelivery).
     pub async fn apply(
         &self,
@@ -91,6 +96,17 @@ impl PermissionBook {
         now: Millis,
     ) -> Result<Vec<Change>, StoreError> {
         let _guard = self.lock.lock().await;
+        self.apply_locked(sender_id, user_id, input, now).await
+    }
+
+    /// [`Self::apply`] for a caller that holds [`Self::lock`].
+    pub async fn apply_locked(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        input: Input,
+        now: Millis,
+    ) -> Result<Vec<Change>, StoreError> {
         let mut record = self.get(sender_id, user_id).await?;
         let changes = permission::apply(&mut record, &input, now, &self.limits);
         if record.seen.last().map(String::as_str) == Some(input.origin()) {
@@ -113,30 +129,6 @@ impl PermissionBook {
             }
         }
         Ok(changes)
-    }
-
-    /// Checks the request limits and, if a request may be sent, records it (under the same
-    /// lock, so two concurrent requests cannot both pass a 1-per-24-h limit).
-    pub async fn reserve_request(
-        &self,
-        sender_id: &str,
-        user_id: &str,
-        origin: &str,
-        now: Millis,
-    ) -> Result<Result<(), Refusal>, StoreError> {
-        let _guard = self.lock.lock().await;
-        let mut record = self.get(sender_id, user_id).await?;
-        if let Err(r) = record.may_request(now, &self.limits) {
-            return Ok(Err(r));
-        }
-        let input = Input::RequestSent {
-            origin: origin.to_string(),
-        };
-        let changes = permission::apply(&mut record, &input, now, &self.limits);
-        self.store
-            .save_call_permission(sender_id, user_id, &record, &changes, now)
-            .await?;
-        Ok(Ok(()))
     }
 
     /// May the business call this user now?

@@ -127,11 +127,22 @@ impl Processor {
         let Some(wacid) = text("id") else {
             return Ok("business call update without an id; kept".into());
         };
-        let Some(mut call) = self.store.business_call_by_wacid(wacid).await? else {
+        let found = match self.store.business_call_by_wacid(wacid).await? {
+            Some(c) => Some(c),
+            // Our id rides in biz_opaque_callback_data: the webhook may beat Meta's answer.
+            None => match text("biz_opaque_callback_data") {
+                Some(ours) => self.store.business_call(ours).await?,
+                None => None,
+            },
+        };
+        let Some(mut call) = found else {
             return Ok(format!(
                 "update for call {wacid}, which Ringback did not place; kept"
             ));
         };
+        if call.wacid.is_none() {
+            call.wacid = Some(wacid.to_string());
+        }
         if call.is_final() {
             return Ok(format!(
                 "call {wacid} already ended ({}); kept",
@@ -141,18 +152,21 @@ impl Processor {
         let now = now_ms();
         let (status, ended) = match (text("event"), text("status")) {
             (Some("connect"), _) => (call.status.clone(), None),
-            (Some("terminate"), _) => {
-                let duration = value
-                    .get("duration")
-                    .and_then(Value::as_u64)
-                    .filter(|&d| d > 0);
+            (Some("terminate"), status) => {
+                let duration = value.get("duration").and_then(Value::as_u64);
                 call.duration = duration.map(|d| d.min(u64::from(u32::MAX)) as u32);
-                let outcome = match (duration, call.status.as_str()) {
-                    (Some(_), _) => "completed",
-                    (None, "declined") => "rejected",
+                // Answered if Meta says so in any way: a duration or start time (present only
+                // for answered calls), COMPLETED, or an ACCEPTED status seen earlier.
+                let answered = duration.is_some_and(|d| d > 0)
+                    || value.get("start_time").is_some()
+                    || status == Some("COMPLETED")
+                    || call.status == "accepted";
+                let outcome = match (answered, call.status.as_str()) {
+                    (true, _) => "completed",
+                    (false, "declined") => "rejected",
                     _ => "unanswered",
                 };
-                (outcome.to_string(), Some(duration.is_some()))
+                (outcome.to_string(), Some(answered))
             }
             // REJECTED is followed by terminate, which makes the call `rejected` (final).
             (None, Some("REJECTED")) => ("declined".to_string(), None),
@@ -168,7 +182,8 @@ impl Processor {
                 .and_then(Value::as_str)
                 .map(str::to_string);
         }
-        self.store.save_business_call(&call).await?;
+        // The permission first: it is idempotent per call id, and once the row says the call
+        // ended, a reprocessed event stops at `is_final` above.
         if let Some(answered) = ended {
             let input = Input::BusinessCallEnded {
                 origin: wacid.to_string(),
@@ -178,6 +193,7 @@ impl Processor {
                 .apply(&call.sender_id, &call.user_id, input, now)
                 .await?;
         }
+        self.store.save_business_call(&call).await?;
         Ok(format!("business call {wacid}: {}", call.status))
     }
 }

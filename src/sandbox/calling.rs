@@ -566,23 +566,6 @@ fn end_call(sb: &Sandbox, number: &SandboxNumber, id: &str, call: &Call, now: Mi
     if let Some(d) = &call.biz_opaque_callback_data {
         terminate["biz_opaque_callback_data"] = json!(d);
     }
-    let input = if call.business_initiated {
-        Input::BusinessCallEnded {
-            origin: id.into(),
-            answered,
-        }
-    } else {
-        Input::UserCalled {
-            origin: id.into(),
-            connected: answered,
-            callback_permission: false,
-        }
-    };
-    {
-        let mut st = sb.lock();
-        let r = st.calling.permission(&call.pnid, &call.user);
-        permission::apply(r, &input, now, &limits());
-    }
     sb.hooks.push(
         number,
         Item::Call {
@@ -591,6 +574,27 @@ fn end_call(sb: &Sandbox, number: &SandboxNumber, id: &str, call: &Call, now: Mi
         },
         Duration::ZERO,
     );
+    if call.business_initiated {
+        let mut st = sb.lock();
+        let r = st.calling.permission(&call.pnid, &call.user);
+        let input = Input::BusinessCallEnded {
+            origin: id.into(),
+            answered,
+        };
+        permission::apply(r, &input, now, &limits());
+    } else {
+        // A user call the business rejected or ended: the same permission rules as a hang-up,
+        // including the automatic callback grant.
+        user_call(
+            sb,
+            number,
+            &call.user,
+            id,
+            "terminate",
+            answered.then_some(1),
+            now,
+        );
+    }
 }
 
 /// Called when a simulated user calls the business (`connect`) or hangs up (`terminate`).
@@ -736,7 +740,7 @@ pub async fn answer_call(State(sb): State<Sandbox>, Json(a): Json<AnswerCall>) -
             if let Some(d) = a.duration {
                 sb.lock().calling.calls.remove(&a.call_id);
                 let ended = Call {
-                    connected_at: Some(now - (d as i64) * 1000),
+                    connected_at: Some(now.saturating_sub((d.min(86_400) as i64) * 1000)),
                     ..connected
                 };
                 end_call(&sb, &number, &a.call_id, &ended, now);

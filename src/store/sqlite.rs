@@ -443,6 +443,15 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(call_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn message_by_idempotency_key(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
     async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError> {
         let mut tx = self.tx().await?;
         let inserted = insert_message(&mut tx, m).await?;
@@ -821,6 +830,22 @@ impl Store for SqliteStore {
         call: &crate::calling::book::BusinessCall,
     ) -> Result<(), StoreError> {
         calling::save_business_call(&self.write, call).await
+    }
+
+    async fn business_call(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::calling::book::BusinessCall>, StoreError> {
+        calling::business_call(&self.read, id).await
+    }
+
+    async fn set_business_call_wacid(&self, id: &str, wacid: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE business_calls SET wacid = COALESCE(wacid, $1) WHERE id = $2")
+            .bind(wacid)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     async fn business_call_by_wacid(

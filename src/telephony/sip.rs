@@ -50,6 +50,8 @@ pub struct SipConfig {
     pub number: String,
     /// IP addresses whose P-Asserted-Identity is believed; empty = every peer.
     pub trusted_peers: Vec<String>,
+    /// IP addresses allowed to place calls; others get 403. Empty = anyone who reaches the port.
+    pub accept_from: Vec<String>,
 }
 
 /// `[sip]` checked and parsed.
@@ -112,15 +114,17 @@ impl SipConfig {
                 .map_err(|e| format!("sip.number: {e}"))?;
             Some(n.as_str().to_string())
         };
-        let trusted_peers = self
-            .trusted_peers
-            .iter()
-            .map(|p| {
-                p.trim().parse::<IpAddr>().map_err(|_| {
-                    format!("sip.trusted_peers: '{p}' is not an IP address (write e.g. 203.0.113.10, without a port)")
+        let ips = |field: &str, list: &[String]| {
+            list.iter()
+                .map(|p| {
+                    p.trim().parse::<IpAddr>().map_err(|_| {
+                        format!("sip.{field}: '{p}' is not an IP address (write e.g. 203.0.113.10, without a port)")
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let trusted_peers = ips("trusted_peers", &self.trusted_peers)?;
+        let accept_from = ips("accept_from", &self.accept_from)?;
         Ok(SipSettings {
             udp,
             tcp,
@@ -129,6 +133,7 @@ impl SipConfig {
                 final_code: self.final_response,
                 number,
                 trusted_peers,
+                accept_from,
                 timers: transaction::Timers::default(),
             },
         })

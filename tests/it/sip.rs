@@ -175,6 +175,9 @@ async fn sipp_caller_cancels_and_gets_a_whatsapp_reply() {
     assert_eq!(call["caller_e164"], "+14155550123");
     assert_eq!(call["callee_raw"], BUSINESS);
     assert_eq!(call["decision"], "replied", "{call}");
+    // Replied = queued; wait for the send itself before looking at the sandbox.
+    app.message_in_state(call["message_id"].as_str().unwrap(), "delivered")
+        .await;
     let sent = app.sandbox_sent().await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["to"], "14155550123");

@@ -47,8 +47,6 @@ pub struct PlaceCall {
     from: Option<String>,
     /// The business side's WebRTC offer: `{"sdp_type": "offer", "sdp": "v=0\r\n…"}`.
     session: Value,
-    #[serde(default)]
-    biz_opaque_callback_data: Option<String>,
 }
 
 pub async fn place_call(
@@ -113,28 +111,28 @@ pub async fn place_call(
         s.store.save_business_call(&call).await?;
         return Err(e);
     }
-    let mut body = json!({
+    // The row exists before Meta is asked, and Meta echoes our id in every calls webhook
+    // (`biz_opaque_callback_data`), so a webhook that beats Meta's answer finds its call.
+    call.status = "calling".into();
+    s.store.save_business_call(&call).await?;
+    let body = json!({
         "messaging_product": "whatsapp",
         "to": to.digits(),
         "action": "connect",
         "session": req.session,
+        "biz_opaque_callback_data": call.id,
     });
-    if let Some(d) = &req.biz_opaque_callback_data {
-        body["biz_opaque_callback_data"] = json!(d);
-    }
     match s
         .client
         .call_action(&sender.phone_number_id, &sender.access_token, &body)
         .await
     {
         Ok(answer) => {
-            call.wacid = answer
-                .pointer("/calls/0/id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            call.status = "calling".into();
-            s.store.save_business_call(&call).await?;
-            Ok((StatusCode::CREATED, Json(json!(call))).into_response())
+            if let Some(wacid) = answer.pointer("/calls/0/id").and_then(Value::as_str) {
+                s.store.set_business_call_wacid(&call.id, wacid).await?;
+            }
+            let placed = s.store.business_call(&call.id).await?.unwrap_or(call);
+            Ok((StatusCode::CREATED, Json(json!(placed))).into_response())
         }
         Err(e) => {
             call.status = "failed".into();

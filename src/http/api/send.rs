@@ -126,6 +126,24 @@ pub async fn send_message(
     let req: SendRequest = serde_json::from_slice(&raw).map_err(|e| {
         ApiError::bad_request("malformed", format!("{e}. Expected {{\"to\": \"+E164\"}} and one of \"text\", \"template\" or \"message\""))
     })?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(req.idempotency_key.clone())
+        .map(|k| format!("api:{k}"));
+    // A replay of an accepted request answers with the first one's result, before any check:
+    // the world (a window, a limit) may have changed since, but the message already exists.
+    if let Some(k) = &key {
+        if let Some(id) = s.store.message_by_idempotency_key(k).await? {
+            let kind = s.store.message(&id).await?.map(|m| m.message.kind);
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"id": id, "duplicate": true, "type": kind})),
+            )
+                .into_response());
+        }
+    }
     let sender = match &req.from {
         Some(id) => s
             .settings
@@ -196,12 +214,6 @@ pub async fn send_message(
         now_ms(),
     )
     .map_err(refused)?;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(req.idempotency_key)
-        .map(|k| format!("api:{k}"));
     // A call-permission request counts against Meta's limits (1 a day, 2 a week): refused
     // here when Meta would refuse it, recorded once it is queued.
     let permission_request = approved
@@ -209,9 +221,13 @@ pub async fn send_message(
         .pointer("/interactive/type")
         .and_then(Value::as_str)
         == Some("call_permission_request");
+    let mut permission_guard = None;
     if permission_request {
         crate::calling::region::business_calls_available(&sender.display_number)
             .map_err(|why| unprocessable("calling_unavailable", why))?;
+        // Held until the request is recorded, so two concurrent requests cannot both pass
+        // a 1-per-24-h limit.
+        permission_guard = Some(s.book.lock().await);
         let record = s.book.get(&sender.phone_number_id, to.digits()).await?;
         if let Err(r) = record.may_request(now_ms(), &s.book.limits) {
             let code = if r.code == 138017 {
@@ -239,7 +255,7 @@ pub async fn send_message(
     };
     if permission_request && !duplicate {
         s.book
-            .apply(
+            .apply_locked(
                 &sender.phone_number_id,
                 to.digits(),
                 crate::calling::permission::Input::RequestSent { origin: id.clone() },
@@ -247,6 +263,7 @@ pub async fn send_message(
             )
             .await?;
     }
+    drop(permission_guard);
     if let (Some(until), false) = (opens_free_entry_point, duplicate) {
         s.store
             .open_free_entry_point(&sender.phone_number_id, to.digits(), until)

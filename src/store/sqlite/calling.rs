@@ -118,7 +118,7 @@ pub async fn save_business_call(write: &SqlitePool, c: &BusinessCall) -> Result<
     Ok(())
 }
 
-fn business_call(r: &sqlx::sqlite::SqliteRow) -> Result<BusinessCall, sqlx::Error> {
+fn business_call_row(r: &sqlx::sqlite::SqliteRow) -> Result<BusinessCall, sqlx::Error> {
     Ok(BusinessCall {
         id: r.try_get("id")?,
         sender_id: r.try_get("sender_id")?,
@@ -134,6 +134,17 @@ fn business_call(r: &sqlx::sqlite::SqliteRow) -> Result<BusinessCall, sqlx::Erro
     })
 }
 
+pub async fn business_call(
+    read: &SqlitePool,
+    id: &str,
+) -> Result<Option<BusinessCall>, StoreError> {
+    let row = sqlx::query("SELECT * FROM business_calls WHERE id = $1")
+        .bind(id)
+        .fetch_optional(read)
+        .await?;
+    Ok(row.as_ref().map(business_call_row).transpose()?)
+}
+
 pub async fn business_call_by_wacid(
     read: &SqlitePool,
     wacid: &str,
@@ -142,7 +153,7 @@ pub async fn business_call_by_wacid(
         .bind(wacid)
         .fetch_optional(read)
         .await?;
-    Ok(row.as_ref().map(business_call).transpose()?)
+    Ok(row.as_ref().map(business_call_row).transpose()?)
 }
 
 pub async fn business_calls(
@@ -153,5 +164,8 @@ pub async fn business_calls(
         .bind(i64::from(limit))
         .fetch_all(read)
         .await?;
-    Ok(rows.iter().map(business_call).collect::<Result<_, _>>()?)
+    Ok(rows
+        .iter()
+        .map(business_call_row)
+        .collect::<Result<_, _>>()?)
 }

@@ -171,7 +171,9 @@ pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> 
     };
     let (start, headers) = parse_head(head(bytes, head_len)?)?;
     let len = content_length(&headers)?.ok_or(ParseError::MissingContentLength)?;
-    let total = head_len + sep + len;
+    // Content-Length is the peer's number: saturate so a huge one is "too large", not an
+    // overflow.
+    let total = head_len.saturating_add(sep).saturating_add(len);
     if total > MAX_MESSAGE_BYTES {
         return Err(ParseError::TooLarge);
     }

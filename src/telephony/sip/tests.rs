@@ -9,6 +9,7 @@ fn config() -> SipConfig {
         final_response: 480,
         number: String::new(),
         trusted_peers: Vec::new(),
+        accept_from: Vec::new(),
     }
 }
 

@@ -38,6 +38,9 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, OPTIONS, BYE";
 /// Ringing calls at once before new INVITEs get 503: bounds memory under a flood.
 pub const MAX_TRANSACTIONS: usize = 200_000;
 
+/// Bytes of each INVITE kept with its ringing call.
+const RAW_KEPT: usize = 8 * 1024;
+
 /// Fixed behaviour of the UAS.
 #[derive(Debug, Clone)]
 pub struct UasSettings {
@@ -48,6 +51,8 @@ pub struct UasSettings {
     pub number: Option<String>,
     /// Peers whose P-Asserted-Identity is believed; empty = every peer.
     pub trusted_peers: Vec<IpAddr>,
+    /// Peers allowed to place calls; empty = every peer.
+    pub accept_from: Vec<IpAddr>,
     pub timers: Timers,
 }
 
@@ -189,6 +194,11 @@ impl<P: Clone> Uas<P> {
                     self.apply(&key, actions, now, out);
                 } else if checked.to_tagged {
                     self.reply(&msg, 481, reason_phrase(481), None, &[], &peer, out);
+                } else if !self.settings.accept_from.is_empty()
+                    && !self.settings.accept_from.contains(&ip)
+                {
+                    // Not our trunk or PBX: no call, so no WhatsApp message to whoever is named.
+                    self.reply(&msg, 403, "Forbidden", None, &[], &peer, out);
                 } else if self.calls.len() >= MAX_TRANSACTIONS {
                     let extra = [("Retry-After", "5")];
                     self.reply(&msg, 503, reason_phrase(503), None, &extra, &peer, out);
@@ -320,7 +330,11 @@ impl<P: Clone> Uas<P> {
             call_id: msg.header("Call-ID").unwrap_or_default().to_string(),
             caller: caller::identify(msg, trusted),
             to_raw,
-            raw: raw.to_vec(),
+            // Kept for audit with the call; capped so a flood of large INVITEs stays bounded.
+            raw: raw
+                .get(..raw.len().min(RAW_KEPT))
+                .unwrap_or_default()
+                .to_vec(),
             scheduled: None,
         };
         self.calls.insert(key.clone(), call);

@@ -198,3 +198,9 @@ fn cseq_values() {
     assert_eq!(cseq("1"), None);
     assert_eq!(cseq("1 INVITE extra"), None);
 }
+
+#[test]
+fn a_huge_content_length_on_a_stream_is_too_large_not_an_overflow() {
+    let msg = b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    assert!(matches!(parse_stream(msg), Err(ParseError::TooLarge)));
+}

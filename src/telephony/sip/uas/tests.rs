@@ -15,6 +15,7 @@ fn settings() -> UasSettings {
         final_code: 480,
         number: None,
         trusted_peers: Vec::new(),
+        accept_from: Vec::new(),
         timers: Timers::default(),
     }
 }
@@ -329,4 +330,16 @@ proptest! {
         prop_assert!(ended <= 1);
         prop_assert!(h.uas.is_empty(), "every transaction terminates");
     }
+}
+
+#[test]
+fn only_accepted_peers_may_call() {
+    let mut h = Harness::new(UasSettings {
+        accept_from: vec!["10.0.0.9".parse().unwrap()],
+        ..settings()
+    });
+    let out = h.feed(&request("INVITE", "z9hG4bK1", ""), 0);
+    assert_eq!(codes(&out), [403]);
+    assert!(calls(&out).is_empty());
+    assert!(h.uas.is_empty());
 }
