@@ -44,6 +44,10 @@ pub(crate) struct CallingState {
     pub calls: HashMap<String, Call>,
 }
 
+/// How long a business-initiated call rings before the emulator ends it unanswered (Meta's
+/// clients give up after 30–60 s).
+const BUSINESS_RING_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// The SDP answer the emulator hands back for an answered business-initiated call.
 const SDP_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 3480 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:111 opus/48000/2\r\na=setup:passive\r\n";
 
@@ -475,6 +479,21 @@ fn connect(sb: &Sandbox, number: &SandboxNumber, a: &Action) -> Result<Value, Gr
     }
     sb.hooks
         .push(number, Item::CallStatus { status }, Duration::ZERO);
+    // Like Meta, a call nobody picks up ends by itself: terminate without a duration.
+    let (sb2, number2, id) = (sb.clone(), number.clone(), wacid.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(BUSINESS_RING_TIMEOUT).await;
+        let ringing = {
+            let mut st = sb2.lock();
+            match st.calling.calls.get(&id) {
+                Some(c) if c.state == "ringing" => st.calling.calls.remove(&id),
+                _ => None,
+            }
+        };
+        if let Some(call) = ringing {
+            end_call(&sb2, &number2, &id, &call, now_ms());
+        }
+    });
     Ok(json!({"messaging_product": "whatsapp", "calls": [{"id": wacid}]}))
 }
 
