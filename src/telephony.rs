@@ -16,6 +16,9 @@ pub mod esl;
 mod link;
 pub mod sip;
 
+/// Store attempts per call before it is given up (0.2 s doubling to 5 s: about 20 s).
+const STORE_ATTEMPTS: u32 = 8;
+
 /// Where telephony sources deliver calls. Cheap to clone.
 #[derive(Clone)]
 pub struct CallSink {
@@ -52,6 +55,26 @@ impl CallSink {
             .await
             .map_err(|e| anyhow::anyhow!("storing the call failed: {e}"))?;
         Ok(counts.inserted > 0)
+    }
+
+    /// [`Self::deliver`], retrying a store hiccup (a busy SQLite file, a failover) with
+    /// backoff for about 20 s: the call exists only in the source's memory until then. The
+    /// last error is returned for the caller to log as a lost call.
+    pub async fn deliver_with_retry(&self, raw: Vec<u8>, call: CallEvent) -> anyhow::Result<bool> {
+        let mut wait = std::time::Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match self.deliver(raw.clone(), call.clone()).await {
+                Ok(new) => return Ok(new),
+                Err(e) if attempt >= STORE_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    tracing::warn!(source = call.source.as_str(), call_id = %call.provider_call_id, attempt, error.message = %e, "Storing a call failed; retrying.");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Records input a source could not use (a malformed SIP message, an AMI event without

@@ -108,8 +108,9 @@ impl PermissionBook {
         now: Millis,
     ) -> Result<Vec<Change>, StoreError> {
         let mut record = self.get(sender_id, user_id).await?;
+        let redelivery = record.seen.iter().any(|s| s == input.origin());
         let changes = permission::apply(&mut record, &input, now, &self.limits);
-        if record.seen.last().map(String::as_str) == Some(input.origin()) {
+        if !redelivery {
             self.store
                 .save_call_permission(sender_id, user_id, &record, &changes, now)
                 .await?;

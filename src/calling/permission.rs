@@ -171,43 +171,20 @@ impl PermissionRecord {
                 "the user already gave a permanent call permission; call them instead of asking again".into(),
             ));
         }
-        let day = self.requests.iter().filter(|&&t| t > now - DAY).count();
-        let week = self
-            .requests
-            .iter()
-            .filter(|&&t| t > now - TEMPORARY_MS)
-            .count();
-        if day >= limits.requests_per_day {
-            let next = self
-                .requests
-                .iter()
-                .filter(|&&t| t > now - DAY)
-                .min()
-                .copied();
-            return Err(refusal(
-                138009,
-                format!(
-                    "call-permission request limit reached: {} per 24 hours (next allowed at {}); a connected call resets it",
-                    limits.requests_per_day,
-                    next.map(|t| fmt_time(t + DAY)).unwrap_or_default()
-                ),
-            ));
-        }
-        if week >= limits.requests_per_week {
-            let next = self
-                .requests
-                .iter()
-                .filter(|&&t| t > now - TEMPORARY_MS)
-                .min()
-                .copied();
-            return Err(refusal(
-                138009,
-                format!(
-                    "call-permission request limit reached: {} per 7 days (next allowed at {}); a connected call resets it",
-                    limits.requests_per_week,
-                    next.map(|t| fmt_time(t + TEMPORARY_MS)).unwrap_or_default()
-                ),
-            ));
+        for (span, max, label) in [
+            (DAY, limits.requests_per_day, "24 hours"),
+            (TEMPORARY_MS, limits.requests_per_week, "7 days"),
+        ] {
+            let recent = self.requests.iter().filter(|&&t| t > now - span);
+            if recent.clone().count() >= max {
+                let next = recent.min().map(|t| fmt_time(t + span)).unwrap_or_default();
+                return Err(refusal(
+                    138009,
+                    format!(
+                        "call-permission request limit reached: {max} per {label} (next allowed at {next}); a connected call resets it"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -89,16 +89,8 @@ pub struct CallArgs {
 const PLACEHOLDER_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=ringback\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n";
 
 fn sender<'a>(s: &'a Settings, n: &NumberArg) -> anyhow::Result<&'a Sender> {
-    match &n.number {
-        Some(id) => s
-            .senders
-            .iter()
-            .find(|x| &x.phone_number_id == id)
-            .with_context(|| {
-                format!("--number {id} is not the phone_number_id of any [[senders]]")
-            }),
-        None => Ok(&s.senders[0]),
-    }
+    s.sender(n.number.as_deref())
+        .map_err(|e| anyhow::anyhow!("--number {e}"))
 }
 
 fn client(s: &Settings) -> anyhow::Result<crate::cloud_api::Client> {

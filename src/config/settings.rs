@@ -63,6 +63,21 @@ pub struct Sender {
     pub lines: Vec<PhoneE164>,
 }
 
+impl Settings {
+    /// The sender named by its phone_number_id, or the first one when none is named; the
+    /// error says what was wrong.
+    pub fn sender(&self, phone_number_id: Option<&str>) -> Result<&Sender, String> {
+        match phone_number_id {
+            Some(id) => self
+                .senders
+                .iter()
+                .find(|x| x.phone_number_id == id)
+                .ok_or_else(|| format!("'{id}' is not the phone_number_id of any [[senders]]")),
+            None => Ok(&self.senders[0]),
+        }
+    }
+}
+
 /// Opening hours in the business's time zone.
 #[derive(Debug, Clone)]
 pub struct BusinessHours {

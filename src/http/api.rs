@@ -72,6 +72,16 @@ pub(super) async fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), A
     }
 }
 
+/// The sender a request names in `from` (a phone_number_id), or the first one.
+pub(super) fn sender<'a>(
+    s: &'a AppState,
+    from: Option<&str>,
+) -> Result<&'a crate::config::Sender, ApiError> {
+    s.settings
+        .sender(from)
+        .map_err(|e| ApiError::bad_request("unknown_sender", format!("from = {e}")))
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     #[serde(default = "default_limit")]

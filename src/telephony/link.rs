@@ -23,9 +23,6 @@ pub enum Delivery {
     Flag { raw: Vec<u8>, reason: String },
 }
 
-/// Store attempts per call before it is given up (0.2 s doubling to 5 s: about 20 s).
-const STORE_ATTEMPTS: u32 = 8;
-
 /// The receiving end: commits every delivery in order until all senders are gone, so what
 /// was read before shutdown is still stored.
 pub async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: CallSink, source: CallSource) {
@@ -33,24 +30,14 @@ pub async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: CallSink, source: C
         match d {
             Delivery::Call { raw, call } => {
                 let (id, outcome) = (call.provider_call_id.clone(), call.outcome);
-                // A store error is retried for about 20 s (the call is only in memory here);
-                // meanwhile the bounded channel holds the reader back, not the other way.
-                let mut delay = Duration::from_millis(200);
-                for attempt in 1..=STORE_ATTEMPTS {
-                    match sink.deliver(raw.clone(), call.clone()).await {
-                        Ok(new) => {
-                            crate::telemetry::pbx_call(source.as_str(), outcome.as_str(), new);
-                            tracing::info!(source = source.as_str(), call_id = %id, outcome = outcome.as_str(), new, "PBX call recorded.");
-                            break;
-                        }
-                        Err(e) if attempt < STORE_ATTEMPTS => {
-                            tracing::warn!(source = source.as_str(), call_id = %id, attempt, error.message = %e, "Storing a PBX call failed; retrying.");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(5));
-                        }
-                        Err(e) => {
-                            tracing::error!(source = source.as_str(), call_id = %id, error.message = %e, "Storing a PBX call failed; the call is lost.");
-                        }
+                // The bounded channel holds the reader back while the store is retried.
+                match sink.deliver_with_retry(raw, call).await {
+                    Ok(new) => {
+                        crate::telemetry::pbx_call(source.as_str(), outcome.as_str(), new);
+                        tracing::info!(source = source.as_str(), call_id = %id, outcome = outcome.as_str(), new, "PBX call recorded.");
+                    }
+                    Err(e) => {
+                        tracing::error!(source = source.as_str(), call_id = %id, error.message = %e, "Storing a PBX call kept failing; the call is lost.");
                     }
                 }
             }

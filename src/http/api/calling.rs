@@ -16,28 +16,10 @@ use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::authorize;
+use super::{authorize, sender};
 use crate::calling::book::BusinessCall;
-use crate::config::Sender;
 use crate::phone::PhoneE164;
 use crate::time::now_ms;
-
-fn sender<'a>(s: &'a AppState, from: Option<&str>) -> Result<&'a Sender, ApiError> {
-    match from {
-        Some(id) => s
-            .settings
-            .senders
-            .iter()
-            .find(|x| x.phone_number_id == id)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown_sender",
-                    format!("from = '{id}' is not the phone_number_id of any [[senders]]"),
-                )
-            }),
-        None => Ok(&s.settings.senders[0]),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,13 +209,15 @@ pub async fn get_permission(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let sender = sender(&s, q.from.as_deref())?;
-    let user: String = user.trim_start_matches('+').to_string();
-    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::bad_request(
-            "invalid_phone_number",
-            format!("'{user}' is not a wa_id (the user's number in digits, e.g. 919876543210)"),
-        ));
-    }
+    let user = PhoneE164::from_wa_id(&user)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_phone_number",
+                format!("'{user}' is not a wa_id (the user's number in digits, e.g. 919876543210)"),
+            )
+        })?
+        .digits()
+        .to_string();
     let now = now_ms();
     let record = s.book.get(&sender.phone_number_id, &user).await?;
     let events = s

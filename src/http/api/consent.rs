@@ -49,16 +49,7 @@ pub async fn record(
     Json(r): Json<NewRecord>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
-    let sender = match &r.from {
-        Some(id) => s.settings.senders.iter().find(|x| &x.phone_number_id == id),
-        None => s.settings.senders.first(),
-    }
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "unknown_sender",
-            "from is not the phone_number_id of any [[senders]]",
-        )
-    })?;
+    let sender = super::sender(&s, r.from.as_deref())?;
     let to = PhoneE164::parse_international(&r.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let action = match r.action.as_str() {

@@ -144,20 +144,7 @@ pub async fn send_message(
                 .into_response());
         }
     }
-    let sender = match &req.from {
-        Some(id) => s
-            .settings
-            .senders
-            .iter()
-            .find(|x| &x.phone_number_id == id)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown_sender",
-                    format!("from = '{id}' is not the phone_number_id of any [[senders]]"),
-                )
-            })?,
-        None => &s.settings.senders[0],
-    };
+    let sender = super::sender(&s, req.from.as_deref())?;
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let id = crate::processor::new_message_id();

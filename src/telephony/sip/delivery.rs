@@ -16,8 +16,6 @@ use crate::telephony::CallSink;
 const QUEUE: usize = 65_536;
 /// Commits in flight at once: enough to fill the ingestor's group commits.
 const IN_FLIGHT: usize = 512;
-/// Store attempts per call before it is given up (backoff 0.1 s doubling to 5 s: ~20 s).
-const RETRIES: u32 = 8;
 /// Flagged records per second (burst 10): malformed traffic is counted in full, but only a
 /// sample is written to the store, so a flood cannot fill it.
 const FLAGS_PER_SECOND: u32 = 5;
@@ -87,22 +85,9 @@ async fn deliver(sink: CallSink, d: Delivery) {
     match d {
         Delivery::Call { event, raw } => {
             let call_id = event.provider_call_id.clone();
-            // A store hiccup (a busy SQLite file, a failover) is retried for about 20 s
-            // before the call is given up, loudly.
-            let mut wait = std::time::Duration::from_millis(100);
-            for attempt in 1..=RETRIES {
-                match sink.deliver(raw.clone(), event.clone()).await {
-                    Ok(_) => return,
-                    Err(e) if attempt == RETRIES => {
-                        crate::telemetry::sip_call_dropped();
-                        tracing::error!(%call_id, error.message = %e, "Storing a SIP call failed {RETRIES} times; the missed call is lost.");
-                    }
-                    Err(e) => {
-                        tracing::warn!(%call_id, attempt, error.message = %e, "Storing a SIP call failed; retrying.");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(std::time::Duration::from_secs(5));
-                    }
-                }
+            if let Err(e) = sink.deliver_with_retry(raw, event).await {
+                crate::telemetry::sip_call_dropped();
+                tracing::error!(%call_id, error.message = %e, "Storing a SIP call kept failing; the missed call is lost.");
             }
         }
         Delivery::Flag { reason, raw } => {

@@ -225,18 +225,8 @@ impl<P: Clone> Uas<P> {
                 let extra = [("Allow", ALLOW), ("Accept", "application/sdp")];
                 self.reply(&msg, 200, "OK", None, &extra, &peer, out);
             }
-            m if !KNOWN.contains(&m) => {
-                self.reply(
-                    &msg,
-                    405,
-                    reason_phrase(405),
-                    None,
-                    &[("Allow", ALLOW)],
-                    &peer,
-                    out,
-                );
-            }
-            m if IN_DIALOG.contains(&m) || checked.to_tagged => {
+            // Known methods in (or claiming) a dialog: there is none. Unknown ones: 405.
+            m if KNOWN.contains(&m) && (IN_DIALOG.contains(&m) || checked.to_tagged) => {
                 self.reply(&msg, 481, reason_phrase(481), None, &[], &peer, out);
             }
             _ => {
