@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         final_code: 480,
         number: None,
         trusted_peers: Vec::new(),
+        accept_from: Vec::new(),
         timers: Timers::default(),
     });
     let t0 = Instant::now();
