@@ -224,7 +224,10 @@ pub async fn start(
 
     let telephony = crate::telephony::start(
         &settings,
-        crate::telephony::CallSink::new(ingestor.clone()),
+        crate::telephony::CallSink::new(
+            ingestor.clone(),
+            crate::telephony::spool::Spool::open(settings.call_spool.clone()),
+        ),
         shutdown.clone(),
         &mut tasks,
     )

@@ -95,6 +95,8 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub url: String,
+    /// Where SIP/PBX calls wait while the store is unavailable; empty = next to the database.
+    pub call_spool: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,7 +2,8 @@
 //! and clients of an Asterisk PBX's Manager Interface ([`ami`]) and a FreeSWITCH event socket
 //! ([`esl`]). Each turns what it hears into the same normalised [`CallEvent`] as the webhook
 //! sources and hands it to the [`CallSink`], which makes it durable through the ingestor; the
-//! processor then applies the missed-call rules unchanged.
+//! processor then applies the missed-call rules unchanged. While the store is unavailable the
+//! sink keeps calls in the [`spool`] file, so a database hiccup cannot lose a missed call.
 
 use tokio::task::JoinSet;
 
@@ -15,19 +16,27 @@ pub mod ami;
 pub mod esl;
 mod link;
 pub mod sip;
-
-/// Store attempts per call before it is given up (0.2 s doubling to 5 s: about 20 s).
-const STORE_ATTEMPTS: u32 = 8;
+pub mod spool;
 
 /// Where telephony sources deliver calls. Cheap to clone.
 #[derive(Clone)]
 pub struct CallSink {
     ingestor: Ingestor,
+    spool: spool::Spool,
+}
+
+/// Where [`CallSink::deliver_or_spool`] put a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// In the store; `new` is false for a redelivery the dedup key absorbed.
+    Stored { new: bool },
+    /// In the spool file, fsynced; it reaches the store when the store answers again.
+    Spooled,
 }
 
 impl CallSink {
-    pub fn new(ingestor: Ingestor) -> Self {
-        Self { ingestor }
+    pub fn new(ingestor: Ingestor, spool: spool::Spool) -> Self {
+        Self { ingestor, spool }
     }
 
     /// Commits one call event; returns once it is durable. `raw` is what the source saw
@@ -57,24 +66,26 @@ impl CallSink {
         Ok(counts.inserted > 0)
     }
 
-    /// [`Self::deliver`], retrying a store hiccup (a busy SQLite file, a failover) with
-    /// backoff for about 20 s: the call exists only in the source's memory until then. The
-    /// last error is returned for the caller to log as a lost call.
-    pub async fn deliver_with_retry(&self, raw: Vec<u8>, call: CallEvent) -> anyhow::Result<bool> {
-        let mut wait = std::time::Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
+    /// [`Self::deliver`], or when the store fails (or calls are already waiting in the spool,
+    /// which this one must not overtake) an fsynced append to the spool. Either way the call
+    /// is durable when this returns `Ok`; an error means both the store and the spool file
+    /// failed, and the caller logs the call as lost.
+    pub async fn deliver_or_spool(&self, raw: Vec<u8>, call: CallEvent) -> anyhow::Result<Kept> {
+        if !self.spool.is_pending() {
             match self.deliver(raw.clone(), call.clone()).await {
-                Ok(new) => return Ok(new),
-                Err(e) if attempt >= STORE_ATTEMPTS => return Err(e),
+                Ok(new) => return Ok(Kept::Stored { new }),
                 Err(e) => {
-                    tracing::warn!(source = call.source.as_str(), call_id = %call.provider_call_id, attempt, error.message = %e, "Storing a call failed; retrying.");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
-                    attempt += 1;
+                    tracing::warn!(source = call.source.as_str(), call_id = %call.provider_call_id, error.message = %e, "Storing a call failed; spooling it to disk until the store is back.");
                 }
             }
         }
+        self.spool.append(&call, &raw).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the store is unavailable and the call spool {} cannot be written: {e}",
+                self.spool.path().display()
+            )
+        })?;
+        Ok(Kept::Spooled)
     }
 
     /// Records input a source could not use (a malformed SIP message, an AMI event without
@@ -123,6 +134,8 @@ pub async fn start(
     shutdown: Shutdown,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<Started> {
+    // Started whatever is enabled: calls spooled by an earlier run are replayed at start.
+    tasks.spawn(spool::run(sink.clone(), shutdown.clone()));
     let sip = sip::start(&settings.sip, sink.clone(), shutdown.clone(), tasks).await?;
     ami::start(&settings.asterisk, sink.clone(), shutdown.clone(), tasks).await?;
     esl::start(&settings.freeswitch, sink, shutdown, tasks).await?;

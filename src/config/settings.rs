@@ -19,6 +19,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub api_token: Option<SecretString>,
     pub store_url: String,
+    /// The SIP/PBX call spool file ([`crate::telephony::spool`]).
+    pub call_spool: std::path::PathBuf,
     /// `None` = use the embedded sandbox.
     pub api_base: Option<String>,
     pub api_version: String,
@@ -253,6 +255,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         max_body_bytes: c.server.max_body_bytes,
         api_token,
         store_url: c.store.url.clone(),
+        call_spool: crate::telephony::spool::path(&c.store.url, &c.store.call_spool),
         api_base,
         api_version: c.whatsapp.api_version.clone(),
         request_timeout: Duration::from_millis(c.whatsapp.request_timeout_ms),

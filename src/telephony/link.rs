@@ -30,14 +30,17 @@ pub async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: CallSink, source: C
         match d {
             Delivery::Call { raw, call } => {
                 let (id, outcome) = (call.provider_call_id.clone(), call.outcome);
-                // The bounded channel holds the reader back while the store is retried.
-                match sink.deliver_with_retry(raw, call).await {
-                    Ok(new) => {
+                // Stored or spooled (fsynced) before the next event is taken from the PBX.
+                match sink.deliver_or_spool(raw, call).await {
+                    Ok(super::Kept::Stored { new }) => {
                         crate::telemetry::pbx_call(source.as_str(), outcome.as_str(), new);
                         tracing::info!(source = source.as_str(), call_id = %id, outcome = outcome.as_str(), new, "PBX call recorded.");
                     }
+                    Ok(super::Kept::Spooled) => {
+                        tracing::info!(source = source.as_str(), call_id = %id, outcome = outcome.as_str(), "PBX call spooled until the store is back.");
+                    }
                     Err(e) => {
-                        tracing::error!(source = source.as_str(), call_id = %id, error.message = %e, "Storing a PBX call kept failing; the call is lost.");
+                        tracing::error!(source = source.as_str(), call_id = %id, error.message = %e, "Storing a PBX call failed and it could not be spooled; the call is lost.");
                     }
                 }
             }

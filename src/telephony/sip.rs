@@ -12,6 +12,7 @@
 //! - [`caller`]: caller number and name (P-Asserted-Identity, Remote-Party-ID, From, Privacy);
 //! - [`transaction`]: the INVITE server transaction as a pure state machine (timers G, H, I);
 //! - [`uas`]: routes requests to transactions or answers them statelessly; pure as well;
+//! - [`framing`]: messages and RFC 5626 keep-alives out of a TCP stream, memory-bounded;
 //! - [`transport`]: UDP and TCP with tokio, and the loop that drives the UAS;
 //! - [`delivery`]: hands ended calls and flagged input to the [`CallSink`] off the SIP loop.
 
@@ -27,6 +28,7 @@ use crate::shutdown::Shutdown;
 
 pub mod caller;
 pub mod delivery;
+pub mod framing;
 pub mod message;
 pub mod transaction;
 pub mod transport;
@@ -48,10 +50,17 @@ pub struct SipConfig {
     pub final_response: u16,
     /// The business line (E.164) this SIP number stands for; empty = the called user part.
     pub number: String,
-    /// IP addresses whose P-Asserted-Identity is believed; empty = every peer.
+    /// IP addresses whose P-Asserted-Identity and Remote-Party-ID are believed; empty = the
+    /// `accept_from` peers (loopback peers when that is empty too).
     pub trusted_peers: Vec<String>,
-    /// IP addresses allowed to place calls; others get 403. Empty = anyone who reaches the port.
+    /// IP addresses allowed to place calls; others get 403 (UDP) or are disconnected (TCP).
+    /// Empty = anyone who reaches the port, which needs a loopback listener or `accept_any`.
     pub accept_from: Vec<String>,
+    /// Accept calls from every peer on a non-loopback address, with an empty `accept_from`.
+    pub accept_any: bool,
+    /// Seconds a TCP connection may stay silent (no message, no keep-alive) before it is
+    /// closed; a connection whose call is still ringing is kept.
+    pub tcp_idle_seconds: u32,
 }
 
 /// `[sip]` checked and parsed.
@@ -60,6 +69,9 @@ pub struct SipSettings {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub uas: uas::UasSettings,
+    /// Every peer may call from beyond this machine (logged loudly at start).
+    pub accept_any: bool,
+    pub tcp_idle: Duration,
 }
 
 /// Where the SIP listeners are bound (port 0 in the config becomes the real port here).
@@ -125,9 +137,39 @@ impl SipConfig {
         };
         let trusted_peers = ips("trusted_peers", &self.trusted_peers)?;
         let accept_from = ips("accept_from", &self.accept_from)?;
+        if self.accept_any && !accept_from.is_empty() {
+            return Err(
+                "sip.accept_any = true but sip.accept_from lists peers: keep the list and \
+                 remove accept_any, or empty the list"
+                    .into(),
+            );
+        }
+        // Anyone who can reach an open SIP number can have Ringback send paid templates to
+        // numbers of their choosing, so an exposed listener must name who may call.
+        let exposed = [("listen_udp", udp), ("listen_tcp", tcp)]
+            .into_iter()
+            .find_map(|(field, a)| a.filter(|a| !a.ip().is_loopback()).map(|a| (field, a)));
+        if let Some((field, a)) = exposed
+            && self.enabled
+            && accept_from.is_empty()
+            && !self.accept_any
+        {
+            return Err(format!(
+                "sip.{field} = {a} is reachable from other machines but sip.accept_from is empty, \
+                 so anyone could make Ringback message numbers of their choosing; list your \
+                 trunk's or PBX's IP addresses in sip.accept_from (e.g. \
+                 RINGBACK_SIP__ACCEPT_FROM='[\"203.0.113.10\"]'), or set sip.accept_any = true \
+                 to accept calls from everyone"
+            ));
+        }
+        if self.tcp_idle_seconds == 0 {
+            return Err("sip.tcp_idle_seconds must be at least 1 (120 is a good value)".into());
+        }
         Ok(SipSettings {
             udp,
             tcp,
+            accept_any: self.accept_any,
+            tcp_idle: Duration::from_secs(u64::from(self.tcp_idle_seconds)),
             uas: uas::UasSettings {
                 ring: Duration::from_secs(u64::from(self.ring_seconds)),
                 final_code: self.final_response,
@@ -154,6 +196,9 @@ pub async fn start(
     let settings = config
         .validate()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    if settings.accept_any {
+        tracing::warn!(udp = ?settings.udp, tcp = ?settings.tcp, "SIP accepts calls from ANY peer (sip.accept_any = true): anyone who reaches the port can make Ringback message numbers of their choosing; list your trunks in sip.accept_from instead.");
+    }
     let deliveries = delivery::start(sink, tasks);
     transport::start(&settings, deliveries, shutdown, tasks).await
 }

@@ -4,7 +4,8 @@
 //! 1. `P-Asserted-Identity` (RFC 3325), set by a trusted network; believed only when the
 //!    INVITE came from a configured peer, because anyone can write the header;
 //! 2. `Remote-Party-ID` (draft-ietf-sip-privacy-04; still sent by PBXs and carriers), the
-//!    calling party's entry;
+//!    calling party's entry; an identity claim just like PAI, so believed from the same
+//!    trusted peers only (its privacy request is honoured from anyone: it can only hide);
 //! 3. `From`.
 //!
 //! `Privacy: id`/`header`/`user` (RFC 3323/3325) or an RPID `privacy=full|uri` means the caller
@@ -26,18 +27,21 @@ pub struct Caller {
 pub const WITHHELD: &str = "anonymous";
 
 /// Finds the caller of `invite`. `trusted` says whether the peer that sent it may assert
-/// identities (P-Asserted-Identity).
+/// identities (P-Asserted-Identity, Remote-Party-ID); from any other peer only `From` names
+/// the caller.
 pub fn identify(invite: &Message, trusted: bool) -> Caller {
     let from = invite.header("From").map(NameAddr::parse);
     let pai = trusted
         .then(|| invite.header("P-Asserted-Identity"))
         .flatten()
         .and_then(preferred_identity);
-    let rpid = invite
+    let rpid_any = invite
         .headers_named("Remote-Party-ID")
         .flat_map(split_list)
         .map(NameAddr::parse)
         .find(|r| param(r.params, "party").is_none_or(|p| p.eq_ignore_ascii_case("calling")));
+    // Anyone can write the header: as an identity it counts only from a trusted peer.
+    let rpid = rpid_any.clone().filter(|_| trusted);
 
     let privacy = invite
         .headers_named("Privacy")
@@ -48,12 +52,12 @@ pub fn identify(invite: &Message, trusted: bool) -> Caller {
                 .iter()
                 .any(|w| p.eq_ignore_ascii_case(w))
         });
-    let rpid_privacy = rpid.as_ref().and_then(|r| param(r.params, "privacy"));
+    let rpid_privacy = rpid_any.as_ref().and_then(|r| param(r.params, "privacy"));
     let rpid_hides_number = rpid_privacy
         .is_some_and(|p| p.eq_ignore_ascii_case("full") || p.eq_ignore_ascii_case("uri"));
     let rpid_hides_name = rpid_privacy.is_some_and(|p| p.eq_ignore_ascii_case("name"));
 
-    let chosen = pai.or(rpid.clone()).or(from.clone());
+    let chosen = pai.or(rpid).or(from.clone());
     let number = chosen
         .as_ref()
         .map(|a| uri_number(a.uri))

@@ -85,9 +85,9 @@ async fn deliver(sink: CallSink, d: Delivery) {
     match d {
         Delivery::Call { event, raw } => {
             let call_id = event.provider_call_id.clone();
-            if let Err(e) = sink.deliver_with_retry(raw, event).await {
+            if let Err(e) = sink.deliver_or_spool(raw, event).await {
                 crate::telemetry::sip_call_dropped();
-                tracing::error!(%call_id, error.message = %e, "Storing a SIP call kept failing; the missed call is lost.");
+                tracing::error!(%call_id, error.message = %e, "Storing a SIP call failed and it could not be spooled; the missed call is lost.");
             }
         }
         Delivery::Flag { reason, raw } => {

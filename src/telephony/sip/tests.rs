@@ -10,6 +10,8 @@ fn config() -> SipConfig {
         number: String::new(),
         trusted_peers: Vec::new(),
         accept_from: Vec::new(),
+        accept_any: false,
+        tcp_idle_seconds: 120,
     }
 }
 
@@ -98,4 +100,55 @@ fn number_and_peers_are_parsed() {
     .unwrap();
     assert_eq!(s.uas.number.as_deref(), Some("+15550100001"));
     assert_eq!(s.uas.trusted_peers.len(), 2);
+}
+
+#[test]
+fn an_exposed_listener_needs_accept_from_or_accept_any() {
+    for (udp, tcp) in [("0.0.0.0:5060", ""), ("127.0.0.1:5060", "192.0.2.4:5060")] {
+        let exposed = SipConfig {
+            listen_udp: udp.into(),
+            listen_tcp: tcp.into(),
+            ..config()
+        };
+        let e = exposed.validate().unwrap_err();
+        assert!(
+            e.contains("sip.accept_from is empty")
+                && e.contains("RINGBACK_SIP__ACCEPT_FROM")
+                && e.contains("sip.accept_any = true"),
+            "{e}"
+        );
+        let listed = SipConfig {
+            accept_from: vec!["203.0.113.10".into()],
+            ..exposed.clone()
+        };
+        assert_eq!(listed.validate().unwrap().uas.accept_from.len(), 1);
+        let any = SipConfig {
+            accept_any: true,
+            ..exposed.clone()
+        };
+        assert!(any.validate().unwrap().accept_any);
+        // A disabled [sip] exposes nothing.
+        let off = SipConfig {
+            enabled: false,
+            ..exposed
+        };
+        off.validate().unwrap();
+    }
+    // Loopback only: the default, allowed with an empty list.
+    config().validate().unwrap();
+    let both = SipConfig {
+        accept_any: true,
+        accept_from: vec!["203.0.113.10".into()],
+        ..config()
+    };
+    assert!(both.validate().unwrap_err().contains("sip.accept_any"));
+    let idle = SipConfig {
+        tcp_idle_seconds: 0,
+        ..config()
+    };
+    assert!(
+        idle.validate()
+            .unwrap_err()
+            .contains("sip.tcp_idle_seconds")
+    );
 }

@@ -17,8 +17,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::delivery::Deliveries;
-use super::message::{self, MAX_MESSAGE_BYTES, Message};
-use super::uas::{Now, Output, Uas};
+use super::framing::{Frame, Framer, PONG};
+use super::message::{MAX_MESSAGE_BYTES, Message};
+use super::uas::{Now, Output, Uas, UasSettings};
 use super::{Bound, SipSettings};
 use crate::shutdown::Shutdown;
 
@@ -85,7 +86,11 @@ pub async fn start(
     };
     let (to_core, from_tcp) = mpsc::channel(4096);
     if let Some(listener) = tcp {
-        tasks.spawn(accept(listener, to_core, shutdown.clone()));
+        let rules = Arc::new(TcpRules {
+            uas: settings.uas.clone(),
+            idle: settings.tcp_idle,
+        });
+        tasks.spawn(accept(listener, rules, to_core, shutdown.clone()));
     }
     let uas = Uas::new(settings.uas.clone());
     tasks.spawn(run(uas, udp, from_tcp, deliveries, shutdown));
@@ -229,7 +234,18 @@ async fn flush(udp: Option<&UdpSocket>, out: &mut Vec<Output<Peer>>, deliveries:
     }
 }
 
-async fn accept(listener: TcpListener, to_core: mpsc::Sender<FromTcp>, mut shutdown: Shutdown) {
+/// What the TCP side checks for every connection.
+struct TcpRules {
+    uas: UasSettings,
+    idle: std::time::Duration,
+}
+
+async fn accept(
+    listener: TcpListener,
+    rules: Arc<TcpRules>,
+    to_core: mpsc::Sender<FromTcp>,
+    mut shutdown: Shutdown,
+) {
     let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -237,14 +253,23 @@ async fn accept(listener: TcpListener, to_core: mpsc::Sender<FromTcp>, mut shutd
             _ = shutdown.wait() => break,
             r = listener.accept() => match r {
                 Ok((stream, addr)) => {
+                    if !rules.uas.accepts(addr.ip()) {
+                        // Closed before a byte is read: a stranger gets no connection slot,
+                        // no buffer and no 403 to learn from.
+                        metrics::counter!("ringback_sip_tcp_refused_total", "reason" => "accept_from").increment(1);
+                        tracing::info!(%addr, "SIP TCP connection closed at once: the peer is not in sip.accept_from.");
+                        drop(stream);
+                        continue;
+                    }
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
                         tracing::warn!(%addr, "SIP TCP connection refused: too many open connections.");
                         continue;
                     };
                     let to_core = to_core.clone();
                     let shutdown = shutdown.clone();
+                    let idle = rules.idle;
                     connections.spawn(async move {
-                        connection(stream, addr, to_core, shutdown).await;
+                        connection(stream, addr, idle, to_core, shutdown).await;
                         drop(slot);
                     });
                 }
@@ -259,10 +284,12 @@ async fn accept(listener: TcpListener, to_core: mpsc::Sender<FromTcp>, mut shutd
     connections.shutdown().await;
 }
 
-/// Reads one TCP connection, framing messages by Content-Length, until EOF or shutdown.
+/// Reads one TCP connection, framing messages by Content-Length, until EOF, an idle
+/// timeout, a framing error or shutdown.
 async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
+    idle: std::time::Duration,
     to_core: mpsc::Sender<FromTcp>,
     mut shutdown: Shutdown,
 ) {
@@ -278,13 +305,12 @@ async fn connection(
         }
     });
     let peer = TcpPeer { addr, tx };
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut framer = Framer::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         loop {
-            match message::parse_stream(&buf) {
-                Ok(Some((msg, used))) => {
-                    let raw: Vec<u8> = buf.drain(..used.min(buf.len())).collect();
+            match framer.next_frame() {
+                Ok(Some(Frame::Message(msg, raw))) => {
                     let peer = peer.clone();
                     if to_core
                         .send(FromTcp::Message { msg, raw, peer })
@@ -294,9 +320,13 @@ async fn connection(
                         return;
                     }
                 }
+                // RFC 5626 §4.4.1: a double-CRLF ping gets a single-CRLF pong.
+                Ok(Some(Frame::Ping)) => {
+                    let _ = peer.tx.try_send(PONG.to_vec());
+                }
                 Ok(None) => break,
                 Err(e) => {
-                    let (raw, reason, peer) = (std::mem::take(&mut buf), e.to_string(), peer);
+                    let (raw, reason, peer) = (framer.take(), e.to_string(), peer);
                     tracing::debug!(%addr, reason, "SIP TCP stream cannot be framed; closing.");
                     let _ = to_core.send(FromTcp::Broken { raw, reason, peer }).await;
                     return;
@@ -305,9 +335,23 @@ async fn connection(
         }
         tokio::select! {
             _ = shutdown.wait() => return,
-            r = reader.read(&mut chunk) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            r = tokio::time::timeout(idle, reader.read(&mut chunk)) => match r {
+                // Silent for `idle`: close, unless a call on it is still ringing (its
+                // transaction holds a sender), whose CANCEL or ACK may still come.
+                Err(_) if peer.tx.strong_count() > 1 => {}
+                Err(_) => {
+                    metrics::counter!("ringback_sip_tcp_closed_total", "reason" => "idle").increment(1);
+                    tracing::debug!(%addr, idle_seconds = idle.as_secs(), "SIP TCP connection closed: idle.");
+                    return;
+                }
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(n)) => {
+                    if let Err(e) = framer.push(chunk.get(..n).unwrap_or_default()) {
+                        metrics::counter!("ringback_sip_tcp_closed_total", "reason" => "buffer").increment(1);
+                        tracing::warn!(%addr, error.message = %e, "SIP TCP connection closed: too much buffered without a complete message.");
+                        return;
+                    }
+                }
             }
         }
     }

@@ -49,11 +49,34 @@ pub struct UasSettings {
     pub final_code: u16,
     /// The business line this SIP number stands for; `None` = the Request-URI user.
     pub number: Option<String>,
-    /// Peers whose P-Asserted-Identity is believed; empty = every peer.
+    /// Peers whose P-Asserted-Identity and Remote-Party-ID are believed; empty = the peers in
+    /// `accept_from`, or loopback peers when that is empty too (see [`UasSettings::trusts`]).
     pub trusted_peers: Vec<IpAddr>,
-    /// Peers allowed to place calls; empty = every peer.
+    /// Peers allowed to place calls; empty = every peer (only allowed on loopback or with
+    /// `sip.accept_any`, which configuration checks).
     pub accept_from: Vec<IpAddr>,
     pub timers: Timers,
+}
+
+impl UasSettings {
+    /// May `ip` place calls at all?
+    pub fn accepts(&self, ip: IpAddr) -> bool {
+        self.accept_from.is_empty() || self.accept_from.contains(&ip)
+    }
+
+    /// May `ip` assert who is calling? The explicit list if there is one. Otherwise the
+    /// trunks and PBXs named in `accept_from`, since the operator already vouched for them;
+    /// with no list at all (a loopback server, or `accept_any`) only this machine, so a peer
+    /// accepted merely because it reached the port cannot choose whom Ringback messages.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        if !self.trusted_peers.is_empty() {
+            self.trusted_peers.contains(&ip)
+        } else if !self.accept_from.is_empty() {
+            self.accept_from.contains(&ip)
+        } else {
+            ip.is_loopback()
+        }
+    }
 }
 
 /// What the transport must do after feeding the UAS.
@@ -194,9 +217,7 @@ impl<P: Clone> Uas<P> {
                     self.apply(&key, actions, now, out);
                 } else if checked.to_tagged {
                     self.reply(&msg, 481, reason_phrase(481), None, &[], &peer, out);
-                } else if !self.settings.accept_from.is_empty()
-                    && !self.settings.accept_from.contains(&ip)
-                {
+                } else if !self.settings.accepts(ip) {
                     // Not our trunk or PBX: no call, so no WhatsApp message to whoever is named.
                     self.reply(&msg, 403, "Forbidden", None, &[], &peer, out);
                 } else if self.calls.len() >= MAX_TRANSACTIONS {
@@ -293,8 +314,7 @@ impl<P: Clone> Uas<P> {
         now: Now,
         out: &mut Vec<Output<P>>,
     ) {
-        let trusted =
-            self.settings.trusted_peers.is_empty() || self.settings.trusted_peers.contains(&ip);
+        let trusted = self.settings.trusts(ip);
         let behaviour = Behaviour {
             ring: self.settings.ring,
             final_code: self.settings.final_code,

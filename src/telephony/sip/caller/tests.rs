@@ -36,11 +36,25 @@ fn remote_party_id_is_used_before_from() {
     let m = invite(
         "From: <sip:100@pbx>;tag=1\r\nRemote-Party-ID: \"Called\" <sip:999@x>;party=called, \"Ravi\" <sip:+919876543210@gw>;party=calling;screen=yes;privacy=off\r\n",
     );
-    let c = identify(&m, false);
+    let c = identify(&m, true);
     assert_eq!(
         (c.number.as_str(), c.name.as_deref()),
         ("+919876543210", Some("Ravi"))
     );
+}
+
+#[test]
+fn untrusted_remote_party_id_is_ignored_but_its_privacy_is_honoured() {
+    // Anyone can write RPID: from an untrusted peer it must not pick who gets messaged.
+    let m = invite(
+        "From: <sip:100@pbx>;tag=1\r\nRemote-Party-ID: \"Ravi\" <sip:+919876543210@gw>;party=calling\r\n",
+    );
+    let c = identify(&m, false);
+    assert_eq!((c.number.as_str(), c.name), ("100", None));
+    let hidden = invite(
+        "From: <sip:+14155550123@c>;tag=1\r\nRemote-Party-ID: <sip:+14155550123@c>;privacy=full\r\n",
+    );
+    assert!(identify(&hidden, false).withheld);
 }
 
 #[test]

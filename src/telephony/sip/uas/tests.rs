@@ -343,3 +343,46 @@ fn only_accepted_peers_may_call() {
     assert!(calls(&out).is_empty());
     assert!(h.uas.is_empty());
 }
+
+#[test]
+fn who_may_assert_the_caller() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    // No lists (a loopback server or accept_any): only this machine.
+    let open = settings();
+    assert!(open.trusts(ip("127.0.0.1")));
+    assert!(
+        !open.trusts(ip("198.51.100.7")),
+        "a peer that merely reached the port"
+    );
+    // accept_from names the trunks: they may assert, as before.
+    let trunks = UasSettings {
+        accept_from: vec![ip("10.0.0.9")],
+        ..settings()
+    };
+    assert!(trunks.trusts(ip("10.0.0.9")));
+    assert!(!trunks.trusts(ip("127.0.0.1")));
+    // An explicit trusted_peers list wins.
+    let explicit = UasSettings {
+        trusted_peers: vec![ip("10.0.0.1")],
+        ..trunks
+    };
+    assert!(explicit.trusts(ip("10.0.0.1")) && !explicit.trusts(ip("10.0.0.9")));
+}
+
+#[test]
+fn untrusted_peer_cannot_pick_the_caller_with_pai_or_rpid() {
+    let mut h = Harness::new(UasSettings {
+        trusted_peers: vec!["10.0.0.1".parse().unwrap()],
+        ..settings()
+    });
+    // Fed from 127.0.0.1, which is not in trusted_peers.
+    let forged = "\r\nP-Asserted-Identity: <sip:+15005550006@x>\r\nRemote-Party-ID: <sip:+15005550007@x>;party=calling";
+    h.feed(&request("INVITE", "z9hG4bK1", forged), 0);
+    let out = h.feed(&request("CANCEL", "z9hG4bK1", ""), 100);
+    let ended = calls(&out);
+    assert_eq!(ended.len(), 1, "{out:?}");
+    assert_eq!(
+        ended[0].from_raw, "+14155550123",
+        "the From user, not a forged identity"
+    );
+}
