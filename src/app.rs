@@ -120,7 +120,11 @@ pub async fn start(
                 sandbox_settings_for(&settings, Some(webhook)),
                 shutdown.clone(),
             );
-            tasks.spawn(log_exit("sandbox", sb.clone().serve(l, shutdown.clone())));
+            tasks.spawn(log_exit(
+                "sandbox",
+                sb.clone()
+                    .serve_with(l, settings.http_timeouts, shutdown.clone()),
+            ));
             (
                 format!("http://{sandbox_addr}"),
                 Some(sb),
@@ -258,12 +262,10 @@ pub async fn start(
         client: client.clone(),
     };
     let router = http::router(state);
-    let mut stop = shutdown.clone();
-    tasks.spawn(log_exit("http", async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await
-    }));
+    tasks.spawn(log_exit(
+        "http",
+        http::serve::serve(listener, router, settings.http_timeouts, shutdown.clone()),
+    ));
     tracing::info!(%addr, sandbox = ?sandbox_addr, store = %settings.store_url, "Ringback is running.");
     Ok(Running {
         addr,
@@ -286,9 +288,14 @@ async fn log_exit(name: &'static str, fut: impl Future<Output = std::io::Result<
 
 /// What `serve` prints so a person knows what to do next.
 pub fn banner(settings: &Settings, running: &Running) -> String {
-    let base = format!("http://{}", running.addr);
+    banner_for(settings, running.addr, running.sandbox_addr)
+}
+
+/// The banner for a server on `addr` (and the sandbox on `sandbox_addr`, if it runs).
+fn banner_for(settings: &Settings, addr: SocketAddr, sandbox_addr: Option<SocketAddr>) -> String {
+    let base = format!("http://{addr}");
     let mut out = format!("Ringback is listening on {base}\n");
-    match running.sandbox_addr {
+    match sandbox_addr {
         Some(sb) => {
             out += &format!(
                 "WhatsApp endpoint: the built-in Cloud API sandbox at http://{sb} (no Meta account needed)\n"
@@ -309,7 +316,9 @@ pub fn banner(settings: &Settings, running: &Running) -> String {
          -H \"X-Ringback-Signature: sha256=$(printf %s \"$body\" | openssl dgst -sha256 -hmac '{}' | sed 's/^.* //')\" -d \"$body\"\n\
          Then see it:\n  ringback messages\n  curl {base}/api/v1/messages\n",
         settings.senders[0].display_number,
-        if settings.demo_secrets {
+        // Only the public demo value may be shown: printing a real secret would put it in
+        // terminal scrollback and service logs.
+        if crate::config::is_demo_secret(&settings.calls_secret) {
             settings.calls_secret.expose_secret()
         } else {
             "<calls.secret>"
@@ -339,3 +348,6 @@ pub async fn signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+#[cfg(test)]
+mod tests;

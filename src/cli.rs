@@ -227,15 +227,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The settings `serve` runs with: `--listen` replaces server.listen *before* validation, so
+/// the checks on an exposed address (API token, demo secrets) see the address really bound.
+pub(crate) fn serve_settings(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(l) = &args.listen {
+        crate::config::parse_listen("--listen", l)?;
+        config.server.listen = l.clone();
+        return config
+            .build()
+            .with_context(|| format!("with --listen {l} in place of server.listen"));
+    }
+    Ok(config.build()?)
+}
+
 async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
-    let (_, mut settings) = load(cli)?;
+    let settings = serve_settings(cli, args)?;
     crate::telemetry::init_logs(
         &settings.log.filter,
         args.json_logs || settings.log.format == "json",
     );
-    if let Some(l) = &args.listen {
-        settings.listen = crate::config::parse_listen("--listen", l)?;
-    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -328,8 +339,8 @@ async fn messages(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
         println!("no messages yet; try `ringback simulate call --from \"+91 98765 43210\"`");
     }
     println!(
-        "{:<36} {:<16} {:<12} {:<10} {:<4} {}",
-        "ID", "TO", "KIND", "STATE", "TRY", "WHY / ERROR"
+        "{:<36} {:<16} {:<12} {:<10} {:<4} WHY / ERROR",
+        "ID", "TO", "KIND", "STATE", "TRY"
     );
     for r in rows {
         let why = r
@@ -354,8 +365,8 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<26} {:<9} {:<16} {:<10} {:<10} {}",
-        "WHEN", "SOURCE", "CALLER", "OUTCOME", "DECISION", "REASON"
+        "{:<26} {:<9} {:<16} {:<10} {:<10} REASON",
+        "WHEN", "SOURCE", "CALLER", "OUTCOME", "DECISION"
     );
     for r in rows {
         println!(

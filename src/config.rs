@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub public_base_url: String,
     pub max_body_bytes: usize,
     pub api_token: SecretString,
+    /// Seconds a connection may take to send a complete request header.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no byte read or written.
+    pub idle_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,17 +263,44 @@ impl Config {
 
     /// True when any secret still holds the demo value shipped in the default file.
     pub fn uses_demo_secrets(&self) -> bool {
-        let secrets = [
-            &self.whatsapp.app_secret,
-            &self.whatsapp.verify_token,
-            &self.calls.secret,
-        ]
-        .into_iter()
-        .chain(self.senders.iter().map(|s| &s.access_token));
-        secrets
-            .into_iter()
-            .any(|s| DEMO_SECRETS.contains(&s.expose_secret()))
+        !self.demo_secret_fields().is_empty()
     }
+
+    /// The secrets still holding a shipped demo value, as (field, environment variable).
+    pub fn demo_secret_fields(&self) -> Vec<(String, String)> {
+        let named = [
+            (
+                "whatsapp.app_secret",
+                "WHATSAPP__APP_SECRET",
+                &self.whatsapp.app_secret,
+            ),
+            (
+                "whatsapp.verify_token",
+                "WHATSAPP__VERIFY_TOKEN",
+                &self.whatsapp.verify_token,
+            ),
+            ("calls.secret", "CALLS__SECRET", &self.calls.secret),
+        ]
+        .map(|(field, env, secret)| (field.to_string(), format!("RINGBACK_{env}"), secret));
+        let senders = self.senders.iter().enumerate().map(|(i, s)| {
+            (
+                format!("senders[{i}].access_token"),
+                format!("RINGBACK_SENDERS__{i}__ACCESS_TOKEN"),
+                &s.access_token,
+            )
+        });
+        named
+            .into_iter()
+            .chain(senders)
+            .filter(|(_, _, secret)| is_demo_secret(secret))
+            .map(|(field, env, _)| (field, env))
+            .collect()
+    }
+}
+
+/// Is `secret` one of the demo values shipped in the default file?
+pub fn is_demo_secret(secret: &SecretString) -> bool {
+    DEMO_SECRETS.contains(&secret.expose_secret())
 }
 
 fn parse_toml(text: &str, origin: &str) -> Result<toml::Value, ConfigError> {
@@ -355,6 +386,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
     }
 }
 
+mod listeners;
 pub mod settings;
 pub use settings::{BusinessHours, Sender, Settings};
 

@@ -22,6 +22,8 @@ use crate::store::Store;
 
 pub mod api;
 pub mod error;
+pub mod serve;
+pub mod trace;
 pub mod webhooks;
 
 /// Shared state of every handler.
@@ -53,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(trace::layer())
         .with_state(state)
 }
 

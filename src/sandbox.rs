@@ -269,17 +269,26 @@ impl Sandbox {
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until `shutdown`.
+    /// Serves on `listener` until `shutdown`, with the default slow-client limits.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
-        mut shutdown: Shutdown,
+        shutdown: Shutdown,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, crate::http::serve::Timeouts::default(), shutdown)
+            .await
+    }
+
+    /// Serves on `listener` until `shutdown`, on the same listener code as Ringback's server.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        timeouts: crate::http::serve::Timeouts,
+        shutdown: Shutdown,
     ) -> std::io::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, "Cloud API sandbox listening.");
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await
+        crate::http::serve::serve(listener, self.router(), timeouts, shutdown).await
     }
 
     pub(crate) fn number(&self, phone_number_id: &str) -> Option<&SandboxNumber> {

@@ -31,10 +31,7 @@ pub async fn keys(cli: &Cli, cmd: &KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List => {
-            println!(
-                "{:<38} {:<16} {:<26} {}",
-                "ID", "NAME", "CREATED", "REVOKED"
-            );
+            println!("{:<38} {:<16} {:<26} REVOKED", "ID", "NAME", "CREATED");
             for k in store.api_keys().await? {
                 let revoked = k
                     .revoked_at

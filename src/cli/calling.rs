@@ -202,8 +202,8 @@ async fn permission(s: &Settings, u: &UserArgs) -> anyhow::Result<()> {
     );
     if !events.is_empty() {
         println!(
-            "\n{:<26} {:<10} {:<10} {:<17} {}",
-            "WHEN", "FROM", "TO", "SOURCE", "REASON"
+            "\n{:<26} {:<10} {:<10} {:<17} REASON",
+            "WHEN", "FROM", "TO", "SOURCE"
         );
     }
     for e in events {

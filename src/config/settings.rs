@@ -18,6 +18,9 @@ pub struct Settings {
     pub public_base_url: Option<String>,
     pub max_body_bytes: usize,
     pub api_token: Option<SecretString>,
+    /// Slow-client limits of the HTTP listeners (server.header_read_timeout_seconds,
+    /// server.idle_timeout_seconds).
+    pub http_timeouts: crate::http::serve::Timeouts,
     pub store_url: String,
     /// The SIP/PBX call spool file ([`crate::telephony::spool`]).
     pub call_spool: std::path::PathBuf,
@@ -218,6 +221,10 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
                 .into(),
         ));
     }
+    // The sandbox listens only when it is the WhatsApp endpoint.
+    let started_sandbox = api_base.is_none().then_some(sandbox_listen).flatten();
+    super::listeners::refuse_demo_secrets_when_exposed(c, listen, started_sandbox)?;
+    let http_timeouts = super::listeners::http_timeouts(c)?;
     if c.outbox.retry_delays_ms.is_empty()
         || c.outbox.max_attempts == 0
         || c.outbox.concurrency == 0
@@ -232,12 +239,12 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
             .to_string(),
     )
     .filter(|s| !s.is_empty());
-    if let Some(u) = &public_base_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(invalid(format!(
-                "server.public_base_url = '{u}' must start with http:// or https://"
-            )));
-        }
+    if let Some(u) = &public_base_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return Err(invalid(format!(
+            "server.public_base_url = '{u}' must start with http:// or https://"
+        )));
     }
     let twilio_forward_to = Some(c.twilio.forward_to.trim())
         .filter(|s| !s.is_empty())
@@ -254,6 +261,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         public_base_url,
         max_body_bytes: c.server.max_body_bytes,
         api_token,
+        http_timeouts,
         store_url: c.store.url.clone(),
         call_spool: crate::telephony::spool::path(&c.store.url, &c.store.call_spool),
         api_base,

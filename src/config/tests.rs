@@ -123,3 +123,103 @@ fn declared_templates_apply_to_every_waba_and_are_checked() {
         .to_string();
     assert!(e.contains("templates[0].category"), "{e}");
 }
+
+#[test]
+fn demo_secrets_on_an_exposed_server_refuse_to_start_naming_each_variable() {
+    let c = Config::load_with_env(
+        None,
+        env(&[
+            ("RINGBACK_SERVER__LISTEN", "0.0.0.0:8080"),
+            ("RINGBACK_SERVER__API_TOKEN", "a-real-api-token"),
+            ("RINGBACK_WHATSAPP__APP_SECRET", "a-real-app-secret"),
+        ]),
+    )
+    .unwrap();
+    let e = c.build().unwrap_err().to_string();
+    assert!(e.contains("server.listen = 0.0.0.0:8080"), "{e}");
+    for named in [
+        "whatsapp.verify_token",
+        "RINGBACK_WHATSAPP__VERIFY_TOKEN",
+        "calls.secret",
+        "RINGBACK_CALLS__SECRET",
+        "senders[0].access_token",
+        "RINGBACK_SENDERS__0__ACCESS_TOKEN",
+    ] {
+        assert!(e.contains(named), "{named} missing from: {e}");
+    }
+    assert!(
+        !e.contains("APP_SECRET"),
+        "the app secret is real, so it is not named: {e}"
+    );
+}
+
+#[test]
+fn an_exposed_server_with_every_secret_set_starts() {
+    let c = Config::load_with_env(
+        None,
+        env(&[
+            ("RINGBACK_SERVER__LISTEN", "0.0.0.0:8080"),
+            ("RINGBACK_SERVER__API_TOKEN", "a-real-api-token"),
+            ("RINGBACK_WHATSAPP__APP_SECRET", "a-real-app-secret"),
+            ("RINGBACK_WHATSAPP__VERIFY_TOKEN", "a-real-verify-token"),
+            ("RINGBACK_CALLS__SECRET", "a-real-calls-secret"),
+            ("RINGBACK_SENDERS__0__ACCESS_TOKEN", "a-real-access-token"),
+        ]),
+    )
+    .unwrap();
+    let s = c.build().unwrap();
+    assert!(!s.demo_secrets);
+}
+
+#[test]
+fn an_exposed_sandbox_counts_only_when_it_runs() {
+    let exposed_sandbox = [("RINGBACK_SANDBOX__LISTEN", "0.0.0.0:8090")];
+    let e = Config::load_with_env(None, env(&exposed_sandbox))
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sandbox.listen = 0.0.0.0:8090"), "{e}");
+    assert!(e.contains("RINGBACK_SENDERS__0__ACCESS_TOKEN"), "{e}");
+
+    // With a real Cloud API endpoint the sandbox is not started, so its address exposes
+    // nothing.
+    let mut real_api = exposed_sandbox.to_vec();
+    real_api.push(("RINGBACK_WHATSAPP__API_BASE", "https://graph.facebook.com"));
+    let built = Config::load_with_env(None, env(&real_api)).unwrap().build();
+    assert!(built.is_ok(), "{:?}", built.err());
+}
+
+#[test]
+fn slow_client_limits_are_read_and_must_be_positive() {
+    let s = Config::load_with_env(None, env(&[]))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(
+        s.http_timeouts,
+        crate::http::serve::Timeouts::default(),
+        "the defaults in config.default.toml and Timeouts::default agree"
+    );
+    let s = Config::load_with_env(
+        None,
+        env(&[
+            ("RINGBACK_SERVER__HEADER_READ_TIMEOUT_SECONDS", "3"),
+            ("RINGBACK_SERVER__IDLE_TIMEOUT_SECONDS", "30"),
+        ]),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    assert_eq!(
+        s.http_timeouts.header_read,
+        std::time::Duration::from_secs(3)
+    );
+    assert_eq!(s.http_timeouts.idle, std::time::Duration::from_secs(30));
+    let e = Config::load_with_env(None, env(&[("RINGBACK_SERVER__IDLE_TIMEOUT_SECONDS", "0")]))
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.idle_timeout_seconds = 0"), "{e}");
+}

@@ -2,6 +2,7 @@
 mod calling;
 mod consent;
 mod inbound;
+mod listener;
 mod missed_calls;
 mod outbox;
 mod pacing;
