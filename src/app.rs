@@ -78,6 +78,8 @@ pub fn sandbox_settings_for(settings: &Settings, webhook_url: Option<String>) ->
     sb.webhook_batch = settings.sandbox.webhook_batch.max(1);
     sb.limits.enabled = settings.sandbox.limits;
     sb.limits.throughput_per_second = settings.sandbox.throughput_per_second;
+    sb.api_versions = vec![settings.api_version.clone()];
+    sb.keep = settings.sandbox.keep;
     sb
 }
 

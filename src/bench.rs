@@ -130,6 +130,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         // own pacing is opened up (one number sending 20,000 replies at Meta's 80/s would take
         // four minutes and measure only the pacing).
         ("RINGBACK_SANDBOX__LIMITS".to_string(), "false".to_string()),
+        // Latencies are read from every send the sandbox recorded: keep them all.
+        ("RINGBACK_SANDBOX__KEEP".to_string(), "0".to_string()),
         (
             "RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND".to_string(),
             "1000000".to_string(),

@@ -199,6 +199,8 @@ pub struct SandboxConfig {
     pub webhook_batch: usize,
     pub limits: bool,
     pub throughput_per_second: u32,
+    /// Sent and received messages (and pending webhooks) the sandbox keeps; 0 = all.
+    pub keep: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -126,6 +126,24 @@ pub struct InboundMessage {
     pub unknown_type: bool,
     /// The whole message object as Meta sent it.
     pub payload: Value,
+    /// What the user chose, when the message is a tap on a reply button, a list row or a
+    /// template quick-reply button. Events stored before this field existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyTap>,
+}
+
+/// A tap on something the business offered; `context_id` names the message it was in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyTap {
+    /// `button_reply` or `list_reply` (Meta's `interactive.type`), or `button` for a template
+    /// quick-reply button.
+    pub kind: String,
+    /// The button or row id the business gave it (a template button's `payload`).
+    pub id: String,
+    pub title: String,
+    /// A list row's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Delivery state of a message we sent, as Meta reports it.

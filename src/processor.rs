@@ -134,6 +134,10 @@ impl Processor {
                     }
                 }
                 self.consent_keyword(e.id, m, batch);
+                if let Some(tap) = &m.reply {
+                    // Kept with the message (type, title, context); no automatic action yet.
+                    tracing::info!(event_id = e.id, phone_number_id = %m.phone_number_id, kind = %tap.kind, id = %tap.id, context = ?m.context_id, "A user tapped a reply the business offered.");
+                }
                 if let Some(note) = self.call_permission_reply(m).await? {
                     tracing::info!(event_id = e.id, note, "Call permission reply processed.");
                 }

@@ -5,8 +5,12 @@
 //! [`messages`] (send endpoint, read receipts, number info; checked with the shared rule book
 //! [`crate::cloud_api::rules`]), [`templates`] (template management API and status webhooks),
 //! [`limits`] (throughput, pair rate, portfolio messaging limit), [`quality`] (rating from
-//! blocks and reports), [`users`] (simulated WhatsApp users), [`webhooks`] (signed, batched,
-//! retried delivery with fault injection) and [`control`] (faults, inspection).
+//! blocks and reports), [`users`] (simulated WhatsApp users; [`actions`]: their messages in
+//! Meta's shape), [`webhooks`] (signed, batched, retried delivery with fault injection),
+//! [`versions`] (the Graph API versions it answers) and [`control`] (faults, inspection).
+//!
+//! What it records is bounded ([`SandboxSettings::keep`]): a long-running `serve` must not grow
+//! with every message it ever saw.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::shutdown::Shutdown;
 use crate::time::Millis;
 
+pub mod actions;
 pub mod calling;
 pub mod control;
 pub mod limits;
@@ -28,6 +33,7 @@ pub mod messages;
 pub mod quality;
 pub mod templates;
 pub mod users;
+pub mod versions;
 pub mod webhooks;
 
 pub use templates::{SandboxTemplate, demo_templates};
@@ -64,7 +70,16 @@ pub struct SandboxSettings {
     pub limits: limits::LimitSettings,
     /// How long a new template stays PENDING before it is approved.
     pub template_review_delay: Duration,
+    /// Graph API versions answered besides Meta's current ones ([`versions`]), e.g. the
+    /// configured `whatsapp.api_version`.
+    pub api_versions: Vec<String>,
+    /// How many sent messages, received messages and pending webhooks are kept (each); the
+    /// oldest are dropped beyond it and counted. 0 = unbounded.
+    pub keep: usize,
 }
+
+/// What the embedded sandbox keeps by default ([`SandboxSettings::keep`]).
+pub const DEFAULT_KEEP: usize = 10_000;
 
 impl SandboxSettings {
     /// One number with the demo templates and Meta's default limits; for tests and tools.
@@ -95,6 +110,8 @@ impl SandboxSettings {
                 tier_upgrade_delay: Duration::from_secs(6 * 3600),
             },
             template_review_delay: Duration::from_millis(100),
+            api_versions: Vec::new(),
+            keep: DEFAULT_KEEP,
         }
     }
 }
@@ -170,8 +187,10 @@ pub struct RandomFaults {
 /// Mutable sandbox state.
 pub(crate) struct State {
     pub(crate) windows: HashMap<(String, String), Millis>,
-    pub(crate) sent: Vec<SentMessage>,
-    pub(crate) received: Vec<ReceivedMessage>,
+    pub(crate) sent: VecDeque<SentMessage>,
+    pub(crate) received: VecDeque<ReceivedMessage>,
+    /// Everything recorded and then dropped beyond `keep`, for the inspection API.
+    pub(crate) dropped: Dropped,
     pub(crate) faults: HashMap<String, VecDeque<Fault>>,
     pub(crate) random_faults: HashMap<String, RandomFaults>,
     pub(crate) templates: Vec<SandboxTemplate>,
@@ -184,6 +203,38 @@ pub(crate) struct State {
     pub(crate) blocked: HashSet<(String, String)>,
     pub(crate) calling: calling::CallingState,
     pub(crate) next_id: u64,
+}
+
+/// How many records were dropped to stay within [`SandboxSettings::keep`].
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Dropped {
+    pub sent: u64,
+    pub received: u64,
+}
+
+impl State {
+    /// Records a message a number sent, dropping the oldest beyond `keep`.
+    pub(crate) fn record_sent(&mut self, m: SentMessage, keep: usize) {
+        self.sent.push_back(m);
+        self.dropped.sent += trim(&mut self.sent, keep, "sent");
+    }
+
+    /// Records a message a user sent, dropping the oldest beyond `keep`.
+    pub(crate) fn record_received(&mut self, m: ReceivedMessage, keep: usize) {
+        self.received.push_back(m);
+        self.dropped.received += trim(&mut self.received, keep, "received");
+    }
+}
+
+/// Drops the oldest entries beyond `keep` (0 = unbounded); returns how many.
+fn trim<T>(q: &mut VecDeque<T>, keep: usize, kind: &'static str) -> u64 {
+    if keep == 0 || q.len() <= keep {
+        return 0;
+    }
+    let n = q.len() - keep;
+    q.drain(..n);
+    metrics::counter!("ringback_sandbox_dropped_total", "kind" => kind).increment(n as u64);
+    n as u64
 }
 
 /// The running sandbox; cheap to clone.
@@ -199,8 +250,9 @@ impl Sandbox {
     pub fn start(settings: SandboxSettings, shutdown: Shutdown) -> Self {
         let state = State {
             windows: HashMap::new(),
-            sent: Vec::new(),
-            received: Vec::new(),
+            sent: VecDeque::new(),
+            received: VecDeque::new(),
+            dropped: Dropped::default(),
             faults: HashMap::new(),
             random_faults: HashMap::new(),
             templates: settings.templates.clone(),
@@ -223,7 +275,8 @@ impl Sandbox {
 
     /// The Cloud API routes plus the `/sandbox` control API.
     pub fn router(&self) -> Router {
-        Router::new()
+        // Meta's routes answer only the Graph API versions Meta serves (see `versions`).
+        let cloud_api = Router::new()
             .route("/{version}/{id}/messages", post(messages::send))
             .route(
                 "/{version}/{id}/message_templates",
@@ -241,6 +294,12 @@ impl Sandbox {
                 "/{version}/{id}/call_permissions",
                 get(calling::get_permissions),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                versions::check,
+            ));
+        Router::new()
+            .merge(cloud_api)
             .route("/sandbox/users/answer-call", post(calling::answer_call))
             .route("/sandbox/calls", get(calling::inspect))
             .route("/sandbox/messages", get(control::list_messages))
@@ -304,9 +363,10 @@ impl Sandbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many messages all numbers have sent.
+    /// How many messages all numbers have sent, including those no longer kept.
     pub fn sent_count(&self) -> usize {
-        self.lock().sent.len()
+        let st = self.lock();
+        st.sent.len() + st.dropped.sent as usize
     }
 
     /// Everything a number has sent, oldest first.
@@ -319,3 +379,6 @@ impl Sandbox {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

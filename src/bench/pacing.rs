@@ -96,6 +96,8 @@ pub async fn run(
         env.push((format!("{p}ACCESS_TOKEN"), "ringback-demo-token".into()));
         env.push((format!("{p}BUSINESS_NAME"), format!("Branch {i}")));
     }
+    // Rates are counted from every send the sandbox recorded: keep them all.
+    env.push(("RINGBACK_SANDBOX__KEEP".into(), "0".into()));
     let settings = Config::load_with_env(None, env)?.build()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

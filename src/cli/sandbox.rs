@@ -17,6 +17,10 @@ pub struct SandboxArgs {
     /// Where to post webhooks; defaults to http://<server.listen>/webhooks/whatsapp.
     #[arg(long)]
     pub webhook_url: Option<String>,
+    /// How many sent and received messages (and waiting webhooks) to keep, each; the oldest
+    /// are dropped beyond it. 0 = keep everything. Default: `sandbox.keep` (10,000).
+    #[arg(long)]
+    pub keep: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,8 +42,8 @@ pub enum SandboxAction {
 #[derive(Subcommand, Debug)]
 pub enum UserAction {
     /// Write to the business: text (default), image, audio, video, document, sticker,
-    /// location, or answer a message: button (template quick reply), button_reply, list_reply
-    /// (these need --context, the wamid of the business message).
+    /// location, contacts, or answer a message: button (template quick reply), button_reply,
+    /// list_reply, reaction (these need --context, the wamid of the business message).
     Message {
         #[arg(long)]
         from: String,
@@ -55,6 +59,12 @@ pub enum UserAction {
         /// Button or row title.
         #[arg(long)]
         title: Option<String>,
+        /// A list row's description.
+        #[arg(long)]
+        description: Option<String>,
+        /// The text comes from a click-to-WhatsApp ad (adds Meta's `referral`).
+        #[arg(long)]
+        referral: bool,
         #[arg(long)]
         sandbox: Option<String>,
     },
@@ -128,10 +138,13 @@ impl UserAction {
                 context,
                 id,
                 title,
+                description,
+                referral,
                 sandbox,
             } => (
                 "/sandbox/users/message",
-                json!({"from": from, "text": text, "type": kind, "context": context, "id": id, "title": title}),
+                json!({"from": from, "text": text, "type": kind, "context": context, "id": id, "title": title,
+                    "description": description, "referral": referral}),
                 sandbox.as_ref(),
             ),
             UserAction::Block {
@@ -240,6 +253,9 @@ pub async fn run(cli: &Cli, a: &SandboxArgs) -> anyhow::Result<()> {
                     .or_else(|| body.pointer("/template/name"))
                     .or_else(|| body.pointer("/interactive/body/text"))
                     .or_else(|| body.pointer("/interactive/button_reply/title"))
+                    .or_else(|| body.pointer("/interactive/list_reply/title"))
+                    .or_else(|| body.pointer("/button/text"))
+                    .or_else(|| body.pointer("/reaction/emoji"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 println!(
@@ -267,10 +283,11 @@ async fn serve(s: &crate::config::Settings, a: &SandboxArgs) -> anyhow::Result<(
         .await
         .with_context(|| format!("binding {}", a.listen))?;
     let (trigger, shutdown) = crate::shutdown::channel();
-    let sb = crate::sandbox::Sandbox::start(
-        crate::app::sandbox_settings_for(s, Some(webhook.clone())),
-        shutdown.clone(),
-    );
+    let mut settings = crate::app::sandbox_settings_for(s, Some(webhook.clone()));
+    if let Some(keep) = a.keep {
+        settings.keep = keep;
+    }
+    let sb = crate::sandbox::Sandbox::start(settings, shutdown.clone());
     println!(
         "Cloud API sandbox on http://{} posting webhooks to {webhook}",
         listener.local_addr()?

@@ -328,6 +328,7 @@ fn parse_message(pnid: &str, contacts: &[wire::Contact], raw: &Value) -> KeyedEv
         timestamp,
         text: summary(&m.kind, raw),
         unknown_type: !KNOWN_TYPES.contains(&m.kind.as_str()),
+        reply: reply_tap(&m.kind, raw),
         message_type: m.kind,
         context_id: m.context.and_then(|c| c.id),
         payload: raw.clone(),
@@ -362,6 +363,41 @@ fn summary(kind: &str, raw: &Value) -> Option<String> {
         "system" => at(&["system", "body"]),
         _ => None,
     }
+}
+
+/// The button or row a user tapped, from Meta's shapes: `interactive` with
+/// `interactive.type` = `button_reply` / `list_reply` and the object of that name, or a
+/// template quick reply, `button {payload, text}`. Anything else (or a tap missing its id) is
+/// no tap.
+fn reply_tap(kind: &str, raw: &Value) -> Option<super::ReplyTap> {
+    let (tap_kind, tap) = match kind {
+        "interactive" => {
+            let t = raw.pointer("/interactive/type").and_then(Value::as_str)?;
+            if t != "button_reply" && t != "list_reply" {
+                return None;
+            }
+            let w: wire::InteractiveReply =
+                serde_json::from_value(raw.get("interactive")?.get(t)?.clone()).ok()?;
+            (t, w)
+        }
+        "button" => {
+            let b: wire::QuickReply = serde_json::from_value(raw.get("button")?.clone()).ok()?;
+            let title = b.text.unwrap_or_else(|| b.payload.clone());
+            let tap = wire::InteractiveReply {
+                id: b.payload,
+                title,
+                description: None,
+            };
+            ("button", tap)
+        }
+        _ => return None,
+    };
+    Some(super::ReplyTap {
+        kind: tap_kind.to_string(),
+        id: tap.id,
+        title: tap.title,
+        description: tap.description,
+    })
 }
 
 fn parse_status(pnid: &str, raw: &Value) -> KeyedEvent {

@@ -50,9 +50,11 @@ pub struct ListQuery {
     pub phone_number_id: Option<String>,
 }
 
-/// `GET /sandbox/messages[?phone_number_id=]`: what each number sent.
+/// `GET /sandbox/messages[?phone_number_id=]`: what each number sent (the last
+/// [`super::SandboxSettings::keep`]), and how many older records were dropped.
 pub async fn list_messages(State(sb): State<Sandbox>, Query(q): Query<ListQuery>) -> Json<Value> {
-    Json(json!({"data": sb.sent(q.phone_number_id.as_deref())}))
+    let dropped = sb.lock().dropped;
+    Json(json!({"data": sb.sent(q.phone_number_id.as_deref()), "dropped": dropped}))
 }
 
 #[derive(Deserialize)]
@@ -83,7 +85,8 @@ pub async fn conversations(
         }))
         .collect();
     rows.sort_by_key(|(t, _)| *t);
-    Json(json!({"data": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>()}))
+    let dropped = st.dropped;
+    Json(json!({"data": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "dropped": dropped}))
 }
 
 /// `POST /sandbox/faults`: scripted error answers (in order), random faults and latency.

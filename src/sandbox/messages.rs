@@ -366,19 +366,23 @@ fn accept(
         super::calling::record_permission_request(&mut st, pnid, &v.to, &wamid, now);
     }
     let seq = st.next_id;
-    st.sent.push(SentMessage {
-        seq,
-        wamid: wamid.clone(),
-        phone_number_id: pnid.clone(),
-        to: v.to.clone(),
-        kind: v.kind.clone(),
-        received_at: now,
-        received_us: jiff::Timestamp::now().as_microsecond(),
-        outcome: failure
-            .map(|(c, ..)| format!("failed:{c}"))
-            .unwrap_or_else(|| "accepted".into()),
-        body: req.clone(),
-    });
+    let keep = sb.settings.keep;
+    st.record_sent(
+        SentMessage {
+            seq,
+            wamid: wamid.clone(),
+            phone_number_id: pnid.clone(),
+            to: v.to.clone(),
+            kind: v.kind.clone(),
+            received_at: now,
+            received_us: jiff::Timestamp::now().as_microsecond(),
+            outcome: failure
+                .map(|(c, ..)| format!("failed:{c}"))
+                .unwrap_or_else(|| "accepted".into()),
+            body: req.clone(),
+        },
+        keep,
+    );
     drop(st);
     schedule_statuses(sb, number, req, &v, &wamid, failure);
     Ok(Ok(SendResponse {

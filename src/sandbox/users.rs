@@ -1,6 +1,6 @@
-//! Simulated WhatsApp users: they write (text, media, location), tap template buttons, pick
-//! reply buttons or list rows, reply to a message, block or report the business, stop or resume
-//! marketing, call the business, and answer call-permission requests. Each action produces the
+//! Simulated WhatsApp users: they write (text, media, location, contacts, from an ad), tap
+//! template buttons, pick reply buttons or list rows, react, reply to a message, block or
+//! report the business, stop or resume marketing, call the business, and answer call-permission requests. Each action produces the
 //! webhook Meta would send, in Meta's shape, and updates the state Meta keeps (windows,
 //! opt-outs, blocks, quality).
 
@@ -70,22 +70,30 @@ pub struct UserMessage {
     #[serde(default)]
     pub name: Option<String>,
     /// `text` (default), `image`, `audio`, `video`, `document`, `sticker`, `location`,
-    /// `button` (tap on a template quick reply), `button_reply`, `list_reply`, `reaction`.
+    /// `contacts`, `button` (tap on a template quick reply), `button_reply`, `list_reply`,
+    /// `reaction` — see [`super::actions`] for the shape each one has on the wire.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
     pub text: Option<String>,
-    /// The wamid of the business message this one answers (required for taps and picks).
+    /// The wamid of the business message this one answers (required for taps, picks and
+    /// reactions).
     #[serde(default)]
     pub context: Option<String>,
-    /// Button or row id / template button payload.
+    /// Button or row id / template button payload (for `contacts`: the shared phone number).
     #[serde(default)]
     pub id: Option<String>,
-    /// Button or row title.
+    /// Button or row title (for `contacts`: the shared contact's name).
     #[serde(default)]
     pub title: Option<String>,
+    /// A list row's description.
+    #[serde(default)]
+    pub description: Option<String>,
     #[serde(default)]
     pub caption: Option<String>,
+    /// The text came from a click-to-WhatsApp ad (Meta adds a `referral` object).
+    #[serde(default)]
+    pub referral: bool,
 }
 
 /// `POST /sandbox/users/message` (also `/sandbox/simulate/message`).
@@ -94,15 +102,11 @@ pub async fn message(State(sb): State<Sandbox>, Json(m): Json<UserMessage>) -> R
         Ok(x) => x,
         Err(r) => return r,
     };
-    let kind = m.kind.clone().unwrap_or_else(|| "text".into());
-    let needs_context = matches!(
-        kind.as_str(),
-        "button" | "button_reply" | "list_reply" | "reaction"
-    );
-    if needs_context && m.context.is_none() {
+    let action = m.kind.clone().unwrap_or_else(|| "text".into());
+    if super::actions::needs_context(&action) && m.context.is_none() {
         return refuse(
             StatusCode::BAD_REQUEST,
-            format!("a '{kind}' needs \"context\": the wamid of the business message it answers"),
+            format!("a '{action}' needs \"context\": the wamid of the business message it answers"),
         );
     }
     if let Some(ctx) = &m.context {
@@ -116,55 +120,19 @@ pub async fn message(State(sb): State<Sandbox>, Json(m): Json<UserMessage>) -> R
             );
         }
     }
-    let text = m.text.clone().unwrap_or_else(|| "Hi!".into());
-    let id = m.id.clone().unwrap_or_else(|| "btn_0".into());
-    let title = m.title.clone().unwrap_or_else(|| text.clone());
     let media_id = format!("{}", 9_000_000_000u64 + u64::from(rand::random::<u32>()));
-    let payload = match kind.as_str() {
-        "text" => json!({"text": {"body": text}}),
-        "image" | "video" | "document" | "sticker" | "audio" => {
-            let mime = match kind.as_str() {
-                "image" => "image/jpeg",
-                "video" => "video/mp4",
-                "document" => "application/pdf",
-                "sticker" => "image/webp",
-                _ => "audio/ogg; codecs=opus",
-            };
-            let mut media = json!({"mime_type": mime, "sha256": "SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=", "id": media_id});
-            if let Some(c) = &m.caption {
-                media["caption"] = json!(c);
-            }
-            if kind == "audio" {
-                media["voice"] = json!(true);
-            }
-            json!({ kind.clone(): media })
-        }
-        "location" => {
-            json!({"location": {"latitude": 19.0760, "longitude": 72.8777, "name": text}})
-        }
-        "button" => json!({"button": {"payload": id, "text": title}}),
-        "button_reply" => {
-            json!({"interactive": {"type": "button_reply", "button_reply": {"id": id, "title": title}}})
-        }
-        "list_reply" => {
-            json!({"interactive": {"type": "list_reply", "list_reply": {"id": id, "title": title}}})
-        }
-        "reaction" => json!({"reaction": {"message_id": m.context, "emoji": text}}),
-        other => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("type '{other}' is not one the sandbox can simulate"),
-            );
-        }
+    let wire = match super::actions::build(&action, &m, &media_id) {
+        Ok(w) => w,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
     };
     let wamid = deliver_message(
         &sb,
         &number,
         &from,
         m.name.as_deref(),
-        &kind,
-        payload,
-        m.context.as_deref(),
+        wire.kind,
+        wire.payload,
+        wire.context.as_deref(),
     );
     Json(json!({"wamid": wamid})).into_response()
 }
@@ -200,14 +168,15 @@ pub fn deliver_message(
         st.windows
             .insert((number.phone_number_id.clone(), from.to_string()), now);
         let seq = st.next_id;
-        st.received.push(ReceivedMessage {
+        let received = ReceivedMessage {
             seq,
             wamid: wamid.clone(),
             phone_number_id: number.phone_number_id.clone(),
             from: from.to_string(),
             at: now,
             message: message.clone(),
-        });
+        };
+        st.record_received(received, sb.settings.keep);
         wamid
     };
     sb.hooks.push(

@@ -77,6 +77,9 @@ pub struct Stats {
     pub items_dropped: u64,
     pub duplicates_sent: u64,
     pub pending: u64,
+    /// Pending items dropped, oldest first, to keep at most `keep` waiting (a receiver that
+    /// stays down must not grow the sandbox without limit).
+    pub pending_dropped: u64,
 }
 
 #[derive(Default)]
@@ -86,6 +89,7 @@ struct Counters {
     items_delivered: AtomicU64,
     items_dropped: AtomicU64,
     duplicates_sent: AtomicU64,
+    pending_dropped: AtomicU64,
 }
 
 /// Handle to the delivery queue; cheap to clone.
@@ -96,6 +100,8 @@ pub struct Delivery {
     wake: Arc<Notify>,
     counters: Arc<Counters>,
     faults: Arc<Mutex<WebhookFaults>>,
+    /// Most items waiting in `queue`; 0 = unbounded.
+    keep: usize,
 }
 
 impl Delivery {
@@ -106,6 +112,7 @@ impl Delivery {
             wake: Arc::default(),
             counters: Arc::default(),
             faults: Arc::default(),
+            keep: settings.keep,
         };
         tokio::spawn(d.clone().run(settings, shutdown));
         d
@@ -119,11 +126,28 @@ impl Delivery {
             .delay_ms;
         let due = now_ms() + delay.as_millis() as Millis + extra as Millis;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((due, seq), pending);
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.insert((due, seq), pending);
+        self.bound(&mut q);
+        drop(q);
         self.wake.notify_one();
+    }
+
+    /// Drops the items due soonest (the oldest) beyond `keep`.
+    fn bound(&self, q: &mut BTreeMap<(Millis, u64), Pending>) {
+        if self.keep == 0 {
+            return;
+        }
+        let mut n = 0u64;
+        while q.len() > self.keep && q.pop_first().is_some() {
+            n += 1;
+        }
+        if n > 0 {
+            self.counters
+                .pending_dropped
+                .fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("ringback_sandbox_dropped_total", "kind" => "webhook").increment(n);
+        }
     }
 
     /// Queues a number-scoped `item` for delivery `delay` from now.
@@ -173,6 +197,7 @@ impl Delivery {
             items_dropped: c.items_dropped.load(Ordering::Relaxed),
             duplicates_sent: c.duplicates_sent.load(Ordering::Relaxed),
             pending: self.queue.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+            pending_dropped: c.pending_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -273,6 +298,7 @@ impl Delivery {
                 }
             }
         }
+        self.bound(&mut q);
     }
 }
 

@@ -890,6 +890,13 @@ def user_replies(user: str, response: str, request_case: str, permanent: bool = 
     return lambda run: run.user_permission_reply(user, response, request_case, permanent)
 
 
+def user_acts(user: str, action: str, example: str, context_case: str | None = None,
+              **fields: Any) -> Callable[["Runner"], None]:
+    """A simulated user action (POST /sandbox/users/message `type`=action) whose webhook must match
+    Meta's webhook example `example`; `context_case` names the row whose sent message it answers."""
+    return lambda run: run.user_action(user, action, example, context_case, fields)
+
+
 US_USER_A, US_USER_B, US_USER_C, US_USER_D, US_USER_E = (f"1555000200{i}" for i in range(1, 6))
 # Users of the calling number (a user's own country does not matter, §7.1)
 C_USER_1, C_USER_2, C_USER_3, C_USER_4 = (f"91980000000{i}" for i in range(1, 5))
@@ -918,6 +925,29 @@ CASES: list[Case] = [
          lambda run: {**text("15550001021", "Yes, we're open until 6."),
                       "context": {"message_id": run.inbound_wamid("15550001021")}},
          open_window="15550001021", statuses=("sent", "delivered")),
+    # Simulated user actions (issue 9): each tap, pick and reaction on the business message the
+    # row sent must reach us in the shape of Meta's webhook example (checked in check_actions).
+    Case("reply buttons, then the user taps one",
+         buttons("15550001030", "Sorry we missed your call.", ("call_me_back", "Call me back")),
+         open_window="15550001030", statuses=("sent", "delivered"),
+         after=(user_acts("15550001030", "button_reply", "Interactive Button Reply Message",
+                          "reply buttons, then the user taps one", id="call_me_back", title="Call me back"),
+                user_acts("15550001030", "reaction", "Reaction Message",
+                          "reply buttons, then the user taps one", text="👍"))),
+    Case("list, then the user picks a row",
+         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001031",
+          "type": "interactive", "interactive": {"type": "list", "body": {"text": "How should we ship it?"},
+                                                 "action": {"button": "Choose", "sections": [{"title": "Speed", "rows": [
+                                                     {"id": "priority_express", "title": "Priority Mail Express",
+                                                      "description": "Next Day to 2 Days"}]}]}}},
+         open_window="15550001031", statuses=("sent", "delivered"),
+         after=(user_acts("15550001031", "list_reply", "Interactive List Reply Message",
+                          "list, then the user picks a row", id="priority_express",
+                          title="Priority Mail Express", description="Next Day to 2 Days"),)),
+    Case("template, then the user taps its quick reply", template("+15550001032", "hello_world"),
+         message_status="accepted", statuses=("sent", "delivered"),
+         after=(user_acts("15550001032", "button", "Button Message",
+                          "template, then the user taps its quick reply", id="Unsubscribe", title="Unsubscribe"),)),
     # cloud-api.md §2.6/§3.2: a reaction you send only ever produces `sent`
     Case("reaction",
          lambda run: {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550001022",
@@ -1145,6 +1175,20 @@ CASES: list[Case] = [
 # The inbound messages used to open windows are also a webhook case of their own: this one has
 # non-ASCII text and name, for the escaping check (cloud-api.md §2.2).
 INBOUND_EXTRA = [("15550001020", "Are you open today? ¿Sí? 👍", "Zoë Ñúñez")]
+# Simulated user actions that answer nothing: (user, action, Meta's webhook example, fields).
+USER_ACTIONS_EXTRA = [
+    ("15550001033", "image", "Image Message", {"caption": "Taj Mahal"}),
+    ("15550001033", "location", "Location Message", {"text": "Philz Coffee"}),
+    ("15550001033", "contacts", "Contact Sharing Message", {"title": "Lucía Gómez", "id": "+1 (983) 555-2319"}),
+    ("15550001033", "text", "Text Message from Click to WhatsApp Ad",
+     {"text": "Hello! Can I get more info on this?", "referral": True}),
+]
+# Meta's examples are one instance; where one of its fields is optional in the docs (a caption, a
+# location's url, a shared contact's org), the sandbox may leave it out: keys must be a subset there.
+# Elsewhere (taps, picks, reactions, referrals) the keys must be exactly Meta's.
+SUBSET_KEYS_OK = {"image", "location", "contacts"}
+# Every inbound message since the 2026 business-scoped user ids also has `from_user_id` (§2.5).
+ADDED_KEYS = {"from_user_id"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1418,6 +1462,17 @@ class InboundExpectation:
     name: str
 
 
+@dataclass
+class ActionExpectation:
+    """A simulated user action and the Meta webhook example its inbound message must match."""
+    wamid: str
+    user: str
+    action: str
+    example: str
+    context: str | None      # the business message it answers (None for reactions: in the body)
+    fields: dict
+
+
 class Runner:
     def __init__(self, spec: Spec, base: str, rx: Receiver, timeout: float):
         self.spec = spec
@@ -1431,6 +1486,7 @@ class Runner:
         self.call_ids: dict[str, str] = {}             # call label -> wacid
         self.expect_calls: dict[str, CallExpectation] = {}  # wacid -> expected calls webhooks
         self.expect_replies: list[ReplyExpectation] = []
+        self.expect_actions: list[ActionExpectation] = []
 
     @property
     def inbound(self) -> list[InboundExpectation]:
@@ -1449,6 +1505,20 @@ class Runner:
         if check(f"setup: simulate inbound message from {user}", ok and isinstance(wamid, str),
                  f"HTTP {r.status} {r.raw[:200]!r}"):
             self.expect_inbound.append(InboundExpectation(wamid, user, text_, name))
+
+    def user_action(self, user: str, action: str, example: str, context_case: str | None, fields: dict) -> None:
+        ctx = None
+        if context_case is not None:
+            sent = (self.responses.get(context_case) or {}).get("messages") or [{}]
+            ctx = sent[0].get("id")
+            if not check(f"setup: {context_case} returned a wamid for the {action} to answer", isinstance(ctx, str)):
+                return
+        body = {"from": user, "type": action, **fields, **({"context": ctx} if ctx else {})}
+        r = http_call(self.base, "POST", "/sandbox/users/message", body)
+        wamid = r.json().get("wamid") if r.status == 200 else None
+        if check(f"setup: simulate user action {action} from {user}", isinstance(wamid, str),
+                 f"HTTP {r.status} {r.raw[:200]!r}"):
+            self.expect_actions.append(ActionExpectation(wamid, user, action, example, ctx, fields))
 
     # -- one row ------------------------------------------------------------------------------
     def run(self, c: Case) -> None:
@@ -1677,7 +1747,8 @@ class Runner:
                 and all(x.wamid in seen_msgs for x in self.expect_inbound) \
                 and all(ev in seen_tpl.get(name, []) for name, ev in self.expect_template_events) \
                 and all(len(seen_calls.get(w, [])) >= len(x.events) for w, x in self.expect_calls.items()) \
-                and all(x.context_id in replies for x in self.expect_replies)
+                and all(x.context_id in replies for x in self.expect_replies) \
+                and all(x.wamid in seen_msgs for x in self.expect_actions)
             if done:
                 break
             time.sleep(0.1)
@@ -1858,13 +1929,15 @@ class Runner:
             self.check_status_sequence(x, statuses.get(x.wamid, []))
         for x in self.expect_inbound:
             self.check_inbound(x, msgs.get(x.wamid))
+        for x in self.expect_actions:
+            self.check_action(x, msgs.get(x.wamid))
         self.check_calls(hooks)
         replies_seen = self.check_replies(msgs)
         known = {x.wamid for x in self.expect_statuses}
         stray = sorted(str(k) for k in statuses if k not in known)
         check("webhooks: no statuses for messages we did not send (rejected requests make none)",
               not stray, f"unexpected ids {stray}")
-        known_in = {x.wamid for x in self.expect_inbound} | replies_seen
+        known_in = {x.wamid for x in self.expect_inbound} | {x.wamid for x in self.expect_actions} | replies_seen
         stray_in = sorted(str(k) for k in msgs if k not in known_in)
         check("webhooks: no inbound messages we did not simulate", not stray_in, f"unexpected {stray_in}")
 
@@ -2002,6 +2075,65 @@ class Runner:
               bool(ct) and (ct[0].get("profile") or {}).get("name") == x.name, repr(ct))
 
 
+    def check_action(self, x: ActionExpectation, got: tuple[dict, dict] | None) -> None:
+        """The webhook of a simulated user action against Meta's webhook example of that kind: same
+        `type`, same keys (ADDED_KEYS aside), same keys inside the type's object, recursively
+        (a subset where SUBSET_KEYS_OK), and the values the action gave."""
+        name = f"user action {x.action} from {x.user} (Meta's example {x.example!r})"
+        if not check(f"{name}: message webhook {x.wamid} received", got is not None):
+            return
+        m, _ = got
+        examples = ptr_get(self.spec.doc, "/paths/" + ptr_escape("/whatsapp/webhooks") +
+                           "/post/requestBody/content/application~1json/examples")
+        if not check(f"{name}: the example exists in the OpenAPI document", x.example in examples):
+            return
+        want = examples[x.example]["value"]["entry"][0]["changes"][0]["value"]["messages"][0]
+        check(f"{name}: type == {want['type']!r}", m.get("type") == want["type"], repr(m.get("type")))
+        check(f"{name}: message keys == the example's (+ {sorted(ADDED_KEYS)})",
+              set(m) - ADDED_KEYS == set(want), f"got {sorted(m)}, example {sorted(want)}")
+        kind = want["type"]
+        subset = kind in SUBSET_KEYS_OK
+        for key in set(want) - {"from", "id", "timestamp", "type"}:
+            diffs = shape_diff(m.get(key), want[key], subset, key)
+            check(f"{name}: {key} has the example's shape" + (" (keys a subset)" if subset else ""),
+                  not diffs, "; ".join(diffs))
+        if kind == "reaction":
+            check(f"{name}: reaction.message_id names the message, and there is no context",
+                  (m.get("reaction") or {}).get("message_id") == x.context and "context" not in m, repr(m))
+        elif x.context is not None:
+            check(f"{name}: context.id is the message it answers",
+                  (m.get("context") or {}).get("id") == x.context, repr(m.get("context")))
+        inner = (m.get("interactive") or {}).get(x.action) if kind == "interactive" else m.get("button")
+        if inner is not None:
+            given = {"button_reply": ("id", "title"), "list_reply": ("id", "title", "description"),
+                     "button": ("payload", "text")}[x.action]
+            sources = {"id": "id", "title": "title", "description": "description", "payload": "id", "text": "title"}
+            check(f"{name}: carries the id/title the user tapped",
+                  all(inner.get(k) == x.fields.get(sources[k]) for k in given), repr(inner))
+
+
+def shape_diff(got: Any, want: Any, subset: bool, path: str) -> list[str]:
+    """Where `got` differs in shape from Meta's example `want`: missing/extra keys of objects
+    (only extra keys count when `subset`), recursively; lists by their first element."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: expected an object, got {type(got).__name__}"]
+        out = []
+        extra, missing = sorted(set(got) - set(want)), sorted(set(want) - set(got))
+        if extra:
+            out.append(f"{path}: keys not in Meta's example {extra}")
+        if missing and not subset:
+            out.append(f"{path}: missing {missing}")
+        for k in set(got) & set(want):
+            out += shape_diff(got[k], want[k], subset, f"{path}.{k}")
+        return out
+    if isinstance(want, list):
+        if not isinstance(got, list) or not got:
+            return [f"{path}: expected a non-empty array"]
+        return shape_diff(got[0], want[0], subset, f"{path}[0]") if want else []
+    return []
+
+
 # ---------------------------------------------------------------------------------------------
 # Self-check: Meta's own examples must validate against the patched schemas. This is what shows
 # that the patches fix the schemas rather than just loosen them until anything passes.
@@ -2116,6 +2248,8 @@ def main() -> int:
         runner = Runner(spec, args.base_url.rstrip("/"), rx, args.webhook_timeout)
         for user, text_, name in INBOUND_EXTRA:
             runner.simulate_inbound(user, text_, name)
+        for user, action, example, fields in USER_ACTIONS_EXTRA:
+            runner.user_action(user, action, example, None, fields)
         for case in CASES:
             try:
                 runner.run(case)

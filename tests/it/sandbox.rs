@@ -604,3 +604,5 @@ async fn scripted_and_random_faults() {
     e.control("/sandbox/faults", json!({"phone_number_id": "100000000000011", "random": {"timeout_rate": 1.0, "timeout_ms": 50}})).await;
     assert_eq!(e.send(template("919800008002", "hello_world")).await.0, 504);
 }
+
+mod fidelity;

@@ -157,3 +157,68 @@ fn malformed_bodies_are_rejected() {
         Err(Rejected::Malformed(_))
     ));
 }
+
+/// Meta's own webhook examples ("Interactive Button Reply Message", "Interactive List Reply
+/// Message", "Button Message" in the Cloud API OpenAPI description).
+#[test]
+fn taps_in_metas_shape_are_read_as_replies() {
+    let cases = [
+        (
+            json!({"context":{"from":"15550783881","id":"wamid.B"},"from":"16505551234","id":"wamid.1","timestamp":"1750025136","type":"interactive",
+                "interactive":{"type":"button_reply","button_reply":{"id":"cancel-button","title":"Cancel"}}}),
+            crate::inbound::ReplyTap {
+                kind: "button_reply".into(),
+                id: "cancel-button".into(),
+                title: "Cancel".into(),
+                description: None,
+            },
+        ),
+        (
+            json!({"context":{"from":"15550783881","id":"wamid.B"},"from":"16505551234","id":"wamid.2","timestamp":"1749854575","type":"interactive",
+                "interactive":{"type":"list_reply","list_reply":{"id":"priority_express","title":"Priority Mail Express","description":"Next Day to 2 Days"}}}),
+            crate::inbound::ReplyTap {
+                kind: "list_reply".into(),
+                id: "priority_express".into(),
+                title: "Priority Mail Express".into(),
+                description: Some("Next Day to 2 Days".into()),
+            },
+        ),
+        (
+            json!({"context":{"from":"15550783881","id":"wamid.B"},"from":"16505551234","id":"wamid.3","timestamp":"1750091045","type":"button",
+                "button":{"payload":"Unsubscribe","text":"Unsubscribe"}}),
+            crate::inbound::ReplyTap {
+                kind: "button".into(),
+                id: "Unsubscribe".into(),
+                title: "Unsubscribe".into(),
+                description: None,
+            },
+        ),
+    ];
+    for (msg, want) in cases {
+        let body =
+            envelope(json!({"messaging_product":"whatsapp","metadata":meta(),"messages":[msg]}));
+        let events = source().parse(&body).unwrap();
+        let InboundEvent::Message(m) = &events[0].event else {
+            panic!("{events:?}")
+        };
+        assert!(!m.unknown_type, "{m:?}");
+        assert_eq!(m.context_id.as_deref(), Some("wamid.B"));
+        assert_eq!(m.text.as_deref(), Some(want.title.as_str()));
+        assert_eq!(m.reply.as_ref(), Some(&want));
+    }
+}
+
+/// The shape the sandbox used to post (`"type":"button_reply"`) is not Meta's: it stays an
+/// unknown type and no tap is read from it.
+#[test]
+fn a_tap_typed_button_reply_is_not_metas_shape() {
+    let msg = json!({"from":"16505551234","id":"wamid.X","timestamp":"1750025136","type":"button_reply",
+        "interactive":{"type":"button_reply","button_reply":{"id":"b","title":"B"}}});
+    let body = envelope(json!({"messaging_product":"whatsapp","metadata":meta(),"messages":[msg]}));
+    let events = source().parse(&body).unwrap();
+    let InboundEvent::Message(m) = &events[0].event else {
+        panic!("{events:?}")
+    };
+    assert!(m.unknown_type);
+    assert_eq!(m.reply, None);
+}

@@ -87,6 +87,24 @@ pub struct MessageContext {
     pub id: Option<String>,
 }
 
+/// `interactive.button_reply` / `interactive.list_reply`: the id and title the business gave
+/// the button or row.
+#[derive(Debug, Deserialize)]
+pub struct InteractiveReply {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `button` of a tap on a template quick-reply button.
+#[derive(Debug, Deserialize)]
+pub struct QuickReply {
+    pub payload: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Status {
     pub id: String,
