@@ -3,6 +3,7 @@
 //! decides each call, and missed ones get a WhatsApp reply through the sandbox.
 
 mod peers;
+mod spool;
 
 use std::time::Duration;
 
@@ -70,16 +71,34 @@ async fn flagged(app: &TestApp) -> Vec<(String, String)> {
     rows
 }
 
+/// Checks who got a reply. Callers first wait for the last call of the script to be
+/// decided; the link stores calls in order and the processor decides them in order, so
+/// every call is decided by then. Then nothing more can be sent once every message has left
+/// the outbox, which is waited for (no sleep hoping that nothing more trickles in).
 async fn assert_sent_to(app: &TestApp, want: &[&str]) {
-    let sent = eventually(|| async {
-        let s = app.sandbox_sent().await;
-        (s.len() >= want.len()).then_some(s)
+    // Accepted or later: the sandbox has the request (failed: it was answered).
+    let left = |m: &Value| {
+        matches!(
+            m["state"].as_str(),
+            Some("accepted" | "sent" | "delivered" | "read" | "failed")
+        )
+    };
+    let messages = eventually(|| async {
+        let calls = app.calls().await;
+        let messages = app.messages().await;
+        (calls.iter().all(|c| c["decision"] != "pending")
+            && messages.len() >= want.len()
+            && messages.iter().all(left))
+        .then_some(messages)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // nothing more trickles in
-    let mut to: Vec<String> = app
-        .sandbox_sent()
-        .await
+    assert_eq!(
+        messages.len(),
+        want.len(),
+        "one message per missed call: {messages:?}"
+    );
+    let sent = app.sandbox_sent().await;
+    let mut to: Vec<String> = sent
         .iter()
         .map(|m| m["to"].as_str().unwrap().to_string())
         .collect();

@@ -14,6 +14,9 @@ use tokio::net::UdpSocket;
 
 use crate::support::*;
 
+pub(crate) mod spool;
+mod tcp;
+
 async fn sip_app(extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
         ("RINGBACK_SIP__ENABLED", "true"),
@@ -324,12 +327,24 @@ async fn retransmitted_invite_is_still_one_call() {
     assert_eq!(c.code(2000).await, Some(487));
     c.send(&invite).await;
     assert_eq!(c.code(2000).await, Some(487), "the final, not a new call");
-    let calls = sip_calls(&app, 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["provider_call_id"], "retrans-1");
+    // Prove the negative with a sentinel: a later call, handled by the same loop after every
+    // retransmission above. Once it is decided, a duplicate of retrans-1 would be there too.
+    let sentinel = request("INVITE", c.port(), "z9hG4bK-raw-2", "sentinel-2");
+    c.send(&sentinel).await;
+    assert_eq!(c.code(2000).await, Some(100));
+    assert_eq!(c.code(2000).await, Some(180));
+    c.send(&request("CANCEL", c.port(), "z9hG4bK-raw-2", "sentinel-2"))
+        .await;
+    assert_eq!(c.code(2000).await, Some(200));
+    assert_eq!(c.code(2000).await, Some(487));
+    app.decided_call("sentinel-2").await;
     let all: Vec<Value> = app.calls().await;
-    assert_eq!(all.len(), 1, "{all:?}");
+    let mut ids: Vec<&str> = all
+        .iter()
+        .map(|c| c["provider_call_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["retrans-1", "sentinel-2"], "{all:?}");
 }
 
 #[tokio::test]
@@ -373,4 +388,24 @@ async fn a_2xx_final_response_is_refused_at_startup() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("sip.final_response"), "{err}");
+}
+
+#[test]
+fn an_exposed_sip_number_without_accept_from_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |extra: &[(&str, &str)]| {
+        let mut env = base_env(dir.path());
+        env.push(("RINGBACK_SIP__ENABLED".into(), "true".into()));
+        env.push(("RINGBACK_SIP__LISTEN_UDP".into(), "0.0.0.0:0".into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ringback::config::Config::load_with_env(None, env)
+            .unwrap()
+            .build()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let err = build(&[]).unwrap_err();
+    assert!(err.contains("sip.accept_from is empty"), "{err}");
+    build(&[("RINGBACK_SIP__ACCEPT_FROM", "[\"192.0.2.9\"]")]).expect("a listed trunk builds");
+    build(&[("RINGBACK_SIP__ACCEPT_ANY", "true")]).expect("an explicit accept_any builds");
 }
