@@ -4,7 +4,15 @@
 //!
 //! Signature: `X-Twilio-Signature` is base64 HMAC-SHA1, keyed by the Auth Token, of the full
 //! URL Twilio requested followed by every POST parameter as `name` + `value`, sorted by name.
-//! Twilio's own library also accepts the URL with or without the default port, so do we.
+//! Which URL is checked copies Twilio's own `RequestValidator` (twilio-python
+//! `request_validator.py`, `remove_port`/`add_port`), because Twilio's signing side is
+//! inconsistent about ports: the URL with any port removed, and the URL with the scheme's
+//! default port added when it has none. So a signature over `https://host/x` is accepted at
+//! `https://host:8443/x`, as the library accepts it.
+//!
+//! Twilio's newer signing with a Webhook Setting's shared key (`X-Twilio-Webhooks-Signature-
+//! Settings`, HMAC-SHA256) is a public beta whose details Twilio says may still change; it is
+//! not supported, and a request signed that way is refused with a sentence saying so.
 
 use super::{CallEvent, CallOutcome, CallSource, InboundEvent, KeyedEvent, Rejected};
 use crate::phone::PhoneE164;
@@ -25,6 +33,9 @@ pub struct TwilioSource {
     pub dial_timeout: u32,
 }
 
+/// The header Twilio adds when a Webhook Rule signs with a shared key instead of the Auth Token.
+pub const SIGNATURE_SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
+
 /// Form parameters in the order received.
 pub type Params = Vec<(String, String)>;
 
@@ -42,8 +53,21 @@ impl TwilioSource {
     }
 
     /// Verifies the signature of a form POST to `url` (as Twilio requested it).
-    pub fn verify(&self, header: Option<&str>, url: &str, params: &Params) -> Result<(), Rejected> {
+    /// `settings` is the `X-Twilio-Webhooks-Signature-Settings` header, if any.
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        settings: Option<&str>,
+        url: &str,
+        params: &Params,
+    ) -> Result<(), Rejected> {
         use secrecy::ExposeSecret;
+        if settings.is_some() {
+            return Err(signature::SignatureError::Unsupported(
+                "this request is signed with a Twilio Webhook Setting's shared key (X-Twilio-Webhooks-Signature-Settings), which Ringback does not support; remove the Webhook Rule that matches this URL so Twilio signs with the Auth Token",
+            )
+            .into());
+        }
         let payload = signed_params(params);
         let key = self.auth_token.expose_secret().as_bytes();
         let mut last = None;
@@ -154,27 +178,65 @@ fn required<'a>(params: &'a Params, name: &'static str) -> Result<&'a str, Rejec
     })
 }
 
-/// Parameters sorted by name (then value), each written as `name` + `value`.
+/// Parameters sorted by name, then by value, each written as `name` + `value`. A repeated
+/// identical pair is written once, as twilio-python does (`sorted(set(values))`).
 pub fn signed_params(params: &Params) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
+    sorted.dedup();
     sorted.iter().map(|(k, v)| format!("{k}{v}")).collect()
 }
 
-/// The URL as given, plus the same URL with the default port added or removed.
+/// The URLs twilio-python's `RequestValidator.validate` checks: `remove_port(url)` and
+/// `add_port(url)`. A URL without `scheme://` is checked as given.
 fn url_variants(url: &str) -> Vec<String> {
-    let mut out = vec![url.to_string()];
-    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
-        if let Some(rest) = url.strip_prefix(scheme) {
-            let (host, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-            if let Some(bare) = host.strip_suffix(port) {
-                out.push(format!("{scheme}{bare}{tail}"));
-            } else if !host.contains(':') {
-                out.push(format!("{scheme}{host}{port}{tail}"));
-            }
-        }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return vec![url.to_string()];
+    };
+    // Python's urlparse lowercases the scheme, and `geturl()` writes it back that way.
+    let scheme = scheme.to_ascii_lowercase();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (netloc, tail) = rest.split_at(end);
+    let Ok(port) = python_port(netloc) else {
+        // urlparse raises on a malformed port, and the library then validates nothing.
+        return vec![url.to_string()];
+    };
+    // `if uri.port:` in Python: port 0 counts as none.
+    let port = port.filter(|p| *p != 0);
+    let without = match port {
+        // `netloc.split(":")[0]`: everything before the first colon.
+        Some(_) => netloc.split(':').next().unwrap_or(netloc),
+        None => netloc,
+    };
+    let with = match port {
+        Some(_) => netloc.to_string(),
+        None => format!("{netloc}:{}", if scheme == "https" { 443 } else { 80 }),
+    };
+    vec![
+        format!("{scheme}://{without}{tail}"),
+        format!("{scheme}://{with}{tail}"),
+    ]
+}
+
+/// `urllib.parse.urlsplit(url).port`: after any `user@`, the digits after the first colon
+/// (or after `]` for an IPv6 literal); `Err` where Python raises `ValueError`.
+fn python_port(netloc: &str) -> Result<Option<u16>, ()> {
+    let hostinfo = netloc.rsplit_once('@').map_or(netloc, |(_, h)| h);
+    let port = match hostinfo.split_once('[') {
+        Some((_, bracketed)) => bracketed
+            .split_once(']')
+            .map_or("", |(_, after)| after)
+            .split_once(':')
+            .map_or("", |(_, p)| p),
+        None => hostinfo.split_once(':').map_or("", |(_, p)| p),
+    };
+    if port.is_empty() {
+        return Ok(None);
     }
-    out
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    port.parse::<u16>().map(Some).map_err(|_| ())
 }
 
 fn xml_escape(s: &str) -> String {
@@ -207,21 +269,152 @@ mod tests {
         ]);
         let sig = Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
         assert!(
-            src.verify(sig, "https://mycompany.com/myapp.php?foo=1&bar=2", &p)
+            src.verify(sig, None, "https://mycompany.com/myapp.php?foo=1&bar=2", &p)
                 .is_ok()
         );
         assert!(
-            src.verify(sig, "https://mycompany.com:443/myapp.php?foo=1&bar=2", &p)
-                .is_ok()
+            src.verify(
+                sig,
+                None,
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+                &p
+            )
+            .is_ok()
         );
         assert!(
-            src.verify(sig, "https://mycompany.com/other.php?foo=1&bar=2", &p)
+            src.verify(sig, None, "https://mycompany.com/other.php?foo=1&bar=2", &p)
                 .is_err()
         );
         assert!(
-            src.verify(None, "https://mycompany.com/myapp.php?foo=1&bar=2", &p)
-                .is_err()
+            src.verify(
+                None,
+                None,
+                "https://mycompany.com/myapp.php?foo=1&bar=2",
+                &p
+            )
+            .is_err()
         );
+    }
+
+    /// Twilio's signature, computed here from its definition: base64(HMAC-SHA1(token, url +
+    /// sorted name+value pairs)).
+    fn twilio_signature(token: &str, url: &str, pairs: &[(&str, &str)]) -> String {
+        use base64::Engine;
+        use hmac::{KeyInit, Mac};
+        let mut sorted = pairs.to_vec();
+        sorted.sort();
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+        mac.update(url.as_bytes());
+        for (k, v) in sorted {
+            mac.update(k.as_bytes());
+            mac.update(v.as_bytes());
+        }
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn any_port_is_accepted_as_twilio_python_does() {
+        let src = TwilioSource::new("tok".to_string().into(), None, 20);
+        let pairs = [("CallSid", "CA1"), ("From", "+14155552671")];
+        let p = params(&pairs);
+        let signed_without_port = twilio_signature(
+            "tok",
+            "https://rb.example/webhooks/twilio/voice?x=1",
+            &pairs,
+        );
+        for url in [
+            "https://rb.example:8443/webhooks/twilio/voice?x=1",
+            "https://rb.example:443/webhooks/twilio/voice?x=1",
+            "https://rb.example/webhooks/twilio/voice?x=1",
+        ] {
+            src.verify(Some(&signed_without_port), None, url, &p)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // A signature over the URL with its non-default port is accepted too (add_port keeps it).
+        let signed_with_port =
+            twilio_signature("tok", "http://10.0.0.5:8080/webhooks/twilio/voice", &pairs);
+        src.verify(
+            Some(&signed_with_port),
+            None,
+            "http://10.0.0.5:8080/webhooks/twilio/voice",
+            &p,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // The scheme's default port is added to a URL without one: http gets :80.
+        let signed_default =
+            twilio_signature("tok", "http://rb.example:80/webhooks/twilio/voice", &pairs);
+        src.verify(
+            Some(&signed_default),
+            None,
+            "http://rb.example/webhooks/twilio/voice",
+            &p,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // The host and path still count.
+        for url in [
+            "https://other.example:8443/webhooks/twilio/voice?x=1",
+            "https://rb.example:8443/webhooks/twilio/dial-status?x=1",
+        ] {
+            assert!(matches!(
+                src.verify(Some(&signed_without_port), None, url, &p),
+                Err(Rejected::BadSignature(signature::SignatureError::Mismatch(
+                    _
+                )))
+            ));
+        }
+    }
+
+    #[test]
+    fn url_variants_match_remove_port_and_add_port() {
+        assert_eq!(
+            url_variants("https://h.example:8443/a?b=1"),
+            ["https://h.example/a?b=1", "https://h.example:8443/a?b=1"]
+        );
+        assert_eq!(
+            url_variants("HTTP://h.example/a"),
+            ["http://h.example/a", "http://h.example:80/a"]
+        );
+        // Expected values printed by twilio-python's own remove_port/add_port. Port 0 is no
+        // port there (`if uri.port:` is false), and only the text before the netloc's first
+        // colon survives remove_port (an IPv6 literal or user:password@ included).
+        assert_eq!(
+            url_variants("https://h.example:0/a"),
+            ["https://h.example:0/a", "https://h.example:0:443/a"]
+        );
+        assert_eq!(
+            url_variants("https://u:p@h:99/x"),
+            ["https://u/x", "https://u:p@h:99/x"]
+        );
+        assert_eq!(
+            url_variants("https://[::1]:8443/a"),
+            ["https://[/a", "https://[::1]:8443/a"]
+        );
+        assert_eq!(python_port("h:x"), Err(()));
+        assert_eq!(python_port("u:p@h:99"), Ok(Some(99)));
+    }
+
+    #[test]
+    fn repeated_identical_pairs_are_signed_once() {
+        let p = params(&[("b", "2"), ("a", "1"), ("b", "2"), ("b", "1")]);
+        assert_eq!(signed_params(&p), "a1b1b2");
+    }
+
+    #[test]
+    fn shared_key_signing_is_refused_with_the_reason() {
+        let src = TwilioSource::new("tok".to_string().into(), None, 20);
+        let pairs = [("CallSid", "CA1")];
+        let url = "https://rb.example/webhooks/twilio/voice";
+        let sig = twilio_signature("tok", url, &pairs);
+        let r = src.verify(
+            Some(&sig),
+            Some("key=KS1,algorithm=HMAC_SHA256"),
+            url,
+            &params(&pairs),
+        );
+        let Err(Rejected::BadSignature(e)) = r else {
+            panic!("accepted: {r:?}")
+        };
+        assert!(e.to_string().contains("does not support"), "{e}");
     }
 
     #[test]
