@@ -202,6 +202,14 @@ async fn errors_of_our_routes_are_json_with_a_code() {
             400,
             "invalid_query",
         ),
+        case(
+            Method::GET,
+            "/api/v1/consents?format=xlsx",
+            None,
+            "",
+            400,
+            "invalid_query",
+        ),
         // Unknown routes.
         case(Method::GET, "/nothing-here", None, "", 404, "not_found"),
         case(

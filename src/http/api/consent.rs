@@ -122,8 +122,15 @@ pub async fn list(
     let subject =
         q.to.as_deref()
             .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>());
-    if q.format.as_deref() == Some("csv") {
-        return export::csv(s.store.clone(), subject, export::PAGE).await;
+    match q.format.as_deref() {
+        None | Some("json") => {}
+        Some("csv") => return export::csv(s.store.clone(), subject, export::PAGE).await,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("format '{other}' must be json or csv"),
+            ));
+        }
     }
     let records = s.store.consent_records(None, subject.as_deref()).await?;
     Ok(Json(json!({"data": records})).into_response())
