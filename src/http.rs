@@ -22,6 +22,7 @@ use crate::store::Store;
 
 pub mod api;
 pub mod error;
+pub mod extract;
 pub mod serve;
 pub mod trace;
 pub mod webhooks;
@@ -53,8 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(webhooks::router())
         .merge(api::router())
+        .fallback(extract::not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        // Outside the panic catcher, so even its answer has the JSON error shape.
+        .layer(axum::middleware::map_response(extract::json_errors))
         .layer(trace::layer())
         .with_state(state)
 }

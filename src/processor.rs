@@ -338,32 +338,25 @@ impl Processor {
         match &verdict {
             Verdict::Reply { caller, .. } => {
                 let id = new_message_id();
-                let plan = reply::plan(
-                    &ReplyInput {
-                        message_id: &id,
-                        caller,
-                        caller_name: call
-                            .caller_name
-                            .as_deref()
-                            .or(contact.as_ref().and_then(|c| c.name.as_deref())),
-                        business_name: &sender.business_name,
-                        last_inbound_at: contact.as_ref().and_then(|c| c.last_inbound_at),
-                        call_at: call.occurred_at,
-                        now,
-                    },
-                    &s.reply,
-                    s.business_hours.as_ref(),
-                    &s.timezone,
-                );
+                let input = ReplyInput {
+                    message_id: &id,
+                    caller,
+                    caller_name: call
+                        .caller_name
+                        .as_deref()
+                        .or(contact.as_ref().and_then(|c| c.name.as_deref())),
+                    business_name: &sender.business_name,
+                    last_inbound_at: contact.as_ref().and_then(|c| c.last_inbound_at),
+                    call_at: call.occurred_at,
+                    now,
+                };
+                let plan = reply::plan(&input, &s.reply, s.business_hours.as_ref(), &s.timezone);
                 record.caller_e164 = Some(caller.to_string());
                 // The reply is checked against the synced templates like any send: a
                 // misconfigured reply is refused here, with the reason, not by Meta later.
                 if let Err(r) = self.check_reply(sender, &plan.body) {
                     record.decision = "skipped".into();
-                    record.reason = format!(
-                        "{}, but the reply was refused before sending: {} (Meta error {}); fix [missed_call.reply] in the configuration",
-                        record.reason, r.details, r.code
-                    );
+                    record.reason = reply::refusal_reason(&record.reason, &r, &input);
                     tracing::error!(reason = %record.reason, "Missed-call reply refused by the template rules.");
                     batch.calls.insert(key, record.decision.clone());
                     batch.decided.push((source, "skipped", record.missed));

@@ -119,6 +119,39 @@ pub fn plan(
     }
 }
 
+/// Why a missed-call reply was refused before sending, blaming the right party: when the
+/// call event itself carries a value the reply cannot use (a call time no calendar can show),
+/// the event is at fault and the configuration is fine; otherwise the configured reply does
+/// not fit the approved template.
+pub fn refusal_reason(
+    decided: &str,
+    refusal: &crate::cloud_api::rules::Refusal,
+    input: &ReplyInput<'_>,
+) -> String {
+    match event_problem(input) {
+        Some(problem) => format!(
+            "{decided}, but the reply could not be filled from the call event: {problem} (Meta error {} would follow: {}); the event's data is at fault, not the configuration",
+            refusal.code, refusal.details
+        ),
+        None => format!(
+            "{decided}, but the reply was refused before sending: {} (Meta error {}); fix [missed_call.reply] in the configuration",
+            refusal.details, refusal.code
+        ),
+    }
+}
+
+/// A value of the call event that no placeholder can render.
+pub fn event_problem(input: &ReplyInput<'_>) -> Option<String> {
+    jiff::Timestamp::from_millisecond(input.call_at)
+        .err()
+        .map(|_| {
+            format!(
+                "the call time ({} ms since the epoch) is not a date {{call_time}} can show",
+                input.call_at
+            )
+        })
+}
+
 /// Replaces `{caller_name}`, `{business_name}`, `{call_time}` and `{caller_number}`.
 pub fn fill_placeholders(
     s: &str,

@@ -29,6 +29,9 @@ pub enum SignatureError {
         "the {0} signature does not match the request; check the shared secret and that the body is sent unchanged"
     )]
     Mismatch(&'static str),
+    /// A signing scheme Ringback does not implement; the text says what to change.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Checks `header_value` against an HMAC of `signed` under `secret`.

@@ -416,4 +416,12 @@ pub trait Store: Send + Sync {
     async fn list_messages(&self, limit: u32) -> Result<Vec<MessageRow>, StoreError>;
     /// One message with its attempts and statuses.
     async fn message(&self, id: &str) -> Result<Option<MessageDetail>, StoreError>;
+    /// Up to `limit` ledger records with an id above `after_id`, in id (insertion) order, with
+    /// their ids: one page of an export, for one person or (with `None`) everyone.
+    async fn consent_records_after(
+        &self,
+        subject: Option<&str>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, crate::consent::Record)>, StoreError>;
 }

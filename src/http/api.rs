@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 
 mod calling;
 mod consent;
@@ -51,10 +52,10 @@ pub(super) async fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), A
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if let (Some(token), Some(g)) = (&s.settings.api_token, given) {
-        if crate::signature::tokens_equal(g, token.expose_secret()) {
-            return Ok(());
-        }
+    if let (Some(token), Some(g)) = (&s.settings.api_token, given)
+        && crate::signature::tokens_equal(g, token.expose_secret())
+    {
+        return Ok(());
     }
     let keys = s
         .store
@@ -95,7 +96,7 @@ fn default_limit() -> u32 {
 async fn list_messages(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let rows = s.store.list_messages(q.limit.min(1000)).await?;
@@ -105,7 +106,7 @@ async fn list_messages(
 async fn get_message(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let detail = s
@@ -126,7 +127,7 @@ async fn get_message(
 async fn list_calls(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let rows = s.store.list_calls(q.limit.min(1000)).await?;
@@ -157,7 +158,7 @@ async fn list_templates(
 async fn number_events(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     if !s.settings.senders.iter().any(|x| x.phone_number_id == id) {

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{ApiQuery, RawBody};
 use crate::inbound::twilio::{self, Params};
 use crate::inbound::{IngestRequest, KeyedEvent, Rejected, generic};
 use crate::store::IngestCounts;
@@ -71,7 +72,10 @@ struct Handshake {
     challenge: Option<String>,
 }
 
-async fn whatsapp_handshake(State(s): State<AppState>, Query(q): Query<Handshake>) -> Response {
+async fn whatsapp_handshake(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<Handshake>,
+) -> Response {
     match s.whatsapp.handshake(
         q.mode.as_deref(),
         q.verify_token.as_deref(),
@@ -90,7 +94,7 @@ async fn whatsapp_handshake(State(s): State<AppState>, Query(q): Query<Handshake
 async fn whatsapp_event(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     telemetry::webhook_received("whatsapp");
     s.whatsapp
@@ -104,7 +108,7 @@ async fn whatsapp_event(
 async fn generic_call(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     telemetry::webhook_received("generic");
     s.generic
@@ -155,8 +159,13 @@ fn twilio_form<'a>(
     })?;
     let params: Params = form_urlencoded::parse(body).into_owned().collect();
     let url = twilio_url(s, headers, uri);
-    src.verify(header(headers, "x-twilio-signature"), &url, &params)
-        .map_err(|r| refuse("twilio", r))?;
+    src.verify(
+        header(headers, "x-twilio-signature"),
+        header(headers, twilio::SIGNATURE_SETTINGS_HEADER),
+        &url,
+        &params,
+    )
+    .map_err(|r| refuse("twilio", r))?;
     Ok((src, params))
 }
 
@@ -168,7 +177,7 @@ async fn twilio_voice(
     State(s): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let (src, params) = twilio_form(&s, &headers, &uri, &body)?;
     let event = src
@@ -185,7 +194,7 @@ async fn twilio_dial_status(
     State(s): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let (src, params) = twilio_form(&s, &headers, &uri, &body)?;
     let event = src

@@ -60,3 +60,32 @@ fn open_window_sends_free_form_with_buttons() {
     );
     assert!(p.reason.contains("window open"), "{}", p.reason);
 }
+
+#[test]
+fn a_refusal_caused_by_the_event_blames_the_event_not_the_configuration() {
+    let caller = PhoneE164::parse_international("+919876543210").unwrap();
+    let refusal = crate::cloud_api::rules::Refusal::new(
+        132000,
+        "Number of parameters does not match the expected number of params",
+        "body: number of localizable_params (2) does not match the expected number of params (3)",
+    );
+    // A PBX timestamp in milliseconds, taken as seconds: a date no calendar shows.
+    let mut bad = input(&caller, None);
+    bad.call_at = 1_767_225_600_000 * 1000;
+    let p = plan(&bad, &cfg(), None, &TimeZone::UTC);
+    assert_eq!(
+        p.body["template"]["components"][0]["parameters"][2]["text"],
+        ""
+    );
+    let why = refusal_reason("missed call", &refusal, &bad);
+    assert!(
+        why.contains("could not be filled from the call event"),
+        "{why}"
+    );
+    assert!(why.contains("not the configuration"), "{why}");
+    assert!(!why.contains("fix [missed_call.reply]"), "{why}");
+
+    // The same refusal with a sound event is the configuration's.
+    let why = refusal_reason("missed call", &refusal, &input(&caller, None));
+    assert!(why.contains("fix [missed_call.reply]"), "{why}");
+}

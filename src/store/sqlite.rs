@@ -19,6 +19,7 @@ use super::*;
 use crate::inbound::DeliveryStatus;
 
 mod calling;
+mod consent_page;
 mod effects;
 
 /// The SQLite store.
@@ -652,6 +653,15 @@ impl Store for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn consent_records_after(
+        &self,
+        subject: Option<&str>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, crate::consent::Record)>, StoreError> {
+        consent_page::after(&self.read, subject, after_id, limit).await
     }
 
     async fn template_reach(

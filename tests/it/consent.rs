@@ -148,8 +148,18 @@ async fn api_records_are_validated_and_exported_as_csv() {
         .await
         .unwrap();
     assert!(csv.starts_with("at,sender_id,subject"), "{csv}");
-    assert!(
-        csv.contains("opt_in") && csv.contains("\"website_form\"") && csv.contains("form #17"),
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.expect("valid CSV"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(
+        (&rows[0][6], &rows[0][7], &rows[0][8]),
+        (
+            "opt_in",
+            "website_form",
+            "form #17, 2026-11-23 10:00 from 203.0.113.9"
+        ),
         "{csv}"
     );
 }

@@ -8,7 +8,7 @@
 //!   now, and every `call.permission_changed` event.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::extract::{ApiPath, ApiQuery, JsonBody};
 use super::{authorize, sender};
 use crate::calling::book::BusinessCall;
 use crate::phone::PhoneE164;
@@ -34,7 +35,7 @@ pub struct PlaceCall {
 pub async fn place_call(
     State(s): State<AppState>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let req: PlaceCall = serde_json::from_slice(&raw).map_err(|e| {
@@ -147,7 +148,7 @@ fn fifty() -> u32 {
 pub async fn list_outbound(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<Limit>,
+    ApiQuery(q): ApiQuery<Limit>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let calls = s.store.business_calls(q.limit.min(1000)).await?;
@@ -169,8 +170,9 @@ pub struct PermissionRequest {
 pub async fn request_permission(
     State(s): State<AppState>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<Response, ApiError> {
+    authorize(&s, &headers).await?;
     let req: PermissionRequest = serde_json::from_slice(&raw).map_err(|e| {
         ApiError::bad_request(
             "malformed",
@@ -192,7 +194,7 @@ pub async fn request_permission(
         send["idempotency_key"] = json!(k);
     }
     let bytes = serde_json::to_vec(&send).unwrap_or_default();
-    super::send::send_message(State(s), headers, bytes.into()).await
+    super::send::send(&s, &headers, &bytes).await
 }
 
 #[derive(Deserialize)]
@@ -204,8 +206,8 @@ pub struct PermissionQuery {
 pub async fn get_permission(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(user): Path<String>,
-    Query(q): Query<PermissionQuery>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PermissionQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let sender = sender(&s, q.from.as_deref())?;

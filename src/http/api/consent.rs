@@ -1,8 +1,8 @@
 //! `/api/v1/consents`: record opt-ins and opt-outs (website forms, imports, your CRM) and read
-//! or export the ledger for audits (`?format=csv`).
+//! or export the ledger for audits (`?format=csv`, streamed: see [`export`]).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,10 +10,13 @@ use serde_json::json;
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::extract::{ApiJson, ApiQuery};
 use super::authorize;
 use crate::consent::{Action, Category, Record, SOURCES, subject};
 use crate::phone::PhoneE164;
 use crate::time::now_ms;
+
+mod export;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +49,7 @@ fn api() -> String {
 pub async fn record(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Json(r): Json<NewRecord>,
+    ApiJson(r): ApiJson<NewRecord>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let sender = super::sender(&s, r.from.as_deref())?;
@@ -113,32 +116,22 @@ pub struct ListQuery {
 pub async fn list(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let subject =
         q.to.as_deref()
             .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>());
-    let records = s.store.consent_records(None, subject.as_deref()).await?;
-    if q.format.as_deref() == Some("csv") {
-        let mut csv =
-            String::from("at,sender_id,subject,wa_id,user_id,category,action,source,evidence\n");
-        for r in &records {
-            let cell = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-            csv += &format!(
-                "{},{},{},{},{},{},{},{},{}\n",
-                crate::time::display(r.at),
-                cell(&r.sender_id),
-                cell(&r.subject),
-                cell(r.wa_id.as_deref().unwrap_or("")),
-                cell(r.user_id.as_deref().unwrap_or("")),
-                r.category.as_str(),
-                r.action.as_str(),
-                cell(&r.source),
-                cell(&r.evidence)
-            );
+    match q.format.as_deref() {
+        None | Some("json") => {}
+        Some("csv") => return export::csv(s.store.clone(), subject, export::PAGE).await,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("format '{other}' must be json or csv"),
+            ));
         }
-        return Ok(([("content-type", "text/csv; charset=utf-8")], csv).into_response());
     }
+    let records = s.store.consent_records(None, subject.as_deref()).await?;
     Ok(Json(json!({"data": records})).into_response())
 }

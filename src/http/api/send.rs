@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::extract::JsonBody;
 use super::authorize;
 use crate::phone::PhoneE164;
 use crate::policy::{self, Outgoing, Refusal};
@@ -120,10 +121,19 @@ fn refused(r: Refusal) -> ApiError {
 pub async fn send_message(
     State(s): State<AppState>,
     headers: HeaderMap,
-    raw: axum::body::Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
-    let req: SendRequest = serde_json::from_slice(&raw).map_err(|e| {
+    send(&s, &headers, &raw).await
+}
+
+/// Checks and queues one message; the caller has authorized the request.
+pub(super) async fn send(
+    s: &AppState,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Response, ApiError> {
+    let req: SendRequest = serde_json::from_slice(raw).map_err(|e| {
         ApiError::bad_request("malformed", format!("{e}. Expected {{\"to\": \"+E164\"}} and one of \"text\", \"template\" or \"message\""))
     })?;
     let key = headers
@@ -134,17 +144,17 @@ pub async fn send_message(
         .map(|k| format!("api:{k}"));
     // A replay of an accepted request answers with the first one's result, before any check:
     // the world (a window, a limit) may have changed since, but the message already exists.
-    if let Some(k) = &key {
-        if let Some(id) = s.store.message_by_idempotency_key(k).await? {
-            let kind = s.store.message(&id).await?.map(|m| m.message.kind);
-            return Ok((
-                StatusCode::OK,
-                Json(json!({"id": id, "duplicate": true, "type": kind})),
-            )
-                .into_response());
-        }
+    if let Some(k) = &key
+        && let Some(id) = s.store.message_by_idempotency_key(k).await?
+    {
+        let kind = s.store.message(&id).await?.map(|m| m.message.kind);
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"id": id, "duplicate": true, "type": kind})),
+        )
+            .into_response());
     }
-    let sender = super::sender(&s, req.from.as_deref())?;
+    let sender = super::sender(s, req.from.as_deref())?;
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let id = crate::processor::new_message_id();

@@ -1,0 +1,44 @@
+//! One page of the consent ledger in insertion order, for exports that stream a ledger of any
+//! size: keyset pagination on the ledger's id, so each page is an index range scan and the
+//! memory held is one page, however big the ledger.
+
+use sqlx::{Row, SqlitePool};
+
+use crate::consent::Record;
+use crate::store::StoreError;
+
+pub async fn after(
+    read: &SqlitePool,
+    subject: Option<&str>,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<(i64, Record)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM consent_records WHERE id > $1 AND ($2 IS NULL OR subject = $2) ORDER BY id LIMIT $3",
+    )
+    .bind(after_id)
+    .bind(subject)
+    .bind(i64::from(limit))
+    .fetch_all(read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let (category, action) = super::consent_columns(r)?;
+            Ok((
+                r.try_get("id")?,
+                Record {
+                    sender_id: r.try_get("sender_id")?,
+                    subject: r.try_get("subject")?,
+                    wa_id: r.try_get("wa_id")?,
+                    user_id: r.try_get("user_id")?,
+                    category,
+                    action,
+                    source: r.try_get("source")?,
+                    evidence: r.try_get("evidence")?,
+                    at: r.try_get("at")?,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
