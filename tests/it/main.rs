@@ -1,6 +1,7 @@
 //! Integration tests: the real router over HTTP against the sandbox.
 mod calling;
 mod consent;
+mod durability;
 mod inbound;
 mod missed_calls;
 mod outbox;
