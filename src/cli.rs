@@ -46,6 +46,9 @@ pub enum Command {
     /// permission requests and business-initiated calls.
     #[command(subcommand)]
     Calling(calling::CallingCommand),
+    /// Inbound events set aside as dead (unreadable or unprocessable): list and retry them.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Manage API keys for /api/v1.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -212,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sandbox(a) => sandbox::run(&cli, a).await,
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
+        Command::Events(e) => events::run(&cli, e).await,
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Explain { code } => {
@@ -384,5 +388,6 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
 
 mod admin;
 mod calling;
+mod events;
 mod sandbox;
 pub use sandbox::SandboxArgs;

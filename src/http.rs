@@ -64,17 +64,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 200 while the store can be read and written; 503 naming the failing part otherwise. Writes
+/// count as failing from a failed write until one succeeds again (a full disk fails writes
+/// while reads still work).
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    match s.store.outbox_depth().await {
-        Ok(depth) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok", "outbox_depth": depth})),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
-        ),
+    let read = s.store.outbox_depth().await;
+    let write = s.store.write_failure();
+    let check = |failure: Option<String>| match failure {
+        None => serde_json::json!({"status": "ok"}),
+        Some(e) => serde_json::json!({"status": "failing", "error": e}),
+    };
+    let healthy = read.is_ok() && write.is_none();
+    let mut body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "checks": {
+            "store_read": check(read.as_ref().err().map(ToString::to_string)),
+            "store_write": check(write),
+        },
+    });
+    if let Ok(depth) = read {
+        body["outbox_depth"] = depth.into();
     }
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -15,6 +15,7 @@ pub mod holds;
 pub mod lane;
 pub mod pacing;
 pub mod retry;
+pub mod starter;
 
 pub use holds::Holds;
 pub use lane::{Lane, run_maintenance};

@@ -74,15 +74,32 @@ impl Processor {
         }
     }
 
-    /// Processes one batch of pending events in one transaction; returns how many.
+    /// Processes one batch of pending events in one transaction; returns how many (an event
+    /// set aside as unreadable counts as one).
     pub async fn work(&self) -> Result<usize, StoreError> {
-        let events = self.store.pending_events(BATCH).await?;
+        let events = match self.store.pending_events(BATCH).await {
+            Err(StoreError::CorruptEvent { id, reason }) => {
+                self.dead_letter(id, &reason).await?;
+                return Ok(1);
+            }
+            r => r?,
+        };
         if events.is_empty() {
             return Ok(0);
         }
         let mut batch = Batch::default();
         for e in &events {
-            self.handle(e, &mut batch).await?;
+            match self.handle(e, &mut batch).await {
+                Ok(()) => {}
+                // Retrying cannot make stored data readable: set the event aside, and process
+                // the batch again without it (nothing of it was applied).
+                Err(StoreError::Corrupt(reason)) => {
+                    let reason = format!("processing it read unreadable stored data: {reason}");
+                    self.dead_letter(e.id, &reason).await?;
+                    return Ok(1);
+                }
+                Err(err) => return Err(err),
+            }
         }
         self.store.apply(&batch.effects).await?;
         // Only after the commit: the replies exist, so the lanes can claim them.
@@ -119,6 +136,18 @@ impl Processor {
             }
         }
         Ok(events.len())
+    }
+
+    /// Sets an event aside so the ones after it are processed; `ringback events dead` lists it.
+    async fn dead_letter(&self, event_id: i64, reason: &str) -> Result<(), StoreError> {
+        self.store.dead_letter(event_id, reason, now_ms()).await?;
+        metrics::counter!("ringback_events_dead_lettered_total").increment(1);
+        tracing::error!(
+            event_id,
+            reason,
+            "Inbound event set aside as dead: it cannot be processed. List with `ringback events dead`; after fixing it, `ringback events retry`."
+        );
+        Ok(())
     }
 
     async fn handle(&self, e: &StoredEvent, batch: &mut Batch) -> Result<(), StoreError> {

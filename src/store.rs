@@ -28,6 +28,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported store url '{0}': use sqlite://path/to/ringback.db")]
     UnsupportedUrl(String),
+    /// One stored event cannot be read: retrying will not help, so the processor sets it aside.
+    #[error("stored event {id} is unreadable: {reason}")]
+    CorruptEvent { id: i64, reason: String },
 }
 
 /// Opens the store named by `url` and applies migrations.
@@ -55,6 +58,27 @@ pub struct StoredEvent {
     pub id: i64,
     pub event: InboundEvent,
     pub received_at: Millis,
+}
+
+/// An inbound event set aside because it could not be read or processed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadEvent {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub received_at: Millis,
+    pub dead_at: Millis,
+    pub reason: String,
+}
+
+/// A fault the store injects into its own write connection, for tests of failure and recovery.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// Writes that need a new page fail with SQLITE_FULL, as on a full disk.
+    Full,
+    /// Every write fails (the connection becomes query-only).
+    ReadOnly,
 }
 
 /// What we know about one WhatsApp user of one business number.
@@ -113,7 +137,8 @@ pub enum Enqueued {
     Existing(String),
 }
 
-/// A send claimed by an outbox lane: attempt `attempt_no` is recorded as started.
+/// A send claimed by an outbox lane: attempt `attempt_no` is recorded as claimed (and as
+/// started by [`Store::start_attempts`] just before its request).
 #[derive(Debug, Clone)]
 pub struct ClaimedSend {
     pub message_id: String,
@@ -146,6 +171,8 @@ pub enum AttemptOutcome {
 }
 
 /// What processing one inbound event changes; every variant also marks its event processed.
+// Effects live briefly in one batch; boxing the large variants would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// A user's message: stored, and it opens their 24-hour window.
@@ -279,8 +306,22 @@ pub trait Store: Send + Sync {
 
     /// Commits accepted webhook requests in one transaction; redeliveries are counted, not stored twice.
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError>;
-    /// Unprocessed events in arrival order.
+    /// Unprocessed events in arrival order, dead-lettered ones left out. When the first of
+    /// them cannot be read this fails with [`StoreError::CorruptEvent`]; an unreadable event
+    /// later in the batch ends the batch just before it.
     async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Sets an unprocessed event aside with the reason; it stays stored for inspection.
+    async fn dead_letter(&self, event_id: i64, reason: &str, at: Millis) -> Result<(), StoreError>;
+    /// Dead-lettered events, oldest first.
+    async fn dead_events(&self) -> Result<Vec<DeadEvent>, StoreError>;
+    /// Puts one dead-lettered event (or, with `None`, all of them) back to be processed;
+    /// returns how many.
+    async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError>;
+    /// Why writes are failing, if the last write failed and none has succeeded since.
+    fn write_failure(&self) -> Option<String>;
+    /// Test hook: injects (or, with `None`, clears) a fault on the write connection.
+    #[doc(hidden)]
+    async fn inject_write_fault(&self, fault: Option<WriteFault>) -> Result<(), StoreError>;
     /// The contact for (business number, WhatsApp id), if we have one.
     async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError>;
     /// The call already recorded under (source, provider call id), if any.
@@ -312,9 +353,14 @@ pub trait Store: Send + Sync {
         results: &[(ClaimedSend, AttemptOutcome)],
         now: Millis,
     ) -> Result<(), StoreError>;
+    /// Records that the requests of these claimed sends are about to leave, before they are
+    /// made: only a started attempt can have reached Meta, so only it becomes `uncertain` after
+    /// a crash (claimed-only rows go straight back to the queue).
+    async fn start_attempts(&self, sends: &[ClaimedSend], now: Millis) -> Result<(), StoreError>;
     /// When the next queued send of a number is due, if any.
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError>;
-    /// On start: sends left `sending` by a previous process become `uncertain`.
+    /// On start: sends whose request a previous process started become `uncertain`; sends it
+    /// had only claimed go back to the queue, due at once.
     async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError>;
     /// Uncertain sends with no status webhook since `before` go back to the queue.
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;

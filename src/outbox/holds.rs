@@ -44,13 +44,13 @@ pub fn marketing_hold(risk: &Risk) -> Option<String> {
     if risk.quality_rating.as_deref() == Some("RED") {
         return Some("held: the number's quality rating is RED; marketing waits so quality can recover (utility messages still go)".into());
     }
-    if let Some(limit) = risk.limit {
-        if risk.reached as f64 >= limit as f64 * NEAR_LIMIT {
-            return Some(format!(
-                "held: {} of the {limit} unique users allowed in 24 h are used; marketing waits so missed-call replies keep their room",
-                risk.reached
-            ));
-        }
+    if let Some(limit) = risk.limit
+        && risk.reached as f64 >= limit as f64 * NEAR_LIMIT
+    {
+        return Some(format!(
+            "held: {} of the {limit} unique users allowed in 24 h are used; marketing waits so missed-call replies keep their room",
+            risk.reached
+        ));
     }
     None
 }

@@ -1,8 +1,10 @@
 //! One lane per sending number: claim, send, record.
 //!
-//! The claim transaction writes the attempt row before any byte leaves, so an attempt that
-//! was cut short by a crash is visible as `interrupted` on restart and its message becomes
-//! `uncertain` (see [`run_maintenance`]) instead of being sent again blindly.
+//! The claim transaction writes the attempt row (`claimed`) before any byte leaves, and the
+//! [`Starter`] marks it started just before the request, so an attempt that was cut short by
+//! a crash is visible as `interrupted` on restart and its message becomes `uncertain` (see
+//! [`run_maintenance`]) instead of being sent again blindly, while rows only claimed ahead are
+//! queued again at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::retry::RetryPolicy;
+use super::starter::Starter;
 use crate::cloud_api::{Client, Outcome};
 use crate::config::Sender;
 use crate::shutdown::Shutdown;
@@ -20,8 +23,8 @@ use crate::time::now_ms;
 /// How often a held marketing message looks again whether its hold has lifted.
 const HOLD_RECHECK: Duration = Duration::from_secs(30);
 
-/// Rows claimed ahead of the pacing loop. After a crash these become `uncertain` like sends
-/// in flight (resent after `uncertain_resend_after_seconds`), so the bound is kept small.
+/// Rows claimed ahead of the pacing loop. After a crash they go back to the queue (their
+/// attempts were never started), so this only bounds how far the claimer runs ahead.
 const CLAIM_AHEAD: usize = 64;
 
 /// The outcome that returns a claimed, unsent row to the queue on shutdown.
@@ -29,6 +32,14 @@ fn stopping() -> AttemptOutcome {
     AttemptOutcome::Deferred {
         at: now_ms(),
         reason: "not sent: Ringback was stopping".into(),
+    }
+}
+
+/// The outcome of a send whose start could not be recorded: not attempted, queued again.
+fn not_started(why: &str) -> AttemptOutcome {
+    AttemptOutcome::Deferred {
+        at: now_ms() + 1000,
+        reason: format!("not sent: could not record the attempt before sending ({why})"),
     }
 }
 
@@ -60,7 +71,8 @@ impl Lane {
         // little ahead of need, so the loop that paces never waits for a transaction: at 1000
         // messages/s a pause of a few milliseconds is several lost sending slots.
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
-        let recorder = tokio::spawn(self.clone().recorder(done_rx));
+        let recorder = tokio::spawn(self.clone().recorder(done_rx, shutdown.clone()));
+        let (starter, start_writer) = Starter::spawn(self.store.clone());
         let (claimed_tx, mut claimed_rx) = mpsc::channel::<ClaimedSend>(CLAIM_AHEAD);
         let claimer = tokio::spawn(self.clone().claimer(claimed_tx, shutdown.clone()));
         let mut in_flight = JoinSet::new();
@@ -87,6 +99,7 @@ impl Lane {
             self.scale_concurrency(&mut concurrency);
             let lane = self.clone();
             let done = done_tx.clone();
+            let starter = starter.clone();
             let permit = self
                 .permits
                 .clone()
@@ -94,7 +107,10 @@ impl Lane {
                 .await
                 .expect("the semaphore is never closed");
             in_flight.spawn(async move {
-                let outcome = lane.attempt(&send).await;
+                let outcome = match starter.start(&send).await {
+                    Ok(()) => lane.attempt(&send).await,
+                    Err(e) => not_started(&e),
+                };
                 let _ = done.send((send, outcome));
                 drop(permit);
             });
@@ -106,6 +122,8 @@ impl Lane {
         }
         let _ = claimer.await;
         while in_flight.join_next().await.is_some() {}
+        drop(starter);
+        let _ = start_writer.await;
         drop(done_tx);
         let _ = recorder.await;
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
@@ -165,10 +183,10 @@ impl Lane {
     }
 
     /// Records outcomes in batches until every sender of `rx` is gone.
-    async fn recorder(self, mut rx: mpsc::UnboundedReceiver<Finished>) {
+    async fn recorder(self, mut rx: mpsc::UnboundedReceiver<Finished>, shutdown: Shutdown) {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
-            self.record(std::mem::take(&mut batch)).await;
+            self.record(std::mem::take(&mut batch), &shutdown).await;
             // A retry or a deferral may be due soon: let the claiming loop look.
             self.wake.notify_one();
         }
@@ -186,11 +204,15 @@ impl Lane {
             total += claimed.len();
             let mut set = JoinSet::new();
             let mut deferred = Vec::new();
+            let mut to_send = Vec::new();
             for send in claimed {
-                if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
-                    deferred.push(d);
-                    continue;
+                match self.held(&send).or_else(|| self.pair_limited(&send)) {
+                    Some(d) => deferred.push(d),
+                    None => to_send.push(send),
                 }
+            }
+            self.store.start_attempts(&to_send, now_ms()).await?;
+            for send in to_send {
                 self.pacer.until_ready(&self.sender.phone_number_id).await;
                 let lane = self.clone();
                 set.spawn(async move {
@@ -266,15 +288,25 @@ impl Lane {
     }
 
     /// Records finished attempts in one transaction. The outcome must be stored, so store
-    /// hiccups are retried rather than leaving messages in `sending`.
-    async fn record(&self, finished: Vec<Finished>) {
+    /// hiccups are retried rather than leaving messages in `sending`, until shutdown: then the
+    /// rows are left to the restart rules (a started attempt becomes `uncertain`, a claimed one
+    /// is queued again), so stopping never waits on a store that keeps failing.
+    async fn record(&self, finished: Vec<Finished>, shutdown: &Shutdown) {
         if finished.is_empty() {
             return;
         }
         let mut delay = Duration::from_millis(50);
+        let mut stop = shutdown.clone();
         while let Err(e) = self.store.record_attempts(&finished, now_ms()).await {
+            if shutdown.is_triggered() {
+                tracing::error!(error.message = %e, count = finished.len(), "Could not record send attempts while stopping; the next start resolves them.");
+                return;
+            }
             tracing::error!(error.message = %e, "Could not record send attempts; retrying.");
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait() => {}
+            }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }

@@ -6,6 +6,7 @@
 //! an acknowledged webhook survives power loss; group commit in the ingestor keeps it cheap.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,13 +21,16 @@ use crate::inbound::DeliveryStatus;
 
 mod calling;
 mod consent_page;
+mod dead;
 mod effects;
+mod health;
 
 /// The SQLite store.
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     index: super::policy_index::PolicyIndex,
+    health: Arc<health::WriteHealth>,
 }
 
 impl SqliteStore {
@@ -41,8 +45,15 @@ impl SqliteStore {
             // Checkpoints run from `maintain` on another connection, so a commit never waits
             // for one (they fsync the database file and would stall webhook acknowledgements).
             .pragma("wal_autocheckpoint", "0");
+        let health = Arc::new(health::WriteHealth::default());
+        let faults = health.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |conn, _| {
+                let faults = faults.clone();
+                Box::pin(async move { faults.apply_fault(conn).await })
+            })
+            .after_release(|conn, _| Box::pin(async move { Ok(health::reusable(conn)) }))
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
@@ -53,6 +64,7 @@ impl SqliteStore {
             write,
             read,
             index: Default::default(),
+            health,
         })
     }
 
@@ -137,6 +149,21 @@ pub(super) fn next_state(current: &str, status: DeliveryStatus) -> String {
         _ if state_rank(proposed) > cur => proposed.into(),
         _ => current.into(),
     }
+}
+
+/// One pending event row, or why it cannot be read.
+fn stored_event(id: i64, r: &SqliteRow) -> Result<StoredEvent, String> {
+    let json: String = r
+        .try_get("event_json")
+        .map_err(|e| format!("event_json: {e}"))?;
+    let event = serde_json::from_str(&json).map_err(|e| format!("event_json: {e}"))?;
+    Ok(StoredEvent {
+        id,
+        event,
+        received_at: r
+            .try_get("received_at")
+            .map_err(|e| format!("received_at: {e}"))?,
+    })
 }
 
 fn opt_u32(v: Option<i64>) -> Option<u32> {
@@ -278,6 +305,7 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError> {
+        let result = async {
         let mut tx = self.tx().await?;
         let mut out = Vec::with_capacity(batch.len());
         for req in batch {
@@ -315,27 +343,75 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+        }
+        .await;
+        self.health.observe(result, |_| true)
     }
 
     async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, event_json, received_at FROM inbound_events WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, event_json, received_at FROM inbound_events
+             WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.write)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let json: String = r.try_get("event_json")?;
-                let event =
-                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(StoredEvent {
-                    id: r.try_get("id")?,
-                    event,
-                    received_at: r.try_get("received_at")?,
-                })
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            match stored_event(id, r) {
+                Ok(e) => events.push(e),
+                // The events before it are processed first; it then comes first and is reported.
+                Err(_) if !events.is_empty() => break,
+                Err(reason) => return Err(StoreError::CorruptEvent { id, reason }),
+            }
+        }
+        Ok(events)
+    }
+
+    async fn dead_letter(&self, event_id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
+        dead::dead_letter(&self.write, event_id, reason, at).await
+    }
+
+    async fn dead_events(&self) -> Result<Vec<DeadEvent>, StoreError> {
+        dead::dead_events(&self.read).await
+    }
+
+    async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError> {
+        dead::retry(&self.write, event_id).await
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.health.failure()
+    }
+
+    async fn inject_write_fault(&self, fault: Option<WriteFault>) -> Result<(), StoreError> {
+        self.health.set_fault(fault);
+        // The idle connection gets it now; a replacement gets it from `after_connect`.
+        let mut conn = self.write.acquire().await?;
+        self.health.apply_fault(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn start_attempts(&self, sends: &[ClaimedSend], now: Millis) -> Result<(), StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            for s in sends {
+                sqlx::query(
+                    "UPDATE attempts SET outcome = 'in_flight', started_at = $1
+                     WHERE message_id = $2 AND attempt_no = $3 AND outcome = 'claimed'",
+                )
+                .bind(now)
+                .bind(&s.message_id)
+                .bind(i64::from(s.attempt_no))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.health.observe(result, |_| !sends.is_empty())
     }
 
     async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
@@ -374,53 +450,60 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, batch: &[Effect]) -> Result<(), StoreError> {
-        let mut tx = self.tx().await?;
-        for effect in batch {
-            match effect {
-                Effect::InboundMessage { event_id, message } => {
-                    effects::record_inbound_message(&mut tx, *event_id, message).await?
-                }
-                Effect::Status { event_id, status } => {
-                    effects::record_status(&mut tx, *event_id, status).await?;
-                }
-                Effect::Call {
-                    event_id,
-                    call,
-                    reply,
-                } => effects::record_call(&mut tx, *event_id, call, reply.as_ref()).await?,
-                Effect::TemplateStatus {
-                    event_id,
-                    name,
-                    language,
-                    status,
-                } => effects::template_status(&mut tx, *event_id, name, language, status).await?,
-                Effect::Consent { event_id, record } => {
-                    effects::record_consent(&mut tx, record).await?;
-                    let note = format!(
-                        "{} {} from {}",
-                        record.action.as_str(),
-                        record.category.as_str(),
-                        record.source
-                    );
-                    effects::finish(&mut tx, *event_id, &note).await?
-                }
-                Effect::Enqueue { event_id, message } => {
-                    insert_message(&mut tx, message).await?;
-                    effects::finish(&mut tx, *event_id, &format!("queued {}", message.id)).await?
-                }
-                Effect::NumberUpdate { event_id, update } => {
-                    effects::number_update(&mut tx, *event_id, update).await?
-                }
-                Effect::Finish { event_id, note } => {
-                    effects::finish(&mut tx, *event_id, note).await?
+        let result = async {
+            let mut tx = self.tx().await?;
+            for effect in batch {
+                match effect {
+                    Effect::InboundMessage { event_id, message } => {
+                        effects::record_inbound_message(&mut tx, *event_id, message).await?
+                    }
+                    Effect::Status { event_id, status } => {
+                        effects::record_status(&mut tx, *event_id, status).await?;
+                    }
+                    Effect::Call {
+                        event_id,
+                        call,
+                        reply,
+                    } => effects::record_call(&mut tx, *event_id, call, reply.as_ref()).await?,
+                    Effect::TemplateStatus {
+                        event_id,
+                        name,
+                        language,
+                        status,
+                    } => {
+                        effects::template_status(&mut tx, *event_id, name, language, status).await?
+                    }
+                    Effect::Consent { event_id, record } => {
+                        effects::record_consent(&mut tx, record).await?;
+                        let note = format!(
+                            "{} {} from {}",
+                            record.action.as_str(),
+                            record.category.as_str(),
+                            record.source
+                        );
+                        effects::finish(&mut tx, *event_id, &note).await?
+                    }
+                    Effect::Enqueue { event_id, message } => {
+                        insert_message(&mut tx, message).await?;
+                        effects::finish(&mut tx, *event_id, &format!("queued {}", message.id))
+                            .await?
+                    }
+                    Effect::NumberUpdate { event_id, update } => {
+                        effects::number_update(&mut tx, *event_id, update).await?
+                    }
+                    Effect::Finish { event_id, note } => {
+                        effects::finish(&mut tx, *event_id, note).await?
+                    }
                 }
             }
+            tx.commit().await?;
+            for effect in batch {
+                self.index_effect(effect);
+            }
+            Ok(())
         }
-        tx.commit().await?;
-        for effect in batch {
-            self.index_effect(effect);
-        }
-        Ok(())
+        .await;
+        self.health.observe(result, |_| !batch.is_empty())
     }
 
     async fn record_attempts(
@@ -428,12 +511,16 @@ impl Store for SqliteStore {
         results: &[(ClaimedSend, AttemptOutcome)],
         now: Millis,
     ) -> Result<(), StoreError> {
-        let mut tx = self.tx().await?;
-        for (send, outcome) in results {
-            effects::record_attempt(&mut tx, send, outcome, now).await?;
+        let result = async {
+            let mut tx = self.tx().await?;
+            for (send, outcome) in results {
+                effects::record_attempt(&mut tx, send, outcome, now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        self.health.observe(result, |_| !results.is_empty())
     }
 
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
@@ -454,20 +541,24 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError> {
-        let mut tx = self.tx().await?;
-        let inserted = insert_message(&mut tx, m).await?;
-        let result = if inserted {
-            Enqueued::New(m.id.clone())
-        } else {
-            let id: String =
-                sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
-                    .bind(&m.idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            Enqueued::Existing(id)
-        };
-        tx.commit().await?;
-        Ok(result)
+        let result = async {
+            let mut tx = self.tx().await?;
+            let inserted = insert_message(&mut tx, m).await?;
+            let result = if inserted {
+                Enqueued::New(m.id.clone())
+            } else {
+                let id: String =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
+                        .bind(&m.idempotency_key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                Enqueued::Existing(id)
+            };
+            tx.commit().await?;
+            Ok(result)
+        }
+        .await;
+        self.health.observe(result, |_| true)
     }
 
     async fn claim_sends(
@@ -476,6 +567,7 @@ impl Store for SqliteStore {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
+        let result = async {
         let mut tx = self.tx().await?;
         let rows = sqlx::query(
             "UPDATE messages SET state = 'sending', attempts = attempts + 1, updated_at = $1
@@ -498,7 +590,7 @@ impl Store for SqliteStore {
                 attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
             };
             sqlx::query(
-                "INSERT INTO attempts (message_id, attempt_no, started_at, outcome) VALUES ($1, $2, $3, 'in_flight')
+                "INSERT INTO attempts (message_id, attempt_no, started_at, outcome) VALUES ($1, $2, $3, 'claimed')
                  ON CONFLICT (message_id, attempt_no) DO NOTHING",
             )
             .bind(&send.message_id)
@@ -510,6 +602,9 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(claimed)
+        }
+        .await;
+        self.health.observe(result, |c| !c.is_empty())
     }
 
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
@@ -523,6 +618,25 @@ impl Store for SqliteStore {
 
     async fn mark_in_flight_uncertain(&self, now: Millis) -> Result<u64, StoreError> {
         let mut tx = self.tx().await?;
+        // Claimed ahead but never started: no request left, so they are due again at once.
+        let requeued = sqlx::query(
+            "UPDATE messages SET state = 'queued', attempts = attempts - 1, next_attempt_at = $1, updated_at = $1
+             WHERE state = 'sending' AND EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = messages.id
+                 AND a.attempt_no = messages.attempts AND a.outcome = 'claimed')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM attempts WHERE outcome = 'claimed'")
+            .execute(&mut *tx)
+            .await?;
+        if requeued > 0 {
+            tracing::info!(
+                count = requeued,
+                "Sends claimed but not started when Ringback last stopped are queued again."
+            );
+        }
         sqlx::query(
             "UPDATE attempts SET outcome = 'interrupted', finished_at = $1,
                  detail = 'the process stopped while this request was in flight; outcome unknown'
@@ -954,6 +1068,9 @@ impl Store for SqliteStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod durability_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Integration tests: the real router over HTTP against the sandbox.
 mod calling;
 mod consent;
+mod durability;
 mod http_errors;
 mod inbound;
 mod listener;

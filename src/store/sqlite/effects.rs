@@ -64,7 +64,7 @@ pub(super) async fn record_inbound_message(
     } else {
         "recorded"
     };
-    finish(tx, event_id, &note).await?;
+    finish(tx, event_id, note).await?;
     Ok(())
 }
 
@@ -295,7 +295,7 @@ async fn defer(
     now: Millis,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "DELETE FROM attempts WHERE message_id = $1 AND attempt_no = $2 AND outcome = 'in_flight'",
+        "DELETE FROM attempts WHERE message_id = $1 AND attempt_no = $2 AND outcome IN ('claimed', 'in_flight')",
     )
     .bind(&s.message_id)
     .bind(i64::from(s.attempt_no))
