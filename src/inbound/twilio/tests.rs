@@ -72,6 +72,9 @@ fn any_port_is_accepted_as_twilio_python_does() {
         "https://rb.example/webhooks/twilio/voice?x=1",
         &pairs,
     );
+    // The same value printed by twilio-python's RequestValidator.compute_signature, which
+    // also validates it at https://rb.example:8443/webhooks/twilio/voice?x=1.
+    assert_eq!(signed_without_port, "uS95c4uRObBmLUWFyNiFwUxh9J8=");
     for url in [
         "https://rb.example:8443/webhooks/twilio/voice?x=1",
         "https://rb.example:443/webhooks/twilio/voice?x=1",
