@@ -520,11 +520,9 @@ fn act_on_call(sb: &Sandbox, number: &SandboxNumber, a: &Action) -> Result<Value
         ("pre_accept", "ringing") if !call.business_initiated => {
             drop(st);
             sdp_ok(a.session.as_ref(), "answer")?;
-            sb.lock()
-                .calling
-                .calls
-                .get_mut(id)
-                .map(|c| c.state = "pre_accepted");
+            if let Some(c) = sb.lock().calling.calls.get_mut(id) {
+                c.state = "pre_accepted";
+            }
         }
         ("accept", "ringing" | "pre_accepted") if !call.business_initiated => {
             drop(st);

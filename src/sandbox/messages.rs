@@ -297,10 +297,10 @@ fn accept(
     }
     let permission_request =
         req.pointer("/interactive/type").and_then(Value::as_str) == Some("call_permission_request");
-    if permission_request {
-        if let Err(f) = super::calling::check_permission_request(&st, number, &v.to, now) {
-            return Ok(Err(f));
-        }
+    if permission_request
+        && let Err(f) = super::calling::check_permission_request(&st, number, &v.to, now)
+    {
+        return Ok(Err(f));
     }
     st.next_id += 1;
     let wamid = format!(
@@ -357,10 +357,11 @@ fn accept(
         .quality
         .get(pnid)
         .is_some_and(|q| *q == super::quality::Rating::Red);
-    if is_template && !open {
-        if let Some(due) = st.limits.consider_upgrade(red, now) {
-            tracing::info!(due, "Sandbox portfolio tier upgrade earned.");
-        }
+    if is_template
+        && !open
+        && let Some(due) = st.limits.consider_upgrade(red, now)
+    {
+        tracing::info!(due, "Sandbox portfolio tier upgrade earned.");
     }
     if permission_request && failure.is_none() {
         super::calling::record_permission_request(&mut st, pnid, &v.to, &wamid, now);
@@ -472,14 +473,14 @@ fn read_receipt(sb: &Sandbox, number: &SandboxNumber, req: &Value) -> Result<Val
                 "The parameter message_id is required.",
             )
         })?;
-    if let Some(t) = req.get("typing_indicator") {
-        if t.get("type").and_then(Value::as_str) != Some("text") {
-            return Err(GraphFailure::new(
-                100,
-                "Invalid parameter",
-                "typing_indicator['type'] must be 'text'.",
-            ));
-        }
+    if let Some(t) = req.get("typing_indicator")
+        && t.get("type").and_then(Value::as_str) != Some("text")
+    {
+        return Err(GraphFailure::new(
+            100,
+            "Invalid parameter",
+            "typing_indicator['type'] must be 'text'.",
+        ));
     }
     let known = sb
         .lock()

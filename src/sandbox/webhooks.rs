@@ -312,16 +312,20 @@ struct NumberChange {
     preferences: Vec<Value>,
 }
 
+/// One WABA's part of a batch: its id, its management changes, and its number-scoped changes
+/// keyed by (phone_number_id, display number, field).
+type WabaChanges = (
+    String,
+    Vec<Value>,
+    Vec<((String, String, &'static str), NumberChange)>,
+);
+
 /// The `whatsapp_business_account` envelope: one entry per WABA; one change per number and
 /// kind (inbound messages, statuses, calls, preferences); management changes carry
 /// `entry[].time` as Meta's do. The internal key `"messages "` keeps inbound messages apart
 /// from statuses; it is trimmed to `messages` on the wire.
 fn envelope(batch: &[Pending]) -> Vec<u8> {
-    let mut wabas: Vec<(
-        String,
-        Vec<Value>,
-        Vec<((String, String, &'static str), NumberChange)>,
-    )> = Vec::new();
+    let mut wabas: Vec<WabaChanges> = Vec::new();
     for p in batch {
         let idx = match wabas.iter().position(|(w, ..)| *w == p.waba_id) {
             Some(i) => i,
