@@ -136,3 +136,9 @@ pub fn sip_malformed(reason: &str) {
     tracing::debug!(reason, "Malformed SIP message.");
     counter!("ringback_sip_malformed_total").increment(1);
 }
+
+/// The HTTP listener closed a slow client's connection: `header_timeout` (no complete request
+/// header in time) or `idle` (no byte either way for too long).
+pub fn http_connection_cut(reason: &'static str) {
+    counter!("ringback_http_connections_cut_total", "reason" => reason).increment(1);
+}

@@ -85,10 +85,14 @@ pub async fn serve(
             tokio::select! {
                 result = conn => {
                     if let Err(e) = result {
+                        if e.is_timeout() {
+                            crate::telemetry::http_connection_cut("header_timeout");
+                        }
                         tracing::debug!(error.message = %e, "HTTP connection ended with an error.");
                     }
                 }
                 () = activity.idle_for(idle) => {
+                    crate::telemetry::http_connection_cut("idle");
                     tracing::debug!(idle_seconds = idle.as_secs(), "Closed an HTTP connection that sent and read nothing for too long.");
                 }
             }

@@ -1,7 +1,6 @@
 //! The HTTP listener as an outsider meets it: slow clients are cut off, secrets stay out of
 //! request logs, and `serve` refuses an exposed address whatever set it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,6 +38,24 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
     }
 }
 
+/// The value of `ringback_http_connections_cut_total{reason}` (0 before the first cut).
+async fn cuts(app: &TestApp, reason: &str) -> f64 {
+    let r = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let series = format!("ringback_http_connections_cut_total{{reason=\"{reason}\"}} ");
+    r.text()
+        .await
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
 async fn connect(app: &TestApp) -> TcpStream {
     let addr = app.base.trim_start_matches("http://");
     TcpStream::connect(addr).await.expect("server reachable")
@@ -47,6 +64,7 @@ async fn connect(app: &TestApp) -> TcpStream {
 #[tokio::test]
 async fn half_a_request_header_is_cut_off_after_the_header_timeout() {
     let app = app_with_short_timeouts().await;
+    let before = cuts(&app, "header_timeout").await;
     let mut slow = connect(&app).await;
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: ringback\r\nX-Slow: ")
         .await
@@ -56,11 +74,14 @@ async fn half_a_request_header_is_cut_off_after_the_header_timeout() {
         after >= Duration::from_millis(500),
         "closed after {after:?}, before the client had its second"
     );
+    let after_cut = cuts(&app, "header_timeout").await;
+    assert!(after_cut >= before + 1.0, "{before} → {after_cut}");
 }
 
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_off_after_the_idle_timeout() {
     let app = app_with_short_timeouts().await;
+    let before = cuts(&app, "idle").await;
     let mut slow = connect(&app).await;
     // The header is complete (so the header timeout no longer applies); the body never is.
     slow.write_all(
@@ -73,6 +94,8 @@ async fn a_stalled_request_body_is_cut_off_after_the_idle_timeout() {
         after >= Duration::from_millis(1500),
         "closed after {after:?}"
     );
+    let after_cut = cuts(&app, "idle").await;
+    assert!(after_cut >= before + 1.0, "{before} → {after_cut}");
 }
 
 #[tokio::test]
@@ -98,80 +121,78 @@ async fn an_idle_keep_alive_connection_is_closed_and_normal_requests_still_work(
     }
 }
 
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
+/// A `ringback` command with no `RINGBACK_…` variables from the test's environment, run in
+/// `dir` (so the demo's SQLite file lands there).
+fn ringback_command(args: &[&str], dir: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringback"));
+    cmd.args(args).current_dir(dir).kill_on_drop(true);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("RINGBACK_")) {
+        cmd.env_remove(key);
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    cmd
 }
 
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into()
-    }
-}
-
-// The default current-thread runtime runs the server's tasks on this thread, so the
-// thread-local subscriber below sees their logs and no other test's.
+// The real binary, so the logs are the ones an operator gets (its own process and global
+// subscriber: a test-local subscriber would share tracing's callsite cache with every other
+// test running in parallel).
 #[tokio::test]
 async fn the_verify_token_of_metas_handshake_is_not_logged_at_debug() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = ringback_command(&["serve"], dir.path())
+        .env("RINGBACK_SERVER__LISTEN", "127.0.0.1:0")
+        .env("RINGBACK_SANDBOX__LISTEN", "127.0.0.1:0")
+        .env("RINGBACK_WHATSAPP__VERIFY_TOKEN", "verify-8c1d7e")
+        .env("RUST_LOG", "ringback=debug,tower_http=debug")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("the ringback binary starts");
+    // The banner's first line says where it listens.
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("the server printed its banner within 30 s")
+    .unwrap()
+    .unwrap_or_default();
+    let base = first
+        .strip_prefix("Ringback is listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner: {first}"))
+        .to_string();
 
-    let app = spawn_app().await;
-    let r = app
-        .http
-        .get(format!(
-            "{}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=test-verify&hub.challenge=1158201444",
-            app.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = reqwest::get(format!(
+        "{base}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-8c1d7e&hub.challenge=1158201444"
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "1158201444");
-    let text = eventually(|| async {
-        let text = logs.text();
+    let logs = eventually(|| async {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         text.contains("finished processing request").then_some(text)
     })
     .await;
+    let _ = child.kill().await;
     assert!(
-        text.contains("hub.verify_token=REDACTED"),
-        "the request was logged, redacted: {text}"
+        logs.contains("hub.verify_token=REDACTED"),
+        "the request was logged, redacted: {logs}"
     );
-    assert!(!text.contains("test-verify"), "the token leaked: {text}");
+    assert!(!logs.contains("verify-8c1d7e"), "the token leaked: {logs}");
 }
 
 /// Runs the real binary with `args` and no `RINGBACK_…` variables but `env`; returns its exit
 /// status and stderr. Fails if it is still running after 30 s (it started serving).
 async fn ringback(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringback"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("RINGBACK_")) {
-        cmd.env_remove(key);
-    }
-    cmd.envs(env.iter().copied());
+    let mut cmd = ringback_command(args, dir.path());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .envs(env.iter().copied());
     let child = cmd.spawn().expect("the ringback binary starts");
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
