@@ -111,12 +111,18 @@ impl Spool {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _held = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let created = !inner.path.exists();
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&inner.path)?;
             file.write_all(&line)?;
             file.sync_data()?;
+            if created {
+                // A new file's name is durable only once its directory is synced too.
+                let dir = inner.path.parent().filter(|d| !d.as_os_str().is_empty());
+                std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
+            }
             inner.pending.store(true, Ordering::Release);
             Ok::<_, std::io::Error>(())
         })
