@@ -134,12 +134,16 @@ impl Processor {
                     }
                 }
                 self.consent_keyword(e.id, m, batch);
-                if let Some(note) = self.call_permission_reply(m).await? {
+                let note = self.call_permission_reply(m).await?;
+                if let Some(note) = &note {
                     tracing::info!(event_id = e.id, note, "Call permission reply processed.");
                 }
                 Effect::InboundMessage {
                     event_id: e.id,
                     message: m.clone(),
+                    // The README promises a reply to no request "is kept with a note": the
+                    // note goes on the stored event, not only in the log.
+                    note,
                 }
             }
             InboundEvent::Other { field, value } if field == "user_preferences" => {
