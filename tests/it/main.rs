@@ -2,6 +2,7 @@
 mod calling;
 mod consent;
 mod inbound;
+mod metrics;
 mod missed_calls;
 mod outbox;
 mod pacing;
@@ -9,5 +10,6 @@ mod pbx;
 mod policy;
 mod restart;
 mod sandbox;
+mod served;
 mod sip;
 mod support;
