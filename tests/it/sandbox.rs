@@ -366,11 +366,17 @@ async fn template_api_create_approve_send_delete() {
 
 #[tokio::test]
 async fn throughput_pair_rate_and_portfolio_limits() {
+    // 1/s, not 20/s: at 20/s a slot comes back every 50 ms, and ten sends on a loaded
+    // machine can take longer than that, so the count depended on the machine's speed.
     let e = env_with(|s| {
-        s.limits.throughput_per_second = 20;
+        s.limits.throughput_per_second = 1;
         s.limits.tier = ringback::sandbox::limits::Tier::T250;
     })
     .await;
+    // Warm-up that uses no throughput (refused by validation, before the limiter): the first
+    // phone-number parse loads metadata, which in a debug build can outlast a slot.
+    let (_, v) = e.send(template("+919800001099", "no_such_template")).await;
+    assert_eq!(v["error"]["code"], 132001, "{v}");
     let mut codes = Vec::new();
     for i in 0..10 {
         let (_, v) = e
@@ -381,7 +387,7 @@ async fn throughput_pair_rate_and_portfolio_limits() {
     assert_eq!(
         codes.iter().filter(|c| c.is_none()).count(),
         1,
-        "20/s allows a burst of 1: {codes:?}"
+        "1/s allows a burst of 1: {codes:?}"
     );
     assert!(codes.contains(&Some(130429)));
     e.control_ok(

@@ -327,7 +327,20 @@ where
 /// This is the only waiting the tests do: the short pause between polls is not a guess at
 /// how long something takes (the condition is checked again after it), unlike sleeping a
 /// fixed time and then asserting.
-pub async fn eventually_within<T, F, Fut>(limit: Duration, mut f: F) -> T
+pub async fn eventually_within<T, F, Fut>(limit: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_or(limit, f, String::new).await
+}
+
+/// [`eventually_within`], with `explain()` (what the system looked like) in the panic message.
+pub async fn eventually_or<T, F, Fut>(
+    limit: Duration,
+    mut f: F,
+    explain: impl FnOnce() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -337,10 +350,9 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {limit:?}"
-        );
+        if Instant::now() >= deadline {
+            panic!("condition not met within {limit:?}\n{}", explain());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
