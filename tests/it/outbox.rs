@@ -233,9 +233,21 @@ async fn meta_documented_error_codes_take_the_path_meta_describes() {
         let (status, v) = app.send_message(json!({"to": format!("+9198007{i:05}"), "template": {"name": "hello_world", "language": "en_US"}})).await;
         assert_eq!(status, 202, "{v}");
         let id = v["id"].as_str().unwrap();
+        // Wait for either end, so a wrong path fails with the code and what happened.
+        let m = eventually(|| async {
+            let m = app.message(id).await;
+            ["delivered", "read", "failed"]
+                .contains(&m["state"].as_str().unwrap_or_default())
+                .then_some(m)
+        })
+        .await;
+        let ended = match m["state"].as_str() {
+            Some("failed") => Path::Failed,
+            _ => Path::Retried,
+        };
+        assert_eq!(ended, path, "code {code}: {m}");
         match path {
             Path::Retried => {
-                let m = app.message_in_state(id, "delivered").await;
                 let attempts = m["attempts"].as_array().unwrap();
                 assert_eq!(attempts.len(), 2, "code {code}: one retry: {m}");
                 assert_eq!(attempts[0]["outcome"], "retry", "code {code}: {m}");
@@ -250,7 +262,6 @@ async fn meta_documented_error_codes_take_the_path_meta_describes() {
                 }
             }
             Path::Failed => {
-                let m = app.message_in_state(id, "failed").await;
                 assert_eq!(m["error_code"], code, "{m}");
                 assert_eq!(
                     m["attempts"].as_array().unwrap().len(),
