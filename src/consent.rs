@@ -129,7 +129,11 @@ mod tests {
     #[test]
     fn latest_record_decides_and_all_speaks_for_every_category() {
         let mut s: State = vec![(Category::Marketing, Action::OptOut, 10)];
-        assert!(permits(&s, Category::Marketing).is_err());
+        assert!(
+            permits(&s, Category::Marketing)
+                .unwrap_err()
+                .contains("opted out of marketing")
+        );
         assert!(permits(&s, Category::Utility).is_ok());
         s.push((Category::All, Action::OptOut, 20));
         assert!(

@@ -167,12 +167,16 @@ impl Processor {
                     // Kept with the message (type, title, context); no automatic action yet.
                     tracing::info!(event_id = e.id, phone_number_id = %m.phone_number_id, kind = %tap.kind, id = %tap.id, context = ?m.context_id, "A user tapped a reply the business offered.");
                 }
-                if let Some(note) = self.call_permission_reply(m).await? {
+                let note = self.call_permission_reply(m).await?;
+                if let Some(note) = &note {
                     tracing::info!(event_id = e.id, note, "Call permission reply processed.");
                 }
                 Effect::InboundMessage {
                     event_id: e.id,
                     message: m.clone(),
+                    // The README promises a reply to no request "is kept with a note": the
+                    // note goes on the stored event, not only in the log.
+                    note,
                 }
             }
             InboundEvent::Other { field, value } if field == "user_preferences" => {

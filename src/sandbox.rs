@@ -157,6 +157,9 @@ pub struct Fault {
     /// How many sends this applies to.
     #[serde(default = "one")]
     pub times: u32,
+    /// A `Retry-After` header (seconds) on the error answer, to test that clients wait.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 fn one() -> u32 {

@@ -179,6 +179,9 @@ pub enum Effect {
     InboundMessage {
         event_id: i64,
         message: InboundMessage,
+        /// What processing decided about the message, when more than "recorded" (e.g. a
+        /// call-permission reply that answers no request): kept as the event's note.
+        note: Option<String>,
     },
     /// A status webhook applied to the message it names.
     Status { event_id: i64, status: StatusUpdate },

@@ -65,7 +65,11 @@ mod tests {
             "+84912345678",
             "+2348031234567",
         ] {
-            assert!(business_calls_available(&n(bad)).is_err(), "{bad}");
+            let e = business_calls_available(&n(bad)).unwrap_err();
+            assert!(
+                e.contains("not available for business numbers from"),
+                "{bad}: {e}"
+            );
         }
         for ok in [
             "+447700900123",

@@ -240,7 +240,9 @@ pub const TABLE: &[ErrorInfo] = &[
     ),
     e(
         131049,
-        Wait,
+        // Meta: not delivered "to maintain healthy ecosystem engagement"; a resend within
+        // the outbox's retry delays (seconds) fails the same way, so it is not retried.
+        GiveUp,
         "Meta withheld the message to keep engagement healthy (per-user marketing limit).",
         "Wait at least 24 hours before sending this user marketing again.",
     ),

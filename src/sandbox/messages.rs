@@ -31,6 +31,8 @@ pub struct GraphFailure {
     pub code: i64,
     pub title: &'static str,
     pub details: String,
+    /// Sent as `Retry-After` (seconds) when set: only scripted faults set it.
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl GraphFailure {
@@ -40,6 +42,7 @@ impl GraphFailure {
             code,
             title,
             details: details.into(),
+            retry_after_seconds: None,
         }
     }
 }
@@ -78,7 +81,13 @@ impl IntoResponse for GraphFailure {
                 is_transient: None,
             },
         };
-        (self.http, axum::Json(envelope)).into_response()
+        let mut response = (self.http, axum::Json(envelope)).into_response();
+        if let Some(s) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 
@@ -276,6 +285,7 @@ fn accept(
         if let Some(h) = f.http_status.and_then(|h| StatusCode::from_u16(h).ok()) {
             failure.http = h;
         }
+        failure.retry_after_seconds = f.retry_after_seconds;
         return Ok(Err(failure));
     }
     match st.limits.admit(pnid, &v.to) {

@@ -454,8 +454,18 @@ impl Store for SqliteStore {
             let mut tx = self.tx().await?;
             for effect in batch {
                 match effect {
-                    Effect::InboundMessage { event_id, message } => {
-                        effects::record_inbound_message(&mut tx, *event_id, message).await?
+                    Effect::InboundMessage {
+                        event_id,
+                        message,
+                        note,
+                    } => {
+                        effects::record_inbound_message(
+                            &mut tx,
+                            *event_id,
+                            message,
+                            note.as_deref(),
+                        )
+                        .await?
                     }
                     Effect::Status { event_id, status } => {
                         effects::record_status(&mut tx, *event_id, status).await?;

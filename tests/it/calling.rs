@@ -2,8 +2,6 @@
 //! rejected at N seconds and answered on WhatsApp at once, the call-permission lifecycle with
 //! Meta's limits and auto-revocation, business-initiated calls and the region rules.
 
-use std::time::Duration;
-
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -12,6 +10,8 @@ use crate::support::*;
 /// A business number outside the countries where business-initiated calls are unavailable.
 const UK_BUSINESS: &str = "+447700900123";
 const USER: &str = "+919800700001";
+/// A second caller, whose call serves as a sentinel after the first one's events.
+const OTHER_USER: &str = "+919800700002";
 const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
 
 async fn calling_app(extra: &[(&str, &str)]) -> TestApp {
@@ -35,15 +35,17 @@ async fn sandbox_settings(app: &TestApp) -> Value {
         .access_token
         .expose_secret()
         .to_string();
-    app.http
+    let r = app
+        .http
         .get(format!("{}/v23.0/{PNID}/settings", app.sandbox))
         .bearer_auth(token)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 200, "GET settings answered {status}: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 async fn post(app: &TestApp, url: String, body: Value) -> (u16, Value) {
@@ -162,7 +164,18 @@ async fn a_ringing_whatsapp_call_is_rejected_after_n_seconds_and_answered_on_wha
     assert_eq!(m["kind"], "interactive", "the call opened the window: {m}");
     // Meta's own terminate (posted by the sandbox after the reject) is absorbed: one call,
     // one reply; and the sandbox no longer has the call ringing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Sentinel instead of a sleep: the sandbox queued that terminate before answering the
+    // reject, so a second user's call, simulated now, reaches Ringback after it through the
+    // same ordered webhook queue, and Ringback processes events in arrival order. Once the
+    // second call is decided, the terminate has been processed.
+    let (_, later) = post(
+        &app,
+        format!("{}/sandbox/users/call", app.sandbox),
+        json!({"from": OTHER_USER, "event": "connect"}),
+    )
+    .await;
+    let later = later["call_id"].as_str().unwrap().to_string();
+    app.decided_call(&later).await;
     let calls: Vec<Value> = app
         .calls()
         .await
@@ -358,7 +371,12 @@ async fn a_permission_reply_to_no_request_is_recorded_but_not_applied() {
             "interactive": {"type": "call_permission_reply", "call_permission_reply": {"response": "accept", "is_permanent": true, "response_source": "user_action"}}}]
     }));
     assert_eq!(app.whatsapp(&body).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Processed, and kept with a note that says why nothing changed.
+    let note = eventually(|| app.event_note("wamid.NOREQ1")).await;
+    assert_eq!(
+        note, "call permission reply for a request Ringback never sent; not applied",
+        "the event's note"
+    );
     let p = permission(&app, "+919800700009").await;
     assert_eq!(p["status"], "none", "{p}");
     assert_eq!(p["events"].as_array().unwrap().len(), 0, "{p}");

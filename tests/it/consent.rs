@@ -5,11 +5,8 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 async fn records(app: &TestApp, to: &str) -> Vec<Value> {
-    app.get_json(&format!("{}/api/v1/consents?to={to}", app.base))
-        .await["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    app.list(&format!("{}/api/v1/consents?to={to}", app.base))
+        .await
 }
 
 #[tokio::test]

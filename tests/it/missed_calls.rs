@@ -201,8 +201,40 @@ async fn the_same_provider_call_id_never_produces_two_replies() {
     let call = app.decided_call("dup-1").await;
     app.message_in_state(call["message_id"].as_str().unwrap(), "delivered")
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.sandbox_sent().await.len(), 1);
+    // Sentinel instead of a sleep: a later call from someone else is processed and sent after
+    // the redeliveries above; once its reply is delivered, anything they caused was sent too.
+    app.missed_call("dup-sentinel", "+919876500021").await;
+    let sentinel = app.decided_call("dup-sentinel").await;
+    app.message_in_state(sentinel["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    let mut to: Vec<String> = app
+        .sandbox_sent()
+        .await
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["919876500020", "919876500021"], "one reply per caller");
+}
+
+/// README: "`completed` with `duration: 0` counts as missed" (generic webhook).
+#[tokio::test]
+async fn a_completed_call_with_zero_duration_counts_as_missed() {
+    let app = spawn_app_with(&[("RINGBACK_MISSED_CALL__COOLDOWN_MINUTES", "0")]).await;
+    let r = app
+        .call(json!({"call_id": "z-0", "from": "+919876500040", "to": BUSINESS, "status": "completed", "duration": 0}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let r = app
+        .call(json!({"call_id": "z-30", "from": "+919876500041", "to": BUSINESS, "status": "completed", "duration": 30}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let zero = app.decided_call("z-0").await;
+    assert_eq!(zero["decision"], "replied", "{zero}");
+    assert!(zero["message_id"].is_string(), "{zero}");
+    let talked = app.decided_call("z-30").await;
+    assert_eq!(talked["decision"], "answered", "{talked}");
+    assert!(talked["message_id"].is_null(), "{talked}");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! The outbox against the sandbox's scripted faults, and the send API.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::*;
@@ -167,4 +169,229 @@ async fn every_meta_error_code_takes_its_documented_path() {
             }
         }
     }
+}
+
+/// Which way a send goes after Meta's error, as Meta's documentation describes the code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    /// Transient: retried with backoff, then delivered.
+    Retried,
+    /// Not retried as-is: the message fails on its first attempt.
+    Failed,
+}
+
+/// Cases written from Meta's error-code documentation (the "possible solutions" of each code
+/// and the pair-rate rule), not from Ringback's table: if a table entry disagrees with Meta,
+/// this fails. Each row: code, the HTTP status Meta documents for it, the path Meta's text
+/// implies, and words the explanation shown to the operator must contain.
+const DOCUMENTED: &[(i64, u16, Path, &str)] = &[
+    // "Cloud API message throughput has been reached": back off and retry.
+    (130429, 400, Path::Retried, ""),
+    // Pair rate limit: retry after 4^n seconds.
+    (131056, 400, Path::Retried, ""),
+    // "Something went wrong" / service unavailable / downtime: transient.
+    (131000, 500, Path::Retried, ""),
+    (131016, 500, Path::Retried, ""),
+    (2, 503, Path::Retried, ""),
+    // Maintenance mode (a throughput upgrade takes up to a minute): retry.
+    (131057, 500, Path::Retried, ""),
+    // App or WABA rate limits: back off.
+    (4, 429, Path::Retried, ""),
+    (80007, 400, Path::Retried, ""),
+    // Re-engagement: more than 24 h since the user wrote; only a template can be sent.
+    (131047, 400, Path::Failed, "24 hours"),
+    // Undeliverable (no WhatsApp, old app, terms not accepted): do not retry.
+    (131026, 400, Path::Failed, "could not be delivered"),
+    // Per-user marketing limit: "not delivered to maintain healthy ecosystem engagement";
+    // resending now fails again, Meta says to wait at least 24 hours.
+    (131049, 400, Path::Failed, "24 hours"),
+    // The user stopped marketing messages: never resend.
+    (131050, 400, Path::Failed, "stopped marketing"),
+    // Access token expired or invalid: a new token is needed, a resend fails the same way.
+    (190, 401, Path::Failed, "access_token"),
+    (0, 401, Path::Failed, "access_token"),
+    // Invalid parameter / template mismatch: the request must be fixed.
+    (100, 400, Path::Failed, "parameter"),
+    (132000, 400, Path::Failed, "parameters"),
+    (132001, 404, Path::Failed, "template"),
+    // Policy block and spam rate limit: do not retry as-is.
+    (368, 403, Path::Failed, "blocked"),
+    (131048, 400, Path::Failed, "spam"),
+];
+
+#[tokio::test]
+async fn meta_documented_error_codes_take_the_path_meta_describes() {
+    let app = spawn_app_with(&[
+        ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[20]"),
+        ("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1000"),
+    ])
+    .await;
+    for (i, &(code, http, path, explained)) in DOCUMENTED.iter().enumerate() {
+        // One message at a time, so the scripted fault meets exactly its first attempt.
+        app.fault(json!([{"code": code, "http_status": http}]))
+            .await;
+        let (status, v) = app.send_message(json!({"to": format!("+9198007{i:05}"), "template": {"name": "hello_world", "language": "en_US"}})).await;
+        assert_eq!(status, 202, "{v}");
+        let id = v["id"].as_str().unwrap();
+        // Wait for either end, so a wrong path fails with the code and what happened.
+        let m = eventually(|| async {
+            let m = app.message(id).await;
+            ["delivered", "read", "failed"]
+                .contains(&m["state"].as_str().unwrap_or_default())
+                .then_some(m)
+        })
+        .await;
+        let ended = match m["state"].as_str() {
+            Some("failed") => Path::Failed,
+            _ => Path::Retried,
+        };
+        assert_eq!(ended, path, "code {code}: {m}");
+        match path {
+            Path::Retried => {
+                let attempts = m["attempts"].as_array().unwrap();
+                assert_eq!(attempts.len(), 2, "code {code}: one retry: {m}");
+                assert_eq!(attempts[0]["outcome"], "retry", "code {code}: {m}");
+                assert_eq!(attempts[0]["error_code"], code, "{m}");
+                assert_eq!(attempts[1]["outcome"], "accepted", "code {code}: {m}");
+                if code == 131056 {
+                    // 4^n seconds after the n-th failure, n from 0: at least 1 s here,
+                    // although the configured delay is 20 ms.
+                    let gap = attempts[1]["started_at"].as_i64().unwrap()
+                        - attempts[0]["started_at"].as_i64().unwrap();
+                    assert!(gap >= 1000, "131056 waits 4^0 s, waited {gap} ms: {m}");
+                }
+            }
+            Path::Failed => {
+                assert_eq!(m["error_code"], code, "{m}");
+                assert_eq!(
+                    m["attempts"].as_array().unwrap().len(),
+                    1,
+                    "code {code} is not retried: {m}"
+                );
+                let explanation = m["error_explanation"].as_str().unwrap();
+                assert!(
+                    explanation.contains(&format!("(#{code})")) && explanation.contains(explained),
+                    "code {code}: the explanation should mention {explained:?}: {m}"
+                );
+            }
+        }
+    }
+}
+
+/// A code Meta does not document, answered with a 5xx, is a server problem: retried. The
+/// same unknown code with a 400 is not.
+#[tokio::test]
+async fn unknown_codes_follow_the_http_status() {
+    let app = spawn_app_with(&[("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[20]")]).await;
+    app.fault(json!([{"code": 999_001, "http_status": 502}]))
+        .await;
+    let (status, v) = app.send_message(json!({"to": "+919800800001", "template": {"name": "hello_world", "language": "en_US"}})).await;
+    assert_eq!(status, 202, "{v}");
+    let m = app
+        .message_in_state(v["id"].as_str().unwrap(), "delivered")
+        .await;
+    assert_eq!(m["attempts"][0]["outcome"], "retry", "{m}");
+    app.fault(json!([{"code": 999_002, "http_status": 400}]))
+        .await;
+    let (status, v) = app.send_message(json!({"to": "+919800800002", "template": {"name": "hello_world", "language": "en_US"}})).await;
+    assert_eq!(status, 202, "{v}");
+    let m = app
+        .message_in_state(v["id"].as_str().unwrap(), "failed")
+        .await;
+    assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "{m}");
+}
+
+/// README: "`Retry-After` is honoured". The sandbox answers 130429 with `Retry-After: 2`;
+/// the configured delay is 50 ms, so only the header explains a wait of 2 s.
+#[tokio::test]
+async fn retry_after_from_meta_sets_the_next_attempt() {
+    let app = spawn_app().await;
+    app.fault(json!([{"code": 130429, "retry_after_seconds": 2}]))
+        .await;
+    let (status, v) = app.send_message(json!({"to": "+919800800003", "template": {"name": "hello_world", "language": "en_US"}})).await;
+    assert_eq!(status, 202, "{v}");
+    let m = app
+        .message_in_state(v["id"].as_str().unwrap(), "delivered")
+        .await;
+    let attempts = m["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{m}");
+    assert_eq!(attempts[0]["outcome"], "retry", "{m}");
+    let gap =
+        attempts[1]["started_at"].as_i64().unwrap() - attempts[0]["started_at"].as_i64().unwrap();
+    assert!(
+        gap >= 2000,
+        "the second attempt came {gap} ms after the first: {m}"
+    );
+}
+
+/// README: a send in flight when Ringback died becomes `uncertain`, and is sent again only
+/// when no status webhook names it within `outbox.uncertain_resend_after_seconds`. The
+/// embedded sandbox dies with the process, so the restarted server's sandbox never sends a
+/// status for the first request: the resend must come, and not before the window.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uncertain_send_is_resent_when_no_status_arrives_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("RINGBACK_OUTBOX__UNCERTAIN_RESEND_AFTER_SECONDS", "1")];
+    let first = crate::served::serve(dir.path(), &env).await;
+    // The request reaches the sandbox and hangs there: Ringback dies with it in flight.
+    let r = first
+        .http
+        .post(format!("{}/sandbox/faults", first.sandbox))
+        .json(&json!({"phone_number_id": PNID, "latency_ms": 60_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The sandbox may post the `sent` status while its answer hangs; hold its webhooks back so
+    // that no status reaches the first process either (a status would settle the send).
+    let r = first
+        .http
+        .post(format!("{}/sandbox/webhooks/faults", first.sandbox))
+        .json(&json!({"delay_ms": 600_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let call =
+        json!({"call_id": "u-1", "from": "+919800800004", "to": BUSINESS, "status": "no-answer"});
+    assert_eq!(first.call(&call).await, 202);
+    let sandbox = format!("{}/sandbox/messages", first.sandbox);
+    eventually_within(Duration::from_secs(30), || async {
+        let v = first.get_json(&sandbox).await;
+        (v["data"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let first_log = first.log();
+    drop(first); // SIGKILL
+
+    let second = crate::served::serve(dir.path(), &env).await;
+    let messages = format!("{}/api/v1/messages?limit=10", second.base);
+    let id = second.get_json(&messages).await["data"][0]["id"]
+        .as_str()
+        .expect("the reply is stored")
+        .to_string();
+    let detail = format!("{}/api/v1/messages/{id}", second.base);
+    // Slow on a loaded machine: two process starts and the 1 s window.
+    let m = eventually_or(
+        Duration::from_secs(30),
+        || async {
+            let m = second.get_json(&detail).await;
+            (m["attempts"][1]["outcome"] == "accepted").then_some(m)
+        },
+        || format!("not resent; first:\n{first_log}\nsecond:\n{}", second.log()),
+    )
+    .await;
+    let attempts = m["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{m}");
+    assert_eq!(attempts[0]["outcome"], "interrupted", "{m}");
+    assert_eq!(attempts[1]["outcome"], "accepted", "{m}");
+    // Marked uncertain when the second process started (the interrupted attempt's end);
+    // resent only once the 1 s window had passed without a status webhook.
+    let waited =
+        attempts[1]["started_at"].as_i64().unwrap() - attempts[0]["finished_at"].as_i64().unwrap();
+    assert!(waited >= 1000, "resent {waited} ms after the restart: {m}");
+    let resent = second
+        .get_json(&format!("{}/sandbox/messages", second.sandbox))
+        .await;
+    assert_eq!(resent["data"].as_array().unwrap().len(), 1, "{resent}");
 }

@@ -153,7 +153,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success());
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "simulated message answered {status}: {:?}",
+            r.text().await
+        );
     }
 
     pub async fn fault(&self, errors: Value) {
@@ -164,25 +169,37 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "{:?}", r.text().await);
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "fault answered {status}: {:?}",
+            r.text().await
+        );
     }
 
+    /// `GET url`, which must answer 200 with JSON: any other status panics with the status
+    /// and the body, so a check that "nothing was stored" cannot pass on a 401 or a 500.
     pub async fn get_json(&self, url: &str) -> Value {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let r = self.http.get(url).send().await.expect("server reachable");
+        let status = r.status();
+        let body = r.text().await.expect("response body");
+        assert_eq!(status, 200, "GET {url} answered {status}: {body}");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {url} answered 200 without JSON ({e}): {body}"))
+    }
+
+    /// The `data` array of a list answer; a missing or non-array `data` panics.
+    pub async fn list(&self, url: &str) -> Vec<Value> {
+        let v = self.get_json(url).await;
+        v["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("GET {url} answered without a data array: {v}"))
     }
 
     pub async fn messages(&self) -> Vec<Value> {
-        let v = self
-            .get_json(&format!("{}/api/v1/messages?limit=1000", self.base))
-            .await;
-        v["data"].as_array().cloned().unwrap_or_default()
+        self.list(&format!("{}/api/v1/messages?limit=1000", self.base))
+            .await
     }
 
     pub async fn message(&self, id: &str) -> Value {
@@ -191,18 +208,14 @@ impl TestApp {
     }
 
     pub async fn calls(&self) -> Vec<Value> {
-        let v = self
-            .get_json(&format!("{}/api/v1/calls?limit=1000", self.base))
-            .await;
-        v["data"].as_array().cloned().unwrap_or_default()
+        self.list(&format!("{}/api/v1/calls?limit=1000", self.base))
+            .await
     }
 
     /// What the sandbox received (the Cloud API requests Ringback made).
     pub async fn sandbox_sent(&self) -> Vec<Value> {
-        let v = self
-            .get_json(&format!("{}/sandbox/messages", self.sandbox))
-            .await;
-        v["data"].as_array().cloned().unwrap_or_default()
+        self.list(&format!("{}/sandbox/messages", self.sandbox))
+            .await
     }
 
     /// Waits until the call `call_id` has a decision other than pending.
@@ -235,7 +248,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        let v = serde_json::from_str(&body).unwrap_or_else(|e| {
+            panic!("POST /api/v1/messages answered {status} without JSON ({e}): {body}")
+        });
+        (status, v)
     }
 
     /// Waits until the template registry has synced the sandbox's templates; returns the list.
@@ -259,9 +277,32 @@ impl TestApp {
             let s = self
                 .get_json(&format!("{}/sandbox/webhooks", self.sandbox))
                 .await;
-            (s["items_delivered"].as_u64().unwrap_or(0) >= n).then_some(())
+            let delivered = s["items_delivered"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("/sandbox/webhooks without items_delivered: {s}"));
+            (delivered >= n).then_some(())
         })
         .await
+    }
+
+    /// The note of the processed inbound event whose stored JSON contains `needle`, or `None`
+    /// while no such event is processed. Read from the database: notes have no API.
+    pub async fn event_note(&self, needle: &str) -> Option<String> {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.dir.path().join("ringback.db"))
+            .read_only(true);
+        let mut db = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("the test database opens");
+        let note: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT note FROM inbound_events WHERE processed_at IS NOT NULL AND instr(event_json, $1) > 0",
+        )
+        .bind(needle)
+        .fetch_optional(&mut db)
+        .await
+        .expect("inbound_events is readable");
+        note.flatten()
     }
 
     #[allow(dead_code)]
@@ -273,17 +314,45 @@ impl TestApp {
 }
 
 /// Polls `f` every 20 ms for up to 10 s.
-pub async fn eventually<T, F, Fut>(mut f: F) -> T
+pub async fn eventually<T, F, Fut>(f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    eventually_within(Duration::from_secs(10), f).await
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, and panics once `limit` has passed.
+///
+/// This is the only waiting the tests do: the short pause between polls is not a guess at
+/// how long something takes (the condition is checked again after it), unlike sleeping a
+/// fixed time and then asserting.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_or(limit, f, String::new).await
+}
+
+/// [`eventually_within`], with `explain()` (what the system looked like) in the panic message.
+pub async fn eventually_or<T, F, Fut>(
+    limit: Duration,
+    mut f: F,
+    explain: impl FnOnce() -> String,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not met within 10 s");
+        if Instant::now() >= deadline {
+            panic!("condition not met within {limit:?}\n{}", explain());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -21,6 +21,19 @@ fn check(req: serde_json::Value) -> Result<Validated, (i64, String)> {
     validate(&number(), &templates, &req).map_err(|f| (f.code, f.details))
 }
 
+/// Asserts `req` is refused with Meta error `code` and details containing `needle`: a bare
+/// `is_err()` would also pass when the request is refused for some other reason.
+#[track_caller]
+fn refused(req: serde_json::Value, code: i64, needle: &str) {
+    match check(req) {
+        Err((c, details)) => assert!(
+            c == code && details.contains(needle),
+            "expected ({code}, …{needle}…), got ({c}, {details})"
+        ),
+        Ok(v) => panic!("expected ({code}, …{needle}…), but it was accepted: {v:?}"),
+    }
+}
+
 fn msg(kind: &str, payload: serde_json::Value) -> serde_json::Value {
     let mut v = json!({"messaging_product": "whatsapp", "to": "+919876543210", "type": kind});
     v[kind] = payload;
@@ -65,17 +78,31 @@ fn media_needs_exactly_one_source_and_no_caption_on_audio() {
         ))
         .is_ok()
     );
-    assert!(check(msg("image", json!({"id": "1", "link": "https://x"}))).is_err());
-    assert!(check(msg("image", json!({}))).is_err());
-    assert!(check(msg("audio", json!({"id": "1", "caption": "no"}))).is_err());
-    assert!(
-        check(msg(
-            "document",
-            json!({"id": "1", "caption": "x".repeat(1025)})
-        ))
-        .is_err()
+    refused(
+        msg("image", json!({"id": "1", "link": "https://x"})),
+        100,
+        "either 'id' or 'link', not both",
     );
-    assert!(check(msg("image", json!({"link": "ftp://x"}))).is_err());
+    refused(
+        msg("image", json!({})),
+        131008,
+        "image['id'] or image['link']",
+    );
+    refused(
+        msg("audio", json!({"id": "1", "caption": "no"})),
+        100,
+        "audio['caption'] is not allowed",
+    );
+    refused(
+        msg("document", json!({"id": "1", "caption": "x".repeat(1025)})),
+        100,
+        "document['caption'] must be at most 1024 characters",
+    );
+    refused(
+        msg("image", json!({"link": "ftp://x"})),
+        100,
+        "must be an http or https URL",
+    );
 }
 
 #[test]
@@ -87,7 +114,11 @@ fn location_contacts_reaction() {
         ))
         .is_ok()
     );
-    assert!(check(msg("location", json!({"latitude": 91, "longitude": 0}))).is_err());
+    refused(
+        msg("location", json!({"latitude": 91, "longitude": 0})),
+        131009,
+        "Latitude must be within ±90",
+    );
     assert!(
         check(msg(
             "contacts",
@@ -95,7 +126,7 @@ fn location_contacts_reaction() {
         ))
         .is_ok()
     );
-    assert!(check(msg("contacts", json!([]))).is_err());
+    refused(msg("contacts", json!([])), 100, "contacts must have 1 to");
     assert!(
         check(msg(
             "reaction",

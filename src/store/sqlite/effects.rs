@@ -14,6 +14,7 @@ pub(super) async fn record_inbound_message(
     tx: &mut Tx,
     event_id: i64,
     m: &InboundMessage,
+    note: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO inbound_messages (wamid, sender_id, from_wa_id, from_user_id, message_type, text,
@@ -59,10 +60,10 @@ pub(super) async fn record_inbound_message(
                 .await?;
         }
     }
-    let note = if m.unknown_type {
-        "message type unknown to Ringback; kept raw"
-    } else {
-        "recorded"
+    let note = match note {
+        Some(n) => n,
+        None if m.unknown_type => "message type unknown to Ringback; kept raw",
+        None => "recorded",
     };
     finish(tx, event_id, note).await?;
     Ok(())

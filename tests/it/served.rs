@@ -1,0 +1,154 @@
+//! The real `ringback serve` binary in a child process, for tests that need a process of
+//! their own: exact `/metrics` values (the recorder is process-wide) and `kill -9`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A `ringback serve` child process with its embedded sandbox, killed (SIGKILL) when dropped.
+pub struct Served {
+    child: Child,
+    log: std::path::PathBuf,
+    pub base: String,
+    pub sandbox: String,
+    pub http: reqwest::Client,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ringback serve` on free loopback ports with the test secrets, the store in `dir`
+/// and `extra` overrides, and waits for its "Ringback is running." log line to learn the
+/// addresses it bound.
+pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
+    let log = dir.join(format!("serve-{}.log", uuid::Uuid::now_v7().simple()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringback"));
+    cmd.arg("serve")
+        .env_remove("RINGBACK_CONFIG")
+        .envs(base_env(dir))
+        .env("RINGBACK_SERVER__LISTEN", "127.0.0.1:0")
+        .env("RINGBACK_SANDBOX__LISTEN", "127.0.0.1:0")
+        .env("RINGBACK_LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let mut child = cmd.spawn().expect("the ringback binary starts");
+    let (addr, sandbox) = eventually_within(Duration::from_secs(30), || {
+        let running = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "Ringback is running.")
+            .and_then(|l| {
+                let addr = l["fields"]["addr"].as_str()?.to_string();
+                // Logged with Debug: `Some(127.0.0.1:PORT)`.
+                let sandbox = l["fields"]["sandbox"]
+                    .as_str()?
+                    .strip_prefix("Some(")?
+                    .strip_suffix(')')?
+                    .to_string();
+                Some((addr, sandbox))
+            });
+        if running.is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "ringback serve exited with {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+        async move { running }
+    })
+    .await;
+    Served {
+        child,
+        log,
+        base: format!("http://{addr}"),
+        sandbox: format!("http://{sandbox}"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Served {
+    /// What the process logged so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Posts `body` to `path`; returns the status.
+    pub async fn post(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> u16 {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+            .await
+            .expect("server reachable")
+            .status()
+            .as_u16()
+    }
+
+    /// Posts a Meta webhook body signed with `secret`; returns the status.
+    pub async fn whatsapp(&self, body: &Value, secret: &str) -> u16 {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let sig = ringback::signature::sign_sha256_hex(secret.as_bytes(), &bytes);
+        self.post(
+            "/webhooks/whatsapp",
+            bytes,
+            &[("X-Hub-Signature-256", &sig)],
+        )
+        .await
+    }
+
+    /// Posts a signed generic call event; returns the status.
+    pub async fn call(&self, body: &Value) -> u16 {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let sig = ringback::signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &bytes);
+        self.post("/webhooks/calls", bytes, &[("X-Ringback-Signature", &sig)])
+            .await
+    }
+
+    /// `GET url`, which must answer 200 with JSON.
+    pub async fn get_json(&self, url: &str) -> Value {
+        let r = self.http.get(url).send().await.expect("server reachable");
+        let status = r.status();
+        let body = r.text().await.expect("response body");
+        assert_eq!(status, 200, "GET {url} answered {status}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// The Prometheus text of `/metrics` (which must answer 200).
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("server reachable");
+        let status = r.status();
+        let text = r.text().await.expect("response body");
+        assert_eq!(status, 200, "/metrics answered {status}: {text}");
+        text
+    }
+
+    /// The value of one series (name and labels exactly as rendered), `None` if absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+}
