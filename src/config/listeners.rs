@@ -36,12 +36,17 @@ pub(super) fn refuse_demo_secrets_when_exposed(
     )))
 }
 
+/// Longest accepted limit (a day): far beyond any real client, and small enough that a
+/// deadline computed from it cannot overflow the clock.
+const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+
 /// The HTTP listeners' slow-client limits; zero would close every connection at once.
 pub(super) fn http_timeouts(c: &Config) -> Result<crate::http::serve::Timeouts, ConfigError> {
     let s = &c.server;
-    if s.header_read_timeout_seconds == 0 || s.idle_timeout_seconds == 0 {
+    let in_range = |v: u64| (1..=MAX_TIMEOUT_SECONDS).contains(&v);
+    if !in_range(s.header_read_timeout_seconds) || !in_range(s.idle_timeout_seconds) {
         return Err(ConfigError::Invalid(format!(
-            "server.header_read_timeout_seconds = {} and server.idle_timeout_seconds = {} must both be at least 1",
+            "server.header_read_timeout_seconds = {} and server.idle_timeout_seconds = {} must both be between 1 and {MAX_TIMEOUT_SECONDS}",
             s.header_read_timeout_seconds, s.idle_timeout_seconds
         )));
     }

@@ -222,4 +222,16 @@ fn slow_client_limits_are_read_and_must_be_positive() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("server.idle_timeout_seconds = 0"), "{e}");
+    let e = Config::load_with_env(
+        None,
+        env(&[(
+            "RINGBACK_SERVER__HEADER_READ_TIMEOUT_SECONDS",
+            "9223372036854775807",
+        )]),
+    )
+    .unwrap()
+    .build()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("between 1 and 86400"), "{e}");
 }
