@@ -121,8 +121,8 @@ pub fn decide(
             ),
         };
     }
-    if let Some(c) = contact(&caller) {
-        if let Some(last) = c.last_reply_at.filter(|t| now - t < rules.cooldown_ms) {
+    if let Some(c) = contact(&caller)
+        && let Some(last) = c.last_reply_at.filter(|t| now - t < rules.cooldown_ms) {
             let minutes = (now - last).max(0) / 60_000;
             return Verdict::Collapse {
                 reason: format!(
@@ -133,7 +133,6 @@ pub fn decide(
                 caller,
             };
         }
-    }
     Verdict::Reply {
         caller,
         reason: format!("missed ({why_missed})"),

@@ -83,6 +83,9 @@ fn category(templates: &Registry, sender: &Sender, kind: &str, payload: &Value) 
 }
 
 /// Checks one send; `fallback` replaces a free-form message when the window is closed.
+// Eight plain inputs read better here than a one-use struct; the store split (issue #10)
+// gives the policy its own facts type, which will carry store, registry and sender.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     store: &dyn Store,
     templates: &Registry,
@@ -101,8 +104,8 @@ pub fn check(
     // From memory: no database round trip on the send path.
     let facts = store.policy_facts(&sender.phone_number_id, to.digits());
     let (last_inbound, consent_state) = (facts.last_inbound, facts.consent.clone());
-    if kind != "template" {
-        if window::at(last_inbound, now) == Window::Closed {
+    if kind != "template"
+        && window::at(last_inbound, now) == Window::Closed {
             let replaced = kind.clone();
             let f = fallback.ok_or_else(|| Refusal::OutsideWindow { to: to.to_string() })?;
             reason = format!(
@@ -111,7 +114,6 @@ pub fn check(
             );
             (kind, payload) = (f.kind, f.payload);
         }
-    }
     consent::permits(&consent_state, category(templates, sender, &kind, &payload))
         .map_err(Refusal::OptedOut)?;
     let body = body(to, &kind, payload, id);

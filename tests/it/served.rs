@@ -58,14 +58,13 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
                     .to_string();
                 Some((addr, sandbox))
             });
-        if running.is_none() {
-            if let Ok(Some(status)) = child.try_wait() {
+        if running.is_none()
+            && let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "ringback serve exited with {status}: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-        }
         async move { running }
     })
     .await;
