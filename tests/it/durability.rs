@@ -71,7 +71,7 @@ async fn an_unreadable_event_is_dead_lettered_and_the_next_one_processed() {
     .unwrap();
 
     let r = app.missed_call("after-bad", "+14155550101").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 202);
     let call = app.decided_call("after-bad").await;
     assert_eq!(call["decision"], "replied", "{call}");
 
@@ -160,7 +160,7 @@ async fn stop_returns_promptly_while_the_store_fails() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         app.missed_call("stop-1", "+14155550102").await.status(),
-        200
+        202
     );
     let id = app.decided_call("stop-1").await["message_id"]
         .as_str()
@@ -203,7 +203,7 @@ async fn rows_claimed_ahead_are_sent_at_once_after_a_crash() {
         let r = app
             .missed_call(&format!("ahead-{i}"), &format!("+1415555012{i}"))
             .await;
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 202);
     }
     // At one message per second, the lane has claimed the rest ahead of its pacing.
     eventually(|| async {
