@@ -1,7 +1,7 @@
 //! One lane per sending number: claim, send, record.
 //!
 //! The claim transaction writes the attempt row (`claimed`) before any byte leaves, and the
-//! [`Starter`] marks it started just before the request, so an attempt that was cut short by
+//! [`Starter`] marks it started when its turn to be paced comes, so an attempt cut short by
 //! a crash is visible as `interrupted` on restart and its message becomes `uncertain` (see
 //! [`run_maintenance`]) instead of being sent again blindly, while rows only claimed ahead are
 //! queued again at once.
