@@ -23,6 +23,7 @@ use crate::store::{CallRecord, Contact, Effect, NewMessage, Store, StoreError, S
 use crate::time::now_ms;
 
 mod calling;
+mod dead_letter;
 
 /// Events handled per store read.
 const BATCH: u32 = 256;
@@ -79,8 +80,7 @@ impl Processor {
     pub async fn work(&self) -> Result<usize, StoreError> {
         let events = match self.store.pending_events(BATCH).await {
             Err(StoreError::CorruptEvent { id, reason }) => {
-                self.dead_letter(id, &reason).await?;
-                return Ok(1);
+                return self.dead_letter(id, &reason).await;
             }
             r => r?,
         };
@@ -90,15 +90,10 @@ impl Processor {
         let mut batch = Batch::default();
         for e in &events {
             match self.handle(e, &mut batch).await {
-                Ok(()) => {}
                 // Retrying cannot make stored data readable: set the event aside, and process
                 // the batch again without it (nothing of it was applied).
-                Err(StoreError::Corrupt(reason)) => {
-                    let reason = format!("processing it read unreadable stored data: {reason}");
-                    self.dead_letter(e.id, &reason).await?;
-                    return Ok(1);
-                }
-                Err(err) => return Err(err),
+                Err(StoreError::Corrupt(why)) => return self.dead_letter(e.id, &why).await,
+                r => r?,
             }
         }
         self.store.apply(&batch.effects).await?;
@@ -136,18 +131,6 @@ impl Processor {
             }
         }
         Ok(events.len())
-    }
-
-    /// Sets an event aside so the ones after it are processed; `ringback events dead` lists it.
-    async fn dead_letter(&self, event_id: i64, reason: &str) -> Result<(), StoreError> {
-        self.store.dead_letter(event_id, reason, now_ms()).await?;
-        metrics::counter!("ringback_events_dead_lettered_total").increment(1);
-        tracing::error!(
-            event_id,
-            reason,
-            "Inbound event set aside as dead: it cannot be processed. List with `ringback events dead`; after fixing it, `ringback events retry`."
-        );
-        Ok(())
     }
 
     async fn handle(&self, e: &StoredEvent, batch: &mut Batch) -> Result<(), StoreError> {

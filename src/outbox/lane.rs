@@ -1,11 +1,12 @@
 //! One lane per sending number: claim, send, record.
 //!
 //! The claim transaction writes the attempt row (`claimed`) before any byte leaves, and the
-//! [`Starter`] marks it started just before the request, so an attempt that was cut short by
+//! [`Starter`] marks it started when its turn to be paced comes, so an attempt cut short by
 //! a crash is visible as `interrupted` on restart and its message becomes `uncertain` (see
 //! [`run_maintenance`]) instead of being sent again blindly, while rows only claimed ahead are
 //! queued again at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::retry::RetryPolicy;
-use super::starter::Starter;
+use super::starter::{Pending, Starter};
 use crate::cloud_api::{Client, Outcome};
 use crate::config::Sender;
 use crate::shutdown::Shutdown;
@@ -26,6 +27,10 @@ const HOLD_RECHECK: Duration = Duration::from_secs(30);
 /// Rows claimed ahead of the pacing loop. After a crash they go back to the queue (their
 /// attempts were never started), so this only bounds how far the claimer runs ahead.
 const CLAIM_AHEAD: usize = 64;
+
+/// Rows whose start is recorded ahead of pacing, so the commit overlaps the wait for the
+/// previous slots. After a crash at most these (and the requests in flight) become uncertain.
+const START_AHEAD: usize = 2;
 
 /// The outcome that returns a claimed, unsent row to the queue on shutdown.
 fn stopping() -> AttemptOutcome {
@@ -78,14 +83,36 @@ impl Lane {
         let mut in_flight = JoinSet::new();
         let mut concurrency = self.permits.available_permits();
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane started.");
+        // Sends whose start was asked for, in order: pacing waits for the first one's commit,
+        // so a slow commit delays the pace instead of releasing a burst after it.
+        let mut ahead: VecDeque<(ClaimedSend, Pending)> = VecDeque::new();
         loop {
             while in_flight.try_join_next().is_some() {}
-            let send = tokio::select! {
-                s = claimed_rx.recv() => match s { Some(s) => s, None => break },
-                _ = shutdown.wait() => break,
+            if ahead.is_empty() {
+                let send = tokio::select! {
+                    s = claimed_rx.recv() => match s { Some(s) => s, None => break },
+                    _ = shutdown.wait() => break,
+                };
+                self.queue_start(send, &starter, &mut ahead, &done_tx);
+            }
+            while ahead.len() < START_AHEAD {
+                match claimed_rx.try_recv() {
+                    Ok(send) => self.queue_start(send, &starter, &mut ahead, &done_tx),
+                    Err(_) => break,
+                }
+            }
+            let Some((send, pending)) = ahead.pop_front() else {
+                continue;
             };
-            if let Some(d) = self.held(&send).or_else(|| self.pair_limited(&send)) {
-                let _ = done_tx.send(d);
+            let started = tokio::select! {
+                r = pending.committed() => r,
+                _ = shutdown.wait() => {
+                    let _ = done_tx.send((send, stopping()));
+                    break;
+                }
+            };
+            if let Err(e) = started {
+                let _ = done_tx.send((send, not_started(&e)));
                 continue;
             }
             // Throughput pacing: wait for the number's next slot before each request.
@@ -99,7 +126,6 @@ impl Lane {
             self.scale_concurrency(&mut concurrency);
             let lane = self.clone();
             let done = done_tx.clone();
-            let starter = starter.clone();
             let permit = self
                 .permits
                 .clone()
@@ -107,15 +133,15 @@ impl Lane {
                 .await
                 .expect("the semaphore is never closed");
             in_flight.spawn(async move {
-                let outcome = match starter.start(&send).await {
-                    Ok(()) => lane.attempt(&send).await,
-                    Err(e) => not_started(&e),
-                };
+                let outcome = lane.attempt(&send).await;
                 let _ = done.send((send, outcome));
                 drop(permit);
             });
         }
-        // Rows claimed but not sent go back to the queue.
+        // Rows claimed (or started) but not sent go back to the queue.
+        for (send, _) in ahead.drain(..) {
+            let _ = done_tx.send((send, stopping()));
+        }
         claimed_rx.close();
         while let Some(send) = claimed_rx.recv().await {
             let _ = done_tx.send((send, stopping()));
@@ -127,6 +153,25 @@ impl Lane {
         drop(done_tx);
         let _ = recorder.await;
         tracing::info!(phone_number_id = %self.sender.phone_number_id, "Outbox lane stopped.");
+    }
+
+    /// Sends a held or pair-limited row back to the queue, or asks for its start.
+    fn queue_start(
+        &self,
+        send: ClaimedSend,
+        starter: &Starter,
+        ahead: &mut VecDeque<(ClaimedSend, Pending)>,
+        done: &mpsc::UnboundedSender<Finished>,
+    ) {
+        match self.held(&send).or_else(|| self.pair_limited(&send)) {
+            Some(d) => {
+                let _ = done.send(d);
+            }
+            None => {
+                let pending = starter.request(&send);
+                ahead.push_back((send, pending));
+            }
+        }
     }
 
     /// Keeps enough requests in flight for the number's pace: at 1000 messages/s and a few

@@ -1,11 +1,11 @@
 //! Group commit of attempt starts.
 //!
 //! A claimed row is not yet a request: the lane claims up to 64 rows ahead of its pacing loop.
-//! Just before each request, the attempt is recorded as started, so after a crash only rows
-//! whose request may have left become `uncertain` (and wait for a status webhook), while rows
-//! merely claimed go back to the queue at once. Requests wait for that commit; one writer task
-//! commits every start that queued up meanwhile in one transaction, so at high rates one fsync
-//! serves many requests and the pacing loop itself never waits.
+//! Just before a row is paced (a few rows ahead, see `START_AHEAD` in the lane), its attempt is
+//! recorded as started, so after a crash only rows whose request may have left become
+//! `uncertain` (and wait for a status webhook), while rows merely claimed go back to the queue
+//! at once. One writer task commits every start that queued up meanwhile in one transaction,
+//! so at high rates one fsync serves many requests.
 
 use std::sync::Arc;
 
@@ -32,12 +32,24 @@ impl Starter {
         (Self { tx }, tokio::spawn(writer(store, rx)))
     }
 
-    /// Records that `send`'s request is about to be made; `Err` (why) means it must not be.
-    pub async fn start(&self, send: &ClaimedSend) -> Result<(), String> {
+    /// Asks for `send`'s start to be recorded; the receiver answers once it is committed
+    /// (`Err` with why when it could not be, and the request must then not be made).
+    pub fn request(&self, send: &ClaimedSend) -> Pending {
         let (done, wait) = oneshot::channel();
-        let gone = || "the attempt writer has stopped".to_string();
-        self.tx.send((send.clone(), done)).map_err(|_| gone())?;
-        wait.await.map_err(|_| gone())?
+        // If the writer is gone the sender is dropped and `Pending::committed` reports it.
+        let _ = self.tx.send((send.clone(), done));
+        Pending(wait)
+    }
+}
+
+/// A start asked for and not yet confirmed.
+pub struct Pending(oneshot::Receiver<Result<(), String>>);
+
+impl Pending {
+    pub async fn committed(self) -> Result<(), String> {
+        self.0
+            .await
+            .map_err(|_| "the attempt writer has stopped".to_string())?
     }
 }
 

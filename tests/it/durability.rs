@@ -71,7 +71,7 @@ async fn an_unreadable_event_is_dead_lettered_and_the_next_one_processed() {
     .unwrap();
 
     let r = app.missed_call("after-bad", "+14155550101").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 202);
     let call = app.decided_call("after-bad").await;
     assert_eq!(call["decision"], "replied", "{call}");
 
@@ -153,14 +153,14 @@ async fn stop_returns_promptly_while_the_store_fails() {
     let r = app
         .http
         .post(format!("{}/sandbox/faults", app.sandbox))
-        .json(&json!({"phone_number_id": PNID, "latency_ms": 1500}))
+        .json(&json!({"phone_number_id": PNID, "latency_ms": 4000}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         app.missed_call("stop-1", "+14155550102").await.status(),
-        200
+        202
     );
     let id = app.decided_call("stop-1").await["message_id"]
         .as_str()
@@ -177,38 +177,42 @@ async fn stop_returns_promptly_while_the_store_fails() {
         .await
         .unwrap();
     let running = app.running.take().expect("app runs");
-    tokio::time::timeout(Duration::from_secs(8), running.stop())
+    tokio::time::timeout(Duration::from_secs(10), running.stop())
         .await
-        .expect("stop returns within 8 s although the outcome cannot be recorded");
+        .expect("stop returns within 10 s although the outcome cannot be recorded");
 
-    // Nothing is lost: the next start finds the send in flight and waits for its status.
+    // Nothing is lost: the next start finds the attempt in flight; the message waits for its
+    // status webhook (`uncertain`) unless one already arrived (the sandbox may report `sent`
+    // before it answers the request).
     let restarted = ringback::store::open(&app.settings.store_url)
         .await
         .unwrap();
-    assert_eq!(
-        restarted
-            .mark_in_flight_uncertain(ringback::time::now_ms())
-            .await
-            .unwrap(),
-        1
-    );
+    restarted
+        .mark_in_flight_uncertain(ringback::time::now_ms())
+        .await
+        .unwrap();
     let m = restarted.message(&id).await.unwrap().expect("message kept");
-    assert_eq!(m.message.state, "uncertain");
+    assert!(
+        ["uncertain", "sent", "delivered", "read"].contains(&m.message.state.as_str()),
+        "{m:?}"
+    );
+    assert_eq!(m.attempts.len(), 1, "{m:?}");
+    assert_eq!(m.attempts[0].outcome, "interrupted", "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_claimed_ahead_are_sent_at_once_after_a_crash() {
     let mut app = spawn_app_with(&[("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1")]).await;
-    for i in 0..6 {
+    for i in 0..10 {
         let r = app
-            .missed_call(&format!("ahead-{i}"), &format!("+1415555012{i}"))
+            .missed_call(&format!("ahead-{i}"), &format!("+141555501{i:02}"))
             .await;
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 202);
     }
     // At one message per second, the lane has claimed the rest ahead of its pacing.
     eventually(|| async {
         let m = app.messages().await;
-        (m.len() == 6 && m.iter().filter(|m| m["state"] == "sending").count() >= 4).then_some(())
+        (m.len() == 10 && m.iter().filter(|m| m["state"] == "sending").count() >= 6).then_some(())
     })
     .await;
     // A crash: every task is dropped mid-flight, nothing is recorded on the way out.
@@ -228,10 +232,9 @@ async fn rows_claimed_ahead_are_sent_at_once_after_a_crash() {
             .then_some(states)
     })
     .await;
+    // A request in flight and the two rows started ahead of pacing may wait; the rest of the
+    // rows claimed ahead may not.
     let uncertain = states.iter().filter(|s| *s == "uncertain").count();
-    assert!(
-        uncertain <= 1,
-        "only a request in flight may wait: {states:?}"
-    );
-    assert_eq!(states.len(), 6);
+    assert!(uncertain <= 3, "only started rows may wait: {states:?}");
+    assert_eq!(states.len(), 10);
 }
