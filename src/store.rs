@@ -416,4 +416,13 @@ pub trait Store: Send + Sync {
     async fn list_messages(&self, limit: u32) -> Result<Vec<MessageRow>, StoreError>;
     /// One message with its attempts and statuses.
     async fn message(&self, id: &str) -> Result<Option<MessageDetail>, StoreError>;
+
+    /// Retention: deletes at most `limit` rows of `kind` older than `before` in one
+    /// transaction, never a row still needed (see [`crate::retention`]); returns how many.
+    async fn prune(
+        &self,
+        kind: crate::retention::Kind,
+        before: Millis,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }

@@ -20,6 +20,7 @@ use crate::inbound::DeliveryStatus;
 
 mod calling;
 mod effects;
+mod retention;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -942,6 +943,15 @@ impl Store for SqliteStore {
             attempts,
             statuses,
         }))
+    }
+
+    async fn prune(
+        &self,
+        kind: crate::retention::Kind,
+        before: Millis,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.prune_batch(kind, before, limit).await
     }
 }
 
