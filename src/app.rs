@@ -207,6 +207,12 @@ pub async fn start(
         shutdown.clone(),
     ));
 
+    tasks.spawn(crate::retention::run(
+        store.clone(),
+        settings.retention.clone(),
+        shutdown.clone(),
+    ));
+
     let book = crate::calling::PermissionBook::new(store.clone(), settings.calling.limits());
     crate::calling::settings::apply_at_start(&settings, &client).await;
     let committed = Arc::new(Notify::new());

@@ -9,6 +9,8 @@
 //!    them durably → accepted calls/s, and how long until every reply was sent;
 //! 3. RSS: idle after start, and peak.
 //!
+//! `--soak` runs a long steady load with retention pruning instead (see [`soak`]).
+//!
 //! The load generator shares the machine's cores with the server, so the figures are a floor.
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::config::Config;
 mod pacing;
 mod policy;
 mod sandbox;
+pub mod soak;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -31,9 +34,9 @@ pub struct BenchArgs {
     /// Webhooks in flight at once during the burst.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Calls per second in the paced phase.
-    #[arg(long, default_value_t = 100)]
-    pub rate: u32,
+    /// Calls per second in the paced phase (default 100), or with --soak (default 50).
+    #[arg(long)]
+    pub rate: Option<u32>,
     /// Seconds the paced phase lasts.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
@@ -61,6 +64,17 @@ pub struct BenchArgs {
     /// Sending numbers for --pacing.
     #[arg(long, default_value_t = 10)]
     pub numbers: usize,
+    /// Benchmark a long steady load instead: --rate calls/s (default 50) for --duration, with
+    /// status webhooks and retention pruning rows older than --keep; prints a row a minute
+    /// and a verdict on whether RSS, p99 latency and the database size stay flat.
+    #[arg(long)]
+    pub soak: bool,
+    /// How long --soak runs: 90s, 30m, 1h.
+    #[arg(long, default_value = "30m", value_parser = soak::parse_duration)]
+    pub duration: std::time::Duration,
+    /// With --soak: how long every kind of row is kept before retention prunes it.
+    #[arg(long, default_value = "5m", value_parser = soak::parse_duration)]
+    pub keep: std::time::Duration,
 }
 
 /// Results of one run.
@@ -101,11 +115,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.soak {
+        return soak::run(args.duration, args.rate.unwrap_or(50), args.keep, args.json).await;
+    }
+    let rate = args.rate.unwrap_or(100);
     if args.policy {
         return policy::run(args.contacts, 20_000, args.json).await;
     }
     if args.pacing {
-        return pacing::run(args.numbers, args.rate, args.seconds, args.json, args.dry).await;
+        return pacing::run(args.numbers, rate, args.seconds, args.json, args.dry).await;
     }
     if args.sandbox {
         return sandbox::run(args.seconds, args.concurrency, args.json).await;
@@ -161,10 +179,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     });
 
     // Paced: latency webhook -> Cloud API request.
-    let paced_calls = (args.rate * args.seconds) as usize;
+    let paced_calls = (rate * args.seconds) as usize;
     let base = 0;
     let mut posted_at = Vec::with_capacity(paced_calls);
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut inflight = tokio::task::JoinSet::new();
@@ -215,7 +233,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         burst_seconds: burst.as_secs_f64(),
         accepted_calls_per_second: args.calls as f64 / burst.as_secs_f64(),
         burst_all_sent_seconds: all_sent.as_secs_f64(),
-        paced_rate: args.rate,
+        paced_rate: rate,
         paced_calls,
         latency_p50_ms: percentile(&lat, 0.50),
         latency_p99_ms: percentile(&lat, 0.99),
@@ -273,8 +291,13 @@ fn caller_index(to_digits: &str) -> Option<usize> {
 
 impl Poster {
     async fn call(&self, i: usize) -> anyhow::Result<()> {
+        self.call_from(i, i).await
+    }
+
+    /// Call `i` (its id) from caller number `caller_no`, so a soak can reuse callers.
+    async fn call_from(&self, i: usize, caller_no: usize) -> anyhow::Result<()> {
         let body = serde_json::to_vec(&serde_json::json!({
-            "call_id": format!("bench-{i}"), "from": caller(i), "to": self.to, "status": "no-answer", "ring_seconds": 20,
+            "call_id": format!("bench-{i}"), "from": caller(caller_no), "to": self.to, "status": "no-answer", "ring_seconds": 20,
         }))?;
         let sig = crate::signature::sign_sha256_hex(self.secret.as_bytes(), &body);
         let resp = self

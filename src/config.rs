@@ -50,6 +50,7 @@ pub struct Config {
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
     pub log: LogConfig,
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// One `[[templates]]` entry.

@@ -17,6 +17,7 @@
 //! - [`sandbox`]: a local emulator of the Cloud API, used by the demo, the tests and the
 //!   benchmarks.
 //! - [`store`]: the one trait every durable fact goes through, with its SQLite implementation.
+//! - [`retention`]: a worker that prunes old rows in small batches so the database stops growing.
 //! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
 //!   runs it; [`cli`] is the command line.
 #![forbid(unsafe_code)]
@@ -38,6 +39,7 @@ pub mod phone;
 pub mod policy;
 pub mod processor;
 pub mod reply;
+pub mod retention;
 pub mod sandbox;
 pub mod shutdown;
 pub mod signature;

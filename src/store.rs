@@ -473,4 +473,13 @@ pub trait Store: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, crate::consent::Record)>, StoreError>;
+
+    /// Retention: deletes at most `limit` rows of `kind` older than `before` in one
+    /// transaction, never a row still needed (see [`crate::retention`]); returns how many.
+    async fn prune(
+        &self,
+        kind: crate::retention::Kind,
+        before: Millis,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }

@@ -55,6 +55,8 @@ pub struct Settings {
     /// Declared templates, one per (WABA, name, language).
     pub templates: Vec<crate::cloud_api::template::Template>,
     pub demo_secrets: bool,
+    /// How long each kind of row is kept, and how the retention worker runs.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 /// One WhatsApp business number.
@@ -304,6 +306,10 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         log: c.log.clone(),
         consent: c.consent.clone(),
         demo_secrets: c.uses_demo_secrets(),
+        retention: c
+            .retention
+            .settings(i64::from(c.missed_call.cooldown_minutes) * 60_000)
+            .map_err(invalid)?,
     })
 }
 

@@ -24,6 +24,7 @@ mod consent_page;
 mod dead;
 mod effects;
 mod health;
+mod retention;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -1076,6 +1077,15 @@ impl Store for SqliteStore {
             attempts,
             statuses,
         }))
+    }
+
+    async fn prune(
+        &self,
+        kind: crate::retention::Kind,
+        before: Millis,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.prune_batch(kind, before, limit).await
     }
 }
 
