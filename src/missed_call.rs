@@ -122,17 +122,18 @@ pub fn decide(
         };
     }
     if let Some(c) = contact(&caller)
-        && let Some(last) = c.last_reply_at.filter(|t| now - t < rules.cooldown_ms) {
-            let minutes = (now - last).max(0) / 60_000;
-            return Verdict::Collapse {
-                reason: format!(
-                    "missed ({why_missed}); the caller got a reply {minutes} min ago, inside the {} min cooldown",
-                    rules.cooldown_ms / 60_000
-                ),
-                message_id: c.last_reply_message_id.clone(),
-                caller,
-            };
-        }
+        && let Some(last) = c.last_reply_at.filter(|t| now - t < rules.cooldown_ms)
+    {
+        let minutes = (now - last).max(0) / 60_000;
+        return Verdict::Collapse {
+            reason: format!(
+                "missed ({why_missed}); the caller got a reply {minutes} min ago, inside the {} min cooldown",
+                rules.cooldown_ms / 60_000
+            ),
+            message_id: c.last_reply_message_id.clone(),
+            caller,
+        };
+    }
     Verdict::Reply {
         caller,
         reason: format!("missed ({why_missed})"),

@@ -104,16 +104,15 @@ pub fn check(
     // From memory: no database round trip on the send path.
     let facts = store.policy_facts(&sender.phone_number_id, to.digits());
     let (last_inbound, consent_state) = (facts.last_inbound, facts.consent.clone());
-    if kind != "template"
-        && window::at(last_inbound, now) == Window::Closed {
-            let replaced = kind.clone();
-            let f = fallback.ok_or_else(|| Refusal::OutsideWindow { to: to.to_string() })?;
-            reason = format!(
-                "sent through the API; the 24-hour window with {to} is closed, so the fallback template {} replaced the {replaced} message",
-                f.payload.get("name").and_then(Value::as_str).unwrap_or("")
-            );
-            (kind, payload) = (f.kind, f.payload);
-        }
+    if kind != "template" && window::at(last_inbound, now) == Window::Closed {
+        let replaced = kind.clone();
+        let f = fallback.ok_or_else(|| Refusal::OutsideWindow { to: to.to_string() })?;
+        reason = format!(
+            "sent through the API; the 24-hour window with {to} is closed, so the fallback template {} replaced the {replaced} message",
+            f.payload.get("name").and_then(Value::as_str).unwrap_or("")
+        );
+        (kind, payload) = (f.kind, f.payload);
+    }
     consent::permits(&consent_state, category(templates, sender, &kind, &payload))
         .map_err(Refusal::OptedOut)?;
     let body = body(to, &kind, payload, id);

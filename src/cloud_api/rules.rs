@@ -120,11 +120,13 @@ pub fn validate(
         ));
     }
     if let Some(rt) = req.get("recipient_type").and_then(Value::as_str)
-        && rt != "individual" && rt != "group" {
-            return Err(invalid(format!(
-                "recipient_type '{rt}' must be 'individual' or 'group'."
-            )));
-        }
+        && rt != "individual"
+        && rt != "group"
+    {
+        return Err(invalid(format!(
+            "recipient_type '{rt}' must be 'individual' or 'group'."
+        )));
+    }
     optional_text(
         req,
         &["biz_opaque_callback_data"],
@@ -163,9 +165,10 @@ pub fn validate(
         "text" => {
             required_text(req, &["text", "body"], "text['body']", TEXT_BODY)?;
             if let Some(p) = req["text"].get("preview_url")
-                && !p.is_boolean() {
-                    return Err(invalid("Param text['preview_url'] must be a boolean."));
-                }
+                && !p.is_boolean()
+            {
+                return Err(invalid("Param text['preview_url'] must be a boolean."));
+            }
         }
         "image" | "audio" | "video" | "document" | "sticker" => {
             media(&kind, req.get(kind.as_str()))?

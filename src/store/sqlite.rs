@@ -252,6 +252,22 @@ fn consent_columns(
     Ok((category, action))
 }
 
+/// A row of `consent_records` as a ledger record.
+fn consent_record_from_row(r: &SqliteRow) -> Result<crate::consent::Record, sqlx::Error> {
+    let (category, action) = consent_columns(r)?;
+    Ok(crate::consent::Record {
+        sender_id: r.try_get("sender_id")?,
+        subject: r.try_get("subject")?,
+        wa_id: r.try_get("wa_id")?,
+        user_id: r.try_get("user_id")?,
+        category,
+        action,
+        source: r.try_get("source")?,
+        evidence: r.try_get("evidence")?,
+        at: r.try_get("at")?,
+    })
+}
+
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
 
 pub(super) async fn upsert_contact_reply(
@@ -762,20 +778,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| {
-                let (category, action) = consent_columns(r)?;
-                Ok(crate::consent::Record {
-                    sender_id: r.try_get("sender_id")?,
-                    subject: r.try_get("subject")?,
-                    wa_id: r.try_get("wa_id")?,
-                    user_id: r.try_get("user_id")?,
-                    category,
-                    action,
-                    source: r.try_get("source")?,
-                    evidence: r.try_get("evidence")?,
-                    at: r.try_get("at")?,
-                })
-            })
+            .map(consent_record_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

@@ -59,12 +59,13 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
                 Some((addr, sandbox))
             });
         if running.is_none()
-            && let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "ringback serve exited with {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "ringback serve exited with {status}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
         async move { running }
     })
     .await;

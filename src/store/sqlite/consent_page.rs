@@ -22,23 +22,7 @@ pub async fn after(
     .fetch_all(read)
     .await?;
     rows.iter()
-        .map(|r| {
-            let (category, action) = super::consent_columns(r)?;
-            Ok((
-                r.try_get("id")?,
-                Record {
-                    sender_id: r.try_get("sender_id")?,
-                    subject: r.try_get("subject")?,
-                    wa_id: r.try_get("wa_id")?,
-                    user_id: r.try_get("user_id")?,
-                    category,
-                    action,
-                    source: r.try_get("source")?,
-                    evidence: r.try_get("evidence")?,
-                    at: r.try_get("at")?,
-                },
-            ))
-        })
+        .map(|r| Ok((r.try_get("id")?, super::consent_record_from_row(r)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }
