@@ -20,6 +20,7 @@ use super::*;
 use crate::inbound::DeliveryStatus;
 
 mod calling;
+mod checkpoint;
 mod consent_page;
 mod dead;
 mod effects;
@@ -32,6 +33,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     index: super::policy_index::PolicyIndex,
     health: Arc<health::WriteHealth>,
+    /// WAL frames beyond which `maintain` truncates the WAL (see [`checkpoint`]).
+    wal_truncate_frames: i64,
 }
 
 impl SqliteStore {
@@ -66,6 +69,7 @@ impl SqliteStore {
             read,
             index: Default::default(),
             health,
+            wal_truncate_frames: checkpoint::TRUNCATE_AFTER_FRAMES,
         })
     }
 
@@ -1002,10 +1006,7 @@ impl Store for SqliteStore {
 
     async fn maintain(&self) -> Result<(), StoreError> {
         self.index.expire(crate::time::now_ms());
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.read)
-            .await?;
-        Ok(())
+        checkpoint::run(&self.read, &self.write, self.wal_truncate_frames).await
     }
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {

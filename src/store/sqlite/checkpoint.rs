@@ -1,0 +1,95 @@
+//! WAL checkpoints, run from `maintain` off the commit path.
+//!
+//! A `PASSIVE` checkpoint copies committed pages into the database file without blocking
+//! anyone, but it never shortens the WAL: SQLite starts writing the WAL from the top again only
+//! when a checkpoint has caught up with *every* frame, and under steady traffic new frames keep
+//! arriving, so the WAL grew without bound (6 GB in a 12-minute soak at 50 calls/s while the
+//! database itself stayed at 56 MB). So once the WAL holds more than a bound, a `TRUNCATE`
+//! checkpoint runs on the write connection: holding the only writer, it waits (busy timeout)
+//! for readers on older snapshots, copies the rest and truncates the file to zero. That stalls
+//! writes for one checkpoint every few tens of megabytes instead of never reclaiming the WAL.
+
+use sqlx::{Row, SqlitePool};
+
+use crate::store::StoreError;
+
+/// WAL frames (pages) beyond which the WAL is truncated: 64 MiB at SQLite's 4 KiB pages.
+pub(super) const TRUNCATE_AFTER_FRAMES: i64 = 16_384;
+
+/// A passive checkpoint, then a truncating one when the WAL holds more than `truncate_after`
+/// frames.
+pub(super) async fn run(
+    read: &SqlitePool,
+    write: &SqlitePool,
+    truncate_after: i64,
+) -> Result<(), StoreError> {
+    // Columns: busy, frames in the WAL, frames checkpointed.
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(read)
+        .await?;
+    let frames: i64 = row.try_get(1)?;
+    if frames > truncate_after {
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(write)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        tracing::debug!(
+            frames,
+            busy = busy != 0,
+            "Truncating WAL checkpoint finished."
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use crate::inbound::KeyedEvent;
+
+    fn request(key: &str) -> IngestRequest {
+        IngestRequest {
+            source: "whatsapp",
+            raw: vec![b'x'; 8_192],
+            events: vec![KeyedEvent {
+                dedup_key: key.into(),
+                event: InboundEvent::Other {
+                    field: "test".into(),
+                    value: serde_json::json!({"pad": "y".repeat(8_192)}),
+                },
+            }],
+            received_at: 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wal_over_the_bound_is_truncated_by_maintenance() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("t.db");
+        let mut store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("store opens");
+        store.migrate().await.expect("migrations apply");
+        store.wal_truncate_frames = 50;
+        for i in 0..40 {
+            store
+                .ingest(&[request(&format!("k{i}"))])
+                .await
+                .expect("ingest");
+        }
+        let wal = dir.path().join("t.db-wal");
+        let before = std::fs::metadata(&wal).expect("wal exists").len();
+        assert!(
+            before > 50 * 4096,
+            "the test must overfill the WAL: {before} bytes"
+        );
+        store.maintain().await.expect("maintenance runs");
+        assert_eq!(std::fs::metadata(&wal).expect("wal exists").len(), 0);
+        // Writes go on after the truncation, and the data is all there.
+        store
+            .ingest(&[request("after")])
+            .await
+            .expect("ingest after");
+        assert_eq!(store.pending_events(100).await.expect("read").len(), 41);
+    }
+}
