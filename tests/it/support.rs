@@ -346,14 +346,16 @@ where
     Fut: Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + limit;
+    // A poll interval, not a wait for an outcome: the condition is checked at every tick.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
+        tick.tick().await;
         if let Some(v) = f().await {
             return v;
         }
         if Instant::now() >= deadline {
             panic!("condition not met within {limit:?}\n{}", explain());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
