@@ -86,17 +86,8 @@ impl Served {
 
     /// Posts `body` to `path`; returns the status.
     pub async fn post(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> u16 {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send()
+        post_raw(&self.http, &self.base, path, body, headers)
             .await
-            .expect("server reachable")
             .status()
             .as_u16()
     }

@@ -98,15 +98,7 @@ impl TestApp {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("server reachable")
+        post_raw(&self.http, &self.base, path, body, headers).await
     }
 
     /// Posts a Meta webhook body signed with the app secret.
@@ -311,6 +303,25 @@ impl TestApp {
             r.stop().await;
         }
     }
+}
+
+/// Posts `body` as JSON to `base` + `path` with extra `headers`, for a test app in this process
+/// or a `ringback serve` child alike.
+pub async fn post_raw(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = http
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("server reachable")
 }
 
 /// Polls `f` every 20 ms for up to 10 s.
