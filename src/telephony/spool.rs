@@ -211,7 +211,8 @@ impl Spool {
 /// store keeps failing. Stops at shutdown; what is left is replayed at the next start.
 pub async fn run(sink: CallSink, mut shutdown: Shutdown) {
     let spool = sink.spool.clone();
-    let mut wait = FIRST_WAIT;
+    // The PBX clients' reconnect backoff: doubling, capped, jittered.
+    let mut backoff = super::link::Backoff::new(FIRST_WAIT, MAX_WAIT);
     loop {
         if spool.is_pending() {
             let result = tokio::select! {
@@ -220,19 +221,19 @@ pub async fn run(sink: CallSink, mut shutdown: Shutdown) {
             };
             match result {
                 Ok(n) => {
-                    wait = FIRST_WAIT;
+                    backoff.reset();
                     if n > 0 {
                         tracing::info!(calls = n, spool = %spool.path().display(), "Spooled calls are now in the store.");
                     }
                     continue;
                 }
                 Err(e) => {
+                    let wait = backoff.next_delay();
                     tracing::warn!(error.message = %e, retry_in_ms = wait.as_millis() as u64, "Replaying spooled calls failed; retrying.");
                     tokio::select! {
                         _ = shutdown.wait() => return,
                         _ = tokio::time::sleep(wait) => {}
                     }
-                    wait = (wait * 2).min(MAX_WAIT);
                     continue;
                 }
             }
