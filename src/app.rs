@@ -16,10 +16,10 @@ use tokio::task::JoinSet;
 use crate::cloud_api::Client;
 use crate::config::Settings;
 use crate::http::{self, AppState};
-use crate::inbound::Ingestor;
 use crate::inbound::generic::GenericSource;
 use crate::inbound::twilio::TwilioSource;
 use crate::inbound::whatsapp::WhatsAppSource;
+use crate::ingestor::Ingestor;
 use crate::outbox::{Holds, Lane, Pacer, Wakers, retry::RetryPolicy, run_maintenance};
 use crate::processor::Processor;
 use crate::sandbox::{Sandbox, SandboxNumber, SandboxSettings};
@@ -103,15 +103,19 @@ pub async fn start(
     .await?
     .ok();
     let store = store::open(&settings.store_url).await?;
-    let interrupted = store
-        .mark_in_flight_uncertain(crate::time::now_ms())
-        .await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            count = interrupted,
-            "Sends were in flight when Ringback last stopped; they wait for a status webhook before being sent again."
-        );
-    }
+    let node = crate::cluster::Node {
+        id: crate::cluster::default_node_id().into(),
+        started_at: crate::time::now_ms(),
+        address: addr.to_string(),
+        lease: Duration::from_secs(10),
+        send_lease: (settings.request_timeout * 3).max(Duration::from_secs(5)),
+        poll: Duration::from_millis(200),
+    };
+    tasks.spawn(crate::cluster::heartbeat(
+        store.clone(),
+        node.clone(),
+        shutdown.clone(),
+    ));
 
     let (api_base, sandbox, sandbox_addr) = match (&settings.api_base, sandbox_listener) {
         (Some(base), _) => (base.clone(), None, None),
@@ -189,29 +193,9 @@ pub async fn start(
             pacer: pacer.clone(),
             holds: holds.clone(),
             templates: templates.clone(),
+            node: node.clone(),
         })
         .collect();
-    for lane in &lanes {
-        tasks.spawn(lane.clone().run(shutdown.clone()));
-    }
-    tasks.spawn(run_maintenance(
-        store.clone(),
-        Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
-        wakers.clone(),
-        holds.clone(),
-        settings
-            .senders
-            .iter()
-            .map(|s| s.phone_number_id.clone())
-            .collect(),
-        shutdown.clone(),
-    ));
-
-    tasks.spawn(crate::retention::run(
-        store.clone(),
-        settings.retention.clone(),
-        shutdown.clone(),
-    ));
 
     let book = crate::calling::PermissionBook::new(store.clone(), settings.calling.limits());
     crate::calling::settings::apply_at_start(&settings, &client).await;
@@ -231,8 +215,22 @@ pub async fn start(
             ingestor.clone(),
             settings.calling.reject_after_seconds,
         ),
+        fence: None,
+        poll: node.poll,
     };
-    tasks.spawn(processor.run(shutdown.clone()));
+    tasks.spawn(leader(
+        Leader {
+            store: store.clone(),
+            node: node.clone(),
+            processor,
+            lanes: lanes.clone(),
+            resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
+            wakers: wakers.clone(),
+            holds: holds.clone(),
+            retention: settings.retention.clone(),
+        },
+        shutdown.clone(),
+    ));
 
     let telephony = crate::telephony::start(
         &settings,
@@ -286,6 +284,69 @@ pub async fn start(
         trigger,
         tasks,
     })
+}
+
+/// The work one node at a time does for the whole cluster (see [`crate::cluster`]).
+struct Leader {
+    store: Arc<dyn crate::store::Store>,
+    node: crate::cluster::Node,
+    processor: Processor,
+    lanes: Vec<Lane>,
+    resend_after: Duration,
+    wakers: crate::outbox::Wakers,
+    holds: crate::outbox::Holds,
+    retention: crate::retention::RetentionSettings,
+}
+
+/// Runs the processor, the outbox lanes, the outbox maintenance and retention on this node
+/// for as long as it holds the leader lease.
+async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
+    let (store, node) = (l.store.clone(), l.node.clone());
+    crate::cluster::while_held(store, node, crate::cluster::LEADER, shutdown, |fence, term| {
+        let l = &l;
+        async move {
+            // Sends the previous leader (or this node, before a restart) left in flight.
+            match l
+                .store
+                .mark_in_flight_uncertain(Some(&l.node.id), crate::time::now_ms())
+                .await
+            {
+                Ok(n) if n > 0 => tracing::warn!(
+                    count = n,
+                    "Sends were in flight when their node stopped; they wait for a status webhook before being sent again."
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error.message = %e, "Could not take over sends left in flight."),
+            }
+            let processor = Processor {
+                fence: Some(fence),
+                ..l.processor.clone()
+            };
+            let mut work = JoinSet::new();
+            work.spawn(processor.run(term.clone()));
+            for lane in &l.lanes {
+                work.spawn(lane.clone().run(term.clone()));
+            }
+            work.spawn(run_maintenance(
+                l.store.clone(),
+                l.resend_after,
+                l.wakers.clone(),
+                l.holds.clone(),
+                l.lanes
+                    .iter()
+                    .map(|lane| lane.sender.phone_number_id.clone())
+                    .collect(),
+                term.clone(),
+            ));
+            work.spawn(crate::retention::run(
+                l.store.clone(),
+                l.retention.clone(),
+                term.clone(),
+            ));
+            while work.join_next().await.is_some() {}
+        }
+    })
+    .await
 }
 
 async fn log_exit(name: &'static str, fut: impl Future<Output = std::io::Result<()>>) {

@@ -13,10 +13,10 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::inbound::Ingestor;
 use crate::inbound::generic::GenericSource;
 use crate::inbound::twilio::TwilioSource;
 use crate::inbound::whatsapp::WhatsAppSource;
+use crate::ingestor::Ingestor;
 use crate::outbox::Wakers;
 use crate::store::Store;
 

@@ -11,11 +11,8 @@ use serde_json::Value;
 use crate::time::Millis;
 
 pub mod generic;
-pub mod ingestor;
 pub mod twilio;
 pub mod whatsapp;
-
-pub use ingestor::{IngestReceipt, Ingestor};
 
 /// A provider request was refused; the text says what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,8 @@
 //! Map of the crate, in the order a call travels through it:
 //!
 //! - [`inbound`]: webhooks from Meta, Twilio and any PBX are verified, parsed into
-//!   [`inbound::InboundEvent`]s and committed by the [`inbound::Ingestor`] before they are
-//!   acknowledged.
+//!   [`inbound::InboundEvent`]s (pure parsing, no I/O) and committed by the
+//!   [`ingestor::Ingestor`] before they are acknowledged.
 //! - [`telephony`]: sources that are not webhooks — Ringback's own SIP missed-call number and
 //!   clients of Asterisk (AMI) and FreeSWITCH (event socket) — feeding the same ingestor.
 //! - [`calling`]: WhatsApp Business Calling — call permissions, their limits, business-
@@ -16,7 +16,10 @@
 //!   number claims rows and calls the [`cloud_api`].
 //! - [`sandbox`]: a local emulator of the Cloud API, used by the demo, the tests and the
 //!   benchmarks.
-//! - [`store`]: the one trait every durable fact goes through, with its SQLite implementation.
+//! - [`message`]: the life of an outgoing message — which state may follow which, and what an
+//!   attempt's outcome does — the rules every store backend applies.
+//! - [`store`]: every durable fact goes through it: one trait per concept, with the SQLite and
+//!   PostgreSQL implementations.
 //! - [`retention`]: a worker that prunes old rows in small batches so the database stops growing.
 //! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
 //!   runs it; [`cli`] is the command line.
@@ -28,10 +31,13 @@ pub mod bench;
 pub mod calling;
 pub mod cli;
 pub mod cloud_api;
+pub mod cluster;
 pub mod config;
 pub mod consent;
 pub mod http;
 pub mod inbound;
+pub mod ingestor;
+pub mod message;
 pub mod missed_call;
 pub mod numbers;
 pub mod outbox;

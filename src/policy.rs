@@ -9,7 +9,7 @@ use crate::cloud_api::rules::{self, SenderRef};
 use crate::config::Sender;
 use crate::consent::{self, Category};
 use crate::phone::PhoneE164;
-use crate::store::Store;
+use crate::store::PolicyFacts;
 use crate::template_registry::Registry;
 use crate::time::Millis;
 use crate::window::{self, Window};
@@ -83,11 +83,11 @@ fn category(templates: &Registry, sender: &Sender, kind: &str, payload: &Value) 
 }
 
 /// Checks one send; `fallback` replaces a free-form message when the window is closed.
-// Eight plain inputs read better here than a one-use struct; the store split (issue #10)
-// gives the policy its own facts type, which will carry store, registry and sender.
+/// `facts` are the person's, read by the caller ([`crate::store::ContactStore::policy_facts`]),
+/// so the check itself is pure.
 #[allow(clippy::too_many_arguments)]
 pub fn check(
-    store: &dyn Store,
+    facts: &PolicyFacts,
     templates: &Registry,
     sender: &Sender,
     to: &PhoneE164,
@@ -101,8 +101,6 @@ pub fn check(
         mut payload,
     } = out;
     let mut reason = "sent through the API".to_string();
-    // From memory: no database round trip on the send path.
-    let facts = store.policy_facts(&sender.phone_number_id, to.digits());
     let (last_inbound, consent_state) = (facts.last_inbound, facts.consent.clone());
     if kind != "template" && window::at(last_inbound, now) == Window::Closed {
         let replaced = kind.clone();

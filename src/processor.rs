@@ -29,6 +29,7 @@ mod dead_letter;
 const BATCH: u32 = 256;
 
 /// The processor's dependencies.
+#[derive(Clone)]
 pub struct Processor {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
@@ -45,6 +46,10 @@ pub struct Processor {
     pub book: crate::calling::PermissionBook,
     /// Rejects ringing WhatsApp calls after `calling.reject_after_seconds`, if set.
     pub rejecter: Option<crate::calling::rejecter::Rejecter>,
+    /// The leader lease this processor runs under: a batch commits only while it holds.
+    pub fence: Option<crate::store::Fence>,
+    /// The longest idle wait: events committed by another node wake nothing here.
+    pub poll: Duration,
 }
 
 impl Processor {
@@ -55,7 +60,7 @@ impl Processor {
                 Ok(0) => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = tokio::time::sleep(self.poll) => {}
                         _ = shutdown.wait() => return,
                     }
                 }
@@ -96,7 +101,9 @@ impl Processor {
                 r => r?,
             }
         }
-        self.store.apply(&batch.effects).await?;
+        self.store
+            .apply(&batch.effects, self.fence.as_ref())
+            .await?;
         // Only after the commit: the replies exist, so the lanes can claim them.
         for (source, decision, missed) in &batch.decided {
             crate::telemetry::call_decided(source, decision, *missed);
@@ -324,7 +331,9 @@ impl Processor {
         let mut verdict = missed_call::decide(call, &rules, &own, |_| contact.clone(), now);
         if let Verdict::Reply { caller, reason } = &verdict {
             // The ledger may forbid the reply (STOP); the caller then gets nothing.
-            let state = self.consent_state(batch, &sender.phone_number_id, caller.digits());
+            let state = self
+                .consent_state(batch, &sender.phone_number_id, caller.digits())
+                .await?;
             if let Err(why) = crate::consent::permits(&state, crate::consent::Category::Utility) {
                 verdict = Verdict::Skip {
                     caller: Some(caller.clone()),
@@ -430,8 +439,13 @@ impl Processor {
 
 impl Processor {
     /// The consent state (from the store's policy index) plus what this batch has recorded so far.
-    fn consent_state(&self, batch: &Batch, sender: &str, subject: &str) -> crate::consent::State {
-        let mut state = self.store.policy_facts(sender, subject).consent;
+    async fn consent_state(
+        &self,
+        batch: &Batch,
+        sender: &str,
+        subject: &str,
+    ) -> Result<crate::consent::State, StoreError> {
+        let mut state = self.store.policy_facts(sender, subject).await?.consent;
         state.extend(
             batch
                 .consent
@@ -439,7 +453,7 @@ impl Processor {
                 .filter(|r| r.sender_id == sender && r.subject == subject)
                 .map(|r| (r.category, r.action, r.at)),
         );
-        state
+        Ok(state)
     }
 
     /// A reply body against the Cloud API rule book, once the sender's templates are synced.

@@ -28,58 +28,8 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::time::{HOUR_MS, Millis};
 
-/// A kind of row with its own retention limit. [`Kind::ALL`] is the order the worker prunes
-/// in: rows that point at others go first, so the rows they point at become free to go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Sends in a final state (accepted and later, or failed), with their attempts and statuses.
-    Messages,
-    /// Attempts of sends in a final state.
-    Attempts,
-    /// Status webhooks applied to sends (kept while their send is not final).
-    Statuses,
-    /// Messages users sent to a business number.
-    InboundMessages,
-    /// Processed inbound events (never an unprocessed one).
-    InboundEvents,
-    /// Webhook request bodies, byte for byte (kept while an event read from them is kept).
-    RawPayloads,
-    /// Calls and the decision taken (never one still ringing).
-    Calls,
-    /// Per-person state: last message, last reply, referral.
-    Contacts,
-    /// What Meta announced about numbers (quality, tier, throughput).
-    NumberEvents,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::Messages,
-        Kind::Attempts,
-        Kind::Statuses,
-        Kind::InboundMessages,
-        Kind::InboundEvents,
-        Kind::RawPayloads,
-        Kind::Calls,
-        Kind::Contacts,
-        Kind::NumberEvents,
-    ];
-
-    /// The name used in metrics, logs and the configuration (`<name>_days`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Messages => "messages",
-            Kind::Attempts => "attempts",
-            Kind::Statuses => "statuses",
-            Kind::InboundMessages => "inbound_messages",
-            Kind::InboundEvents => "inbound_events",
-            Kind::RawPayloads => "raw_payloads",
-            Kind::Calls => "calls",
-            Kind::Contacts => "contacts",
-            Kind::NumberEvents => "number_events",
-        }
-    }
-}
+/// The kinds of rows retention prunes (defined with the store, which prunes them).
+pub use crate::store::RowKind as Kind;
 
 /// `[retention]` as written. See `config.default.toml` for each field.
 #[derive(Debug, Clone, Deserialize)]

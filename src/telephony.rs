@@ -9,7 +9,8 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::inbound::InboundEvent;
-use crate::inbound::{CallEvent, CallSource, IngestRequest, Ingestor, KeyedEvent};
+use crate::inbound::{CallEvent, CallSource, IngestRequest, KeyedEvent};
+use crate::ingestor::Ingestor;
 use crate::shutdown::Shutdown;
 
 pub mod ami;

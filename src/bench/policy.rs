@@ -104,16 +104,10 @@ pub async fn run(contacts: usize, checks: usize, json_out: bool) -> anyhow::Resu
             }
         };
         let t = Instant::now();
-        let result = policy::check(
-            store.as_ref(),
-            &registry,
-            &sender,
-            &to,
-            out,
-            None,
-            "msg_bench",
-            now,
-        );
+        let facts = store
+            .policy_facts(&sender.phone_number_id, to.digits())
+            .await?;
+        let result = policy::check(&facts, &registry, &sender, &to, out, None, "msg_bench", now);
         times.push(t.elapsed().as_secs_f64() * 1e6);
         if result.is_ok() {
             approved += 1

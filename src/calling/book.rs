@@ -4,53 +4,10 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::permission::{self, Change, Input, Limits, PermissionRecord, Refusal};
+pub use crate::store::{BusinessCall, PermissionEvent};
 use crate::store::{Store, StoreError};
 use crate::time::Millis;
-
-/// One stored `call.permission_changed` event.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PermissionEvent {
-    pub id: i64,
-    /// Always `call.permission_changed`: the trigger name flows and CRM webhooks use.
-    pub event: &'static str,
-    pub sender_id: String,
-    pub user_id: String,
-    pub from: String,
-    pub to: String,
-    pub source: String,
-    pub reason: String,
-    pub at: Millis,
-}
-
-/// A call the business placed (`POST /api/v1/calls`) and what became of it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct BusinessCall {
-    pub id: String,
-    pub sender_id: String,
-    pub user_id: String,
-    /// Meta's call id, once `connect` was accepted.
-    pub wacid: Option<String>,
-    /// `refused` (locally), `failed` (Meta said no), `calling`, `ringing`, `accepted`,
-    /// `declined` (the user declined; Meta's terminate follows), and the final `rejected`,
-    /// `completed`, `unanswered`.
-    pub status: String,
-    pub reason: Option<String>,
-    pub duration: Option<u32>,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-}
-
-impl BusinessCall {
-    pub fn is_final(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "refused" | "failed" | "completed" | "unanswered" | "rejected"
-        )
-    }
-}
 
 /// Cheap to clone; one per server.
 #[derive(Clone)]

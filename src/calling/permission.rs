@@ -15,37 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
+// The records are stored as they are, so they are defined with the store (a lower layer).
+pub use crate::store::{Change, PermissionRecord, PermissionStatus};
+
 const HOUR: Millis = 3_600_000;
 const DAY: Millis = 24 * HOUR;
 /// A temporary permission, and an unanswered request, last 7 days.
 pub const TEMPORARY_MS: Millis = 7 * DAY;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PermissionStatus {
-    #[default]
-    None,
-    Requested,
-    Accepted,
-    Declined,
-    Expired,
-    Revoked,
-}
-
-impl PermissionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PermissionStatus::None => "none",
-            PermissionStatus::Requested => "requested",
-            PermissionStatus::Accepted => "accepted",
-            PermissionStatus::Declined => "declined",
-            PermissionStatus::Expired => "expired",
-            PermissionStatus::Revoked => "revoked",
-        }
-    }
-}
-
-/// Meta's limits; the defaults are production's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub requests_per_day: usize,
@@ -65,23 +42,6 @@ impl Default for Limits {
             unanswered_before_revoke: 4,
         }
     }
-}
-
-/// Everything Ringback knows about one pair's permission.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct PermissionRecord {
-    pub status: PermissionStatus,
-    pub permanent: bool,
-    /// When a temporary permission (or an unanswered request) lapses.
-    pub expires_at: Option<Millis>,
-    /// Permission requests sent since the last connected call (newest last, ≤ 7 days old).
-    pub requests: Vec<Millis>,
-    /// Connected business-initiated calls in the last 24 h.
-    pub connected_calls: Vec<Millis>,
-    pub consecutive_unanswered: u32,
-    /// Origins (wamid, wacid) already applied, so a redelivered webhook changes nothing.
-    pub seen: Vec<String>,
-    pub updated_at: Millis,
 }
 
 /// Something that happened to the pair.
@@ -118,17 +78,6 @@ impl Input {
             | Input::BusinessCallEnded { origin, .. } => origin,
         }
     }
-}
-
-/// One recorded change: a state transition, or a notable fact in the same state (the
-/// reconsider prompt, a request sent while the permission stays accepted).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub from: PermissionStatus,
-    pub to: PermissionStatus,
-    /// `request`, `user_reply`, `automatic`, `user_call`, `unanswered_calls`, `expiry`.
-    pub source: String,
-    pub reason: String,
 }
 
 /// Why an action is refused locally, with Meta's code for the same refusal.

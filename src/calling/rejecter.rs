@@ -14,7 +14,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::cloud_api::Client;
-use crate::inbound::{CallEvent, CallOutcome, InboundEvent, IngestRequest, Ingestor, KeyedEvent};
+use crate::inbound::{CallEvent, CallOutcome, InboundEvent, IngestRequest, KeyedEvent};
+use crate::ingestor::Ingestor;
 use crate::time::now_ms;
 
 /// Cheap to clone.

@@ -64,6 +64,8 @@ pub struct Lane {
     pub holds: super::Holds,
     /// To tell marketing templates from the rest.
     pub templates: crate::template_registry::Registry,
+    /// This node: claimed sends are leased to it (see [`crate::cluster`]).
+    pub node: crate::cluster::Node,
 }
 
 /// A finished attempt waiting to be recorded.
@@ -190,6 +192,12 @@ impl Lane {
     }
 
     /// Claims due rows while the pacing loop has room for them (at most [`CLAIM_AHEAD`]).
+    /// The longest idle wait: sends queued by another node (an API call it answered) wake no
+    /// lane here, so the lane looks again at least this often.
+    fn idle_poll(&self) -> Duration {
+        IDLE_POLL.min(self.node.poll)
+    }
+
     async fn claimer(self, tx: mpsc::Sender<ClaimedSend>, mut shutdown: Shutdown) {
         loop {
             // Wait for room before claiming: a claimed row is marked in flight.
@@ -201,7 +209,13 @@ impl Lane {
             let limit = tx.capacity().max(1) as u32;
             let claimed = match self
                 .store
-                .claim_sends(&self.sender.phone_number_id, now_ms(), limit)
+                .claim_sends(
+                    &self.sender.phone_number_id,
+                    now_ms(),
+                    limit,
+                    &self.node.id,
+                    self.node.send_lease_until(now_ms()),
+                )
                 .await
             {
                 Ok(c) => c,
@@ -318,16 +332,22 @@ impl Lane {
         // `drain` (tests) ignores permits and claims a batch of at least one.
         let free = self.permits.available_permits().max(1) as u32;
         self.store
-            .claim_sends(&self.sender.phone_number_id, now_ms(), free)
+            .claim_sends(
+                &self.sender.phone_number_id,
+                now_ms(),
+                free,
+                &self.node.id,
+                self.node.send_lease_until(now_ms()),
+            )
             .await
     }
 
     /// Until the next queued send is due (capped), so retries fire on time.
     async fn idle_wait(&self) -> Duration {
         match self.store.next_due(&self.sender.phone_number_id).await {
-            Ok(Some(due)) => {
-                Duration::from_millis((due - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
-            }
+            Ok(Some(due)) => Duration::from_millis(
+                (due - now_ms()).clamp(1, self.idle_poll().as_millis() as i64) as u64,
+            ),
             _ => IDLE_POLL,
         }
     }
@@ -439,6 +459,18 @@ pub async fn run_maintenance(
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
+        }
+        // Sends a dead node claimed: once their lease lapses they are this leader's.
+        match store.mark_in_flight_uncertain(None, now).await {
+            Ok(n) if n > 0 => {
+                tracing::warn!(
+                    count = n,
+                    "Took over sends whose node stopped while they were in flight."
+                );
+                sender_ids.iter().for_each(|id| wakers.wake(id));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error.message = %e, "Could not take over lapsed sends."),
         }
         // Messaging limits are per business portfolio: every number shares one count.
         if let Ok(reached) = store

@@ -5,13 +5,19 @@
 //! people who ever opted in or out — and are loaded when the store opens, then updated by the
 //! store itself after each write commits, so they are exact for the process that owns the
 //! SQLite file.
+//!
+//! What the index holds, how a committed [`Effect`] changes it and which stored rows it loads
+//! are decided here, not by a backend. A backend shared by several nodes (PostgreSQL) cannot
+//! keep such a cache exact, so it reads the same facts from its rows on every check and builds
+//! them with [`facts_from_rows`]: the same rules, one round trip.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::consent::State;
+use super::{Effect, PolicyFacts};
+use crate::consent::{Action, Category, State};
 use crate::time::Millis;
-use crate::window::CUSTOMER_SERVICE_WINDOW_MS;
+use crate::window::{CUSTOMER_SERVICE_WINDOW_MS, FREE_ENTRY_POINT_MS};
 
 type Key = (String, String);
 
@@ -116,5 +122,106 @@ impl PolicyIndex {
             self.last_inbound.read().map(|m| m.len()).unwrap_or(0),
             self.consent.read().map(|m| m.len()).unwrap_or(0),
         )
+    }
+}
+
+/// The stored times of one person that the policy reads (a row of `contacts`).
+#[derive(Debug, Clone, Default)]
+pub struct ContactTimes {
+    pub sender_id: String,
+    pub wa_id: String,
+    pub last_inbound_at: Option<Millis>,
+    pub referral_at: Option<Millis>,
+    pub free_until: Option<Millis>,
+}
+
+/// One current consent state row: (sender, subject, category, action, at).
+pub type ConsentRow = (String, String, Category, Action, Millis);
+
+/// Which rows matter at `now`: people who wrote after the first value (their window may be
+/// open) and people referred by an ad after the second (their free entry point may be).
+pub fn horizons(now: Millis) -> (Millis, Millis) {
+    let window = now - CUSTOMER_SERVICE_WINDOW_MS;
+    (window, window - FREE_ENTRY_POINT_MS)
+}
+
+/// The facts of one person built from their stored rows, by the index's rules.
+pub fn facts_from_rows(
+    contact: Option<&ContactTimes>,
+    consent: &[ConsentRow],
+    now: Millis,
+) -> PolicyFacts {
+    let index = PolicyIndex::default();
+    index.load(contact.into_iter().cloned(), consent.iter().cloned(), now);
+    match contact {
+        Some(c) => index.policy_facts(&c.sender_id, &c.wa_id),
+        None => match consent.first() {
+            Some((sender, subject, ..)) => index.policy_facts(sender, subject),
+            None => PolicyFacts::default(),
+        },
+    }
+}
+
+impl PolicyIndex {
+    /// Fills the index from stored rows (see [`horizons`] for which rows to pass).
+    pub fn load(
+        &self,
+        contacts: impl IntoIterator<Item = ContactTimes>,
+        consent: impl IntoIterator<Item = ConsentRow>,
+        now: Millis,
+    ) {
+        let (window, referrals) = horizons(now);
+        for c in contacts {
+            if let Some(at) = c.last_inbound_at.filter(|t| *t > window) {
+                self.inbound(&c.sender_id, &c.wa_id, at);
+            }
+            if let Some(at) = c.referral_at.filter(|t| *t > referrals) {
+                self.referral(&c.sender_id, &c.wa_id, at);
+                if let Some(until) = c.free_until {
+                    self.free_until(&c.sender_id, &c.wa_id, until);
+                }
+            }
+        }
+        for (sender, subject, category, action, at) in consent {
+            self.consent(&sender, &subject, (category, action, at));
+        }
+    }
+
+    /// Everything a send to this person is checked against.
+    pub fn policy_facts(&self, sender: &str, subject: &str) -> PolicyFacts {
+        let (last_inbound, consent) = self.facts(sender, subject);
+        let (referral_at, free_until) = self.entry_point(sender, subject);
+        PolicyFacts {
+            last_inbound,
+            consent,
+            referral_at,
+            free_until,
+        }
+    }
+
+    /// Mirrors a committed effect: a message (or a WhatsApp call) opens the person's window, a
+    /// referral starts an entry point cycle, a consent record replaces its category's state.
+    pub fn apply(&self, e: &Effect) {
+        match e {
+            Effect::InboundMessage { message: m, .. } => {
+                if let Some(wa_id) =
+                    &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+                {
+                    self.inbound(&m.phone_number_id, wa_id, m.timestamp);
+                    if m.payload.get("referral").is_some() {
+                        self.referral(&m.phone_number_id, wa_id, m.timestamp);
+                    }
+                }
+            }
+            Effect::Call { call: c, .. } if c.source == "whatsapp" => {
+                if let (Some(sender), Some(caller)) = (&c.sender_id, &c.caller_e164) {
+                    self.inbound(sender, caller.trim_start_matches('+'), c.occurred_at);
+                }
+            }
+            Effect::Consent { record: r, .. } => {
+                self.consent(&r.sender_id, &r.subject, (r.category, r.action, r.at))
+            }
+            _ => {}
+        }
     }
 }

@@ -188,7 +188,10 @@ async fn stop_returns_promptly_while_the_store_fails() {
         .await
         .unwrap();
     restarted
-        .mark_in_flight_uncertain(ringback::time::now_ms())
+        .mark_in_flight_uncertain(
+            Some(&ringback::cluster::default_node_id()),
+            ringback::time::now_ms(),
+        )
         .await
         .unwrap();
     let m = restarted.message(&id).await.unwrap().expect("message kept");

@@ -200,8 +200,12 @@ pub(super) async fn send(
         }),
         None => None,
     };
+    let facts = s
+        .store
+        .policy_facts(&sender.phone_number_id, to.digits())
+        .await?;
     let approved = policy::check(
-        s.store.as_ref(),
+        &facts,
         &s.templates,
         sender,
         &to,

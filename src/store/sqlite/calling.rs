@@ -3,10 +3,11 @@
 
 use sqlx::{Row, SqlitePool};
 
-use crate::calling::PermissionRecord;
-use crate::calling::book::{BusinessCall, PermissionEvent};
-use crate::calling::permission::Change;
+use async_trait::async_trait;
+
+use super::SqliteStore;
 use crate::store::StoreError;
+use crate::store::{BusinessCall, CallingStore, Change, PermissionEvent, PermissionRecord};
 use crate::time::Millis;
 
 pub async fn permission(
@@ -168,4 +169,55 @@ pub async fn business_calls(
         .iter()
         .map(business_call_row)
         .collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl CallingStore for SqliteStore {
+    async fn call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+    ) -> Result<Option<PermissionRecord>, StoreError> {
+        permission(&self.read, sender_id, user_id).await
+    }
+    async fn save_call_permission(
+        &self,
+        sender_id: &str,
+        user_id: &str,
+        record: &PermissionRecord,
+        changes: &[Change],
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        save_permission(&self.write, sender_id, user_id, record, changes, at).await
+    }
+    async fn call_permission_events(
+        &self,
+        sender_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<PermissionEvent>, StoreError> {
+        permission_events(&self.read, sender_id, user_id).await
+    }
+    async fn save_business_call(&self, call: &BusinessCall) -> Result<(), StoreError> {
+        save_business_call(&self.write, call).await
+    }
+    async fn business_call(&self, id: &str) -> Result<Option<BusinessCall>, StoreError> {
+        business_call(&self.read, id).await
+    }
+    async fn set_business_call_wacid(&self, id: &str, wacid: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE business_calls SET wacid = COALESCE(wacid, $1) WHERE id = $2")
+            .bind(wacid)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+    async fn business_call_by_wacid(
+        &self,
+        wacid: &str,
+    ) -> Result<Option<BusinessCall>, StoreError> {
+        business_call_by_wacid(&self.read, wacid).await
+    }
+    async fn business_calls(&self, limit: u32) -> Result<Vec<BusinessCall>, StoreError> {
+        business_calls(&self.read, limit).await
+    }
 }

@@ -45,7 +45,7 @@ pub(super) async fn run(
 #[cfg(test)]
 mod tests {
     use super::super::*;
-    use crate::inbound::KeyedEvent;
+    use crate::inbound::{InboundEvent, KeyedEvent};
 
     fn request(key: &str) -> IngestRequest {
         IngestRequest {

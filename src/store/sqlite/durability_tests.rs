@@ -2,7 +2,7 @@
 //! the write connection, and only started attempts become uncertain after a crash.
 
 use super::*;
-use crate::inbound::KeyedEvent;
+use crate::inbound::{InboundEvent, KeyedEvent};
 
 async fn store(dir: &tempfile::TempDir) -> SqliteStore {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
@@ -53,10 +53,13 @@ async fn an_unreadable_event_is_reported_with_its_id_and_the_next_ones_still_com
     // The good event before it comes alone; then the bad one is named.
     let first = s.pending_events(10).await.unwrap();
     assert_eq!(first.len(), 1);
-    s.apply(&[Effect::Finish {
-        event_id: first[0].id,
-        note: "done".into(),
-    }])
+    s.apply(
+        &[Effect::Finish {
+            event_id: first[0].id,
+            note: "done".into(),
+        }],
+        None,
+    )
     .await
     .unwrap();
     let Err(StoreError::CorruptEvent { id, reason }) = s.pending_events(10).await else {
@@ -97,7 +100,10 @@ async fn a_full_disk_fails_writes_and_the_store_recovers_when_space_returns() {
     assert_eq!(s.write_failure(), None);
     s.inject_write_fault(Some(WriteFault::Full)).await.unwrap();
     for i in 0..3 {
-        let err = s.apply(&[finish()]).await.expect_err("no room for 50 KB");
+        let err = s
+            .apply(&[finish()], None)
+            .await
+            .expect_err("no room for 50 KB");
         // Every failure is the disk, never a connection left inside a dead transaction.
         assert!(err.to_string().contains("full"), "apply {i}: {err}");
         let err = s
@@ -109,7 +115,7 @@ async fn a_full_disk_fails_writes_and_the_store_recovers_when_space_returns() {
         assert!(failure.contains("full"), "{failure}");
     }
     s.inject_write_fault(None).await.unwrap();
-    s.apply(&[finish()])
+    s.apply(&[finish()], None)
         .await
         .expect("writes work again once space returns, without a restart");
     assert_eq!(s.write_failure(), None);
@@ -123,7 +129,10 @@ async fn only_started_attempts_become_uncertain_after_a_crash() {
     for id in ["m1", "m2", "m3", "m4"] {
         s.enqueue(&message(id)).await.unwrap();
     }
-    let claimed = s.claim_sends("pn1", 2_000, 10).await.unwrap();
+    let claimed = s
+        .claim_sends("pn1", 2_000, 10, "node-a", 60_000)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 4);
     // Only m1 and m2 had their requests made before the "crash".
     let started: Vec<ClaimedSend> = claimed
@@ -132,7 +141,12 @@ async fn only_started_attempts_become_uncertain_after_a_crash() {
         .cloned()
         .collect();
     s.start_attempts(&started, 2_100).await.unwrap();
-    assert_eq!(s.mark_in_flight_uncertain(3_000).await.unwrap(), 2);
+    assert_eq!(
+        s.mark_in_flight_uncertain(Some("node-a"), 3_000)
+            .await
+            .unwrap(),
+        2
+    );
     let state = |id: &'static str| {
         let s = &s;
         async move { s.message(id).await.unwrap().expect("message exists") }
@@ -149,7 +163,10 @@ async fn only_started_attempts_become_uncertain_after_a_crash() {
         assert!(m.attempts.is_empty(), "{id}: {:?}", m.attempts);
     }
     // Due at once: the next claim (at the restart's clock) takes exactly the two.
-    let again = s.claim_sends("pn1", 3_000, 10).await.unwrap();
+    let again = s
+        .claim_sends("pn1", 3_000, 10, "node-a", 60_000)
+        .await
+        .unwrap();
     let mut ids: Vec<_> = again.iter().map(|c| c.message_id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["m3", "m4"]);

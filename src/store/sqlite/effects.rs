@@ -3,8 +3,9 @@
 
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{FINISH_EVENT, insert_message, next_state, state_rank, upsert_contact_reply};
+use super::{FINISH_EVENT, insert_message, upsert_contact_reply};
 use crate::inbound::{DeliveryStatus, InboundMessage, StatusUpdate};
+use crate::message::{MessageChange, MessageState};
 use crate::store::{AttemptOutcome, CallRecord, ClaimedSend, NewMessage, StoreError};
 use crate::time::Millis;
 
@@ -111,16 +112,16 @@ pub(super) async fn record_status(
     .execute(&mut **tx)
     .await?;
     let note = if let Some(r) = &row {
-        let current: String = r.try_get("state")?;
-        let next = next_state(&current, s.status);
-        let failed = s.status == DeliveryStatus::Failed && next == "failed";
+        let current = MessageState::parse(&r.try_get::<String, _>("state")?);
+        let next = current.after_status(s.status);
+        let failed = s.status == DeliveryStatus::Failed && next == MessageState::Failed;
         sqlx::query(
             "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
                  error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
                  last_error = CASE WHEN $4 THEN $6 ELSE last_error END
              WHERE id = $7",
         )
-        .bind(&next)
+        .bind(next.as_str())
         .bind(&s.wamid)
         .bind(crate::time::now_ms())
         .bind(failed)
@@ -129,7 +130,7 @@ pub(super) async fn record_status(
         .bind(message_id.as_deref())
         .execute(&mut **tx)
         .await?;
-        format!("{current} -> {next}")
+        format!("{} -> {}", current.as_str(), next.as_str())
     } else {
         "status for a message this store did not send".to_string()
     };
@@ -200,41 +201,39 @@ pub(super) async fn record_attempt(
     outcome: &AttemptOutcome,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let (label, code, detail) = match outcome {
-        AttemptOutcome::Accepted { wamid } => ("accepted", None, Some(wamid.clone())),
-        AttemptOutcome::Retry { code, detail, .. } => ("retry", *code, Some(detail.clone())),
-        AttemptOutcome::Failed { code, detail } => ("failed", *code, Some(detail.clone())),
-        AttemptOutcome::Deferred { at, reason } => return defer(tx, s, *at, reason, now).await,
-    };
-    sqlx::query(
-        "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
-         WHERE message_id = $5 AND attempt_no = $6",
-    )
-    .bind(now)
-    .bind(label)
-    .bind(code)
-    .bind(&detail)
-    .bind(&s.message_id)
-    .bind(i64::from(s.attempt_no))
-    .execute(&mut **tx)
-    .await?;
-    let current: String = sqlx::query_scalar("SELECT state FROM messages WHERE id = $1")
+    if let Some((label, code, detail)) = outcome.attempt_record() {
+        sqlx::query(
+            "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
+             WHERE message_id = $5 AND attempt_no = $6",
+        )
+        .bind(now)
+        .bind(label)
+        .bind(code)
+        .bind(detail)
         .bind(&s.message_id)
-        .fetch_one(&mut **tx)
+        .bind(i64::from(s.attempt_no))
+        .execute(&mut **tx)
         .await?;
-    match outcome {
-        AttemptOutcome::Accepted { wamid } => {
-            // A status webhook may already have moved the message past `accepted`.
-            let state = if state_rank(&current) > 2 {
-                current
-            } else {
-                "accepted".to_string()
-            };
+    }
+    // Fenced: a node whose lease on the send lapsed, and was taken over, records its attempt
+    // as history but no longer moves the message.
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT state FROM messages WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2)",
+    )
+    .bind(&s.message_id)
+    .bind(&s.claimed_by)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(current) = current else {
+        return Ok(());
+    };
+    match MessageState::parse(&current).after_attempt(outcome) {
+        MessageChange::Accepted { state, wamid } => {
             sqlx::query(
                 "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
             )
-            .bind(state)
-            .bind(wamid)
+            .bind(state.as_str())
+            .bind(&wamid)
             .bind(now)
             .bind(&s.message_id)
             .execute(&mut **tx)
@@ -242,11 +241,11 @@ pub(super) async fn record_attempt(
             // Statuses that overtook the response were stored by wamid alone; link them.
             sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
                 .bind(&s.message_id)
-                .bind(wamid)
+                .bind(&wamid)
                 .execute(&mut **tx)
                 .await?;
         }
-        AttemptOutcome::Retry { at, code, detail } if state_rank(&current) <= 1 => {
+        MessageChange::Requeued { at, code, detail } => {
             sqlx::query(
                 "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
                      updated_at = $4 WHERE id = $5",
@@ -259,7 +258,7 @@ pub(super) async fn record_attempt(
             .execute(&mut **tx)
             .await?;
         }
-        AttemptOutcome::Failed { code, detail } if state_rank(&current) <= 1 => {
+        MessageChange::Failed { code, detail } => {
             sqlx::query(
                 "UPDATE messages SET state = 'failed', error_code = $1, last_error = $2, updated_at = $3 WHERE id = $4",
             )
@@ -270,8 +269,8 @@ pub(super) async fn record_attempt(
             .execute(&mut **tx)
             .await?;
         }
-        // A status webhook proved the message was accepted: the failed response is history.
-        _ => {}
+        MessageChange::Deferred { at, reason } => defer(tx, s, at, &reason, now).await?,
+        MessageChange::None => {}
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 use sqlx::Row;
 
 use super::{SqliteStore, StoreError};
-use crate::retention::Kind;
+use crate::store::RowKind as Kind;
 use crate::time::Millis;
 
 /// States after which a send is never claimed, requeued or resent: its row, attempts and

@@ -3,7 +3,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::inbound::{CallOutcome, CallSource, Ingestor};
+use crate::inbound::{CallOutcome, CallSource};
+use crate::ingestor::Ingestor;
 use crate::telephony::Kept;
 
 #[test]

@@ -2,7 +2,7 @@
 //! batch never deletes more than its limit.
 
 use super::*;
-use crate::store::Store;
+use crate::store::MaintenanceStore;
 
 const OLD: Millis = 1_000;
 const BEFORE: Millis = 2_000;

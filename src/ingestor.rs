@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::IngestRequest;
+use crate::inbound::IngestRequest;
 use crate::store::{IngestCounts, Store, StoreError};
 
 /// The most requests committed in one transaction.

@@ -1,0 +1,128 @@
+//! Inbound events: committed before acknowledgement, processed in order, set aside when unreadable; and the calls decided from them.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::{NewMessage, NumberUpdate, StoreError};
+use crate::inbound::{InboundEvent, InboundMessage, IngestRequest, StatusUpdate};
+use crate::time::Millis;
+
+/// How many events of one request were new, and how many were redeliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestCounts {
+    pub inserted: u32,
+    pub duplicates: u32,
+}
+
+/// A committed inbound event waiting for (or done with) processing.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event: InboundEvent,
+    pub received_at: Millis,
+}
+
+/// An inbound event set aside because it could not be read or processed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadEvent {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub received_at: Millis,
+    pub dead_at: Millis,
+    pub reason: String,
+}
+
+/// A call and what Ringback decided about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub source: String,
+    pub provider_call_id: String,
+    pub sender_id: Option<String>,
+    pub caller_raw: String,
+    pub caller_e164: Option<String>,
+    pub callee_raw: Option<String>,
+    pub outcome: String,
+    pub ring_seconds: Option<u32>,
+    pub missed: bool,
+    /// `pending` (still ringing), `replied`, `collapsed`, `skipped`, `answered`.
+    pub decision: String,
+    pub reason: String,
+    pub message_id: Option<String>,
+    pub occurred_at: Millis,
+}
+
+/// What processing one inbound event changes; every variant also marks its event processed.
+// Effects live briefly in one batch; boxing the large variants would only add allocations.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A user's message: stored, and it opens their 24-hour window.
+    InboundMessage {
+        event_id: i64,
+        message: InboundMessage,
+        /// What processing decided about the message, when more than "recorded" (e.g. a
+        /// call-permission reply that answers no request): kept as the event's note.
+        note: Option<String>,
+    },
+    /// A status webhook applied to the message it names.
+    Status { event_id: i64, status: StatusUpdate },
+    /// A call decision and, when replying, the queued reply (which starts the caller's cooldown).
+    Call {
+        event_id: i64,
+        call: CallRecord,
+        reply: Option<NewMessage>,
+    },
+    /// An opt-in or opt-out for the ledger.
+    Consent {
+        event_id: i64,
+        record: crate::consent::Record,
+    },
+    /// A message to queue (an opt-out confirmation), idempotent by its key.
+    Enqueue { event_id: i64, message: NewMessage },
+    /// A template's new status (`message_template_status_update`).
+    TemplateStatus {
+        event_id: i64,
+        name: String,
+        language: String,
+        status: String,
+    },
+    /// Something Meta announced about a number (throughput, quality, tier, status).
+    NumberUpdate { event_id: i64, update: NumberUpdate },
+    /// Nothing to change but a note (kept or flagged events, duplicates).
+    Finish { event_id: i64, note: String },
+}
+
+/// Inbound events.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Commits accepted webhook requests in one transaction; redeliveries are counted, not stored twice.
+    async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError>;
+    /// Unprocessed events in arrival order, dead-lettered ones left out. When the first of
+    /// them cannot be read this fails with [`StoreError::CorruptEvent`]; an unreadable event
+    /// later in the batch ends the batch just before it.
+    async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Sets an unprocessed event aside with the reason; it stays stored for inspection.
+    async fn dead_letter(&self, event_id: i64, reason: &str, at: Millis) -> Result<(), StoreError>;
+    /// Dead-lettered events, oldest first.
+    async fn dead_events(&self) -> Result<Vec<DeadEvent>, StoreError>;
+    /// Puts one dead-lettered event (or, with `None`, all of them) back to be processed;
+    /// returns how many.
+    async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError>;
+    /// The call already recorded under (source, provider call id), if any.
+    async fn call(
+        &self,
+        source: &str,
+        provider_call_id: &str,
+    ) -> Result<Option<CallRecord>, StoreError>;
+    /// Applies the effects of processing a batch of events, each marking its event processed,
+    /// in one transaction: a crash leaves the whole batch pending, to be processed again.
+    /// With a `fence`, the batch commits only while the processor lease is still held.
+    async fn apply(
+        &self,
+        effects: &[Effect],
+        fence: Option<&super::Fence>,
+    ) -> Result<(), StoreError>;
+    /// Recent calls, newest first.
+    async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
+}

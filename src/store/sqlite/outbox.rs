@@ -1,0 +1,285 @@
+//! SQLite: the outbox: every outgoing message is a row before it is a request; claims, attempts and their outcomes.
+
+use super::*;
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn message_by_idempotency_key(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+    async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            let inserted = insert_message(&mut tx, m).await?;
+            let result = if inserted {
+                Enqueued::New(m.id.clone())
+            } else {
+                let id: String =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
+                        .bind(&m.idempotency_key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                Enqueued::Existing(id)
+            };
+            tx.commit().await?;
+            Ok(result)
+        }
+        .await;
+        self.health.observe(result, |_| true)
+    }
+    async fn claim_sends(
+        &self,
+        sender_id: &str,
+        now: Millis,
+        limit: u32,
+        node: &str,
+        lease_until: Millis,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        let result = async {
+        let mut tx = self.tx().await?;
+        let rows = sqlx::query(
+            "UPDATE messages SET state = 'sending', attempts = attempts + 1, updated_at = $1,
+                 lease_owner = $4, lease_until = $5
+             WHERE id IN (SELECT id FROM messages WHERE sender_id = $2 AND state = 'queued' AND next_attempt_at <= $1
+                          ORDER BY next_attempt_at LIMIT $3)
+             RETURNING id, sender_id, to_number, body_json, attempts",
+        )
+        .bind(now)
+        .bind(sender_id)
+        .bind(i64::from(limit))
+        .bind(node)
+        .bind(lease_until)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in rows {
+            let send = ClaimedSend {
+                message_id: r.try_get("id")?,
+                sender_id: r.try_get("sender_id")?,
+                to: r.try_get("to_number")?,
+                body: r.try_get("body_json")?,
+                attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
+                claimed_by: node.to_string(),
+            };
+            sqlx::query(
+                "INSERT INTO attempts (message_id, attempt_no, started_at, outcome) VALUES ($1, $2, $3, 'claimed')
+                 ON CONFLICT (message_id, attempt_no) DO NOTHING",
+            )
+            .bind(&send.message_id)
+            .bind(i64::from(send.attempt_no))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            claimed.push(send);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+        }
+        .await;
+        self.health.observe(result, |c| !c.is_empty())
+    }
+    async fn start_attempts(&self, sends: &[ClaimedSend], now: Millis) -> Result<(), StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            for s in sends {
+                sqlx::query(
+                    "UPDATE attempts SET outcome = 'in_flight', started_at = $1
+                     WHERE message_id = $2 AND attempt_no = $3 AND outcome = 'claimed'",
+                )
+                .bind(now)
+                .bind(&s.message_id)
+                .bind(i64::from(s.attempt_no))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.health.observe(result, |_| !sends.is_empty())
+    }
+    async fn record_attempts(
+        &self,
+        results: &[(ClaimedSend, AttemptOutcome)],
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            for (send, outcome) in results {
+                effects::record_attempt(&mut tx, send, outcome, now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.health.observe(result, |_| !results.is_empty())
+    }
+    async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM messages WHERE sender_id = $1 AND state = 'queued'",
+        )
+        .bind(sender_id)
+        .fetch_one(&self.write)
+        .await?)
+    }
+    async fn mark_in_flight_uncertain(
+        &self,
+        node: Option<&str>,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        // The sends left behind: this node's (it is starting again) and those whose lease lapsed.
+        const LEFT: &str =
+            "state = 'sending' AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $1)";
+        let mut tx = self.tx().await?;
+        let requeued = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET state = 'queued', attempts = attempts - 1, next_attempt_at = $1, updated_at = $1,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE {LEFT} AND EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = messages.id
+                 AND a.attempt_no = messages.attempts AND a.outcome = 'claimed')"
+        )))
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Their claimed-only attempts: the message went back to the queue above (no longer
+        // `sending`), so its claim row is the one whose attempt number is now past the count.
+        sqlx::query(
+            "DELETE FROM attempts WHERE outcome = 'claimed' AND attempt_no > (SELECT m.attempts FROM messages m WHERE m.id = attempts.message_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        if requeued > 0 {
+            tracing::info!(
+                count = requeued,
+                "Sends claimed but not started by a stopped node are queued again."
+            );
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE attempts SET outcome = 'interrupted', finished_at = $1,
+                 detail = 'the node stopped while this request was in flight; outcome unknown'
+             WHERE outcome = 'in_flight' AND message_id IN (SELECT id FROM messages WHERE {LEFT})"
+        )))
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE messages SET state = 'uncertain', updated_at = $1, lease_owner = NULL, lease_until = NULL,
+                 last_error = 'in flight when its node stopped; waiting for a status webhook before resending'
+             WHERE {LEFT}"
+        )))
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
+                 last_error = 'no status webhook arrived for the interrupted attempt; sending again'
+             WHERE state = 'uncertain' AND updated_at <= $2",
+        )
+        .bind(now)
+        .bind(before)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending', 'uncertain')",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+    async fn list_messages(&self, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY created_at DESC, id DESC LIMIT $1"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+    async fn message(&self, id: &str) -> Result<Option<MessageDetail>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS}, body_json FROM messages WHERE id = $1"
+        ));
+        let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let body: String = row.try_get("body_json")?;
+        let attempts = sqlx::query(
+            "SELECT attempt_no, started_at, finished_at, outcome, error_code, detail FROM attempts
+             WHERE message_id = $1 ORDER BY attempt_no",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttemptRow {
+                attempt_no: opt_u32(r.try_get("attempt_no")?).unwrap_or(0),
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                outcome: r.try_get("outcome")?,
+                error_code: r.try_get("error_code")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let statuses = sqlx::query(
+            "SELECT status, at, error_code, detail FROM message_statuses WHERE message_id = $1 ORDER BY at, rowid",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StatusRow {
+                status: r.try_get("status")?,
+                at: r.try_get("at")?,
+                error_code: r.try_get("error_code")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(MessageDetail {
+            message,
+            body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            attempts,
+            statuses,
+        }))
+    }
+    async fn template_reach(
+        &self,
+        sender_id: Option<&str>,
+        since: Millis,
+    ) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT to_number) FROM messages WHERE ($1 IS NULL OR sender_id = $1) AND kind = 'template'
+                 AND state IN ('accepted', 'sent', 'delivered', 'read') AND created_at > $2",
+        )
+        .bind(sender_id)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+}
