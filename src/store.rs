@@ -15,6 +15,7 @@ use crate::inbound::{InboundEvent, InboundMessage, IngestRequest, StatusUpdate};
 use crate::time::Millis;
 
 mod policy_index;
+pub mod postgres;
 pub mod sqlite;
 
 /// A storage failure. Callers retry later; nothing here is the user's fault.
