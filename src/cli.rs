@@ -65,6 +65,10 @@ pub enum Command {
     Config(ConfigCommand),
     /// Create or upgrade the database schema, then exit (`serve` also does this).
     Migrate,
+    /// Work on whole stores: `ringback store copy --from sqlite://… --to postgres://…` moves
+    /// an installation's data to another database (see `ringback store copy --help`).
+    #[command(subcommand)]
+    Store(store_copy::StoreCommand),
     /// Run the Cloud API sandbox alone (`ringback sandbox --listen …`), play its users
     /// (`ringback sandbox simulate …`) or look at its conversations (`ringback sandbox inspect`).
     Sandbox(SandboxArgs),
@@ -218,6 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(e) => events::run(&cli, e).await,
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
+        Command::Store(s) => store_copy::run(s).await,
         Command::Explain { code } => {
             match crate::cloud_api::errors::lookup(*code) {
                 Some(i) => println!(
@@ -390,4 +395,5 @@ mod admin;
 mod calling;
 mod events;
 mod sandbox;
+mod store_copy;
 pub use sandbox::SandboxArgs;

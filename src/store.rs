@@ -29,6 +29,7 @@ mod maintenance;
 mod numbers;
 mod outbox;
 pub mod policy_index;
+pub mod postgres;
 pub mod sqlite;
 mod templates;
 

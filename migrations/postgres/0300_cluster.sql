@@ -1,0 +1,24 @@
+-- Several Ringback nodes on one database (PostgreSQL twin of migrations/sqlite/0300).
+-- nodes: one row per running node, refreshed while it runs (last_seen), so the others can
+-- tell a live node from a dead one. leases: named exclusive jobs (the leader that processes
+-- events and sends, ...): `holder` owns `name` until `expires_at`; `token` grows with every
+-- change of holder, so a node that lost its lease cannot act on a stale grant (a fencing token).
+CREATE TABLE nodes (
+    id         TEXT PRIMARY KEY,
+    started_at BIGINT NOT NULL,
+    last_seen  BIGINT NOT NULL,
+    address    TEXT,
+    version    TEXT
+);
+
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT   NOT NULL,
+    token      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+-- A claimed send (state 'sending') belongs to one node until lease_until; after that another
+-- node may treat it as abandoned by a dead node. NULL when not claimed.
+ALTER TABLE messages ADD COLUMN lease_owner TEXT;
+ALTER TABLE messages ADD COLUMN lease_until BIGINT;
