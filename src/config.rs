@@ -389,6 +389,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
     }
 }
 
+pub mod http;
 mod listeners;
 pub mod settings;
 pub use settings::{BusinessHours, Sender, Settings};

@@ -20,7 +20,7 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     /// Slow-client limits of the HTTP listeners (server.header_read_timeout_seconds,
     /// server.idle_timeout_seconds).
-    pub http_timeouts: crate::http::serve::Timeouts,
+    pub http_timeouts: super::http::Timeouts,
     pub store_url: String,
     /// The SIP/PBX call spool file ([`crate::telephony::spool`]).
     pub call_spool: std::path::PathBuf,
@@ -226,7 +226,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
     // The sandbox listens only when it is the WhatsApp endpoint.
     let started_sandbox = api_base.is_none().then_some(sandbox_listen).flatten();
     super::listeners::refuse_demo_secrets_when_exposed(c, listen, started_sandbox)?;
-    let http_timeouts = super::listeners::http_timeouts(c)?;
+    let http_timeouts = super::http::timeouts(c)?;
     if c.outbox.retry_delays_ms.is_empty()
         || c.outbox.max_attempts == 0
         || c.outbox.concurrency == 0
