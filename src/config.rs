@@ -39,7 +39,7 @@ pub struct Config {
     pub missed_call: MissedCallConfig,
     pub twilio: TwilioConfig,
     pub calls: CallsConfig,
-    pub calling: crate::calling::settings::CallingConfig,
+    pub calling: calling::CallingConfig,
     pub sip: crate::telephony::sip::SipConfig,
     pub asterisk: crate::telephony::ami::AsteriskConfig,
     pub freeswitch: crate::telephony::esl::FreeswitchConfig,
@@ -389,6 +389,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
     }
 }
 
+pub mod calling;
 pub mod http;
 mod listeners;
 pub mod settings;

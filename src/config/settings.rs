@@ -43,7 +43,7 @@ pub struct Settings {
     pub twilio_forward_to: Option<PhoneE164>,
     pub twilio_dial_timeout: u32,
     pub calls_secret: SecretString,
-    pub calling: crate::calling::settings::CallingConfig,
+    pub calling: super::calling::CallingConfig,
     pub sip: crate::telephony::sip::SipConfig,
     pub asterisk: crate::telephony::ami::AsteriskConfig,
     pub freeswitch: crate::telephony::esl::FreeswitchConfig,
