@@ -40,9 +40,9 @@ pub struct Config {
     pub twilio: TwilioConfig,
     pub calls: CallsConfig,
     pub calling: calling::CallingConfig,
-    pub sip: crate::telephony::sip::SipConfig,
-    pub asterisk: crate::telephony::ami::AsteriskConfig,
-    pub freeswitch: crate::telephony::esl::FreeswitchConfig,
+    pub sip: telephony::SipConfig,
+    pub asterisk: telephony::AsteriskConfig,
+    pub freeswitch: telephony::FreeswitchConfig,
     pub outbox: OutboxConfig,
     pub sandbox: SandboxConfig,
     pub consent: ConsentConfig,
@@ -393,6 +393,7 @@ pub mod calling;
 pub mod http;
 mod listeners;
 pub mod settings;
+pub mod telephony;
 pub use settings::{BusinessHours, Sender, Settings};
 
 /// Parses a listen address with a helpful message.

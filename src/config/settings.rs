@@ -22,7 +22,7 @@ pub struct Settings {
     /// server.idle_timeout_seconds).
     pub http_timeouts: super::http::Timeouts,
     pub store_url: String,
-    /// The SIP/PBX call spool file ([`crate::telephony::spool`]).
+    /// The SIP/PBX call spool file ([`super::telephony::spool_path`]).
     pub call_spool: std::path::PathBuf,
     /// `None` = use the embedded sandbox.
     pub api_base: Option<String>,
@@ -44,9 +44,9 @@ pub struct Settings {
     pub twilio_dial_timeout: u32,
     pub calls_secret: SecretString,
     pub calling: super::calling::CallingConfig,
-    pub sip: crate::telephony::sip::SipConfig,
-    pub asterisk: crate::telephony::ami::AsteriskConfig,
-    pub freeswitch: crate::telephony::esl::FreeswitchConfig,
+    pub sip: super::telephony::SipConfig,
+    pub asterisk: super::telephony::AsteriskConfig,
+    pub freeswitch: super::telephony::FreeswitchConfig,
     pub outbox: super::OutboxConfig,
     pub sandbox_listen: Option<SocketAddr>,
     pub sandbox: super::SandboxConfig,
@@ -265,7 +265,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         api_token,
         http_timeouts,
         store_url: c.store.url.clone(),
-        call_spool: crate::telephony::spool::path(&c.store.url, &c.store.call_spool),
+        call_spool: super::telephony::spool_path(&c.store.url, &c.store.call_spool),
         api_base,
         api_version: c.whatsapp.api_version.clone(),
         request_timeout: Duration::from_millis(c.whatsapp.request_timeout_ms),
