@@ -133,19 +133,8 @@ pub struct MissedCallConfig {
     pub default_region: String,
     pub ring_timeout_seconds: u32,
     pub cooldown_minutes: u32,
-    pub reply: ReplyConfig,
+    pub reply: reply::ReplyConfig,
     pub business_hours: BusinessHoursConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplyConfig {
-    pub template: String,
-    pub language: String,
-    pub template_params: Vec<String>,
-    pub text: String,
-    pub buttons: Vec<String>,
-    pub unknown_caller_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +381,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
 pub mod calling;
 pub mod http;
 mod listeners;
+pub mod reply;
 pub mod settings;
 pub mod telephony;
 pub use settings::{BusinessHours, Sender, Settings};

@@ -35,7 +35,7 @@ pub struct Settings {
     pub default_region: Region,
     pub ring_timeout_seconds: u32,
     pub cooldown_ms: i64,
-    pub reply: crate::reply::ReplySettings,
+    pub reply: super::reply::ReplySettings,
     pub business_hours: Option<BusinessHours>,
     /// `TimeZone` used to render `{call_time}`.
     pub timezone: TimeZone,
@@ -156,25 +156,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         return Err(invalid("two [[senders]] share a phone_number_id".into()));
     }
 
-    let reply = &c.missed_call.reply;
-    if reply.buttons.len() > 3 {
-        return Err(invalid(format!(
-            "missed_call.reply.buttons has {} entries; WhatsApp allows at most 3 reply buttons",
-            reply.buttons.len()
-        )));
-    }
-    if let Some(b) = reply
-        .buttons
-        .iter()
-        .find(|b| b.chars().count() > 20 || b.trim().is_empty())
-    {
-        return Err(invalid(format!(
-            "missed_call.reply.buttons: '{b}' must be 1 to 20 characters (WhatsApp's limit for a button title)"
-        )));
-    }
-    if reply.template.trim().is_empty() {
-        return Err(invalid("missed_call.reply.template is empty: outside the 24-hour window only an approved template can be sent".into()));
-    }
+    let reply = super::reply::build(&c.missed_call.reply, &c.missed_call.business_hours)?;
 
     let bh = &c.missed_call.business_hours;
     let timezone = TimeZone::get(&bh.timezone).map_err(|e| {
@@ -276,16 +258,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         default_region: parse_region("missed_call.default_region", &c.missed_call.default_region)?,
         ring_timeout_seconds: c.missed_call.ring_timeout_seconds,
         cooldown_ms: i64::from(c.missed_call.cooldown_minutes) * 60_000,
-        reply: crate::reply::ReplySettings {
-            template: reply.template.clone(),
-            language: reply.language.clone(),
-            template_params: reply.template_params.clone(),
-            text: reply.text.clone(),
-            buttons: reply.buttons.clone(),
-            unknown_caller_name: reply.unknown_caller_name.clone(),
-            after_hours_template: bh.after_hours_template.clone(),
-            after_hours_text: bh.after_hours_text.clone(),
-        },
+        reply,
         business_hours,
         timezone,
         twilio_auth_token: Some(c.twilio.auth_token.clone())
