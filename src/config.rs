@@ -50,7 +50,7 @@ pub struct Config {
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
     pub log: LogConfig,
-    pub retention: crate::retention::RetentionConfig,
+    pub retention: retention::RetentionConfig,
 }
 
 /// One `[[templates]]` entry.
@@ -382,6 +382,7 @@ pub mod calling;
 pub mod http;
 mod listeners;
 pub mod reply;
+pub mod retention;
 pub mod settings;
 pub mod telephony;
 pub use settings::{BusinessHours, Sender, Settings};

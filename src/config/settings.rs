@@ -56,7 +56,7 @@ pub struct Settings {
     pub templates: Vec<crate::cloud_api::template::Template>,
     pub demo_secrets: bool,
     /// How long each kind of row is kept, and how the retention worker runs.
-    pub retention: crate::retention::RetentionSettings,
+    pub retention: super::retention::RetentionSettings,
 }
 
 /// One WhatsApp business number.
