@@ -1,6 +1,6 @@
 //! `[calling]`: WhatsApp Business Calling settings and the limits Ringback keeps locally.
-//! [`crate::calling::settings`] turns it into the `calling` object of
-//! `/{phone-number-id}/settings`; [`crate::calling`] applies the limits.
+//! `calling::settings` turns it into the `calling` object of `/{phone-number-id}/settings`;
+//! the `calling` module applies the limits.
 
 use serde::Deserialize;
 

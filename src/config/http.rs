@@ -1,5 +1,5 @@
 //! The HTTP listeners' slow-client limits (`server.header_read_timeout_seconds`,
-//! `server.idle_timeout_seconds`), checked here and applied by [`crate::http::serve`].
+//! `server.idle_timeout_seconds`), checked here and applied by `http::serve`.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `[missed_call.reply]`: the texts Ringback sends a caller it missed, with the after-hours
-//! variants from `[missed_call.business_hours]`. [`crate::reply`] chooses among them.
+//! variants from `[missed_call.business_hours]`. The `reply` module chooses among them.
 
 use serde::Deserialize;
 

@@ -1,5 +1,5 @@
 //! `[retention]`: how long each kind of row is kept and how the retention worker runs.
-//! [`crate::retention`] runs the worker and decides, kind by kind, what may go.
+//! The `retention` module runs the worker and decides, kind by kind, what may go.
 
 use std::time::Duration;
 
@@ -82,7 +82,7 @@ pub struct RetentionSettings {
 }
 
 /// How long each kind of row is kept, one field per `<kind>_days` of `[retention]`
-/// (`None` = keep forever). [`crate::retention`] maps its kinds onto these fields.
+/// (`None` = keep forever). The `retention` module maps its kinds onto these fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keep {
     pub messages: Option<Duration>,

@@ -1,6 +1,6 @@
 //! The telephony sections: `[sip]` (Ringback's own missed-call number), `[asterisk]` and
 //! `[freeswitch]` (PBX clients), and where the call spool lives (`store.call_spool`). The
-//! runtime that uses them is [`crate::telephony`].
+//! runtime that uses them is the `telephony` module.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -258,7 +258,7 @@ impl FreeswitchConfig {
 /// The call spool's file name when the store is not a SQLite file (no directory to share).
 const SPOOL_FALLBACK: &str = "ringback-calls.spool";
 
-/// Where the [call spool](crate::telephony::spool) lives: `configured` if set, else next to
+/// Where the call spool (`telephony::spool`) lives: `configured` if set, else next to
 /// the SQLite database (`sqlite://data/ringback.db` → `data/ringback.db.call-spool`).
 pub fn spool_path(store_url: &str, configured: &str) -> PathBuf {
     if !configured.trim().is_empty() {
