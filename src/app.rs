@@ -295,7 +295,7 @@ struct Leader {
     resend_after: Duration,
     wakers: crate::outbox::Wakers,
     holds: crate::outbox::Holds,
-    retention: crate::retention::RetentionSettings,
+    retention: crate::config::retention::RetentionSettings,
 }
 
 /// Runs the processor, the outbox lanes, the outbox maintenance and retention on this node

@@ -39,10 +39,10 @@ pub struct Config {
     pub missed_call: MissedCallConfig,
     pub twilio: TwilioConfig,
     pub calls: CallsConfig,
-    pub calling: crate::calling::settings::CallingConfig,
-    pub sip: crate::telephony::sip::SipConfig,
-    pub asterisk: crate::telephony::ami::AsteriskConfig,
-    pub freeswitch: crate::telephony::esl::FreeswitchConfig,
+    pub calling: calling::CallingConfig,
+    pub sip: telephony::SipConfig,
+    pub asterisk: telephony::AsteriskConfig,
+    pub freeswitch: telephony::FreeswitchConfig,
     pub outbox: OutboxConfig,
     pub sandbox: SandboxConfig,
     pub consent: ConsentConfig,
@@ -50,7 +50,7 @@ pub struct Config {
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
     pub log: LogConfig,
-    pub retention: crate::retention::RetentionConfig,
+    pub retention: retention::RetentionConfig,
 }
 
 /// One `[[templates]]` entry.
@@ -133,19 +133,8 @@ pub struct MissedCallConfig {
     pub default_region: String,
     pub ring_timeout_seconds: u32,
     pub cooldown_minutes: u32,
-    pub reply: ReplyConfig,
+    pub reply: reply::ReplyConfig,
     pub business_hours: BusinessHoursConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplyConfig {
-    pub template: String,
-    pub language: String,
-    pub template_params: Vec<String>,
-    pub text: String,
-    pub buttons: Vec<String>,
-    pub unknown_caller_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -389,8 +378,13 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
     }
 }
 
+pub mod calling;
+pub mod http;
 mod listeners;
+pub mod reply;
+pub mod retention;
 pub mod settings;
+pub mod telephony;
 pub use settings::{BusinessHours, Sender, Settings};
 
 /// Parses a listen address with a helpful message.

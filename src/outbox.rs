@@ -21,6 +21,11 @@ pub use holds::Holds;
 pub use lane::{Lane, run_maintenance};
 pub use pacing::Pacer;
 
+/// A new outbox message id: `msg_` and a time-ordered UUID.
+pub fn new_message_id() -> String {
+    format!("msg_{}", uuid::Uuid::now_v7().simple())
+}
+
 /// One `Notify` per sending number.
 #[derive(Clone, Default)]
 pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::inbound::{CallEvent, InboundEvent};
 use crate::missed_call::{self, Verdict};
-use crate::outbox::Wakers;
+use crate::outbox::{Wakers, new_message_id};
 use crate::phone::PhoneE164;
 use crate::reply::{self, ReplyInput};
 use crate::shutdown::Shutdown;
@@ -617,9 +617,4 @@ fn sender_for<'a>(s: &'a Settings, to_raw: Option<&str>) -> &'a crate::config::S
                 .find(|x| x.display_number == c || x.lines.contains(&c))
         })
         .unwrap_or(&s.senders[0])
-}
-
-/// A new outbox message id: `msg_` and a time-ordered UUID.
-pub fn new_message_id() -> String {
-    format!("msg_{}", uuid::Uuid::now_v7().simple())
 }

@@ -9,22 +9,10 @@ use jiff::tz::TimeZone;
 
 use crate::cloud_api::wire;
 use crate::config::BusinessHours;
+use crate::config::reply::ReplySettings;
 use crate::phone::PhoneE164;
 use crate::time::Millis;
 use crate::window::{self, Window};
-
-/// The reply texts from configuration (`[missed_call.reply]` and the after-hours variants).
-#[derive(Debug, Clone)]
-pub struct ReplySettings {
-    pub template: String,
-    pub language: String,
-    pub template_params: Vec<String>,
-    pub text: String,
-    pub buttons: Vec<String>,
-    pub unknown_caller_name: String,
-    pub after_hours_template: String,
-    pub after_hours_text: String,
-}
 
 /// Everything the choice depends on.
 pub struct ReplyInput<'a> {

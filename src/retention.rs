@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::counter;
-use serde::Deserialize;
 
+use crate::config::retention::RetentionSettings;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::time::{HOUR_MS, Millis};
@@ -31,96 +31,31 @@ use crate::time::{HOUR_MS, Millis};
 /// The kinds of rows retention prunes (defined with the store, which prunes them).
 pub use crate::store::RowKind as Kind;
 
-/// `[retention]` as written. See `config.default.toml` for each field.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    pub interval_seconds: u64,
-    pub batch_rows: u32,
-    pub batch_pause_ms: u64,
-    pub raw_payloads_days: u32,
-    pub inbound_events_days: u32,
-    pub inbound_messages_days: u32,
-    pub messages_days: u32,
-    pub attempts_days: u32,
-    pub statuses_days: u32,
-    pub calls_days: u32,
-    pub contacts_days: u32,
-    pub number_events_days: u32,
-}
-
-/// Meta redelivers an unacknowledged webhook for up to 7 days; an event pruned sooner would
-/// no longer make its redelivery a duplicate, and it would be processed twice.
-const MIN_EVENTS_DAYS: u32 = 7;
-
 /// How long a contact is needed after its last activity whatever the limit: the 24-hour
 /// window plus the 72-hour free entry point window a referral can open.
 const CONTACT_MIN_MS: Millis =
     crate::window::CUSTOMER_SERVICE_WINDOW_MS + crate::window::FREE_ENTRY_POINT_MS;
 
-impl RetentionConfig {
-    /// Validates and converts; `cooldown_ms` is the missed-call reply cooldown, during which a
-    /// contact is needed whatever its limit.
-    pub fn settings(&self, cooldown_ms: Millis) -> Result<RetentionSettings, String> {
-        if self.interval_seconds == 0 {
-            return Err("retention.interval_seconds must be at least 1".into());
-        }
-        if !(1..=10_000).contains(&self.batch_rows) {
-            return Err("retention.batch_rows must be between 1 and 10000".into());
-        }
-        if self.inbound_events_days != 0 && self.inbound_events_days < MIN_EVENTS_DAYS {
-            return Err(format!(
-                "retention.inbound_events_days = {} is too short: set 0 (keep forever) or at least {MIN_EVENTS_DAYS}, because Meta redelivers a webhook for up to {MIN_EVENTS_DAYS} days and a pruned event would be processed again",
-                self.inbound_events_days
-            ));
-        }
-        let days = |d: u32| (d > 0).then(|| Duration::from_secs(u64::from(d) * 86_400));
-        let keep = Kind::ALL
-            .iter()
-            .map(|&k| {
-                let d = match k {
-                    Kind::Messages => self.messages_days,
-                    Kind::Attempts => self.attempts_days,
-                    Kind::Statuses => self.statuses_days,
-                    Kind::InboundMessages => self.inbound_messages_days,
-                    Kind::InboundEvents => self.inbound_events_days,
-                    Kind::RawPayloads => self.raw_payloads_days,
-                    Kind::Calls => self.calls_days,
-                    Kind::Contacts => self.contacts_days,
-                    Kind::NumberEvents => self.number_events_days,
-                };
-                (k, days(d))
-            })
-            .collect();
-        Ok(RetentionSettings {
-            interval: Duration::from_secs(self.interval_seconds),
-            batch_rows: self.batch_rows,
-            batch_pause: Duration::from_millis(self.batch_pause_ms),
-            keep,
-            cooldown_ms,
-        })
-    }
-}
-
-/// Validated retention settings.
-#[derive(Debug, Clone)]
-pub struct RetentionSettings {
-    /// Time between two runs of the worker.
-    pub interval: Duration,
-    /// Most rows deleted in one transaction.
-    pub batch_rows: u32,
-    /// Pause between two batches, so other writers get the lock.
-    pub batch_pause: Duration,
-    /// Every kind in [`Kind::ALL`] order, with its limit (`None` = keep forever).
-    pub keep: Vec<(Kind, Option<Duration>)>,
-    /// The missed-call reply cooldown: a contact is kept at least this long after a reply.
-    pub cooldown_ms: Millis,
-}
-
 impl RetentionSettings {
+    /// How long rows of `kind` are kept; `None` = forever.
+    pub fn limit(&self, kind: Kind) -> Option<Duration> {
+        let k = &self.keep;
+        match kind {
+            Kind::Messages => k.messages,
+            Kind::Attempts => k.attempts,
+            Kind::Statuses => k.statuses,
+            Kind::InboundMessages => k.inbound_messages,
+            Kind::InboundEvents => k.inbound_events,
+            Kind::RawPayloads => k.raw_payloads,
+            Kind::Calls => k.calls,
+            Kind::Contacts => k.contacts,
+            Kind::NumberEvents => k.number_events,
+        }
+    }
+
     /// Rows of `kind` older than this (unix ms) may be pruned at `now`; `None` = keep forever.
     pub fn cutoff(&self, kind: Kind, now: Millis) -> Option<Millis> {
-        let keep = self.keep.iter().find(|(k, _)| *k == kind)?.1?;
+        let keep = self.limit(kind)?;
         let keep_ms = Millis::try_from(keep.as_millis()).unwrap_or(Millis::MAX);
         let mut cutoff = now.saturating_sub(keep_ms);
         if kind == Kind::Contacts {
@@ -168,8 +103,8 @@ pub async fn prune_once(
     now: Millis,
     shutdown: &Shutdown,
 ) -> RunCounts {
-    let mut counts = Vec::with_capacity(settings.keep.len());
-    for &(kind, _) in &settings.keep {
+    let mut counts = Vec::with_capacity(Kind::ALL.len());
+    for kind in Kind::ALL {
         let Some(before) = settings.cutoff(kind, now) else {
             continue;
         };

@@ -337,7 +337,7 @@ impl Sandbox {
         listener: tokio::net::TcpListener,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
-        self.serve_with(listener, crate::http::serve::Timeouts::default(), shutdown)
+        self.serve_with(listener, crate::config::http::Timeouts::default(), shutdown)
             .await
     }
 
@@ -345,7 +345,7 @@ impl Sandbox {
     pub async fn serve_with(
         self,
         listener: tokio::net::TcpListener,
-        timeouts: crate::http::serve::Timeouts,
+        timeouts: crate::config::http::Timeouts,
         shutdown: Shutdown,
     ) -> std::io::Result<()> {
         let addr: SocketAddr = listener.local_addr()?;

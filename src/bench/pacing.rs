@@ -113,7 +113,7 @@ pub async fn run(
     let now = due;
     for (n, s) in senders.iter().enumerate() {
         for k in 0..per_number {
-            let id = crate::processor::new_message_id();
+            let id = crate::outbox::new_message_id();
             let to = format!("+9196{n:02}{k:06}");
             let body = crate::cloud_api::wire::template(&to, "hello_world", "en_US", &[], &id);
             let m = NewMessage {

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::{Poster, percentile, rss_mb};
 use crate::config::Config;
-use crate::retention::Kind;
+use crate::config::retention::Keep;
 
 /// Distinct callers: each calls again every `CALLERS / rate` seconds, so contacts and the
 /// policy index stop growing once all have called.
@@ -87,7 +87,7 @@ pub async fn run(
     // Set directly rather than through the configuration, which refuses to keep events less
     // than Meta's 7-day redelivery period: the soak has no redeliveries to recognise.
     settings.retention.interval = Duration::from_secs(30);
-    settings.retention.keep = Kind::ALL.iter().map(|&k| (k, Some(keep))).collect();
+    settings.retention.keep = Keep::all(Some(keep));
     let secret = settings.calls_secret.expose_secret().to_string();
     let to = settings.senders[0].display_number.to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,7 +1,6 @@
-//! Checks on what the HTTP listeners expose and how long they wait for slow clients.
+//! Checks on what the HTTP listeners expose (their slow-client limits are in [`super::http`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{Config, ConfigError};
 
@@ -34,24 +33,4 @@ pub(super) fn refuse_demo_secrets_when_exposed(
         fields.join(", "),
         envs.join(", "),
     )))
-}
-
-/// Longest accepted limit (a day): far beyond any real client, and small enough that a
-/// deadline computed from it cannot overflow the clock.
-const MAX_TIMEOUT_SECONDS: u64 = 86_400;
-
-/// The HTTP listeners' slow-client limits; zero would close every connection at once.
-pub(super) fn http_timeouts(c: &Config) -> Result<crate::http::serve::Timeouts, ConfigError> {
-    let s = &c.server;
-    let in_range = |v: u64| (1..=MAX_TIMEOUT_SECONDS).contains(&v);
-    if !in_range(s.header_read_timeout_seconds) || !in_range(s.idle_timeout_seconds) {
-        return Err(ConfigError::Invalid(format!(
-            "server.header_read_timeout_seconds = {} and server.idle_timeout_seconds = {} must both be between 1 and {MAX_TIMEOUT_SECONDS}",
-            s.header_read_timeout_seconds, s.idle_timeout_seconds
-        )));
-    }
-    Ok(crate::http::serve::Timeouts {
-        header_read: Duration::from_secs(s.header_read_timeout_seconds),
-        idle: Duration::from_secs(s.idle_timeout_seconds),
-    })
 }

@@ -20,9 +20,9 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     /// Slow-client limits of the HTTP listeners (server.header_read_timeout_seconds,
     /// server.idle_timeout_seconds).
-    pub http_timeouts: crate::http::serve::Timeouts,
+    pub http_timeouts: super::http::Timeouts,
     pub store_url: String,
-    /// The SIP/PBX call spool file ([`crate::telephony::spool`]).
+    /// The SIP/PBX call spool file ([`super::telephony::spool_path`]).
     pub call_spool: std::path::PathBuf,
     /// `None` = use the embedded sandbox.
     pub api_base: Option<String>,
@@ -35,7 +35,7 @@ pub struct Settings {
     pub default_region: Region,
     pub ring_timeout_seconds: u32,
     pub cooldown_ms: i64,
-    pub reply: crate::reply::ReplySettings,
+    pub reply: super::reply::ReplySettings,
     pub business_hours: Option<BusinessHours>,
     /// `TimeZone` used to render `{call_time}`.
     pub timezone: TimeZone,
@@ -43,10 +43,10 @@ pub struct Settings {
     pub twilio_forward_to: Option<PhoneE164>,
     pub twilio_dial_timeout: u32,
     pub calls_secret: SecretString,
-    pub calling: crate::calling::settings::CallingConfig,
-    pub sip: crate::telephony::sip::SipConfig,
-    pub asterisk: crate::telephony::ami::AsteriskConfig,
-    pub freeswitch: crate::telephony::esl::FreeswitchConfig,
+    pub calling: super::calling::CallingConfig,
+    pub sip: super::telephony::SipConfig,
+    pub asterisk: super::telephony::AsteriskConfig,
+    pub freeswitch: super::telephony::FreeswitchConfig,
     pub outbox: super::OutboxConfig,
     pub sandbox_listen: Option<SocketAddr>,
     pub sandbox: super::SandboxConfig,
@@ -56,7 +56,7 @@ pub struct Settings {
     pub templates: Vec<crate::cloud_api::template::Template>,
     pub demo_secrets: bool,
     /// How long each kind of row is kept, and how the retention worker runs.
-    pub retention: crate::retention::RetentionSettings,
+    pub retention: super::retention::RetentionSettings,
 }
 
 /// One WhatsApp business number.
@@ -156,25 +156,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         return Err(invalid("two [[senders]] share a phone_number_id".into()));
     }
 
-    let reply = &c.missed_call.reply;
-    if reply.buttons.len() > 3 {
-        return Err(invalid(format!(
-            "missed_call.reply.buttons has {} entries; WhatsApp allows at most 3 reply buttons",
-            reply.buttons.len()
-        )));
-    }
-    if let Some(b) = reply
-        .buttons
-        .iter()
-        .find(|b| b.chars().count() > 20 || b.trim().is_empty())
-    {
-        return Err(invalid(format!(
-            "missed_call.reply.buttons: '{b}' must be 1 to 20 characters (WhatsApp's limit for a button title)"
-        )));
-    }
-    if reply.template.trim().is_empty() {
-        return Err(invalid("missed_call.reply.template is empty: outside the 24-hour window only an approved template can be sent".into()));
-    }
+    let reply = super::reply::build(&c.missed_call.reply, &c.missed_call.business_hours)?;
 
     let bh = &c.missed_call.business_hours;
     let timezone = TimeZone::get(&bh.timezone).map_err(|e| {
@@ -226,7 +208,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
     // The sandbox listens only when it is the WhatsApp endpoint.
     let started_sandbox = api_base.is_none().then_some(sandbox_listen).flatten();
     super::listeners::refuse_demo_secrets_when_exposed(c, listen, started_sandbox)?;
-    let http_timeouts = super::listeners::http_timeouts(c)?;
+    let http_timeouts = super::http::timeouts(c)?;
     if c.outbox.retry_delays_ms.is_empty()
         || c.outbox.max_attempts == 0
         || c.outbox.concurrency == 0
@@ -265,7 +247,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         api_token,
         http_timeouts,
         store_url: c.store.url.clone(),
-        call_spool: crate::telephony::spool::path(&c.store.url, &c.store.call_spool),
+        call_spool: super::telephony::spool_path(&c.store.url, &c.store.call_spool),
         api_base,
         api_version: c.whatsapp.api_version.clone(),
         request_timeout: Duration::from_millis(c.whatsapp.request_timeout_ms),
@@ -276,16 +258,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         default_region: parse_region("missed_call.default_region", &c.missed_call.default_region)?,
         ring_timeout_seconds: c.missed_call.ring_timeout_seconds,
         cooldown_ms: i64::from(c.missed_call.cooldown_minutes) * 60_000,
-        reply: crate::reply::ReplySettings {
-            template: reply.template.clone(),
-            language: reply.language.clone(),
-            template_params: reply.template_params.clone(),
-            text: reply.text.clone(),
-            buttons: reply.buttons.clone(),
-            unknown_caller_name: reply.unknown_caller_name.clone(),
-            after_hours_template: bh.after_hours_template.clone(),
-            after_hours_text: bh.after_hours_text.clone(),
-        },
+        reply,
         business_hours,
         timezone,
         twilio_auth_token: Some(c.twilio.auth_token.clone())

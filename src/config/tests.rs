@@ -198,7 +198,7 @@ fn slow_client_limits_are_read_and_must_be_positive() {
         .unwrap();
     assert_eq!(
         s.http_timeouts,
-        crate::http::serve::Timeouts::default(),
+        http::Timeouts::default(),
         "the defaults in config.default.toml and Timeouts::default agree"
     );
     let s = Config::load_with_env(

@@ -24,26 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::config::http::Timeouts;
 use crate::shutdown::Shutdown;
-
-/// How long a connection may keep the server waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// To send a complete request header (and between keep-alive requests).
-    pub header_read: Duration,
-    /// With no byte read or written in either direction.
-    pub idle: Duration,
-}
-
-impl Default for Timeouts {
-    /// The defaults of `config.default.toml`.
-    fn default() -> Self {
-        Timeouts {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-        }
-    }
-}
 
 /// Serves `router` on `listener` until `shutdown`, then drains open connections.
 pub async fn serve(

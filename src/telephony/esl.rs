@@ -13,63 +13,18 @@
 //! The protocol is small enough to own, fuzz and test byte for byte against recorded events
 //! (FreeSWITCH is not packaged for the CI image; reference telephony.md §4).
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::CallSink;
 use super::link::{self, QUEUE_CAPACITY};
+use crate::config::telephony::FreeswitchConfig;
 use crate::inbound::CallSource;
 use crate::shutdown::Shutdown;
 
 pub mod calls;
 pub mod client;
 pub mod wire;
-
-/// FreeSWITCH's factory event-socket password. CVE-2019-19492: installations exposing the
-/// socket with it can be taken over (the socket runs system commands).
-pub const FACTORY_PASSWORD: &str = "ClueCon";
-
-/// `[freeswitch]`: how to reach the event socket. See `config.default.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FreeswitchConfig {
-    /// Connect to the event socket at all.
-    pub enabled: bool,
-    /// `host:port` of mod_event_socket (`listen-ip`, `listen-port`).
-    pub address: String,
-    /// The event socket `password`.
-    pub password: SecretString,
-}
-
-impl FreeswitchConfig {
-    /// Checks the section when it is enabled; the message names the field to fix.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let loopback = link::check_address("freeswitch.address", &self.address)?;
-        let password = self.password.expose_secret();
-        if password.is_empty() {
-            return Err("freeswitch.password is empty; set RINGBACK_FREESWITCH__PASSWORD to the event_socket.conf.xml password".into());
-        }
-        if password.contains(['\r', '\n']) {
-            return Err("freeswitch.password cannot contain line breaks".into());
-        }
-        if password == FACTORY_PASSWORD && !loopback {
-            return Err(format!(
-                "freeswitch.password is FreeSWITCH's factory default \"{FACTORY_PASSWORD}\" and freeswitch.address = {} is not loopback: anyone who can reach that socket controls the PBX (CVE-2019-19492). Set a strong password in event_socket.conf.xml and RINGBACK_FREESWITCH__PASSWORD",
-                self.address
-            ));
-        }
-        Ok(())
-    }
-
-    fn uses_factory_password(&self) -> bool {
-        self.password.expose_secret() == FACTORY_PASSWORD
-    }
-}
 
 /// Starts the event-socket client (and its delivery task) when enabled.
 pub async fn start(

@@ -131,26 +131,6 @@ impl FlagBudget {
     }
 }
 
-/// Checks a `host:port` address from config; returns whether it is a loopback address
-/// (`localhost` counts).
-pub fn check_address(field: &str, address: &str) -> Result<bool, String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{field} = '{address}' needs a port, like 127.0.0.1:5038"))?;
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("{field} = '{address}': '{port}' is not a port number"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("{field} = '{address}' has no host"));
-    }
-    Ok(host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,17 +157,5 @@ mod tests {
         assert!(!f.allow(3_000));
         assert_eq!(f.suppressed, 1);
         assert!(f.allow(61_000));
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(check_address("a", "127.0.0.1:5038"), Ok(true));
-        assert_eq!(check_address("a", "localhost:8021"), Ok(true));
-        assert_eq!(check_address("a", "[::1]:8021"), Ok(true));
-        assert_eq!(check_address("a", "pbx.example.com:5038"), Ok(false));
-        assert_eq!(check_address("a", "10.0.0.5:5038"), Ok(false));
-        assert!(check_address("a", "10.0.0.5").is_err());
-        assert!(check_address("a", "10.0.0.5:http").is_err());
-        assert!(check_address("a", ":5038").is_err());
     }
 }

@@ -24,28 +24,9 @@ use super::CallSink;
 use crate::inbound::CallEvent;
 use crate::shutdown::Shutdown;
 
-/// The file name used when the store is not a SQLite file (no directory to share).
-const FALLBACK: &str = "ringback-calls.spool";
 /// The first wait before replaying again after the store failed; doubles to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(5);
-
-/// Where the spool lives: `configured` if set, else next to the SQLite database
-/// (`sqlite://data/ringback.db` → `data/ringback.db.call-spool`).
-pub fn path(store_url: &str, configured: &str) -> PathBuf {
-    if !configured.trim().is_empty() {
-        return PathBuf::from(configured.trim());
-    }
-    let db = store_url
-        .strip_prefix("sqlite://")
-        .or_else(|| store_url.strip_prefix("sqlite:"))
-        .map(|p| p.split('?').next().unwrap_or_default())
-        .filter(|p| !p.is_empty() && !p.starts_with(":memory:"));
-    match db {
-        Some(db) => PathBuf::from(format!("{db}.call-spool")),
-        None => PathBuf::from(FALLBACK),
-    }
-}
 
 /// One spooled call, as a line of the file.
 #[derive(Debug, Serialize, Deserialize)]

@@ -157,7 +157,7 @@ pub(super) async fn send(
     let sender = super::sender(s, req.from.as_deref())?;
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
-    let id = crate::processor::new_message_id();
+    let id = crate::outbox::new_message_id();
     let (kind, payload) = match (&req.text, &req.template, &req.message) {
         (Some(text), None, None) => {
             let n = text.chars().count();

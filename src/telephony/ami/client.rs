@@ -10,9 +10,9 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
-use super::AsteriskConfig;
 use super::calls::{Correlator, Output};
 use super::wire::{Decoder, Frame, Message, WireError, encode};
+use crate::config::telephony::AsteriskConfig;
 use crate::shutdown::Shutdown;
 use crate::telephony::link::{Backoff, Delivery, FlagBudget};
 

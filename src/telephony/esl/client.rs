@@ -10,9 +10,9 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
-use super::FreeswitchConfig;
 use super::calls::{Decision, decide};
 use super::wire::{Decoder, Message, WireError, command, parse_event};
+use crate::config::telephony::FreeswitchConfig;
 use crate::shutdown::Shutdown;
 use crate::telephony::link::{Backoff, Delivery, FlagBudget};
 

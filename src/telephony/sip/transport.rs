@@ -16,11 +16,12 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::Bound;
 use super::delivery::Deliveries;
 use super::framing::{Frame, Framer, PONG};
 use super::message::{MAX_MESSAGE_BYTES, Message};
 use super::uas::{Now, Output, Uas, UasSettings};
-use super::{Bound, SipSettings};
+use crate::config::telephony::SipSettings;
 use crate::shutdown::Shutdown;
 
 /// Open TCP connections at once; more are refused (closed at accept).
@@ -85,14 +86,15 @@ pub async fn start(
         tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
     };
     let (to_core, from_tcp) = mpsc::channel(4096);
+    let uas = UasSettings::from(settings);
     if let Some(listener) = tcp {
         let rules = Arc::new(TcpRules {
-            uas: settings.uas.clone(),
+            uas: uas.clone(),
             idle: settings.tcp_idle,
         });
         tasks.spawn(accept(listener, rules, to_core, shutdown.clone()));
     }
-    let uas = Uas::new(settings.uas.clone());
+    let uas = Uas::new(uas);
     tasks.spawn(run(uas, udp, from_tcp, deliveries, shutdown));
     tracing::info!(udp = ?bound.udp, tcp = ?bound.tcp, "SIP missed-call number is listening.");
     Ok(bound)

@@ -3,26 +3,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::*;
+use crate::config::telephony::spool_path;
 use crate::inbound::{CallOutcome, CallSource};
 use crate::ingestor::Ingestor;
 use crate::telephony::Kept;
-
-#[test]
-fn the_spool_lives_next_to_the_database_unless_configured() {
-    assert_eq!(
-        path("sqlite://data/ringback.db", ""),
-        PathBuf::from("data/ringback.db.call-spool")
-    );
-    assert_eq!(
-        path("sqlite:/var/lib/rb.db?mode=rwc", ""),
-        PathBuf::from("/var/lib/rb.db.call-spool")
-    );
-    assert_eq!(path("sqlite::memory:", ""), PathBuf::from(FALLBACK));
-    assert_eq!(
-        path("sqlite://x.db", " /srv/calls.spool "),
-        PathBuf::from("/srv/calls.spool")
-    );
-}
 
 fn call(id: &str) -> CallEvent {
     CallEvent {
@@ -51,7 +35,7 @@ async fn fixture() -> Fixture {
     let db = dir.path().join("ringback.db");
     let url = format!("sqlite://{}", db.display());
     let store = crate::store::open(&url).await.unwrap();
-    let spool = Spool::open(path(&url, ""));
+    let spool = Spool::open(spool_path(&url, ""));
     let sink = CallSink::new(
         Ingestor::start(store, Arc::new(Notify::new())),
         spool.clone(),

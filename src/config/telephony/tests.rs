@@ -1,6 +1,6 @@
 use super::*;
 
-fn config() -> SipConfig {
+fn sip() -> SipConfig {
     SipConfig {
         enabled: true,
         listen_udp: "127.0.0.1:5060".into(),
@@ -17,17 +17,17 @@ fn config() -> SipConfig {
 
 #[test]
 fn defaults_are_valid() {
-    let s = config().validate().unwrap();
+    let s = sip().validate().unwrap();
     assert_eq!(s.udp, Some("127.0.0.1:5060".parse().unwrap()));
     assert_eq!(s.tcp, None);
-    assert_eq!(s.uas.final_code, 480);
+    assert_eq!(s.final_code, 480);
 }
 
 #[test]
 fn a_2xx_final_response_is_refused_with_the_reason() {
     let e = SipConfig {
         final_response: 200,
-        ..config()
+        ..sip()
     }
     .validate()
     .unwrap_err();
@@ -43,42 +43,42 @@ fn bad_fields_name_themselves() {
         (
             SipConfig {
                 listen_udp: "nope".into(),
-                ..config()
+                ..sip()
             },
             "sip.listen_udp",
         ),
         (
             SipConfig {
                 listen_udp: String::new(),
-                ..config()
+                ..sip()
             },
             "at least one",
         ),
         (
             SipConfig {
                 ring_seconds: 0,
-                ..config()
+                ..sip()
             },
             "sip.ring_seconds",
         ),
         (
             SipConfig {
                 ring_seconds: 999,
-                ..config()
+                ..sip()
             },
             "sip.ring_seconds",
         ),
         (
             SipConfig {
                 number: "5550100".into(),
-                ..config()
+                ..sip()
             },
             "sip.number",
         ),
         (
             SipConfig {
                 trusted_peers: vec!["10.0.0.1:5060".into()],
-                ..config()
+                ..sip()
             },
             "sip.trusted_peers",
         ),
@@ -94,12 +94,12 @@ fn number_and_peers_are_parsed() {
     let s = SipConfig {
         number: "+1 555 010 0001".into(),
         trusted_peers: vec!["203.0.113.10".into(), "::1".into()],
-        ..config()
+        ..sip()
     }
     .validate()
     .unwrap();
-    assert_eq!(s.uas.number.as_deref(), Some("+15550100001"));
-    assert_eq!(s.uas.trusted_peers.len(), 2);
+    assert_eq!(s.number.as_deref(), Some("+15550100001"));
+    assert_eq!(s.trusted_peers.len(), 2);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn an_exposed_listener_needs_accept_from_or_accept_any() {
         let exposed = SipConfig {
             listen_udp: udp.into(),
             listen_tcp: tcp.into(),
-            ..config()
+            ..sip()
         };
         let e = exposed.validate().unwrap_err();
         assert!(
@@ -121,7 +121,7 @@ fn an_exposed_listener_needs_accept_from_or_accept_any() {
             accept_from: vec!["203.0.113.10".into()],
             ..exposed.clone()
         };
-        assert_eq!(listed.validate().unwrap().uas.accept_from.len(), 1);
+        assert_eq!(listed.validate().unwrap().accept_from.len(), 1);
         let any = SipConfig {
             accept_any: true,
             ..exposed.clone()
@@ -135,20 +135,52 @@ fn an_exposed_listener_needs_accept_from_or_accept_any() {
         off.validate().unwrap();
     }
     // Loopback only: the default, allowed with an empty list.
-    config().validate().unwrap();
+    sip().validate().unwrap();
     let both = SipConfig {
         accept_any: true,
         accept_from: vec!["203.0.113.10".into()],
-        ..config()
+        ..sip()
     };
     assert!(both.validate().unwrap_err().contains("sip.accept_any"));
     let idle = SipConfig {
         tcp_idle_seconds: 0,
-        ..config()
+        ..sip()
     };
     assert!(
         idle.validate()
             .unwrap_err()
             .contains("sip.tcp_idle_seconds")
     );
+}
+
+#[test]
+fn the_spool_lives_next_to_the_database_unless_configured() {
+    assert_eq!(
+        spool_path("sqlite://data/ringback.db", ""),
+        PathBuf::from("data/ringback.db.call-spool")
+    );
+    assert_eq!(
+        spool_path("sqlite:/var/lib/rb.db?mode=rwc", ""),
+        PathBuf::from("/var/lib/rb.db.call-spool")
+    );
+    assert_eq!(
+        spool_path("sqlite::memory:", ""),
+        PathBuf::from(SPOOL_FALLBACK)
+    );
+    assert_eq!(
+        spool_path("sqlite://x.db", " /srv/calls.spool "),
+        PathBuf::from("/srv/calls.spool")
+    );
+}
+
+#[test]
+fn pbx_addresses_need_a_host_and_port_and_say_if_they_are_loopback() {
+    assert_eq!(check_address("a", "127.0.0.1:5038"), Ok(true));
+    assert_eq!(check_address("a", "localhost:8021"), Ok(true));
+    assert_eq!(check_address("a", "[::1]:8021"), Ok(true));
+    assert_eq!(check_address("a", "pbx.example.com:5038"), Ok(false));
+    assert_eq!(check_address("a", "10.0.0.5:5038"), Ok(false));
+    assert!(check_address("a", "10.0.0.5").is_err());
+    assert!(check_address("a", "10.0.0.5:http").is_err());
+    assert!(check_address("a", ":5038").is_err());
 }
