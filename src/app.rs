@@ -103,14 +103,9 @@ pub async fn start(
     .await?
     .ok();
     let store = store::open(&settings.store_url).await?;
-    let node = crate::cluster::Node {
-        id: crate::cluster::default_node_id().into(),
-        started_at: crate::time::now_ms(),
-        address: addr.to_string(),
-        lease: Duration::from_secs(10),
-        send_lease: (settings.request_timeout * 3).max(Duration::from_secs(5)),
-        poll: Duration::from_millis(200),
-    };
+    let node = crate::cluster::Node::new(&settings, addr);
+    // Before any worker starts, so no early metric is lost; every series carries the node.
+    let prometheus = crate::telemetry::prometheus_for(&node.id);
     tasks.spawn(crate::cluster::heartbeat(
         store.clone(),
         node.clone(),
@@ -263,9 +258,10 @@ pub async fn start(
         wakers,
         pacer: pacer.clone(),
         templates,
-        prometheus: crate::telemetry::prometheus(),
+        prometheus,
         book: book.clone(),
         client: client.clone(),
+        node: node.clone(),
     };
     let router = http::router(state);
     tasks.spawn(log_exit(

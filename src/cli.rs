@@ -65,6 +65,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Create or upgrade the database schema, then exit (`serve` also does this).
     Migrate,
+    /// The nodes sharing this store (several `ringback serve` on one PostgreSQL database):
+    /// which are alive, which one leads (processes events and sends), and each number's lane.
+    Cluster(cluster::ClusterArgs),
     /// Work on whole stores: `ringback store copy --from sqlite://… --to postgres://…` moves
     /// an installation's data to another database (see `ringback store copy --help`).
     #[command(subcommand)]
@@ -223,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Store(s) => store_copy::run(s).await,
+        Command::Cluster(a) => cluster::run(&cli, a).await,
         Command::Explain { code } => {
             match crate::cloud_api::errors::lookup(*code) {
                 Some(i) => println!(
@@ -393,6 +397,7 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
 
 mod admin;
 mod calling;
+mod cluster;
 mod events;
 mod sandbox;
 mod store_copy;

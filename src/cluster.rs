@@ -40,6 +40,24 @@ pub struct Node {
 }
 
 impl Node {
+    /// This node as configured (`[cluster]`), listening on `addr`.
+    pub fn new(settings: &crate::config::Settings, addr: std::net::SocketAddr) -> Node {
+        let c = &settings.cluster;
+        Node {
+            id: if c.node_id.is_empty() {
+                default_node_id().into()
+            } else {
+                c.node_id.as_str().into()
+            },
+            started_at: now_ms(),
+            address: addr.to_string(),
+            lease: c.lease,
+            // Three request timeouts: a live node is never overtaken on a send it attempts.
+            send_lease: (settings.request_timeout * 3).max(Duration::from_secs(5)),
+            poll: c.poll,
+        }
+    }
+
     /// The heartbeat row.
     pub fn info(&self) -> NodeInfo {
         NodeInfo {

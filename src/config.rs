@@ -51,6 +51,7 @@ pub struct Config {
     pub templates: Vec<TemplateConfig>,
     pub log: LogConfig,
     pub retention: retention::RetentionConfig,
+    pub cluster: cluster::ClusterConfig,
 }
 
 /// One `[[templates]]` entry.
@@ -382,6 +383,7 @@ pub mod calling;
 pub mod http;
 mod listeners;
 pub mod reply;
+pub mod cluster;
 pub mod retention;
 pub mod settings;
 pub mod telephony;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub book: crate::calling::PermissionBook,
     /// For interactive Cloud API calls (call actions); sends go through the outbox.
     pub client: crate::cloud_api::Client,
+    /// This node, named in `/healthz`.
+    pub node: crate::cluster::Node,
 }
 
 /// The whole router.
@@ -77,6 +79,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let healthy = read.is_ok() && write.is_none();
     let mut body = serde_json::json!({
         "status": if healthy { "ok" } else { "unavailable" },
+        "node": &*s.node.id,
         "checks": {
             "store_read": check(read.as_ref().err().map(ToString::to_string)),
             "store_write": check(write),

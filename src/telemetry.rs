@@ -11,15 +11,26 @@ static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process; later calls return the same handle.
 pub fn prometheus() -> Option<PrometheusHandle> {
+    prometheus_with(None)
+}
+
+/// As [`prometheus`], labelling every series with `node` (one node per process; when
+/// several servers share a process, as in tests, the first one's name stays).
+pub fn prometheus_for(node: &str) -> Option<PrometheusHandle> {
+    prometheus_with(Some(node))
+}
+
+fn prometheus_with(node: Option<&str>) -> Option<PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
             let buckets = [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
-            PrometheusBuilder::new()
-                .set_buckets(&buckets)
-                .ok()?
-                .install_recorder()
+            let mut builder = PrometheusBuilder::new().set_buckets(&buckets).ok()?;
+            if let Some(node) = node {
+                builder = builder.add_global_label("node", node);
+            }
+            builder.install_recorder()
                 .ok()
         })
         .clone()

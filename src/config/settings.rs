@@ -57,6 +57,8 @@ pub struct Settings {
     pub demo_secrets: bool,
     /// How long each kind of row is kept, and how the retention worker runs.
     pub retention: super::retention::RetentionSettings,
+    /// This node's name and the leader lease ([`super::cluster`]).
+    pub cluster: super::cluster::ClusterSettings,
 }
 
 /// One WhatsApp business number.
@@ -283,6 +285,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
             .retention
             .settings(i64::from(c.missed_call.cooldown_minutes) * 60_000)
             .map_err(invalid)?,
+        cluster: c.cluster.settings().map_err(invalid)?,
     })
 }
 

@@ -45,6 +45,17 @@ pub struct ClaimedSend {
 
 pub use crate::message::AttemptOutcome;
 
+/// One number's sending lane as `ringback cluster` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneRow {
+    pub sender_id: String,
+    pub queued: i64,
+    pub sending: i64,
+    pub uncertain: i64,
+    /// The nodes holding this number's claimed sends right now.
+    pub claimed_by: Vec<String>,
+}
+
 /// A row of the message list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageRow {
@@ -133,6 +144,8 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// Uncertain sends with no status webhook since `before` go back to the queue.
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Per number: sends queued, being sent (and by which nodes), uncertain.
+    async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError>;
     /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
     /// Recent messages, newest first.

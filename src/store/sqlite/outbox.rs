@@ -196,6 +196,35 @@ impl OutboxStore for SqliteStore {
         .rows_affected();
         Ok(n)
     }
+    async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sender_id,
+                 SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued,
+                 SUM(CASE WHEN state = 'sending' THEN 1 ELSE 0 END) AS sending,
+                 SUM(CASE WHEN state = 'uncertain' THEN 1 ELSE 0 END) AS uncertain,
+                 GROUP_CONCAT(DISTINCT CASE WHEN state = 'sending' THEN lease_owner END) AS nodes
+             FROM messages WHERE state IN ('queued', 'sending', 'uncertain')
+             GROUP BY sender_id ORDER BY sender_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let nodes: Option<String> = r.try_get("nodes")?;
+                Ok(LaneRow {
+                    sender_id: r.try_get("sender_id")?,
+                    queued: r.try_get("queued")?,
+                    sending: r.try_get("sending")?,
+                    uncertain: r.try_get("uncertain")?,
+                    claimed_by: nodes
+                        .map(|n| n.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     async fn outbox_depth(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending', 'uncertain')",
