@@ -24,8 +24,7 @@ use tables::{TABLES, Table};
 pub enum StoreCommand {
     /// Copy every row from one store to another, e.g. from SQLite to PostgreSQL.
     ///
-    /// Example:
-    ///   ringback store copy --from sqlite://ringback.db --to postgres://ringback@db.internal/ringback
+    /// Example: ringback store copy --from sqlite://ringback.db --to postgres://rb@db/ringback
     ///
     /// The destination is created or migrated first. The source is read in one read
     /// transaction, so it may be a running server's store: the copy is the state at one

@@ -25,6 +25,9 @@ pub(crate) enum Kind {
 pub(crate) struct Column {
     pub name: &'static str,
     pub kind: Kind,
+    /// Whether the column may be NULL. The copy itself does not need it (a value travels
+    /// as `Option` either way); the schema test holds both backends to it.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read only by the schema test"))]
     pub nullable: bool,
 }
 

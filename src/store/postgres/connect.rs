@@ -167,7 +167,10 @@ mod tests {
             .map(|m| (m.version, 1, true))
             .collect();
         assert_eq!(rows, expected);
-        assert!(expected.iter().any(|m| m.0 == 300), "0300_cluster is embedded");
+        assert!(
+            expected.iter().any(|m| m.0 == 300),
+            "0300_cluster is embedded"
+        );
 
         // A third start later finds nothing to do.
         migrate(&a).await.expect("migrating an up-to-date database");
