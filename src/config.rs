@@ -380,10 +380,10 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
 }
 
 pub mod calling;
+pub mod cluster;
 pub mod http;
 mod listeners;
 pub mod reply;
-pub mod cluster;
 pub mod retention;
 pub mod settings;
 pub mod telephony;

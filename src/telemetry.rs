@@ -30,8 +30,7 @@ fn prometheus_with(node: Option<&str>) -> Option<PrometheusHandle> {
             if let Some(node) = node {
                 builder = builder.add_global_label("node", node);
             }
-            builder.install_recorder()
-                .ok()
+            builder.install_recorder().ok()
         })
         .clone()
 }

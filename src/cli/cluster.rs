@@ -15,7 +15,11 @@ pub struct ClusterArgs {
 pub async fn run(cli: &Cli, args: &ClusterArgs) -> anyhow::Result<()> {
     let (_, s) = load(cli)?;
     let store = crate::store::open(&s.store_url).await?;
-    let (nodes, leases, lanes) = (store.nodes().await?, store.leases().await?, store.lanes().await?);
+    let (nodes, leases, lanes) = (
+        store.nodes().await?,
+        store.leases().await?,
+        store.lanes().await?,
+    );
     let now = now_ms();
     // A node is alive while its heartbeat (every third of a lease) is younger than a lease.
     let lease_ms = i64::try_from(s.cluster.lease.as_millis()).unwrap_or(i64::MAX);

@@ -270,7 +270,12 @@ impl Lane {
                     None => to_send.push(send),
                 }
             }
-            self.store.start_attempts(&to_send, now_ms()).await?;
+            let started = self.store.start_attempts(&to_send, now_ms()).await?;
+            let to_send: Vec<_> = to_send
+                .into_iter()
+                .zip(started)
+                .filter_map(|(send, ok)| ok.then_some(send))
+                .collect();
             for send in to_send {
                 self.pacer.until_ready(&self.sender.phone_number_id).await;
                 let lane = self.clone();

@@ -61,11 +61,26 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
             .start_attempts(&sends, now_ms())
             .await
             .map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error.message = %e, count = sends.len(), "Could not record the start of send attempts; they are not sent now.");
-        }
-        for waiter in waiters {
-            let _ = waiter.send(result.clone());
+        match result {
+            Ok(started) => {
+                for (waiter, ok) in waiters.into_iter().zip(started) {
+                    let answer = if ok {
+                        Ok(())
+                    } else {
+                        Err(
+                            "another node took this send over; this node does not send it"
+                                .to_string(),
+                        )
+                    };
+                    let _ = waiter.send(answer);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, count = sends.len(), "Could not record the start of send attempts; they are not sent now.");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(e.clone()));
+                }
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ pub enum Enqueued {
 }
 
 /// A send claimed by an outbox lane: attempt `attempt_no` is recorded as claimed (and as
-/// started by [`Store::start_attempts`] just before its request).
+/// started by [`OutboxStore::start_attempts`] just before its request).
 #[derive(Debug, Clone)]
 pub struct ClaimedSend {
     pub message_id: String,
@@ -123,8 +123,14 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Vec<ClaimedSend>, StoreError>;
     /// Records that the requests of these claimed sends are about to leave, before they are
     /// made: only a started attempt can have reached Meta, so only it becomes `uncertain` after
-    /// a crash (claimed-only rows go straight back to the queue).
-    async fn start_attempts(&self, sends: &[ClaimedSend], now: Millis) -> Result<(), StoreError>;
+    /// a crash (claimed-only rows go straight back to the queue). Fenced: one flag per send,
+    /// `false` when the send is no longer this node's (its lease lapsed and another node took
+    /// it over) — that request must not be made.
+    async fn start_attempts(
+        &self,
+        sends: &[ClaimedSend],
+        now: Millis,
+    ) -> Result<Vec<bool>, StoreError>;
     /// Records how attempts ended and moves their messages on, in one transaction.
     async fn record_attempts(
         &self,

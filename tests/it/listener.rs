@@ -52,7 +52,8 @@ async fn cuts(app: &TestApp, reason: &str) -> f64 {
         .await
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&series))
+        .map(crate::support::without_node_label)
+        .find_map(|l| l.strip_prefix(&series).map(str::to_string))
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 

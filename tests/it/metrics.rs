@@ -90,3 +90,36 @@ async fn each_rejected_webhook_is_counted_under_its_source() {
         "nothing was accepted"
     );
 }
+
+#[tokio::test]
+async fn every_series_and_the_health_check_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(
+        dir.path(),
+        &[("RINGBACK_CLUSTER__NODE_ID", "node-under-test")],
+    )
+    .await;
+    assert_eq!(
+        app.whatsapp(&text_message("wamid.metrics.node"), APP_SECRET)
+            .await,
+        200
+    );
+    let metrics = app.metrics().await;
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringback_"))
+        .collect();
+    assert!(!series.is_empty(), "{metrics}");
+    for line in series {
+        assert!(line.contains(r#"node="node-under-test""#), "{line}");
+    }
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let health: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(health["node"], "node-under-test", "{health}");
+}

@@ -140,6 +140,7 @@ impl Served {
         self.metrics()
             .await
             .lines()
+            .map(crate::support::without_node_label)
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 }

@@ -378,3 +378,35 @@ pub fn wa_envelope(value: Value) -> Value {
         .extend(value.as_object().unwrap().clone());
     json!({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [{"field": "messages", "value": v}]}]})
 }
+
+/// A Prometheus line without the `node` label every series carries (the node's name differs
+/// from machine to machine), so tests can name a series exactly.
+pub fn without_node_label(line: &str) -> String {
+    let Some(start) = line.find("node=\"") else {
+        return line.to_string();
+    };
+    let Some(len) = line[start + 6..].find('"') else {
+        return line.to_string();
+    };
+    let end = start + 6 + len + 1;
+    let (mut a, mut b) = (start, end);
+    if line[b..].starts_with(',') {
+        b += 1;
+    } else if line[..a].ends_with(',') {
+        a -= 1;
+    }
+    let out = format!("{}{}", &line[..a], &line[b..]);
+    out.replace("{}", "")
+}
+
+#[test]
+fn the_node_label_is_dropped_wherever_it_stands() {
+    for (line, want) in [
+        (r#"a{node="n1"} 1"#, "a 1"),
+        (r#"a{x="1",node="n1"} 1"#, r#"a{x="1"} 1"#),
+        (r#"a{node="n1",x="1"} 1"#, r#"a{x="1"} 1"#),
+        ("a 1", "a 1"),
+    ] {
+        assert_eq!(without_node_label(line), want);
+    }
+}

@@ -83,22 +83,31 @@ impl OutboxStore for SqliteStore {
         .await;
         self.health.observe(result, |c| !c.is_empty())
     }
-    async fn start_attempts(&self, sends: &[ClaimedSend], now: Millis) -> Result<(), StoreError> {
+    async fn start_attempts(
+        &self,
+        sends: &[ClaimedSend],
+        now: Millis,
+    ) -> Result<Vec<bool>, StoreError> {
         let result = async {
             let mut tx = self.tx().await?;
+            let mut started = Vec::with_capacity(sends.len());
             for s in sends {
-                sqlx::query(
+                let n = sqlx::query(
                     "UPDATE attempts SET outcome = 'in_flight', started_at = $1
-                     WHERE message_id = $2 AND attempt_no = $3 AND outcome = 'claimed'",
+                     WHERE message_id = $2 AND attempt_no = $3 AND outcome = 'claimed'
+                       AND EXISTS (SELECT 1 FROM messages m WHERE m.id = $2 AND m.lease_owner = $4)",
                 )
                 .bind(now)
                 .bind(&s.message_id)
                 .bind(i64::from(s.attempt_no))
+                .bind(&s.claimed_by)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                started.push(n == 1);
             }
             tx.commit().await?;
-            Ok(())
+            Ok(started)
         }
         .await;
         self.health.observe(result, |_| !sends.is_empty())
@@ -133,6 +142,9 @@ impl OutboxStore for SqliteStore {
         now: Millis,
     ) -> Result<u64, StoreError> {
         // The sends left behind: this node's (it is starting again) and those whose lease lapsed.
+        // Their in-flight attempts end as interrupted even when a status webhook has moved the
+        // message on meanwhile (the sandbox and Meta may report `sent` before they answer).
+        const LEFT_BEHIND: &str = "(lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $1)";
         const LEFT: &str =
             "state = 'sending' AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $1)";
         let mut tx = self.tx().await?;
@@ -163,7 +175,7 @@ impl OutboxStore for SqliteStore {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE attempts SET outcome = 'interrupted', finished_at = $1,
                  detail = 'the node stopped while this request was in flight; outcome unknown'
-             WHERE outcome = 'in_flight' AND message_id IN (SELECT id FROM messages WHERE {LEFT})"
+             WHERE outcome = 'in_flight' AND message_id IN (SELECT id FROM messages WHERE {LEFT_BEHIND})"
         )))
         .bind(now)
         .bind(node)
