@@ -75,6 +75,15 @@ pub struct BenchArgs {
     /// With --soak: how long every kind of row is kept before retention prunes it.
     #[arg(long, default_value = "5m", value_parser = soak::parse_duration)]
     pub keep: std::time::Duration,
+    /// The store to measure: empty for a temporary SQLite file, or a PostgreSQL server
+    /// (`postgres://user@host/db`) on which the bench creates a fresh database and drops it
+    /// afterwards.
+    #[arg(long, default_value = "")]
+    pub store: String,
+    /// Nodes sharing the store (PostgreSQL only), all in this process: webhooks are spread
+    /// over them round-robin; the leader sends. They share this machine's cores.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
 }
 
 /// Results of one run.
@@ -129,12 +138,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return sandbox::run(args.seconds, args.concurrency, args.json).await;
     }
     let dir = tempfile_dir()?;
-    let db = dir.join("bench.db");
+    let store = BenchStore::create(&args.store, &dir).await?;
+    anyhow::ensure!(
+        args.nodes >= 1 && (args.nodes == 1 || store.is_postgres()),
+        "--nodes above 1 needs --store postgres://… (an SQLite file has one node)"
+    );
     let env = vec![
-        (
-            "RINGBACK_STORE__URL".to_string(),
-            format!("sqlite://{}", db.display()),
-        ),
+        ("RINGBACK_STORE__URL".to_string(), store.url.clone()),
         (
             "RINGBACK_MISSED_CALL__COOLDOWN_MINUTES".to_string(),
             "0".to_string(),
@@ -155,16 +165,40 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "1000000".to_string(),
         ),
     ];
+    let mut nodes = Vec::new();
+    let mut sandbox_base: Option<String> = None;
+    for n in 0..args.nodes {
+        let mut env = env.clone();
+        env.push((
+            "RINGBACK_CLUSTER__NODE_ID".to_string(),
+            format!("bench-node-{}", n + 1),
+        ));
+        // The first node runs the sandbox; the others send to it should they lead.
+        if let Some(base) = &sandbox_base {
+            env.push(("RINGBACK_WHATSAPP__API_BASE".to_string(), base.clone()));
+        }
+        let settings = Config::load_with_env(None, env)?.build()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sandbox_listener = match n {
+            0 => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+            _ => None,
+        };
+        let running = crate::app::start(settings, listener, sandbox_listener).await?;
+        if let Some(addr) = running.sandbox_addr {
+            sandbox_base = Some(format!("http://{addr}"));
+        }
+        nodes.push(running);
+    }
     let settings = Config::load_with_env(None, env)?.build()?;
     let secret = settings.calls_secret.expose_secret().to_string();
     let to = settings.senders[0].display_number.to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let running = crate::app::start(settings, listener, Some(sandbox_listener)).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_mb("VmRSS:");
-    let url = format!("http://{}/webhooks/calls", running.addr);
-    let sandbox = running
+    let urls = nodes
+        .iter()
+        .map(|r| format!("http://{}/webhooks/calls", r.addr))
+        .collect();
+    let sandbox = nodes[0]
         .sandbox
         .clone()
         .expect("the bench always runs the sandbox");
@@ -173,7 +207,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .build()?;
     let post = Arc::new(Poster {
         client,
-        url,
+        urls,
         secret,
         to,
     });
@@ -241,11 +275,22 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         idle_rss_mb: idle_rss,
         peak_rss_mb: rss_mb("VmHWM:"),
     };
-    running.stop().await;
+    for running in nodes {
+        running.stop().await;
+    }
+    let kind = store.kind();
+    store.drop().await;
     let _ = std::fs::remove_dir_all(&dir);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        println!(
+            "store:  {} ({} node{}, {} cores)",
+            kind,
+            args.nodes,
+            if args.nodes == 1 { "" } else { "s" },
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
         println!(
             "burst:  {} missed-call webhooks in {:.2} s = {:.0} accepted calls/s (durable, signed, {} concurrent)",
             report.burst_calls,
@@ -273,10 +318,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Posts signed generic call webhooks; caller `i` is a distinct Indian mobile number.
+/// Posts signed generic call webhooks; caller `i` is a distinct Indian mobile number. Call
+/// `i` goes to node `i mod nodes`.
 struct Poster {
     client: reqwest::Client,
-    url: String,
+    urls: Vec<String>,
     secret: String,
     to: String,
 }
@@ -302,7 +348,7 @@ impl Poster {
         let sig = crate::signature::sign_sha256_hex(self.secret.as_bytes(), &body);
         let resp = self
             .client
-            .post(&self.url)
+            .post(&self.urls[i % self.urls.len()])
             .header("Content-Type", "application/json")
             .header(crate::inbound::generic::SIGNATURE_HEADER, sig)
             .body(body)
@@ -336,9 +382,98 @@ async fn wait_for_sends(
     }
 }
 
+/// The store a bench run measures, made fresh for it.
+struct BenchStore {
+    url: String,
+    /// PostgreSQL: the server's maintenance URL and the database made for this run.
+    postgres: Option<(String, String)>,
+}
+
+impl BenchStore {
+    async fn create(arg: &str, dir: &std::path::Path) -> anyhow::Result<BenchStore> {
+        if arg.is_empty() {
+            return Ok(BenchStore {
+                url: format!("sqlite://{}", dir.join("bench.db").display()),
+                postgres: None,
+            });
+        }
+        anyhow::ensure!(
+            arg.starts_with("postgres://") || arg.starts_with("postgresql://"),
+            "--store takes a postgres:// URL (leave it out for a temporary SQLite file)"
+        );
+        let name = format!("ringback_bench_{}", uuid::Uuid::now_v7().simple());
+        let admin = crate::store::postgres::connect::pool(arg).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        let url = with_database(arg, &name)?;
+        Ok(BenchStore {
+            url,
+            postgres: Some((arg.to_string(), name)),
+        })
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+
+    async fn drop(self) {
+        if let Some((admin, name)) = self.postgres
+            && let Ok(pool) = crate::store::postgres::connect::pool(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&pool)
+            .await;
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(scheme_end);
+    let (authority, query) = match rest.find(['/', '?']) {
+        Some(i) => {
+            let q = rest[i..].find('?').map(|j| &rest[i + j..]).unwrap_or("");
+            (&rest[..i], q)
+        }
+        None => (rest, ""),
+    };
+    anyhow::ensure!(!authority.is_empty(), "--store {url}: no host");
+    Ok(format!("{head}{authority}/{name}{query}"))
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir =
         std::env::temp_dir().join(format!("ringback-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bench_database_replaces_the_path_and_keeps_the_query() {
+        let f = super::with_database;
+        assert_eq!(
+            f("postgres://postgres@127.0.0.1:5432/postgres", "b").unwrap(),
+            "postgres://postgres@127.0.0.1:5432/b"
+        );
+        assert_eq!(f("postgres://h", "b").unwrap(), "postgres://h/b");
+        assert_eq!(
+            f("postgresql://u:p@h/db?sslmode=disable", "b").unwrap(),
+            "postgresql://u:p@h/b?sslmode=disable"
+        );
+    }
 }

@@ -102,7 +102,7 @@ pub async fn run(
         .build()?;
     let post = Arc::new(Poster {
         client,
-        url: format!("http://{}/webhooks/calls", running.addr),
+        urls: vec![format!("http://{}/webhooks/calls", running.addr)],
         secret,
         to,
     });
