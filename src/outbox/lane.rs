@@ -28,9 +28,36 @@ const HOLD_RECHECK: Duration = Duration::from_secs(30);
 /// attempts were never started), so this only bounds how far the claimer runs ahead.
 const CLAIM_AHEAD: usize = 64;
 
-/// Rows whose start is recorded ahead of pacing, so the commit overlaps the wait for the
-/// previous slots. After a crash at most these (and the requests in flight) become uncertain.
-const START_AHEAD: usize = 2;
+/// The fewest rows whose start is recorded ahead of pacing, so the commit overlaps the wait
+/// for the previous slots. The lane records as many as its pace sends during one commit (see
+/// [`Lane::start_ahead`]); after a crash at most these (and the requests in flight) become
+/// uncertain.
+const MIN_START_AHEAD: usize = 2;
+
+/// Rows to mark started ahead for a pace of `rate` per second and a commit time (see
+/// [`Lane::start_ahead`]).
+fn start_window(rate: Option<u32>, commit: Duration) -> usize {
+    match rate {
+        Some(rate) => {
+            let slots = (f64::from(rate) * commit.as_secs_f64() * 2.0).ceil();
+            (slots as usize).clamp(MIN_START_AHEAD, CLAIM_AHEAD)
+        }
+        None => MIN_START_AHEAD,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn the_start_window_covers_two_commits_of_the_pace() {
+    let ms = Duration::from_millis;
+    // 80/s with a 2 ms commit: the next slot is 12.5 ms away, two rows suffice.
+    assert_eq!(start_window(Some(80), ms(2)), 2);
+    // 1000/s with a 5 ms commit: ten slots pass during two commits.
+    assert_eq!(start_window(Some(1000), ms(5)), 10);
+    // An open pace (the bench) is bounded by what is claimed ahead.
+    assert_eq!(start_window(Some(1_000_000), ms(2)), CLAIM_AHEAD);
+    assert_eq!(start_window(None, ms(2)), MIN_START_AHEAD);
+}
 
 /// The outcome that returns a claimed, unsent row to the queue on shutdown.
 fn stopping() -> AttemptOutcome {
@@ -97,7 +124,8 @@ impl Lane {
                 };
                 self.queue_start(send, &starter, &mut ahead, &done_tx);
             }
-            while ahead.len() < START_AHEAD {
+            let window = self.start_ahead(starter.commit_time());
+            while ahead.len() < window {
                 match claimed_rx.try_recv() {
                     Ok(send) => self.queue_start(send, &starter, &mut ahead, &done_tx),
                     Err(_) => break,
@@ -174,6 +202,15 @@ impl Lane {
                 ahead.push_back((send, pending));
             }
         }
+    }
+
+    /// How many rows to mark started ahead of pacing: the rows whose pacing slot falls within
+    /// the next two commits of the start writer (`rate × commit time × 2`), at least
+    /// [`MIN_START_AHEAD`] and at most what is claimed ahead. A fixed small count made each
+    /// send wait for its own commit (one fsync per two sends); a count sized by time keeps the
+    /// pace whatever the disk, while a crash still leaves only the next few slots uncertain.
+    fn start_ahead(&self, commit: Duration) -> usize {
+        start_window(self.pacer.rate(&self.sender.phone_number_id), commit)
     }
 
     /// Keeps enough requests in flight for the number's pace: at 1000 messages/s and a few

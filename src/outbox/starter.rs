@@ -1,13 +1,15 @@
 //! Group commit of attempt starts.
 //!
 //! A claimed row is not yet a request: the lane claims up to 64 rows ahead of its pacing loop.
-//! Just before a row is paced (a few rows ahead, see `START_AHEAD` in the lane), its attempt is
-//! recorded as started, so after a crash only rows whose request may have left become
-//! `uncertain` (and wait for a status webhook), while rows merely claimed go back to the queue
-//! at once. One writer task commits every start that queued up meanwhile in one transaction,
+//! Just before a row is paced (the rows whose slots fall within the next two commits, see
+//! `Lane::start_ahead`), its attempt is recorded as started, so after a crash only rows whose
+//! request may have left become `uncertain` (and wait for a status webhook), while rows merely
+//! claimed go back to the queue at once. One writer task commits every start that queued up meanwhile in one transaction,
 //! so at high rates one fsync serves many requests.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -24,12 +26,29 @@ type Job = (ClaimedSend, oneshot::Sender<Result<(), String>>);
 #[derive(Clone)]
 pub struct Starter {
     tx: mpsc::UnboundedSender<Job>,
+    /// A moving average of how long one start commit takes, in microseconds.
+    commit_us: Arc<AtomicU64>,
 }
+
+/// Assumed before the first commit is timed: a durable commit on an ordinary disk.
+const FIRST_GUESS_US: u64 = 2_000;
 
 impl Starter {
     pub fn spawn(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, tokio::spawn(writer(store, rx)))
+        let commit_us = Arc::new(AtomicU64::new(FIRST_GUESS_US));
+        (
+            Self {
+                tx,
+                commit_us: commit_us.clone(),
+            },
+            tokio::spawn(writer(store, rx, commit_us)),
+        )
+    }
+
+    /// How long a start commit takes lately.
+    pub fn commit_time(&self) -> Duration {
+        Duration::from_micros(self.commit_us.load(Ordering::Relaxed))
     }
 
     /// Asks for `send`'s start to be recorded; the receiver answers once it is committed
@@ -53,14 +72,24 @@ impl Pending {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    commit_us: Arc<AtomicU64>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (sends, waiters): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
+        let began = Instant::now();
         let result = store
             .start_attempts(&sends, now_ms())
             .await
             .map_err(|e| e.to_string());
+        // Exponential moving average (1/8 weight to the newest): steady, yet follows a disk
+        // that slows down within a few commits.
+        let took = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let old = commit_us.load(Ordering::Relaxed);
+        commit_us.store(old - old / 8 + took / 8, Ordering::Relaxed);
         match result {
             Ok(started) => {
                 for (waiter, ok) in waiters.into_iter().zip(started) {
