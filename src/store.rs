@@ -24,6 +24,7 @@ mod calling;
 mod cluster;
 mod contacts;
 mod events;
+pub(crate) mod health;
 mod keys;
 mod maintenance;
 mod numbers;
