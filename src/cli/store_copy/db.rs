@@ -172,7 +172,9 @@ impl Source {
             Self::Sqlite(tx) => sqlx::query_scalar(SQL).fetch_all(&mut **tx).await,
             Self::Postgres(tx) => sqlx::query_scalar(SQL).fetch_all(&mut **tx).await,
         }
-        .context("reading the source's schema version (_sqlx_migrations); is it a Ringback store?")?;
+        .context(
+            "reading the source's schema version (_sqlx_migrations); is it a Ringback store?",
+        )?;
         let known: Vec<i64> = backend
             .migrator()
             .iter()
@@ -218,7 +220,10 @@ impl Source {
         let key = table.key.join(", ");
         let n = table.key.len();
         let sql = match after {
-            None => format!("SELECT {columns} FROM {} ORDER BY {key} LIMIT $1", table.name),
+            None => format!(
+                "SELECT {columns} FROM {} ORDER BY {key} LIMIT $1",
+                table.name
+            ),
             Some(_) => format!(
                 "SELECT {columns} FROM {} WHERE ({key}) > ({}) ORDER BY {key} LIMIT ${}",
                 table.name,
@@ -319,18 +324,14 @@ impl Destination {
         );
         let values = rows.iter().flatten();
         let done = match self {
-            Self::Sqlite(pool) => {
-                bind_all!(sqlx::query(AssertSqlSafe(sql)), values)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Self::Postgres(pool) => {
-                bind_all!(sqlx::query(AssertSqlSafe(sql)), values)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
+            Self::Sqlite(pool) => bind_all!(sqlx::query(AssertSqlSafe(sql)), values)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Postgres(pool) => bind_all!(sqlx::query(AssertSqlSafe(sql)), values)
+                .execute(pool)
+                .await?
+                .rows_affected(),
         };
         Ok(done)
     }
@@ -367,7 +368,9 @@ impl Destination {
             sqlx::query(AssertSqlSafe(sql))
                 .execute(pool)
                 .await
-                .with_context(|| format!("moving {}'s id sequence past the copied ids", table.name))?;
+                .with_context(|| {
+                    format!("moving {}'s id sequence past the copied ids", table.name)
+                })?;
         }
         Ok(())
     }

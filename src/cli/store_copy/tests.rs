@@ -61,7 +61,10 @@ async fn dump(url: &str) -> Vec<(&'static str, Vec<Row>)> {
     let mut source = Source::open(url).await.unwrap();
     let mut tables = Vec::new();
     for table in TABLES {
-        tables.push((table.name, source.batch(table, None, 1_000_000).await.unwrap()));
+        tables.push((
+            table.name,
+            source.batch(table, None, 1_000_000).await.unwrap(),
+        ));
     }
     source.finish().await.unwrap();
     tables
@@ -95,15 +98,27 @@ async fn sqlite_to_postgres_and_back_keeps_every_row_and_runs_twice() {
     let first = copy(&src, &pg.url, &options()).await.unwrap();
     assert_eq!(counts(&first), every_table(n, n, 0));
     let again = copy(&src, &pg.url, &options()).await.unwrap();
-    assert_eq!(counts(&again), every_table(n, 0, n), "a second run is a no-op");
+    assert_eq!(
+        counts(&again),
+        every_table(n, 0, n),
+        "a second run is a no-op"
+    );
 
     let back_reports = copy(&pg.url, &back, &options()).await.unwrap();
     assert_eq!(counts(&back_reports), every_table(n, n, 0));
 
     let original = dump(&src).await;
     assert!(original.iter().all(|(_, rows)| rows.len() == ROWS));
-    assert_eq!(dump(&pg.url).await, original, "PostgreSQL holds the same rows");
-    assert_eq!(dump(&back).await, original, "the SQLite copy of the copy is identical");
+    assert_eq!(
+        dump(&pg.url).await,
+        original,
+        "PostgreSQL holds the same rows"
+    );
+    assert_eq!(
+        dump(&back).await,
+        original,
+        "the SQLite copy of the copy is identical"
+    );
 
     // The identity sequences moved past the copied ids: a row inserted without an id gets
     // a fresh one instead of colliding.
@@ -161,7 +176,11 @@ async fn a_source_written_during_the_copy_is_copied_as_of_one_moment() {
     let raw = (&during[0], &after[0]);
     assert_eq!(raw.0.table, "raw_payloads");
     assert_eq!(raw.1.source, ROWS as u64 + written);
-    assert_eq!(raw.0.copied + raw.1.copied, raw.1.source, "the second run copied the rest");
+    assert_eq!(
+        raw.0.copied + raw.1.copied,
+        raw.1.source,
+        "the second run copied the rest"
+    );
     assert_eq!(dump(&src).await, dump(&dst).await);
 }
 
@@ -212,7 +231,11 @@ const UPDATE_THE_LIST: &str = "the copy's table list (src/cli/store_copy/tables.
 async fn the_table_list_matches_the_migrated_sqlite_schema() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir, "schema.db");
-    Destination::open_and_migrate(&url).await.unwrap().close().await;
+    Destination::open_and_migrate(&url)
+        .await
+        .unwrap()
+        .close()
+        .await;
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table'
@@ -312,7 +335,10 @@ async fn refuses_the_same_store_a_missing_source_and_unknown_urls() {
     assert!(format!("{err:#}").contains("are the same store"), "{err:#}");
     let err = copy(&a, &b, &options()).await.unwrap_err();
     assert!(format!("{err:#}").contains("opening the source"), "{err:#}");
-    assert!(!dir.path().join("a.db").exists(), "a missing source is not created");
+    assert!(
+        !dir.path().join("a.db").exists(),
+        "a missing source is not created"
+    );
     assert!(!dir.path().join("b.db").exists(), "nor the destination");
     let err = copy("mysql://x/y", &b, &options()).await.unwrap_err();
     assert!(format!("{err:#}").contains("is not a store URL"), "{err:#}");
@@ -322,7 +348,11 @@ async fn refuses_the_same_store_a_missing_source_and_unknown_urls() {
 async fn refuses_a_source_at_another_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (sqlite_url(&dir, "a.db"), sqlite_url(&dir, "b.db"));
-    Destination::open_and_migrate(&a).await.unwrap().close().await;
+    Destination::open_and_migrate(&a)
+        .await
+        .unwrap()
+        .close()
+        .await;
     let pool = sqlx::SqlitePool::connect(&a).await.unwrap();
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 300")
         .execute(&pool)
@@ -330,7 +360,10 @@ async fn refuses_a_source_at_another_schema_version() {
         .unwrap();
     pool.close().await;
     let err = copy(&a, &b, &options()).await.unwrap_err();
-    assert!(format!("{err:#}").contains("run `ringback migrate`"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("run `ringback migrate`"),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -340,5 +373,8 @@ fn passwords_are_hidden_in_messages() {
         "postgres://rb:***@db:5432/rb?sslmode=require"
     );
     assert_eq!(redact("postgres://rb@db/rb"), "postgres://rb@db/rb");
-    assert_eq!(redact("sqlite://data/ringback.db"), "sqlite://data/ringback.db");
+    assert_eq!(
+        redact("sqlite://data/ringback.db"),
+        "sqlite://data/ringback.db"
+    );
 }
