@@ -33,12 +33,12 @@ fn row(table: &Table, i: usize) -> Row {
         .columns
         .iter()
         .map(|c| {
-            let null = c.nullable && i % 5 == 0;
+            let null = c.nullable && i.is_multiple_of(5);
             match c.kind {
                 Kind::Int => Value::Int((!null).then_some((i as i64) << 40)),
                 Kind::Text => Value::Text((!null).then(|| format!("{i:05} it's “ünïcode” ✓ \\"))),
                 Kind::Blob => Value::Blob((!null).then(|| vec![0, 0xff, i as u8, b'\''])),
-                Kind::Bool => Value::Bool((!null).then_some(i % 2 == 0)),
+                Kind::Bool => Value::Bool((!null).then_some(i.is_multiple_of(2))),
             }
         })
         .collect()
