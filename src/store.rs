@@ -24,6 +24,7 @@ mod calling;
 mod cluster;
 mod contacts;
 mod events;
+pub(crate) mod health;
 mod keys;
 mod maintenance;
 mod numbers;
@@ -52,7 +53,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
-    #[error("unsupported store url '{0}': use sqlite://path/to/ringback.db")]
+    #[error(
+        "unsupported store url '{0}': use sqlite://path/to/ringback.db or postgres://user@host/database (or postgresql://)"
+    )]
     UnsupportedUrl(String),
     /// A write made under a lease that another node has taken since (see [`Fence`]).
     #[error("lease {0} is held by another node now")]
@@ -68,6 +71,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         let store = sqlite::SqliteStore::open(url).await?;
         store.migrate().await?;
         store.load_policy_index().await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Several nodes may start at once: the migrator takes an advisory lock first.
+        let store = postgres::PostgresStore::open(url).await?;
+        store.migrate().await?;
         Ok(Arc::new(store))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))

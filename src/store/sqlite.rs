@@ -64,7 +64,7 @@ impl SqliteStore {
             .max_connections(1)
             .after_connect(move |conn, _| {
                 let faults = faults.clone();
-                Box::pin(async move { faults.apply_fault(conn).await })
+                Box::pin(async move { health::apply_fault(&faults, conn).await })
             })
             .after_release(|conn, _| Box::pin(async move { Ok(health::reusable(conn)) }))
             .connect_with(opts.clone())

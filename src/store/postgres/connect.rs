@@ -22,13 +22,17 @@ const MAX_CONNECTIONS: u32 = 10;
 /// Connects once before returning, so a wrong URL, password or host fails here, at startup,
 /// and not on the first webhook.
 pub async fn pool(url: &str) -> Result<PgPool, sqlx::Error> {
+    pool_options().connect(url).await
+}
+
+/// The pool settings [`pool`] uses, for callers that add connection hooks (the store's
+/// injected write faults) before connecting.
+pub fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         // A request that cannot get a connection within this time fails (and is retried by its
         // caller) instead of queueing without bound behind a stuck database.
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
 }
 
 /// Applies every migration in `migrations/postgres` that this database has not seen.

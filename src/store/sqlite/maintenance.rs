@@ -22,7 +22,7 @@ impl MaintenanceStore for SqliteStore {
         self.health.set_fault(fault);
         // The idle connection gets it now; a replacement gets it from `after_connect`.
         let mut conn = self.write.acquire().await?;
-        self.health.apply_fault(&mut conn).await?;
+        health::apply_fault(&self.health, &mut conn).await?;
         Ok(())
     }
 }

@@ -1,0 +1,456 @@
+//! The write half of the processor and the outbox on PostgreSQL: each function applies one
+//! effect inside a transaction the caller owns, so a batch of effects commits once.
+//!
+//! Unlike SQLite's twin, the functions return their event's note instead of marking the event
+//! processed themselves: [`Finished`] writes every note of a batch in one statement. And a
+//! message's state is read with `FOR UPDATE` before it is changed, because another node (or
+//! another lane of this one) may be changing the same row; SQLite's single writer made the
+//! plain read safe.
+
+use std::collections::HashMap;
+
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{insert_message, upsert_contact_reply};
+use crate::inbound::{DeliveryStatus, InboundMessage, StatusUpdate};
+use crate::message::{MessageChange, MessageState};
+use crate::store::{AttemptOutcome, CallRecord, ClaimedSend, NewMessage, StoreError};
+use crate::time::Millis;
+
+pub(super) type Tx = Transaction<'static, Postgres>;
+
+/// The events a batch finished, with their notes: marked processed in one statement.
+#[derive(Default)]
+pub(super) struct Finished {
+    ids: Vec<i64>,
+    notes: Vec<String>,
+}
+
+impl Finished {
+    pub(super) fn push(&mut self, event_id: i64, note: impl Into<String>) {
+        self.ids.push(event_id);
+        self.notes.push(note.into());
+    }
+
+    pub(super) async fn write(self, tx: &mut Tx) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE inbound_events e SET processed_at = $1, note = f.note
+             FROM UNNEST($2::bigint[], $3::text[]) AS f(id, note) WHERE e.id = f.id",
+        )
+        .bind(crate::time::now_ms())
+        .bind(&self.ids)
+        .bind(&self.notes)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A user's message: stored, and it opens their window. Returns the event's note.
+pub(super) async fn record_inbound_message(
+    tx: &mut Tx,
+    event_id: i64,
+    m: &InboundMessage,
+    note: Option<&str>,
+) -> Result<String, StoreError> {
+    sqlx::query(
+        "INSERT INTO inbound_messages (wamid, sender_id, from_wa_id, from_user_id, message_type, text,
+             context_id, unknown_type, sent_at, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (wamid) DO NOTHING",
+    )
+    .bind(&m.wamid)
+    .bind(&m.phone_number_id)
+    .bind(&m.from_wa_id)
+    .bind(&m.from_user_id)
+    .bind(&m.message_type)
+    .bind(&m.text)
+    .bind(&m.context_id)
+    .bind(m.unknown_type)
+    .bind(m.timestamp)
+    .bind(event_id)
+    .execute(&mut **tx)
+    .await?;
+    // Contacts are keyed by wa_id, or by business-scoped user id for username users who have
+    // none (2026): the same key the consent ledger uses.
+    if let Some(wa_id) =
+        &crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref())
+    {
+        // A click-to-WhatsApp referral starts the free entry point cycle again: folded into
+        // the same upsert ($5), where SQLite runs a second UPDATE.
+        sqlx::query(
+            "INSERT INTO contacts (sender_id, wa_id, name, last_inbound_at, referral_at)
+             VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN $4 END)
+             ON CONFLICT (sender_id, wa_id) DO UPDATE SET
+                 name = COALESCE(excluded.name, contacts.name),
+                 last_inbound_at = GREATEST(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at),
+                 referral_at = CASE WHEN $5 THEN excluded.referral_at ELSE contacts.referral_at END,
+                 free_until = CASE WHEN $5 THEN NULL ELSE contacts.free_until END",
+        )
+        .bind(&m.phone_number_id)
+        .bind(wa_id)
+        .bind(&m.profile_name)
+        .bind(m.timestamp)
+        .bind(m.payload.get("referral").is_some())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(match note {
+        Some(n) => n,
+        None if m.unknown_type => "message type unknown to Ringback; kept raw",
+        None => "recorded",
+    }
+    .to_string())
+}
+
+/// A status webhook applied to the message it names. Returns the event's note.
+pub(super) async fn record_status(tx: &mut Tx, s: &StatusUpdate) -> Result<String, StoreError> {
+    // Ringback puts its message id in biz_opaque_callback_data, so a status can be matched
+    // even when it overtakes the HTTP response that carries the wamid. Locked: a lane may be
+    // recording this message's attempt at the same time.
+    let row = sqlx::query(
+        "SELECT id, state, wamid FROM messages WHERE id = $1 OR wamid = $2 LIMIT 1 FOR UPDATE",
+    )
+    .bind(s.biz_opaque_callback_data.as_deref().unwrap_or(""))
+    .bind(&s.wamid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let first_error = s.errors.first();
+    let detail = first_error.map(|e| {
+        format!(
+            "({}) {}{}",
+            e.code,
+            e.title.clone().unwrap_or_default(),
+            e.details
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        )
+    });
+    let message_id: Option<String> = match &row {
+        Some(r) => Some(r.try_get("id")?),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status) DO NOTHING",
+    )
+    .bind(&s.wamid)
+    .bind(s.status.as_str())
+    .bind(&message_id)
+    .bind(s.timestamp)
+    .bind(first_error.map(|e| e.code))
+    .bind(&detail)
+    .execute(&mut **tx)
+    .await?;
+    let Some(r) = &row else {
+        return Ok("status for a message this store did not send".to_string());
+    };
+    let current = MessageState::parse(&r.try_get::<String, _>("state")?);
+    let next = current.after_status(s.status);
+    let failed = s.status == DeliveryStatus::Failed && next == MessageState::Failed;
+    sqlx::query(
+        "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
+             error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
+             last_error = CASE WHEN $4 THEN $6 ELSE last_error END
+         WHERE id = $7",
+    )
+    .bind(next.as_str())
+    .bind(&s.wamid)
+    .bind(crate::time::now_ms())
+    .bind(failed)
+    .bind(first_error.map(|e| e.code))
+    .bind(&detail)
+    .bind(message_id.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    Ok(format!("{} -> {}", current.as_str(), next.as_str()))
+}
+
+/// A call decision and its reply, if any. Returns the event's note.
+pub(super) async fn record_call(
+    tx: &mut Tx,
+    c: &CallRecord,
+    reply: Option<&NewMessage>,
+) -> Result<String, StoreError> {
+    sqlx::query(
+        "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
+             ring_seconds, missed, decision, reason, message_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (source, provider_call_id) DO UPDATE SET
+             outcome = excluded.outcome, ring_seconds = COALESCE(excluded.ring_seconds, calls.ring_seconds),
+             missed = excluded.missed, decision = excluded.decision, reason = excluded.reason,
+             message_id = COALESCE(excluded.message_id, calls.message_id),
+             sender_id = COALESCE(excluded.sender_id, calls.sender_id),
+             caller_e164 = COALESCE(excluded.caller_e164, calls.caller_e164)",
+    )
+    .bind(&c.source)
+    .bind(&c.provider_call_id)
+    .bind(&c.sender_id)
+    .bind(&c.caller_raw)
+    .bind(&c.caller_e164)
+    .bind(&c.callee_raw)
+    .bind(&c.outcome)
+    .bind(c.ring_seconds.map(i64::from))
+    .bind(c.missed)
+    .bind(&c.decision)
+    .bind(&c.reason)
+    .bind(&c.message_id)
+    .bind(c.occurred_at)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(m) = reply {
+        insert_message(tx, m).await?;
+        let wa_id = m.to.trim_start_matches('+');
+        upsert_contact_reply(tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
+    }
+    if c.source == "whatsapp" {
+        // A WhatsApp call opens the caller's 24-hour window like a message does.
+        if let Some(wa_id) = c.caller_e164.as_deref().map(|e| e.trim_start_matches('+')) {
+            sqlx::query(
+                "INSERT INTO contacts (sender_id, wa_id, last_inbound_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (sender_id, wa_id) DO UPDATE SET
+                     last_inbound_at = GREATEST(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
+            )
+            .bind(c.sender_id.as_deref().unwrap_or_default())
+            .bind(wa_id)
+            .bind(c.occurred_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(format!("call {}: {}", c.decision, c.reason))
+}
+
+/// Locks the messages of a batch of attempts, in id order (so two batches that share messages
+/// cannot deadlock), and returns the state of those the attempt's node may still move:
+/// fenced, so a node whose lease on a send lapsed, and was taken over, records its attempt as
+/// history but no longer moves the message.
+pub(super) async fn lock_for_attempts(
+    tx: &mut Tx,
+    sends: &[&ClaimedSend],
+) -> Result<HashMap<String, MessageState>, StoreError> {
+    let ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
+    let owners: Vec<&str> = sends.iter().map(|s| s.claimed_by.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT m.id, m.state FROM messages m
+         JOIN UNNEST($1::text[], $2::text[]) AS s(id, owner) ON m.id = s.id
+         WHERE m.lease_owner IS NULL OR m.lease_owner = s.owner
+         ORDER BY m.id FOR UPDATE OF m",
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                MessageState::parse(&r.try_get::<String, _>("state")?),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Records how one attempt ended; moves its message when `current` (from
+/// [`lock_for_attempts`]) says this node may.
+pub(super) async fn record_attempt(
+    tx: &mut Tx,
+    s: &ClaimedSend,
+    outcome: &AttemptOutcome,
+    current: Option<MessageState>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    if let Some((label, code, detail)) = outcome.attempt_record() {
+        sqlx::query(
+            "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
+             WHERE message_id = $5 AND attempt_no = $6",
+        )
+        .bind(now)
+        .bind(label)
+        .bind(code)
+        .bind(detail)
+        .bind(&s.message_id)
+        .bind(i64::from(s.attempt_no))
+        .execute(&mut **tx)
+        .await?;
+    }
+    let Some(current) = current else {
+        return Ok(());
+    };
+    match current.after_attempt(outcome) {
+        MessageChange::Accepted { state, wamid } => {
+            sqlx::query(
+                "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(state.as_str())
+            .bind(&wamid)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+            // Statuses that overtook the response were stored by wamid alone; link them.
+            sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
+                .bind(&s.message_id)
+                .bind(&wamid)
+                .execute(&mut **tx)
+                .await?;
+        }
+        MessageChange::Requeued { at, code, detail } => {
+            sqlx::query(
+                "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
+                     updated_at = $4 WHERE id = $5",
+            )
+            .bind(at)
+            .bind(code)
+            .bind(detail)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        MessageChange::Failed { code, detail } => {
+            sqlx::query(
+                "UPDATE messages SET state = 'failed', error_code = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(code)
+            .bind(detail)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        MessageChange::Deferred { at, reason } => defer(tx, s, at, &reason, now).await?,
+        MessageChange::None => {}
+    }
+    Ok(())
+}
+
+/// Undoes a claim that pacing held back: no attempt was made, so none is recorded.
+async fn defer(
+    tx: &mut Tx,
+    s: &ClaimedSend,
+    at: Millis,
+    reason: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM attempts WHERE message_id = $1 AND attempt_no = $2 AND outcome IN ('claimed', 'in_flight')",
+    )
+    .bind(&s.message_id)
+    .bind(i64::from(s.attempt_no))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE messages SET state = 'queued', attempts = attempts - 1, next_attempt_at = $1, last_error = $2, updated_at = $3
+         WHERE id = $4 AND state = 'sending'",
+    )
+    .bind(at)
+    .bind(reason)
+    .bind(now)
+    .bind(&s.message_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records an announcement about a number and applies it to the number's state. Returns the
+/// event's note.
+pub(super) async fn number_update(
+    tx: &mut Tx,
+    u: &crate::store::NumberUpdate,
+) -> Result<String, StoreError> {
+    let now = crate::time::now_ms();
+    let targets: Vec<String> = u.phone_number_id.iter().cloned().collect();
+    for id in &targets {
+        sqlx::query(
+            "INSERT INTO numbers (phone_number_id, throughput, quality_rating, messaging_tier, status, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (phone_number_id) DO UPDATE SET
+                 throughput = COALESCE(excluded.throughput, numbers.throughput),
+                 quality_rating = COALESCE(excluded.quality_rating, numbers.quality_rating),
+                 messaging_tier = COALESCE(excluded.messaging_tier, numbers.messaging_tier),
+                 status = COALESCE(excluded.status, numbers.status),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(u.throughput.map(i64::from))
+        .bind(&u.quality_rating)
+        .bind(&u.messaging_tier)
+        .bind(&u.status)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("INSERT INTO number_events (phone_number_id, field, event, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&u.phone_number_id)
+        .bind(&u.field)
+        .bind(&u.event)
+        .bind(u.detail.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(format!(
+        "{} {}: applied to {}",
+        u.field,
+        u.event.as_deref().unwrap_or(""),
+        targets.join(", ")
+    ))
+}
+
+/// A template's status as Meta announced it. Returns the event's note.
+pub(super) async fn template_status(
+    tx: &mut Tx,
+    name: &str,
+    language: &str,
+    status: &str,
+) -> Result<String, StoreError> {
+    let n = sqlx::query(
+        "UPDATE templates SET status = $1, updated_at = $2 WHERE name = $3 AND language = $4",
+    )
+    .bind(status)
+    .bind(crate::time::now_ms())
+    .bind(name)
+    .bind(language)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(if n > 0 {
+        format!("template {name} ({language}) is now {status}")
+    } else {
+        format!("template {name} ({language}) is not synced yet; status {status} noted")
+    })
+}
+
+/// Appends a consent record and makes it the person's current state for its category.
+pub(super) async fn record_consent(
+    tx: &mut Tx,
+    r: &crate::consent::Record,
+) -> Result<(), StoreError> {
+    // One statement: the ledger row's id feeds the state upsert through a CTE.
+    sqlx::query(
+        "WITH rec AS (
+             INSERT INTO consent_records (sender_id, subject, wa_id, user_id, category, action, source, evidence, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+         )
+         INSERT INTO consent_state (sender_id, subject, category, action, record_id, at)
+         SELECT $1, $2, $5, $6, rec.id, $9 FROM rec
+         ON CONFLICT (sender_id, subject, category) DO UPDATE SET action = excluded.action, record_id = excluded.record_id, at = excluded.at
+         WHERE excluded.at >= consent_state.at",
+    )
+    .bind(&r.sender_id)
+    .bind(&r.subject)
+    .bind(&r.wa_id)
+    .bind(&r.user_id)
+    .bind(r.category.as_str())
+    .bind(r.action.as_str())
+    .bind(&r.source)
+    .bind(&r.evidence)
+    .bind(r.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
