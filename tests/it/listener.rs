@@ -152,15 +152,15 @@ async fn the_verify_token_of_metas_handshake_is_not_logged_at_debug() {
         .spawn()
         .expect("the ringback binary starts");
     // The banner's first line says where it listens.
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::io::BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .expect("the server printed its banner within 30 s")
-    .unwrap()
-    .unwrap_or_default();
+    // Held open until the child is killed: the banner is more than one write, and a pipe
+    // closed after its first line fails the next write, which kills the server (Rust's
+    // `println!` panics on EPIPE).
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("the server printed its banner within 30 s")
+        .unwrap()
+        .unwrap_or_default();
     let base = first
         .strip_prefix("Ringback is listening on ")
         .unwrap_or_else(|| panic!("unexpected banner: {first}"))
@@ -179,6 +179,7 @@ async fn the_verify_token_of_metas_handshake_is_not_logged_at_debug() {
     })
     .await;
     let _ = child.kill().await;
+    drop(stdout);
     assert!(
         logs.contains("hub.verify_token=REDACTED"),
         "the request was logged, redacted: {logs}"
