@@ -4,10 +4,16 @@
 //! queued up meanwhile (up to [`MAX_BATCH`]), commits it in a single transaction, then answers
 //! every waiting handler. The provider's acknowledgement is sent only after that commit, so an
 //! acknowledged webhook is never lost, and one fsync is shared by many requests.
+//!
+//! SQLite has one writer, so one writer task. PostgreSQL commits concurrent transactions in
+//! parallel, so the store asks for several ([`crate::store::EventStore::ingest_writers`]): while
+//! one batch waits for its fsync the next is already being written. Causal order is kept: two
+//! requests in different batches were in flight at the same time (neither was acknowledged
+//! before the other was sent), so either order is one their sender allowed.
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use crate::inbound::IngestRequest;
 use crate::store::{IngestCounts, Store, StoreError};
@@ -31,7 +37,10 @@ impl Ingestor {
     /// new, so the event processor wakes at once.
     pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
-        tokio::spawn(writer(store, rx, committed));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..store.ingest_writers().max(1) {
+            tokio::spawn(writer(store.clone(), rx.clone(), committed.clone()));
+        }
         Self { tx }
     }
 
@@ -44,9 +53,15 @@ impl Ingestor {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+async fn writer(
+    store: Arc<dyn Store>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    committed: Arc<Notify>,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    // The receiver is held only while taking a batch, so another writer takes the next one
+    // while this one commits.
+    while rx.lock().await.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (requests, waiters): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
         let started = std::time::Instant::now();
         match store.ingest(&requests).await {

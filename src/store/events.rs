@@ -98,6 +98,11 @@ pub enum Effect {
 pub trait EventStore: Send + Sync {
     /// Commits accepted webhook requests in one transaction; redeliveries are counted, not stored twice.
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError>;
+    /// How many ingest transactions may run at once (the ingestor's writer tasks): 1 where
+    /// writes are serialised anyway (SQLite).
+    fn ingest_writers(&self) -> usize {
+        1
+    }
     /// Unprocessed events in arrival order, dead-lettered ones left out. When the first of
     /// them cannot be read this fails with [`StoreError::CorruptEvent`]; an unreadable event
     /// later in the batch ends the batch just before it.
