@@ -58,16 +58,15 @@ async fn rows(app: &TestApp, call_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Flagged inbound events, read straight from the store's SQLite file.
+/// Flagged inbound events, read straight from the test app's store.
 async fn flagged(app: &TestApp) -> Vec<(String, String)> {
-    let url = format!("sqlite://{}", app.dir.path().join("ringback.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let rows: Vec<(String, String)> =
+    let db = Db::open(&app.settings.store_url).await;
+    let rows: Vec<(String, String)> = on_db!(&db, pool =>
         sqlx::query_as("SELECT source, event_json FROM inbound_events WHERE kind = 'flagged'")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
-            .unwrap();
-    pool.close().await;
+            .unwrap());
+    db.close().await;
     rows
 }
 

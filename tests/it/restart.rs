@@ -25,12 +25,19 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(args: &[&str], config: &std::path::Path, log: &std::path::Path) -> Proc {
+/// Runs `ringback` with `args`, its settings from the file `config` and `env` on top.
+fn spawn(
+    args: &[&str],
+    config: &std::path::Path,
+    env: &[(String, String)],
+    log: &std::path::Path,
+) -> Proc {
     let log = std::fs::File::create(log).unwrap();
     Proc(
         Command::new(env!("CARGO_BIN_EXE_ringback"))
             .args(args)
             .env("RINGBACK_CONFIG", config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -52,14 +59,14 @@ async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (sb_port, port) = (free_port(), free_port());
     let config = dir.path().join("ringback.toml");
+    // The store comes from the environment: the backend under test, in `dir`.
+    let store = store_env(dir.path()).await;
     std::fs::write(
         &config,
         format!(
             r#"
 [server]
 listen = "127.0.0.1:{port}"
-[store]
-url = "sqlite://{db}"
 [whatsapp]
 api_base = "http://127.0.0.1:{sb_port}"
 app_secret = "{APP_SECRET}"
@@ -71,8 +78,7 @@ retry_delays_ms = [100]
 uncertain_resend_after_seconds = 5
 [sandbox]
 status_delay_ms = 20
-"#,
-            db = dir.path().join("ringback.db").display()
+"#
         ),
     )
     .unwrap();
@@ -84,6 +90,7 @@ status_delay_ms = 20
     let _sandbox = spawn(
         &["sandbox", "--listen", &sb_listen, "--webhook-url", &webhook],
         &config,
+        &store,
         &dir.path().join("sandbox.log"),
     );
     wait_http(&http, &format!("{sandbox}/are-you-ok")).await;
@@ -96,7 +103,7 @@ status_delay_ms = 20
         .unwrap();
     assert!(slow.status().is_success());
 
-    let server = spawn(&["serve"], &config, &dir.path().join("serve1.log"));
+    let server = spawn(&["serve"], &config, &store, &dir.path().join("serve1.log"));
     wait_http(&http, &format!("{base}/healthz")).await;
     let post_call = |i: usize| {
         let (http, base) = (http.clone(), base.clone());
@@ -136,7 +143,7 @@ status_delay_ms = 20
         .send()
         .await
         .unwrap();
-    let _server = spawn(&["serve"], &config, &dir.path().join("serve2.log"));
+    let _server = spawn(&["serve"], &config, &store, &dir.path().join("serve2.log"));
     wait_http(&http, &format!("{base}/healthz")).await;
     for i in 8..10 {
         post_call(i).await;

@@ -33,7 +33,8 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringback"));
     cmd.arg("serve")
         .env_remove("RINGBACK_CONFIG")
-        .envs(base_env(dir))
+        .envs(base_env())
+        .envs(store_env(dir).await)
         .env("RINGBACK_SERVER__LISTEN", "127.0.0.1:0")
         .env("RINGBACK_SANDBOX__LISTEN", "127.0.0.1:0")
         .env("RINGBACK_LOG__FORMAT", "json")

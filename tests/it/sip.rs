@@ -146,17 +146,16 @@ async fn sip_calls(app: &TestApp, n: usize) -> Vec<Value> {
     .await
 }
 
-/// Flagged SIP input stored (read from the SQLite file the test app uses).
+/// Flagged SIP input stored (read from the test app's store).
 async fn flagged_sip(app: &TestApp) -> i64 {
-    let url = format!("sqlite://{}", app.dir.path().join("ringback.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let n: (i64,) = sqlx::query_as(
+    let db = Db::open(&app.settings.store_url).await;
+    let n: (i64,) = on_db!(&db, pool => sqlx::query_as(
         "SELECT count(*) FROM inbound_events WHERE source = 'sip' AND kind = 'flagged'",
     )
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
-    .unwrap();
-    pool.close().await;
+    .unwrap());
+    db.close().await;
     n.0
 }
 
@@ -380,8 +379,7 @@ async fn malformed_input_is_flagged_and_the_server_stays_healthy() {
 
 #[tokio::test]
 async fn a_2xx_final_response_is_refused_at_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = base_env(dir.path());
+    let mut env = base_env();
     env.push(("RINGBACK_SIP__FINAL_RESPONSE".into(), "200".into()));
     let err = ringback::config::Config::load_with_env(None, env)
         .unwrap()
@@ -392,9 +390,8 @@ async fn a_2xx_final_response_is_refused_at_startup() {
 
 #[test]
 fn an_exposed_sip_number_without_accept_from_is_refused_at_startup() {
-    let dir = tempfile::tempdir().unwrap();
     let build = |extra: &[(&str, &str)]| {
-        let mut env = base_env(dir.path());
+        let mut env = base_env();
         env.push(("RINGBACK_SIP__ENABLED".into(), "true".into()));
         env.push(("RINGBACK_SIP__LISTEN_UDP".into(), "0.0.0.0:0".into()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

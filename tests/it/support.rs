@@ -1,7 +1,13 @@
-//! Test harness: a real server on `127.0.0.1:0` with its own SQLite file and the embedded
+//! Test harness: a real server on `127.0.0.1:0` with a store of its own and the embedded
 //! sandbox, plus typed helpers that speak each provider's wire format.
+//!
+//! The store is the backend `RINGBACK_TEST_STORE` names (see [`backend`]): the whole suite runs
+//! once per backend, unchanged, and only the few tests about SQLite itself step aside on
+//! PostgreSQL ([`sqlite_only`]).
 
 use std::future::Future;
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ringback::app::Running;
@@ -25,13 +31,10 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
 }
 
-/// Environment-style overrides every test app gets.
-pub fn base_env(dir: &std::path::Path) -> Vec<(String, String)> {
+/// Environment-style overrides every test app gets, except its store: that is
+/// [`store_env`], which may have to create a PostgreSQL schema first.
+pub fn base_env() -> Vec<(String, String)> {
     [
-        (
-            "RINGBACK_STORE__URL",
-            format!("sqlite://{}", dir.join("ringback.db").display()),
-        ),
         ("RINGBACK_CALLS__SECRET", CALLS_SECRET.into()),
         ("RINGBACK_WHATSAPP__APP_SECRET", APP_SECRET.into()),
         ("RINGBACK_WHATSAPP__VERIFY_TOKEN", "test-verify".into()),
@@ -45,6 +48,158 @@ pub fn base_env(dir: &std::path::Path) -> Vec<(String, String)> {
     .collect()
 }
 
+/// The store backend the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend `RINGBACK_TEST_STORE` names: `sqlite` (the default, a file per test app) or
+/// `postgres` (a schema per test app on the server at `RINGBACK_TEST_POSTGRES_URL`).
+pub fn backend() -> Backend {
+    match std::env::var("RINGBACK_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("RINGBACK_TEST_STORE is '{other}': use sqlite or postgres"),
+    }
+}
+
+/// The database a PostgreSQL run uses. `scripts/test-postgres-db` creates a fresh one per run
+/// and passes it here; every test app gets a schema of its own in it.
+const POSTGRES_ENV: &str = "RINGBACK_TEST_POSTGRES_URL";
+const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where the schema of the store in a directory is remembered (see [`store_url`]).
+const SCHEMA_FILE: &str = "postgres-schema";
+
+/// The URL of the store that lives in `dir`, as `RINGBACK_STORE__URL` takes it.
+///
+/// On SQLite, the file `dir/ringback.db`. On PostgreSQL, a schema of its own
+/// (`t_<uuid>`), created on the first call and remembered in `dir`, so that a test that
+/// restarts its app on the same directory finds its data again, as it would in the file.
+pub async fn store_url(dir: &Path) -> String {
+    match backend() {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("ringback.db").display()),
+        Backend::Postgres => {
+            let server = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| POSTGRES_DEFAULT.into());
+            let marker = dir.join(SCHEMA_FILE);
+            let schema = match std::fs::read_to_string(&marker) {
+                Ok(schema) => schema,
+                Err(_) => {
+                    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+                    create_schema(&server, &schema).await;
+                    std::fs::write(&marker, &schema).expect("the schema name is written");
+                    schema
+                }
+            };
+            schema_url(&server, &schema)
+        }
+    }
+}
+
+/// `RINGBACK_STORE__…` overrides for an app whose store lives in `dir`: its URL and, on
+/// PostgreSQL, the call spool. The spool sits next to a SQLite file by default; without one it
+/// would be `ringback-calls.spool` in the working directory, one file for every test app.
+pub async fn store_env(dir: &Path) -> Vec<(String, String)> {
+    let mut env = vec![("RINGBACK_STORE__URL".to_string(), store_url(dir).await)];
+    if backend() == Backend::Postgres {
+        let spool = dir.join("calls.spool").display().to_string();
+        env.push(("RINGBACK_STORE__CALL_SPOOL".to_string(), spool));
+    }
+    env
+}
+
+async fn create_schema(server: &str, schema: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL did not answer at {server} ({e}). RINGBACK_TEST_STORE=postgres runs \
+                 the suite on the database in {POSTGRES_ENV} (default {POSTGRES_DEFAULT}): \
+                 start PostgreSQL, or run through scripts/test-postgres-db, which checks it and \
+                 makes a fresh database."
+            )
+        });
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create schema {schema} through {server}: {e}"));
+    conn.close().await.ok();
+}
+
+/// `server` with every connection's `search_path` set to `schema`, in the form sqlx's
+/// `PgConnectOptions` reads from a URL: `options=-c search_path=…`, percent-encoded, appended
+/// to whatever options the URL has.
+fn schema_url(server: &str, schema: &str) -> String {
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// For a test about SQLite itself (its file, its error codes): on PostgreSQL it says so and
+/// returns `true`, and the test returns at once; on SQLite it returns `false`.
+///
+/// The line goes to the real stderr (not `eprintln!`, which libtest captures and shows only
+/// for failures), so every run's log names each test that did not run and why.
+pub fn sqlite_only(why: &str) -> bool {
+    if backend() == Backend::Sqlite {
+        return false;
+    }
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: does not apply to PostgreSQL ({why}); not run"
+    );
+    true
+}
+
+/// The test app's database, opened beside the app: for what has no API (an event's note, a
+/// flagged event) and for the few tests that break the store on purpose. Queries go through
+/// [`on_db!`], so each is written once and compiled for both backends.
+pub enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    /// Opens `store_url` (the app's `settings.store_url`, or [`store_url`]).
+    pub async fn open(store_url: &str) -> Self {
+        let fail = |e: sqlx::Error| -> ! { panic!("the test store {store_url} opens: {e}") };
+        if store_url.starts_with("sqlite:") {
+            Db::Sqlite(
+                sqlx::SqlitePool::connect(store_url)
+                    .await
+                    .unwrap_or_else(|e| fail(e)),
+            )
+        } else {
+            Db::Postgres(
+                sqlx::PgPool::connect(store_url)
+                    .await
+                    .unwrap_or_else(|e| fail(e)),
+            )
+        }
+    }
+
+    pub async fn close(self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
+
+/// `on_db!(db, pool => body)`: `body` with `pool` bound to the pool of `db`, whichever backend it
+/// is. The body is compiled once per backend, so one query text serves both (`$N` placeholders
+/// read the same in each).
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::support::Db::Sqlite($pool) => $body,
+            $crate::support::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -52,7 +207,8 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server with extra `RINGBACK_…` overrides.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut env = base_env(dir.path());
+    let mut env = base_env();
+    env.extend(store_env(dir.path()).await);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Config::load_with_env(None, env)
         .expect("config loads")
@@ -280,20 +436,22 @@ impl TestApp {
     /// The note of the processed inbound event whose stored JSON contains `needle`, or `None`
     /// while no such event is processed. Read from the database: notes have no API.
     pub async fn event_note(&self, needle: &str) -> Option<String> {
-        use sqlx::Connection;
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(self.dir.path().join("ringback.db"))
-            .read_only(true);
-        let mut db = sqlx::SqliteConnection::connect_with(&options)
+        // The same substring test; SQLite calls it instr, PostgreSQL strpos.
+        let sql = match backend() {
+            Backend::Sqlite => {
+                "SELECT note FROM inbound_events WHERE processed_at IS NOT NULL AND instr(event_json, $1) > 0"
+            }
+            Backend::Postgres => {
+                "SELECT note FROM inbound_events WHERE processed_at IS NOT NULL AND strpos(event_json, $1) > 0"
+            }
+        };
+        let db = Db::open(&self.settings.store_url).await;
+        let note: Option<Option<String>> = on_db!(&db, pool => sqlx::query_scalar(sql)
+            .bind(needle)
+            .fetch_optional(pool)
             .await
-            .expect("the test database opens");
-        let note: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT note FROM inbound_events WHERE processed_at IS NOT NULL AND instr(event_json, $1) > 0",
-        )
-        .bind(needle)
-        .fetch_optional(&mut db)
-        .await
-        .expect("inbound_events is readable");
+            .expect("inbound_events is readable"));
+        db.close().await;
         note.flatten()
     }
 
@@ -408,5 +566,19 @@ fn the_node_label_is_dropped_wherever_it_stands() {
         ("a 1", "a 1"),
     ] {
         assert_eq!(without_node_label(line), want);
+    }
+}
+
+#[test]
+fn the_schema_reaches_postgres_as_the_search_path() {
+    for server in ["postgres://u@h/db", "postgres://u@h/db?sslmode=disable"] {
+        let url = schema_url(server, "t_0123");
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the URL parses");
+        assert_eq!(
+            options.get_options(),
+            Some("-c search_path=t_0123"),
+            "{url}"
+        );
+        assert_eq!(options.get_database(), Some("db"), "{url}");
     }
 }

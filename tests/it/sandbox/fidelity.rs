@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{env, env_with, template, text, wamid};
-use crate::support::{PNID, eventually, spawn_app};
+use crate::support::{Db, PNID, eventually, on_db, spawn_app};
 
 /// The keys of Meta's example message objects (the Cloud API OpenAPI description's webhook
 /// examples), minus `id`/`from`/`timestamp`, which every message has.
@@ -247,15 +247,14 @@ async fn ringback_reads_a_sandbox_tap_on_call_me_back_as_an_interactive_reply() 
     let app = spawn_app().await;
     let user = "919876500777";
     app.user_writes(&format!("+{user}"), "hello").await;
-    let db = format!("sqlite://{}", app.dir.path().join("ringback.db").display());
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let db = Db::open(&app.settings.store_url).await;
     // The user's message is stored (their window is open) before the call, so the reply is
     // free-form text with buttons.
     eventually(|| async {
-        let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbound_messages")
-            .fetch_one(&pool)
+        let n: (i64,) = on_db!(&db, pool => sqlx::query_as("SELECT COUNT(*) FROM inbound_messages")
+            .fetch_one(pool)
             .await
-            .unwrap();
+            .unwrap());
         (n.0 >= 1).then_some(())
     })
     .await;
@@ -285,16 +284,16 @@ async fn ringback_reads_a_sandbox_tap_on_call_me_back_as_an_interactive_reply() 
     assert_eq!(r.status(), 200);
     let tap: Value = r.json().await.unwrap();
     let row: (String, Option<String>, Option<String>, bool, String) = eventually(|| async {
-        sqlx::query_as(
+        on_db!(&db, pool => sqlx::query_as(
             "SELECT message_type, text, context_id, unknown_type, sender_id FROM inbound_messages WHERE wamid = $1",
         )
         .bind(tap["wamid"].as_str().unwrap())
-        .fetch_optional(&pool)
+        .fetch_optional(pool)
         .await
-        .unwrap()
+        .unwrap())
     })
     .await;
-    pool.close().await;
+    db.close().await;
     assert_eq!(
         row,
         (

@@ -1,32 +1,43 @@
 //! A SIP call that ends while the store is failing is spooled to disk (fsynced) and stored
 //! when the store answers again, or at the next start. The store is made to fail for
-//! real: a trigger on the SQLite file aborts every telephony ingest, as a failing disk
+//! real: a trigger in the database aborts every telephony ingest, as a failing disk
 //! would, and dropping it mends the store.
 
 use super::*;
 
-/// A pool on the test app's SQLite file, for breaking and mending it.
-pub(crate) async fn admin(dir: &std::path::Path) -> sqlx::SqlitePool {
-    let url = format!("sqlite://{}", dir.join("ringback.db").display());
-    sqlx::SqlitePool::connect(&url).await.unwrap()
+/// Makes every telephony ingest into the store at `db` fail, until [`mend_store`].
+pub(crate) async fn break_store(db: &Db) {
+    let statements: &[&str] = match db {
+        Db::Sqlite(_) => &["CREATE TRIGGER fail_calls BEFORE INSERT ON raw_payloads \
+             WHEN NEW.source IN ('sip', 'asterisk', 'freeswitch') BEGIN \
+             SELECT RAISE(ABORT, 'store unavailable (test)'); END"],
+        Db::Postgres(_) => &[
+            "CREATE FUNCTION fail_calls() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'store unavailable (test)'; END $$",
+            "CREATE TRIGGER fail_calls BEFORE INSERT ON raw_payloads FOR EACH ROW \
+             WHEN (NEW.source IN ('sip', 'asterisk', 'freeswitch')) EXECUTE FUNCTION fail_calls()",
+        ],
+    };
+    for sql in statements {
+        on_db!(db, pool => {
+            sqlx::query(*sql).execute(pool).await.unwrap();
+        });
+    }
 }
 
-pub(crate) async fn break_store(pool: &sqlx::SqlitePool) {
-    sqlx::query(
-        "CREATE TRIGGER fail_calls BEFORE INSERT ON raw_payloads \
-         WHEN NEW.source IN ('sip', 'asterisk', 'freeswitch') BEGIN \
-         SELECT RAISE(ABORT, 'store unavailable (test)'); END",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
-pub(crate) async fn mend_store(pool: &sqlx::SqlitePool) {
-    sqlx::query("DROP TRIGGER fail_calls")
-        .execute(pool)
-        .await
-        .unwrap();
+pub(crate) async fn mend_store(db: &Db) {
+    let statements: &[&str] = match db {
+        Db::Sqlite(_) => &["DROP TRIGGER fail_calls"],
+        Db::Postgres(_) => &[
+            "DROP TRIGGER fail_calls ON raw_payloads",
+            "DROP FUNCTION fail_calls()",
+        ],
+    };
+    for sql in statements {
+        on_db!(db, pool => {
+            sqlx::query(*sql).execute(pool).await.unwrap();
+        });
+    }
 }
 
 /// Calls waiting in the spool (both the append file and one being replayed).
@@ -55,18 +66,20 @@ async fn canceled_call(app: &TestApp, call_id: &str) {
 #[tokio::test]
 async fn calls_are_spooled_while_the_store_fails_and_stored_when_it_returns() {
     let app = sip_app(&[]).await;
-    assert_eq!(
-        app.settings.call_spool,
-        app.dir.path().join("ringback.db.call-spool"),
-        "next to the database by default"
-    );
-    let pool = admin(app.dir.path()).await;
-    break_store(&pool).await;
+    if backend() == Backend::Sqlite {
+        assert_eq!(
+            app.settings.call_spool,
+            app.dir.path().join("ringback.db.call-spool"),
+            "next to the database by default"
+        );
+    }
+    let db = Db::open(&app.settings.store_url).await;
+    break_store(&db).await;
     canceled_call(&app, "spooled-1").await;
     canceled_call(&app, "spooled-2").await;
     eventually(|| async { (spooled(&app.settings) == 2).then_some(()) }).await;
     assert!(app.calls().await.is_empty());
-    mend_store(&pool).await;
+    mend_store(&db).await;
     let calls = sip_calls(&app, 2).await;
     let decision = |id: &str| {
         let call = calls.iter().find(|c| c["provider_call_id"] == id);
@@ -94,13 +107,13 @@ async fn calls_are_spooled_while_the_store_fails_and_stored_when_it_returns() {
 #[tokio::test]
 async fn calls_spooled_before_a_restart_are_stored_at_the_next_start() {
     let mut app = sip_app(&[]).await;
-    let pool = admin(app.dir.path()).await;
-    break_store(&pool).await;
+    let db = Db::open(&app.settings.store_url).await;
+    break_store(&db).await;
     canceled_call(&app, "before-restart").await;
     eventually(|| async { (spooled(&app.settings) == 1).then_some(()) }).await;
     app.stop().await;
-    mend_store(&pool).await;
-    pool.close().await;
+    mend_store(&db).await;
+    db.close().await;
     let TestApp { settings, dir, .. } = app;
     let app = start(settings, dir).await;
     let calls = sip_calls(&app, 1).await;
