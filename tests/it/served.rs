@@ -88,7 +88,7 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
 impl Served {
     /// What the process logged so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     /// The last `n` lines it logged, for failure messages.
@@ -158,6 +158,12 @@ impl Served {
     }
 }
 
+/// A log file as written so far. Lossy: the process may be midway through a multi-byte
+/// character (a reading while it writes), which must not make the whole log vanish.
+fn read_log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -189,7 +195,7 @@ impl Drop for Proc {
 impl Proc {
     /// The last `n` lines of its stderr, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), n)
+        tail(&read_log(&self.log), n)
     }
 }
 
