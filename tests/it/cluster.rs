@@ -572,18 +572,35 @@ async fn pacing_is_one_budget_across_three_nodes() {
     let (_, wrong) = per_recipient(&sent, CALLS);
     assert!(wrong.is_empty(), "one reply per caller: {wrong:?}");
 
-    // The 10 s in the middle of the run: the queue is full there, so only pacing limits.
+    // Arrival times at the sandbox. The middle 10 s of the run (the queue is full there) are
+    // reported; the assertion is on every 10 s window: none holds more than one budget (three
+    // nodes do not send 80/s each), and the busiest holds all of it (the budget is not split
+    // between nodes). On a shared 2-core machine the leader can be starved of CPU for a moment
+    // and lose a few slots (pacing never makes up more than a fortieth of a second), so the
+    // middle window alone measured 786-800 under the full suite while the busiest stayed in.
     let mut at: Vec<i64> = sent
         .iter()
         .map(|m| m["received_us"].as_i64().expect("arrival time in µs"))
         .collect();
     at.sort();
+    const WINDOW: i64 = 10_000_000;
     let (first, last) = (at[0], at[at.len() - 1]);
-    let from = (first + last) / 2 - 5_000_000;
-    let in_window = at
+    let from = (first + last) / 2 - WINDOW / 2;
+    let middle = at
         .iter()
-        .filter(|&&t| t >= from && t < from + 10_000_000)
-        .count() as u64;
+        .filter(|&&t| t >= from && t < from + WINDOW)
+        .count();
+    // The busiest window starts at some arrival: count from each one.
+    let mut end = 0;
+    let busiest = (0..at.len())
+        .map(|i| {
+            while end < at.len() && at[end] < at[i] + WINDOW {
+                end += 1;
+            }
+            end - i
+        })
+        .max()
+        .unwrap_or(0) as u64;
     let per_second: Vec<usize> = (0..=(last - first) / 1_000_000)
         .map(|s| {
             let start = first + s * 1_000_000;
@@ -594,13 +611,14 @@ async fn pacing_is_one_budget_across_three_nodes() {
         .collect();
     let want = RATE * 10;
     assert!(
-        (want - want / 100..=want + want / 100).contains(&in_window),
-        "{in_window} requests in the middle 10 s at {RATE}/s (want {want} ± 1 %); per second \
-         from the first: {per_second:?}\n{}",
+        (want - want / 100..=want + want / 100).contains(&busiest),
+        "the busiest 10 s held {busiest} requests at {RATE}/s (want {want} ± 1 %; the middle \
+         10 s held {middle}); per second from the first: {per_second:?}\n{}",
         cluster.report().await
     );
     eprintln!(
-        "cluster pacing: {in_window} requests in the middle 10 s; run {:.1} s; per second {per_second:?}; {:.1?} in all",
+        "cluster pacing: {middle} requests in the middle 10 s, {busiest} in the busiest; run \
+         {:.1} s; per second {per_second:?}; {:.1?} in all",
         (last - first) as f64 / 1e6,
         started.elapsed()
     );
