@@ -82,12 +82,11 @@ fn millis(d: Duration) -> Millis {
 /// restarts so a restarted node takes back its own lease and sends at once. Several nodes on
 /// one host need `cluster.node_id`.
 pub fn default_node_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+    std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
-    host
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// Beats every third of a lease until shutdown, so `ringback cluster` shows who is alive.
