@@ -306,6 +306,7 @@ impl Sandbox {
             .route("/sandbox/users/answer-call", post(calling::answer_call))
             .route("/sandbox/calls", get(calling::inspect))
             .route("/sandbox/messages", get(control::list_messages))
+            .route("/sandbox/messages/count", get(control::count_messages))
             .route("/sandbox/conversations", get(control::conversations))
             .route("/sandbox/simulate/message", post(users::message))
             .route("/sandbox/users/message", post(users::message))

@@ -475,6 +475,26 @@ impl Lane {
     }
 }
 
+/// Requeues the uncertain sends that no status webhook can still resolve; returns how many.
+///
+/// A status webhook naming an uncertain send may be stored and still wait its turn: the
+/// processor works in order, and after a takeover or a restart it can be seconds behind (a
+/// new leader finds every event the other nodes took in meanwhile). That status arrived in
+/// time and must be read before the send is given up for lost, so a send is requeued once
+/// `resend_after` has passed since it became uncertain *and* every event that arrived within
+/// that time has been processed: the horizon is `now`, or the arrival of the oldest event
+/// not processed yet.
+async fn requeue_unresolved(
+    store: &dyn Store,
+    resend_after: Duration,
+    now: crate::time::Millis,
+) -> Result<u64, StoreError> {
+    let oldest = store.pending_events(1).await?;
+    let horizon = oldest.first().map_or(now, |e| e.received_at.min(now));
+    let resend_after = i64::try_from(resend_after.as_millis()).unwrap_or(i64::MAX / 4);
+    store.requeue_uncertain(horizon - resend_after, now).await
+}
+
 /// Housekeeping for all lanes: sends whose outcome was lost to a crash go back to the queue
 /// when no status webhook resolved them in time, and the outbox depth gauge stays current.
 pub async fn run_maintenance(
@@ -488,10 +508,7 @@ pub async fn run_maintenance(
     let period = (resend_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     loop {
         let now = now_ms();
-        match store
-            .requeue_uncertain(now - resend_after.as_millis() as i64, now)
-            .await
-        {
+        match requeue_unresolved(store.as_ref(), resend_after, now).await {
             Ok(n) if n > 0 => {
                 tracing::warn!(
                     count = n,
@@ -535,3 +552,6 @@ pub async fn run_maintenance(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

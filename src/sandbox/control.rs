@@ -57,6 +57,18 @@ pub async fn list_messages(State(sb): State<Sandbox>, Query(q): Query<ListQuery>
     Json(json!({"data": sb.sent(q.phone_number_id.as_deref()), "dropped": dropped}))
 }
 
+/// `GET /sandbox/messages/count`: how many messages all numbers sent, including those no longer
+/// kept, without the list. A test waiting for thousands of sends polls this instead of
+/// copying every kept record at each poll.
+pub async fn count_messages(State(sb): State<Sandbox>) -> Json<Value> {
+    let st = sb.lock();
+    Json(json!({
+        "sent": st.sent.len() as u64 + st.dropped.sent,
+        "kept": st.sent.len(),
+        "dropped": st.dropped.sent,
+    }))
+}
+
 #[derive(Deserialize)]
 pub struct ConversationQuery {
     pub phone_number_id: Option<String>,

@@ -65,6 +65,16 @@ async fn messages_beyond_keep_drop_the_oldest_and_are_counted() {
 }
 
 #[tokio::test]
+async fn the_count_includes_what_was_dropped() {
+    let (sb, _t) = sandbox(3);
+    for seq in 1..=5 {
+        sb.lock().record_sent(sent(seq), 3);
+    }
+    let axum::Json(count) = super::control::count_messages(axum::extract::State(sb)).await;
+    assert_eq!(count, json!({"sent": 5, "kept": 3, "dropped": 2}));
+}
+
+#[tokio::test]
 async fn keep_zero_keeps_everything() {
     let (sb, _t) = sandbox(0);
     for seq in 1..=50 {

@@ -1,5 +1,6 @@
 //! Integration tests: the real router over HTTP against the sandbox.
 mod calling;
+mod cluster;
 mod consent;
 mod durability;
 mod http_errors;

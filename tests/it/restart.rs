@@ -1,58 +1,12 @@
 //! Crash safety with the real binary: `kill -9` while sends are in flight and calls are
 //! queued, restart, and check that every accepted call got exactly one message.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::served::{free_port, spawn, wait_http};
 use crate::support::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `ringback` with `args`, its settings from the file `config` and `env` on top.
-fn spawn(
-    args: &[&str],
-    config: &std::path::Path,
-    env: &[(String, String)],
-    log: &std::path::Path,
-) -> Proc {
-    let log = std::fs::File::create(log).unwrap();
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_ringback"))
-            .args(args)
-            .env("RINGBACK_CONFIG", config)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the ringback binary starts"),
-    )
-}
-
-async fn wait_http(http: &reqwest::Client, url: &str) {
-    eventually_within(Duration::from_secs(20), || async {
-        let r = http.get(url).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
@@ -60,7 +14,7 @@ async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
     let (sb_port, port) = (free_port(), free_port());
     let config = dir.path().join("ringback.toml");
     // The store comes from the environment: the backend under test, in `dir`.
-    let store = store_env(dir.path()).await;
+    let mut env = store_env(dir.path()).await;
     std::fs::write(
         &config,
         format!(
@@ -82,6 +36,7 @@ status_delay_ms = 20
         ),
     )
     .unwrap();
+    env.push(("RINGBACK_CONFIG".into(), config.display().to_string()));
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let sandbox = format!("http://127.0.0.1:{sb_port}");
@@ -89,8 +44,7 @@ status_delay_ms = 20
     let webhook = format!("{base}/webhooks/whatsapp");
     let _sandbox = spawn(
         &["sandbox", "--listen", &sb_listen, "--webhook-url", &webhook],
-        &config,
-        &store,
+        &env,
         &dir.path().join("sandbox.log"),
     );
     wait_http(&http, &format!("{sandbox}/are-you-ok")).await;
@@ -103,20 +57,13 @@ status_delay_ms = 20
         .unwrap();
     assert!(slow.status().is_success());
 
-    let server = spawn(&["serve"], &config, &store, &dir.path().join("serve1.log"));
+    let server = spawn(&["serve"], &env, &dir.path().join("serve1.log"));
     wait_http(&http, &format!("{base}/healthz")).await;
     let post_call = |i: usize| {
         let (http, base) = (http.clone(), base.clone());
         async move {
-            let body = serde_json::to_vec(&json!({"call_id": format!("k-{i}"), "from": format!("+9198765{:05}", 30000 + i), "to": BUSINESS, "status": "no-answer"})).unwrap();
-            let sig = ringback::signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &body);
-            let r = http
-                .post(format!("{base}/webhooks/calls"))
-                .header("X-Ringback-Signature", sig)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let body = json!({"call_id": format!("k-{i}"), "from": format!("+9198765{:05}", 30000 + i), "to": BUSINESS, "status": "no-answer"});
+            let r = post_call(&http, &base, &body).await.unwrap();
             assert_eq!(r.status(), 202);
         }
     };
@@ -143,7 +90,7 @@ status_delay_ms = 20
         .send()
         .await
         .unwrap();
-    let _server = spawn(&["serve"], &config, &store, &dir.path().join("serve2.log"));
+    let _server = spawn(&["serve"], &env, &dir.path().join("serve2.log"));
     wait_http(&http, &format!("{base}/healthz")).await;
     for i in 8..10 {
         post_call(i).await;

@@ -1,7 +1,8 @@
 //! The real `ringback serve` binary in a child process, for tests that need a process of
-//! their own: exact `/metrics` values (the recorder is process-wide) and `kill -9`.
+//! their own: exact `/metrics` values (the recorder is process-wide), `kill -9`, several
+//! nodes on one database.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -9,11 +10,13 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// A `ringback serve` child process with its embedded sandbox, killed (SIGKILL) when dropped.
+/// A `ringback serve` child process, killed (SIGKILL) when dropped.
 pub struct Served {
     child: Child,
-    log: std::path::PathBuf,
+    log: PathBuf,
     pub base: String,
+    /// The Cloud API it sends to: its embedded sandbox, or the `RINGBACK_WHATSAPP__API_BASE`
+    /// it was given.
     pub sandbox: String,
     pub http: reqwest::Client,
 }
@@ -43,6 +46,10 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
     let mut child = cmd.spawn().expect("the ringback binary starts");
+    let api_base = extra
+        .iter()
+        .find(|(k, _)| *k == "RINGBACK_WHATSAPP__API_BASE")
+        .map(|(_, v)| *v);
     let (addr, sandbox) = eventually_within(Duration::from_secs(30), || {
         let running = std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -51,12 +58,11 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
             .find(|l| l["fields"]["message"] == "Ringback is running.")
             .and_then(|l| {
                 let addr = l["fields"]["addr"].as_str()?.to_string();
-                // Logged with Debug: `Some(127.0.0.1:PORT)`.
-                let sandbox = l["fields"]["sandbox"]
-                    .as_str()?
-                    .strip_prefix("Some(")?
-                    .strip_suffix(')')?
-                    .to_string();
+                // Logged with Debug: `Some(127.0.0.1:PORT)`, or `None` with an API base.
+                let sandbox = match l["fields"]["sandbox"].as_str()? {
+                    "None" => api_base?.to_string(),
+                    s => format!("http://{}", s.strip_prefix("Some(")?.strip_suffix(')')?),
+                };
                 Some((addr, sandbox))
             });
         if running.is_none()
@@ -74,7 +80,7 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
         child,
         log,
         base: format!("http://{addr}"),
-        sandbox: format!("http://{sandbox}"),
+        sandbox,
         http: reqwest::Client::new(),
     }
 }
@@ -82,7 +88,12 @@ pub async fn serve(dir: &Path, extra: &[(&str, &str)]) -> Served {
 impl Served {
     /// What the process logged so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
+    }
+
+    /// The last `n` lines it logged, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&self.log(), n)
     }
 
     /// Posts `body` to `path`; returns the status.
@@ -107,10 +118,11 @@ impl Served {
 
     /// Posts a signed generic call event; returns the status.
     pub async fn call(&self, body: &Value) -> u16 {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let sig = ringback::signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &bytes);
-        self.post("/webhooks/calls", bytes, &[("X-Ringback-Signature", &sig)])
+        post_call(&self.http, &self.base, body)
             .await
+            .expect("server reachable")
+            .status()
+            .as_u16()
     }
 
     /// `GET url`, which must answer 200 with JSON.
@@ -144,4 +156,77 @@ impl Served {
             .map(crate::support::without_node_label)
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
+}
+
+/// A log file as written so far. Lossy: the process may be midway through a multi-byte
+/// character (a reading while it writes), which must not make the whole log vanish.
+fn read_log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A loopback port free right now, for a process that must be told its address up front.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Any `ringback` command in a child process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// The last `n` lines of its stderr, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&read_log(&self.log), n)
+    }
+}
+
+/// Runs `ringback` with `args` and `env` (no `RINGBACK_CONFIG` unless `env` names one), its
+/// stderr in `log`.
+pub fn spawn(args: &[&str], env: &[(String, String)], log: &Path) -> Proc {
+    let file = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ringback"))
+        .args(args)
+        .env_remove("RINGBACK_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("the ringback binary starts");
+    Proc {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// Waits (20 s at most) until `GET url` answers 2xx.
+pub async fn wait_http(http: &reqwest::Client, url: &str) {
+    eventually_or(
+        Duration::from_secs(20),
+        || async {
+            let r = http.get(url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+        || format!("GET {url} did not answer 2xx"),
+    )
+    .await;
 }

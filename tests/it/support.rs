@@ -82,7 +82,7 @@ pub async fn store_url(dir: &Path) -> String {
     match backend() {
         Backend::Sqlite => format!("sqlite://{}", dir.join("ringback.db").display()),
         Backend::Postgres => {
-            let server = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| POSTGRES_DEFAULT.into());
+            let server = postgres_server();
             let marker = dir.join(SCHEMA_FILE);
             let schema = match std::fs::read_to_string(&marker) {
                 Ok(schema) => schema,
@@ -110,16 +110,22 @@ pub async fn store_env(dir: &Path) -> Vec<(String, String)> {
     env
 }
 
+/// The PostgreSQL server (and database) in `RINGBACK_TEST_POSTGRES_URL`.
+fn postgres_server() -> String {
+    std::env::var(POSTGRES_ENV).unwrap_or_else(|_| POSTGRES_DEFAULT.into())
+}
+
 async fn create_schema(server: &str, schema: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(server)
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "PostgreSQL did not answer at {server} ({e}). RINGBACK_TEST_STORE=postgres runs \
-                 the suite on the database in {POSTGRES_ENV} (default {POSTGRES_DEFAULT}): \
-                 start PostgreSQL, or run through scripts/test-postgres-db, which checks it and \
-                 makes a fresh database."
+                "PostgreSQL did not answer at {server} ({e}). The cluster tests (always) and the \
+                 whole suite with RINGBACK_TEST_STORE=postgres use the database in \
+                 {POSTGRES_ENV} (default {POSTGRES_DEFAULT}): start PostgreSQL, set \
+                 {POSTGRES_ENV} to one that runs, or run through scripts/test-postgres-db, which \
+                 checks it and makes a fresh database."
             )
         });
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -127,6 +133,51 @@ async fn create_schema(server: &str, schema: &str) {
         .await
         .unwrap_or_else(|e| panic!("cannot create schema {schema} through {server}: {e}"));
     conn.close().await.ok();
+}
+
+/// A schema of its own on the PostgreSQL server in `RINGBACK_TEST_POSTGRES_URL`, whichever
+/// backend the rest of the suite uses: for the tests of several nodes sharing one database,
+/// which only PostgreSQL supports. It is empty; the first `ringback serve` migrates it.
+pub struct PgSchema {
+    server: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    /// Creates it; panics naming `RINGBACK_TEST_POSTGRES_URL` when PostgreSQL does not answer.
+    pub async fn create() -> Self {
+        let server = postgres_server();
+        let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+        create_schema(&server, &name).await;
+        PgSchema { server, name }
+    }
+
+    /// The store URL whose connections use this schema (`RINGBACK_STORE__URL`).
+    pub fn url(&self) -> String {
+        schema_url(&self.server, &self.name)
+    }
+
+    /// A pool on this schema, for what a test reads directly (leases, migrations, messages).
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("the test schema {} opens: {e}", self.name))
+    }
+
+    /// Drops the schema and everything in it, once no process uses it. A failed test skips
+    /// this and leaves the schema to look at (its name is in the failure message).
+    pub async fn remove(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server).await {
+            let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut conn)
+                .await;
+            conn.close().await.ok();
+        }
+    }
 }
 
 /// `server` with every connection's `search_path` set to `schema`, in the form sqlx's
@@ -480,6 +531,23 @@ pub async fn post_raw(
         req = req.header(*k, *v);
     }
     req.send().await.expect("server reachable")
+}
+
+/// Posts a generic call event signed with the calls secret to the server at `base`. `Err` when
+/// the server does not answer, for the tests that kill servers and post again elsewhere.
+pub async fn post_call(
+    http: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    let bytes = serde_json::to_vec(body).expect("JSON");
+    let sig = signature::sign_sha256_hex(CALLS_SECRET.as_bytes(), &bytes);
+    http.post(format!("{base}/webhooks/calls"))
+        .header("Content-Type", "application/json")
+        .header("X-Ringback-Signature", sig)
+        .body(bytes)
+        .send()
+        .await
 }
 
 /// Polls `f` every 20 ms for up to 10 s.
