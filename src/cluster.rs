@@ -188,3 +188,68 @@ async fn keep(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            started_at: 0,
+            address: "127.0.0.1:0".into(),
+            lease: Duration::from_secs(2),
+            send_lease: Duration::from_secs(5),
+            poll: Duration::from_millis(50),
+        }
+    }
+
+    /// The work runs under the lease with its fence, and a shutdown hands the lease over at
+    /// once (expired, token kept) so the next node need not wait for it to lapse.
+    #[tokio::test]
+    async fn work_runs_under_the_lease_and_shutdown_hands_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            crate::store::open(&format!("sqlite://{}", dir.path().join("c.db").display()))
+                .await
+                .unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        let runner = tokio::spawn(while_held(
+            store.clone(),
+            node("node-a"),
+            LEADER,
+            shutdown,
+            move |fence, mut term| {
+                let seen = seen_tx.clone();
+                async move {
+                    let _ = seen.send(fence);
+                    term.wait().await;
+                }
+            },
+        ));
+        let fence = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
+            .await
+            .expect("the work starts")
+            .expect("with a fence");
+        assert_eq!((fence.name.as_str(), fence.holder.as_str()), (LEADER, "node-a"));
+        // Another node is refused while the lease is held.
+        let now = now_ms();
+        assert_eq!(
+            store.acquire_lease(LEADER, "node-b", now, now + 2_000).await.unwrap(),
+            None
+        );
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), runner)
+            .await
+            .expect("the runner ends at shutdown")
+            .unwrap();
+        let now = now_ms();
+        let next = store
+            .acquire_lease(LEADER, "node-b", now, now + 2_000)
+            .await
+            .unwrap()
+            .expect("handed over at once");
+        assert_eq!(next.token, fence.token + 1, "a new holder gets a higher token");
+    }
+}
