@@ -232,11 +232,17 @@ mod tests {
             .await
             .expect("the work starts")
             .expect("with a fence");
-        assert_eq!((fence.name.as_str(), fence.holder.as_str()), (LEADER, "node-a"));
+        assert_eq!(
+            (fence.name.as_str(), fence.holder.as_str()),
+            (LEADER, "node-a")
+        );
         // Another node is refused while the lease is held.
         let now = now_ms();
         assert_eq!(
-            store.acquire_lease(LEADER, "node-b", now, now + 2_000).await.unwrap(),
+            store
+                .acquire_lease(LEADER, "node-b", now, now + 2_000)
+                .await
+                .unwrap(),
             None
         );
         trigger.fire();
@@ -250,6 +256,10 @@ mod tests {
             .await
             .unwrap()
             .expect("handed over at once");
-        assert_eq!(next.token, fence.token + 1, "a new holder gets a higher token");
+        assert_eq!(
+            next.token,
+            fence.token + 1,
+            "a new holder gets a higher token"
+        );
     }
 }
