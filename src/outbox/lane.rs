@@ -32,14 +32,18 @@ const CLAIM_AHEAD: usize = 64;
 /// for the previous slots. The lane records as many as its pace sends during one commit (see
 /// [`Lane::start_ahead`]); after a crash at most these (and the requests in flight) become
 /// uncertain.
-const MIN_START_AHEAD: usize = 2;
+const MIN_START_AHEAD: usize = 4;
+
+/// How many start commits' worth of slots are marked ahead: a commit slower than its average
+/// (a loaded machine, a busy database) must not cost a pacing slot.
+const COMMITS_AHEAD: f64 = 4.0;
 
 /// Rows to mark started ahead for a pace of `rate` per second and a commit time (see
 /// [`Lane::start_ahead`]).
 fn start_window(rate: Option<u32>, commit: Duration) -> usize {
     match rate {
         Some(rate) => {
-            let slots = (f64::from(rate) * commit.as_secs_f64() * 2.0).ceil();
+            let slots = (f64::from(rate) * commit.as_secs_f64() * COMMITS_AHEAD).ceil();
             (slots as usize).clamp(MIN_START_AHEAD, CLAIM_AHEAD)
         }
         None => MIN_START_AHEAD,
@@ -48,12 +52,14 @@ fn start_window(rate: Option<u32>, commit: Duration) -> usize {
 
 #[cfg(test)]
 #[test]
-fn the_start_window_covers_two_commits_of_the_pace() {
+fn the_start_window_covers_four_commits_of_the_pace() {
     let ms = Duration::from_millis;
-    // 80/s with a 2 ms commit: the next slot is 12.5 ms away, two rows suffice.
-    assert_eq!(start_window(Some(80), ms(2)), 2);
-    // 1000/s with a 5 ms commit: ten slots pass during two commits.
-    assert_eq!(start_window(Some(1000), ms(5)), 10);
+    // 80/s with a 2 ms commit: the next slot is 12.5 ms away, the minimum suffices.
+    assert_eq!(start_window(Some(80), ms(2)), MIN_START_AHEAD);
+    // 80/s with 30 ms commits (a loaded database): ten slots pass during four commits.
+    assert_eq!(start_window(Some(80), ms(30)), 10);
+    // 1000/s with a 5 ms commit: twenty slots pass during four commits.
+    assert_eq!(start_window(Some(1000), ms(5)), 20);
     // An open pace (the bench) is bounded by what is claimed ahead.
     assert_eq!(start_window(Some(1_000_000), ms(2)), CLAIM_AHEAD);
     assert_eq!(start_window(None, ms(2)), MIN_START_AHEAD);
@@ -205,7 +211,7 @@ impl Lane {
     }
 
     /// How many rows to mark started ahead of pacing: the rows whose pacing slot falls within
-    /// the next two commits of the start writer (`rate × commit time × 2`), at least
+    /// the next four commits of the start writer (`rate × commit time × 4`), at least
     /// [`MIN_START_AHEAD`] and at most what is claimed ahead. A fixed small count made each
     /// send wait for its own commit (one fsync per two sends); a count sized by time keeps the
     /// pace whatever the disk, while a crash still leaves only the next few slots uncertain.

@@ -1,7 +1,7 @@
 //! Group commit of attempt starts.
 //!
 //! A claimed row is not yet a request: the lane claims up to 64 rows ahead of its pacing loop.
-//! Just before a row is paced (the rows whose slots fall within the next two commits, see
+//! Just before a row is paced (the rows whose slots fall within the next four commits, see
 //! `Lane::start_ahead`), its attempt is recorded as started, so after a crash only rows whose
 //! request may have left become `uncertain` (and wait for a status webhook), while rows merely
 //! claimed go back to the queue at once. One writer task commits every start that queued up meanwhile in one transaction,
