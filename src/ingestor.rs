@@ -5,11 +5,12 @@
 //! every waiting handler. The provider's acknowledgement is sent only after that commit, so an
 //! acknowledged webhook is never lost, and one fsync is shared by many requests.
 //!
-//! SQLite has one writer, so one writer task. PostgreSQL commits concurrent transactions in
-//! parallel, so the store asks for several ([`crate::store::EventStore::ingest_writers`]): while
-//! one batch waits for its fsync the next is already being written. Causal order is kept: two
-//! requests in different batches were in flight at the same time (neither was acknowledged
-//! before the other was sent), so either order is one their sender allowed.
+//! A store may ask for several writer tasks ([`crate::store::EventStore::ingest_writers`]),
+//! so one batch is written while another waits for its fsync; both backends ask for one today.
+//! Several writers commit batches out of submission order, and a submitter that does not wait
+//! for one acknowledgement before the next submission (the call spool's replay, PBX clients)
+//! relies on that order: a second writer was tried on PostgreSQL and made the spool's replay
+//! decide a caller's second call before the first.
 
 use std::sync::Arc;
 

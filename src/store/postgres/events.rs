@@ -30,12 +30,6 @@ RETURNING dedup_key";
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    /// PostgreSQL overlaps commits: while one batch waits for its fsync, the next is written.
-    /// Four of the pool's connections; the rest serve the processor, the lanes and reads.
-    fn ingest_writers(&self) -> usize {
-        4
-    }
-
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
