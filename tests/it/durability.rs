@@ -247,9 +247,9 @@ async fn rows_claimed_ahead_are_sent_at_once_after_a_crash() {
             .then_some(states)
     })
     .await;
-    // A request in flight and the two rows started ahead of pacing may wait; the rest of the
-    // rows claimed ahead may not.
+    // A request in flight and the rows started ahead of pacing (four at one message a second,
+    // the lane's minimum) may wait; the rest of the rows claimed ahead may not.
     let uncertain = states.iter().filter(|s| *s == "uncertain").count();
-    assert!(uncertain <= 3, "only started rows may wait: {states:?}");
+    assert!(uncertain <= 5, "only started rows may wait: {states:?}");
     assert_eq!(states.len(), 10);
 }
