@@ -19,6 +19,23 @@ pub struct Contact {
     pub last_reply_message_id: Option<String>,
 }
 
+/// A stored consent row's `category` and `action` as the ledger's values, for every backend.
+/// Only Ringback writes them, so an unknown category cannot occur; `all` is the cautious
+/// reading if one did.
+pub(crate) fn consent_from_columns(
+    category: &str,
+    action: &str,
+) -> (crate::consent::Category, crate::consent::Action) {
+    let category =
+        crate::consent::Category::parse(category).unwrap_or(crate::consent::Category::All);
+    let action = if action == "opt_out" {
+        crate::consent::Action::OptOut
+    } else {
+        crate::consent::Action::OptIn
+    };
+    (category, action)
+}
+
 /// The facts a send is checked against (see [`ContactStore::policy_facts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyFacts {

@@ -140,21 +140,13 @@ fn consent_state_row(r: &PgRow) -> Result<super::policy_index::ConsentRow, sqlx:
     ))
 }
 
-/// The `category` and `action` columns of a consent row (only Ringback writes them, so an
-/// unknown category cannot occur; `all` would be the cautious reading).
+/// The `category` and `action` columns of a consent row.
 fn consent_columns(
     r: &PgRow,
 ) -> Result<(crate::consent::Category, crate::consent::Action), sqlx::Error> {
     let category: String = r.try_get("category")?;
     let action: String = r.try_get("action")?;
-    let category =
-        crate::consent::Category::parse(&category).unwrap_or(crate::consent::Category::All);
-    let action = if action == "opt_out" {
-        crate::consent::Action::OptOut
-    } else {
-        crate::consent::Action::OptIn
-    };
-    Ok((category, action))
+    Ok(super::consent_from_columns(&category, &action))
 }
 
 /// A row of `consent_records` as a ledger record.
