@@ -100,11 +100,26 @@ pub fn decide(
     contact: impl FnOnce(&PhoneE164) -> Option<Contact>,
     now: Millis,
 ) -> Verdict {
+    decide_with(call, rules, None, own_numbers, contact, now)
+}
+
+/// [`decide`] with the caller id already read by the caller (`None`: read it here), so a
+/// processor that needed the number first does not parse it twice.
+pub fn decide_with(
+    call: &CallEvent,
+    rules: &Rules,
+    caller_id: Option<Result<PhoneE164, crate::phone::Unusable>>,
+    own_numbers: &[PhoneE164],
+    contact: impl FnOnce(&PhoneE164) -> Option<Contact>,
+    now: Millis,
+) -> Verdict {
     let why_missed = match missed_reason(call, rules.ring_timeout_seconds) {
         Ok(r) => r,
         Err(v) => return v,
     };
-    let caller = match PhoneE164::from_caller_id(&call.from_raw, rules.region) {
+    let caller_id =
+        caller_id.unwrap_or_else(|| PhoneE164::from_caller_id(&call.from_raw, rules.region));
+    let caller = match caller_id {
         Ok(c) => c,
         Err(e) => {
             return Verdict::Skip {

@@ -49,6 +49,12 @@ pub use templates::*;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A write that failed on SQLite's writer thread (see `store/sqlite/writer.rs`), or
+    /// failed with the rest of its group.
+    #[error("database error: {0}")]
+    Write(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]

@@ -49,7 +49,13 @@ pub struct PolicyFacts {
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// The contact for (business number, WhatsApp id), if we have one.
-    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError>;
+    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
+        let key = [(sender_id.to_string(), wa_id.to_string())];
+        Ok(self.contacts(&key).await?.pop())
+    }
+    /// The contacts we have among (business number, WhatsApp id) `keys`, in one read: the
+    /// processor looks up a whole batch at once instead of waiting for one query per event.
+    async fn contacts(&self, keys: &[(String, String)]) -> Result<Vec<Contact>, StoreError>;
     /// What a send to this person is checked against: when they last wrote (only if within the
     /// last 24 hours), their consent state, and any click-to-WhatsApp referral. Built by the
     /// rules of [`super::policy_index`], from memory where the backend can keep it exact.

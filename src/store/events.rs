@@ -114,6 +114,12 @@ pub trait EventStore: Send + Sync {
     /// Puts one dead-lettered event (or, with `None`, all of them) back to be processed;
     /// returns how many.
     async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError>;
+    /// The decisions recorded for the calls among (source, provider call id) `keys`, in one
+    /// read, as (source, provider call id, decision).
+    async fn call_decisions(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// The call already recorded under (source, provider call id), if any.
     async fn call(
         &self,

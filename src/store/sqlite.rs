@@ -35,9 +35,13 @@ mod numbers;
 mod outbox;
 mod retention;
 mod templates;
+mod writer;
 
 /// The SQLite store.
 pub struct SqliteStore {
+    /// The hot write path: ingest, decisions, claims, attempts (see [`writer`]).
+    writer: writer::Writer,
+    /// Every other write, each taken while the writer thread waits (see [`writer::Turn`]).
     write: SqlitePool,
     read: SqlitePool,
     index: super::policy_index::PolicyIndex,
@@ -73,7 +77,9 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(false))
             .await?;
+        let writer = writer::Writer::start(&writer::path_of(url)?, health.clone())?;
         Ok(Self {
+            writer,
             write,
             read,
             index: Default::default(),
@@ -112,13 +118,41 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction on the sqlx connection, for the writes that do not go through the
+    /// writer thread; the thread waits until it ends.
+    async fn tx(&self) -> Result<SqlxWrite, StoreError> {
+        let turn = self.writer.turn().await?;
+        Ok(SqlxWrite {
+            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
     }
 }
 
-pub(super) const FINISH_EVENT: &str =
-    "UPDATE inbound_events SET processed_at = $1, note = $2 WHERE id = $3";
+/// A transaction of the sqlx write connection and the [`writer::Turn`] it holds.
+pub(super) struct SqlxWrite {
+    tx: Transaction<'static, Sqlite>,
+    _turn: writer::Turn,
+}
+
+impl SqlxWrite {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for SqlxWrite {
+    type Target = Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqlxWrite {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
 
 /// One pending event row, or why it cannot be read.
 fn stored_event(id: i64, r: &SqliteRow) -> Result<StoredEvent, String> {
@@ -222,51 +256,15 @@ fn consent_record_from_row(r: &SqliteRow) -> Result<crate::consent::Record, sqlx
     })
 }
 
+/// Key pairs per `IN (VALUES …)` lookup: well under SQLite's 32,766 bound parameters.
+const PAIRS_PER_QUERY: usize = 500;
+
+/// `(?, ?), (?, ?), …` for `n` key pairs.
+fn pairs(n: usize) -> String {
+    vec!["(?, ?)"; n].join(", ")
+}
+
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
-
-pub(super) async fn upsert_contact_reply(
-    tx: &mut Transaction<'static, Sqlite>,
-    sender: &str,
-    wa_id: &str,
-    at: Millis,
-    message_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO contacts (sender_id, wa_id, last_reply_at, last_reply_message_id) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sender_id, wa_id) DO UPDATE SET last_reply_at = excluded.last_reply_at,
-             last_reply_message_id = excluded.last_reply_message_id",
-    )
-    .bind(sender)
-    .bind(wa_id)
-    .bind(at)
-    .bind(message_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn insert_message(
-    tx: &mut Transaction<'static, Sqlite>,
-    m: &NewMessage,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO messages (id, sender_id, to_number, kind, body_json, idempotency_key, reason, state,
-             next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8)
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(&m.id)
-    .bind(&m.sender_id)
-    .bind(&m.to)
-    .bind(&m.kind)
-    .bind(m.body.to_string())
-    .bind(&m.idempotency_key)
-    .bind(&m.reason)
-    .bind(m.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
 
 #[cfg(test)]
 mod durability_tests;

@@ -14,26 +14,29 @@ FROM consent_state WHERE sender_id = $1 AND subject = $2";
 
 #[async_trait]
 impl ContactStore for PostgresStore {
-    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(
+    async fn contacts(&self, keys: &[(String, String)]) -> Result<Vec<Contact>, StoreError> {
+        let (senders, wa_ids): (Vec<&str>, Vec<&str>) =
+            keys.iter().map(|(s, w)| (s.as_str(), w.as_str())).unzip();
+        let rows = sqlx::query(
             "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
-             FROM contacts WHERE sender_id = $1 AND wa_id = $2",
+             FROM contacts WHERE (sender_id, wa_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
         )
-        .bind(sender_id)
-        .bind(wa_id)
-        .fetch_optional(&self.pool)
+        .bind(&senders)
+        .bind(&wa_ids)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(Contact {
-                sender_id: r.try_get("sender_id")?,
-                wa_id: r.try_get("wa_id")?,
-                name: r.try_get("name")?,
-                last_inbound_at: r.try_get("last_inbound_at")?,
-                last_reply_at: r.try_get("last_reply_at")?,
-                last_reply_message_id: r.try_get("last_reply_message_id")?,
+        rows.iter()
+            .map(|r| {
+                Ok(Contact {
+                    sender_id: r.try_get("sender_id")?,
+                    wa_id: r.try_get("wa_id")?,
+                    name: r.try_get("name")?,
+                    last_inbound_at: r.try_get("last_inbound_at")?,
+                    last_reply_at: r.try_get("last_reply_at")?,
+                    last_reply_message_id: r.try_get("last_reply_message_id")?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
     async fn policy_facts(
         &self,

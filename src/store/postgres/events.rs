@@ -115,6 +115,21 @@ impl EventStore for PostgresStore {
     async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError> {
         dead::retry(&self.pool, event_id).await
     }
+    async fn call_decisions(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let (sources, ids): (Vec<&str>, Vec<&str>) =
+            keys.iter().map(|(s, i)| (s.as_str(), i.as_str())).unzip();
+        Ok(sqlx::query_as(
+            "SELECT source, provider_call_id, decision FROM calls
+             WHERE (source, provider_call_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        )
+        .bind(&sources)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
     async fn call(
         &self,
         source: &str,

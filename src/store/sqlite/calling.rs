@@ -188,6 +188,7 @@ impl CallingStore for SqliteStore {
         changes: &[Change],
         at: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         save_permission(&self.write, sender_id, user_id, record, changes, at).await
     }
     async fn call_permission_events(
@@ -198,12 +199,14 @@ impl CallingStore for SqliteStore {
         permission_events(&self.read, sender_id, user_id).await
     }
     async fn save_business_call(&self, call: &BusinessCall) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         save_business_call(&self.write, call).await
     }
     async fn business_call(&self, id: &str) -> Result<Option<BusinessCall>, StoreError> {
         business_call(&self.read, id).await
     }
     async fn set_business_call_wacid(&self, id: &str, wacid: &str) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         sqlx::query("UPDATE business_calls SET wacid = COALESCE(wacid, $1) WHERE id = $2")
             .bind(wacid)
             .bind(id)

@@ -5,7 +5,7 @@
 //! when a checkpoint has caught up with *every* frame, and under steady traffic new frames keep
 //! arriving, so the WAL grew without bound (6 GB in a 12-minute soak at 50 calls/s while the
 //! database itself stayed at 56 MB). So once the WAL holds more than a bound, a `TRUNCATE`
-//! checkpoint runs on the write connection: holding the only writer, it waits (busy timeout)
+//! checkpoint runs on the sqlx write connection while the writer thread waits (its turn): holding the only writer, it waits (busy timeout)
 //! for readers on older snapshots, copies the rest and truncates the file to zero. That stalls
 //! writes for one checkpoint every few tens of megabytes instead of never reclaiming the WAL.
 
@@ -21,6 +21,7 @@ pub(super) const TRUNCATE_AFTER_FRAMES: i64 = 16_384;
 pub(super) async fn run(
     read: &SqlitePool,
     write: &SqlitePool,
+    writer: &super::writer::Writer,
     truncate_after: i64,
 ) -> Result<(), StoreError> {
     // Columns: busy, frames in the WAL, frames checkpointed.
@@ -29,6 +30,7 @@ pub(super) async fn run(
         .await?;
     let frames: i64 = row.try_get(1)?;
     if frames > truncate_after {
+        let _turn = writer.turn().await?;
         let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(write)
             .await?;

@@ -3,24 +3,6 @@
 
 use super::*;
 
-/// Fails with [`StoreError::LeaseLost`] unless the fence's holder still holds its lease.
-pub(super) async fn check_fence(
-    tx: &mut Transaction<'static, Sqlite>,
-    f: &Fence,
-) -> Result<(), StoreError> {
-    let held: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3")
-            .bind(&f.name)
-            .bind(&f.holder)
-            .bind(f.token)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match held {
-        Some(_) => Ok(()),
-        None => Err(StoreError::LeaseLost(f.name.clone())),
-    }
-}
-
 fn lease_from_row(r: &SqliteRow) -> Result<Lease, sqlx::Error> {
     Ok(Lease {
         name: r.try_get("name")?,
@@ -33,6 +15,7 @@ fn lease_from_row(r: &SqliteRow) -> Result<Lease, sqlx::Error> {
 #[async_trait]
 impl ClusterStore for SqliteStore {
     async fn heartbeat(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         sqlx::query(
             "INSERT INTO nodes (id, started_at, last_seen, address, version) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
@@ -73,6 +56,7 @@ impl ClusterStore for SqliteStore {
         now: Millis,
         until: Millis,
     ) -> Result<Option<Lease>, StoreError> {
+        let _turn = self.writer.turn().await?;
         let row = sqlx::query(
             "INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, $2, 1, $4)
              ON CONFLICT (name) DO UPDATE SET
@@ -91,6 +75,7 @@ impl ClusterStore for SqliteStore {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         // Lapsed at once but kept, so the next holder's token is still higher.
         sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2")
             .bind(name)

@@ -4,26 +4,30 @@ use super::*;
 
 #[async_trait]
 impl ContactStore for SqliteStore {
-    async fn contact(&self, sender_id: &str, wa_id: &str) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
-             FROM contacts WHERE sender_id = $1 AND wa_id = $2",
-        )
-        .bind(sender_id)
-        .bind(wa_id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| {
-            Ok(Contact {
-                sender_id: r.try_get("sender_id")?,
-                wa_id: r.try_get("wa_id")?,
-                name: r.try_get("name")?,
-                last_inbound_at: r.try_get("last_inbound_at")?,
-                last_reply_at: r.try_get("last_reply_at")?,
-                last_reply_message_id: r.try_get("last_reply_message_id")?,
-            })
-        })
-        .transpose()
+    async fn contacts(&self, keys: &[(String, String)]) -> Result<Vec<Contact>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(PAIRS_PER_QUERY) {
+            let sql = format!(
+                "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
+                 FROM contacts WHERE (sender_id, wa_id) IN (VALUES {})",
+                pairs(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (sender, wa_id) in chunk {
+                query = query.bind(sender).bind(wa_id);
+            }
+            for r in query.fetch_all(&self.read).await? {
+                found.push(Contact {
+                    sender_id: r.try_get("sender_id")?,
+                    wa_id: r.try_get("wa_id")?,
+                    name: r.try_get("name")?,
+                    last_inbound_at: r.try_get("last_inbound_at")?,
+                    last_reply_at: r.try_get("last_reply_at")?,
+                    last_reply_message_id: r.try_get("last_reply_message_id")?,
+                });
+            }
+        }
+        Ok(found)
     }
     async fn policy_facts(
         &self,
@@ -39,6 +43,7 @@ impl ContactStore for SqliteStore {
         subject: &str,
         until: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         sqlx::query("UPDATE contacts SET free_until = $1 WHERE sender_id = $2 AND wa_id = $3 AND free_until IS NULL")
             .bind(until)
             .bind(sender_id)
@@ -49,9 +54,10 @@ impl ContactStore for SqliteStore {
         Ok(())
     }
     async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError> {
-        let mut tx = self.tx().await?;
-        effects::record_consent(&mut tx, record).await?;
-        tx.commit().await?;
+        let owned = record.clone();
+        self.writer
+            .run(move |c| effects::record_consent(c, &owned))
+            .await?;
         self.index.consent(
             &record.sender_id,
             &record.subject,

@@ -5,46 +5,8 @@ use super::*;
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn ingest(&self, batch: &[IngestRequest]) -> Result<Vec<IngestCounts>, StoreError> {
-        let result = async {
-        let mut tx = self.tx().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for req in batch {
-            let raw_id: i64 = sqlx::query_scalar(
-                "INSERT INTO raw_payloads (source, body, received_at) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(req.source)
-            .bind(&req.raw)
-            .bind(req.received_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut counts = IngestCounts::default();
-            for e in &req.events {
-                let json = serde_json::to_string(&e.event)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let done = sqlx::query(
-                    "INSERT INTO inbound_events (raw_id, source, dedup_key, kind, event_json, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING",
-                )
-                .bind(raw_id)
-                .bind(req.source)
-                .bind(&e.dedup_key)
-                .bind(e.event.kind())
-                .bind(json)
-                .bind(req.received_at)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 1 {
-                    counts.inserted += 1;
-                } else {
-                    counts.duplicates += 1;
-                }
-            }
-            out.push(counts);
-        }
-        tx.commit().await?;
-        Ok(out)
-        }
-        .await;
+        let batch = batch.to_vec();
+        let result = self.writer.run(move |c| effects::ingest(c, &batch)).await;
         self.health.observe(result, |_| true)
     }
     async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
@@ -53,7 +15,7 @@ impl EventStore for SqliteStore {
              WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await?;
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -68,13 +30,34 @@ impl EventStore for SqliteStore {
         Ok(events)
     }
     async fn dead_letter(&self, event_id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         dead::dead_letter(&self.write, event_id, reason, at).await
     }
     async fn dead_events(&self) -> Result<Vec<DeadEvent>, StoreError> {
         dead::dead_events(&self.read).await
     }
     async fn retry_dead(&self, event_id: Option<i64>) -> Result<u64, StoreError> {
+        let _turn = self.writer.turn().await?;
         dead::retry(&self.write, event_id).await
+    }
+    async fn call_decisions(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(PAIRS_PER_QUERY) {
+            let sql = format!(
+                "SELECT source, provider_call_id, decision FROM calls
+                 WHERE (source, provider_call_id) IN (VALUES {})",
+                pairs(chunk.len())
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for (source, id) in chunk {
+                query = query.bind(source).bind(id);
+            }
+            found.extend(query.fetch_all(&self.read).await?);
+        }
+        Ok(found)
     }
     async fn call(
         &self,
@@ -84,77 +67,26 @@ impl EventStore for SqliteStore {
         let row = sqlx::query("SELECT * FROM calls WHERE source = $1 AND provider_call_id = $2")
             .bind(source)
             .bind(provider_call_id)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await?;
         Ok(row.as_ref().map(call_from_row).transpose()?)
     }
     async fn apply(&self, batch: &[Effect], fence: Option<&Fence>) -> Result<(), StoreError> {
-        let result = async {
-            let mut tx = self.tx().await?;
-            if let Some(f) = fence {
-                cluster::check_fence(&mut tx, f).await?;
-            }
-            for effect in batch {
-                match effect {
-                    Effect::InboundMessage {
-                        event_id,
-                        message,
-                        note,
-                    } => {
-                        effects::record_inbound_message(
-                            &mut tx,
-                            *event_id,
-                            message,
-                            note.as_deref(),
-                        )
-                        .await?
-                    }
-                    Effect::Status { event_id, status } => {
-                        effects::record_status(&mut tx, *event_id, status).await?;
-                    }
-                    Effect::Call {
-                        event_id,
-                        call,
-                        reply,
-                    } => effects::record_call(&mut tx, *event_id, call, reply.as_ref()).await?,
-                    Effect::TemplateStatus {
-                        event_id,
-                        name,
-                        language,
-                        status,
-                    } => {
-                        effects::template_status(&mut tx, *event_id, name, language, status).await?
-                    }
-                    Effect::Consent { event_id, record } => {
-                        effects::record_consent(&mut tx, record).await?;
-                        let note = format!(
-                            "{} {} from {}",
-                            record.action.as_str(),
-                            record.category.as_str(),
-                            record.source
-                        );
-                        effects::finish(&mut tx, *event_id, &note).await?
-                    }
-                    Effect::Enqueue { event_id, message } => {
-                        insert_message(&mut tx, message).await?;
-                        effects::finish(&mut tx, *event_id, &format!("queued {}", message.id))
-                            .await?
-                    }
-                    Effect::NumberUpdate { event_id, update } => {
-                        effects::number_update(&mut tx, *event_id, update).await?
-                    }
-                    Effect::Finish { event_id, note } => {
-                        effects::finish(&mut tx, *event_id, note).await?
-                    }
+        let (effects, fence) = (batch.to_vec(), fence.cloned());
+        let result = self
+            .writer
+            .run(move |c| {
+                if let Some(f) = &fence {
+                    effects::check_fence(c, f)?;
                 }
-            }
-            tx.commit().await?;
+                effects.iter().try_for_each(|e| effects::apply(c, e))
+            })
+            .await;
+        if result.is_ok() {
             for effect in batch {
                 self.index.apply(effect);
             }
-            Ok(())
         }
-        .await;
         self.health.observe(result, |_| !batch.is_empty())
     }
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {

@@ -25,15 +25,20 @@ pub(super) async fn apply_fault(
     health: &WriteHealth,
     conn: &mut SqliteConnection,
 ) -> Result<(), sqlx::Error> {
-    let (pages, query_only) = match health.fault() {
+    let (pages, query_only) = fault_pragmas(health.fault());
+    let sql = format!("PRAGMA max_page_count = {pages}; PRAGMA query_only = {query_only}");
+    conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+    Ok(())
+}
+
+/// The `max_page_count` and `query_only` that simulate `fault` (or lift it).
+pub(super) fn fault_pragmas(fault: Option<WriteFault>) -> (u32, bool) {
+    match fault {
         // SQLite raises a limit below the current size to the current size: no growth.
         Some(WriteFault::Full) => (1, false),
         Some(WriteFault::ReadOnly) => (NO_PAGE_LIMIT, true),
         None => (NO_PAGE_LIMIT, false),
-    };
-    let sql = format!("PRAGMA max_page_count = {pages}; PRAGMA query_only = {query_only}");
-    conn.execute(sqlx::AssertSqlSafe(sql)).await?;
-    Ok(())
+    }
 }
 
 /// The write pool's `after_release` check: keep a connection only if it is outside any

@@ -5,6 +5,7 @@ use super::*;
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&key.id)
             .bind(&key.name)
@@ -33,6 +34,7 @@ impl KeyStore for SqliteStore {
             .map_err(StoreError::from)
     }
     async fn revoke_api_key(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
+        let _turn = self.writer.turn().await?;
         let n =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)

@@ -5,12 +5,19 @@ use super::*;
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
+        let _turn = self.writer.turn().await?;
         sqlx::migrate!("migrations/sqlite").run(&self.write).await?;
         Ok(())
     }
     async fn maintain(&self) -> Result<(), StoreError> {
         self.index.expire(crate::time::now_ms());
-        checkpoint::run(&self.read, &self.write, self.wal_truncate_frames).await
+        checkpoint::run(
+            &self.read,
+            &self.write,
+            &self.writer,
+            self.wal_truncate_frames,
+        )
+        .await
     }
     async fn prune(&self, kind: RowKind, before: Millis, limit: u32) -> Result<u64, StoreError> {
         self.prune_batch(kind, before, limit).await

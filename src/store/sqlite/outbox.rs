@@ -13,23 +13,17 @@ impl OutboxStore for SqliteStore {
         )
     }
     async fn enqueue(&self, m: &NewMessage) -> Result<Enqueued, StoreError> {
-        let result = async {
-            let mut tx = self.tx().await?;
-            let inserted = insert_message(&mut tx, m).await?;
-            let result = if inserted {
-                Enqueued::New(m.id.clone())
-            } else {
-                let id: String =
-                    sqlx::query_scalar("SELECT id FROM messages WHERE idempotency_key = $1")
-                        .bind(&m.idempotency_key)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                Enqueued::Existing(id)
-            };
-            tx.commit().await?;
-            Ok(result)
-        }
-        .await;
+        let m = m.clone();
+        let result = self
+            .writer
+            .run(move |c| {
+                Ok(if effects::insert_message(c, &m)? {
+                    Enqueued::New(m.id)
+                } else {
+                    Enqueued::Existing(effects::message_id_for_key(c, &m.idempotency_key)?)
+                })
+            })
+            .await;
         self.health.observe(result, |_| true)
     }
     async fn claim_sends(
@@ -40,47 +34,11 @@ impl OutboxStore for SqliteStore {
         node: &str,
         lease_until: Millis,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
-        let result = async {
-        let mut tx = self.tx().await?;
-        let rows = sqlx::query(
-            "UPDATE messages SET state = 'sending', attempts = attempts + 1, updated_at = $1,
-                 lease_owner = $4, lease_until = $5
-             WHERE id IN (SELECT id FROM messages WHERE sender_id = $2 AND state = 'queued' AND next_attempt_at <= $1
-                          ORDER BY next_attempt_at LIMIT $3)
-             RETURNING id, sender_id, to_number, body_json, attempts",
-        )
-        .bind(now)
-        .bind(sender_id)
-        .bind(i64::from(limit))
-        .bind(node)
-        .bind(lease_until)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for r in rows {
-            let send = ClaimedSend {
-                message_id: r.try_get("id")?,
-                sender_id: r.try_get("sender_id")?,
-                to: r.try_get("to_number")?,
-                body: r.try_get("body_json")?,
-                attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
-                claimed_by: node.to_string(),
-            };
-            sqlx::query(
-                "INSERT INTO attempts (message_id, attempt_no, started_at, outcome) VALUES ($1, $2, $3, 'claimed')
-                 ON CONFLICT (message_id, attempt_no) DO NOTHING",
-            )
-            .bind(&send.message_id)
-            .bind(i64::from(send.attempt_no))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            claimed.push(send);
-        }
-        tx.commit().await?;
-        Ok(claimed)
-        }
-        .await;
+        let (sender, node) = (sender_id.to_string(), node.to_string());
+        let result = self
+            .writer
+            .run(move |c| effects::claim_sends(c, &sender, now, limit, &node, lease_until))
+            .await;
         self.health.observe(result, |c| !c.is_empty())
     }
     async fn start_attempts(
@@ -88,28 +46,11 @@ impl OutboxStore for SqliteStore {
         sends: &[ClaimedSend],
         now: Millis,
     ) -> Result<Vec<bool>, StoreError> {
-        let result = async {
-            let mut tx = self.tx().await?;
-            let mut started = Vec::with_capacity(sends.len());
-            for s in sends {
-                let n = sqlx::query(
-                    "UPDATE attempts SET outcome = 'in_flight', started_at = $1
-                     WHERE message_id = $2 AND attempt_no = $3 AND outcome = 'claimed'
-                       AND EXISTS (SELECT 1 FROM messages m WHERE m.id = $2 AND m.lease_owner = $4)",
-                )
-                .bind(now)
-                .bind(&s.message_id)
-                .bind(i64::from(s.attempt_no))
-                .bind(&s.claimed_by)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                started.push(n == 1);
-            }
-            tx.commit().await?;
-            Ok(started)
-        }
-        .await;
+        let owned = sends.to_vec();
+        let result = self
+            .writer
+            .run(move |c| effects::start_attempts(c, &owned, now))
+            .await;
         self.health.observe(result, |_| !sends.is_empty())
     }
     async fn record_attempts(
@@ -117,15 +58,15 @@ impl OutboxStore for SqliteStore {
         results: &[(ClaimedSend, AttemptOutcome)],
         now: Millis,
     ) -> Result<(), StoreError> {
-        let result = async {
-            let mut tx = self.tx().await?;
-            for (send, outcome) in results {
-                effects::record_attempt(&mut tx, send, outcome, now).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
+        let owned = results.to_vec();
+        let result = self
+            .writer
+            .run(move |c| {
+                owned
+                    .iter()
+                    .try_for_each(|(send, outcome)| effects::record_attempt(c, send, outcome, now))
+            })
+            .await;
         self.health.observe(result, |_| !results.is_empty())
     }
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
@@ -133,7 +74,7 @@ impl OutboxStore for SqliteStore {
             "SELECT MIN(next_attempt_at) FROM messages WHERE sender_id = $1 AND state = 'queued'",
         )
         .bind(sender_id)
-        .fetch_one(&self.write)
+        .fetch_one(&self.read)
         .await?)
     }
     async fn mark_in_flight_uncertain(
@@ -156,7 +97,7 @@ impl OutboxStore for SqliteStore {
         )))
         .bind(now)
         .bind(node)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         // Their claimed-only attempts: the message went back to the queue above (no longer
@@ -164,7 +105,7 @@ impl OutboxStore for SqliteStore {
         sqlx::query(
             "DELETE FROM attempts WHERE outcome = 'claimed' AND attempt_no > (SELECT m.attempts FROM messages m WHERE m.id = attempts.message_id)",
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if requeued > 0 {
             tracing::info!(
@@ -179,7 +120,7 @@ impl OutboxStore for SqliteStore {
         )))
         .bind(now)
         .bind(node)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let n = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages SET state = 'uncertain', updated_at = $1, lease_owner = NULL, lease_until = NULL,
@@ -188,7 +129,7 @@ impl OutboxStore for SqliteStore {
         )))
         .bind(now)
         .bind(node)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         tx.commit().await?;
@@ -196,6 +137,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
+        let _turn = self.writer.turn().await?;
         let n = sqlx::query(
             "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
                  last_error = 'no status webhook arrived for the interrupted attempt; sending again'

@@ -149,7 +149,7 @@ impl SqliteStore {
             deleted = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(before)
                 .bind(&keys)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
         }

@@ -12,7 +12,7 @@ impl TemplateStore for SqliteStore {
         let mut tx = self.tx().await?;
         sqlx::query("DELETE FROM templates WHERE waba_id = $1")
             .bind(waba_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let now = crate::time::now_ms();
         for t in templates {
@@ -29,7 +29,7 @@ impl TemplateStore for SqliteStore {
             .bind(&t.parameter_format)
             .bind(serde_json::Value::Array(t.components.clone()).to_string())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;
