@@ -6,28 +6,48 @@
 //! 1. **paced**: calls at a fixed rate (default 100/s) → latency from posting the webhook to
 //!    the sandbox receiving the Cloud API request, p50/p99/max;
 //! 2. **burst**: N signed missed-call webhooks, C at a time, as fast as the server accepts
-//!    them durably → accepted calls/s, and how long until every reply was sent;
+//!    them durably → accepted calls/s; the replies the sandbox had when the last webhook was
+//!    acknowledged (sends during load); burst webhooks over the time to the last reply
+//!    (end-to-end sends/s); this process's CPU per reply; webhooks accepted and replies sent
+//!    in each second (see [`timeline`]);
 //! 3. RSS: idle after start, and peak.
+//!
+//! That is one run; `--runs N` (default 3) repeats it on a fresh store and fresh servers each
+//! time and prints every figure's min / median / max (see [`summary`]), since one run on a
+//! shared machine does not reproduce. Before the runs, and during each, it compares the
+//! machine's busy CPU with this process's (see [`cpu`]) and says when other processes took a
+//! noticeable share.
 //!
 //! `--soak` runs a long steady load with retention pruning instead (see [`soak`]).
 //!
 //! The load generator shares the machine's cores with the server, so the figures are a floor.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
+use summary::grouped;
 
+mod cpu;
 mod pacing;
 mod policy;
+mod report;
 mod sandbox;
 pub mod soak;
+mod summary;
+mod timeline;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// Runs of the default scenario (paced phase, then burst), each on a fresh store and fresh
+    /// servers; the figures are printed as min / median / max over them.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
     /// Calls in the burst phase.
     #[arg(long, default_value_t = 20_000)]
     pub calls: usize,
@@ -86,22 +106,6 @@ pub struct BenchArgs {
     pub nodes: usize,
 }
 
-/// Results of one run.
-#[derive(Debug, serde::Serialize)]
-pub struct Report {
-    pub burst_calls: usize,
-    pub burst_seconds: f64,
-    pub accepted_calls_per_second: f64,
-    pub burst_all_sent_seconds: f64,
-    pub paced_rate: u32,
-    pub paced_calls: usize,
-    pub latency_p50_ms: f64,
-    pub latency_p99_ms: f64,
-    pub latency_max_ms: f64,
-    pub idle_rss_mb: f64,
-    pub peak_rss_mb: f64,
-}
-
 fn rss_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -137,14 +141,98 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.sandbox {
         return sandbox::run(args.seconds, args.concurrency, args.json).await;
     }
-    let dir = tempfile_dir()?;
-    let store = BenchStore::create(&args.store, &dir).await?;
+    let postgres = !args.store.is_empty();
     anyhow::ensure!(
-        args.nodes >= 1 && (args.nodes == 1 || store.is_postgres()),
+        args.nodes >= 1 && (args.nodes == 1 || postgres),
         "--nodes above 1 needs --store postgres://… (an SQLite file has one node)"
     );
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.calls >= 1 && args.concurrency >= 1,
+        "--calls and --concurrency must be at least 1"
+    );
+    let before = machine_before().await?;
+    let kind = if postgres { "PostgreSQL" } else { "SQLite" };
+    if !args.json {
+        println!(
+            "store:  {} ({} node{}, {} cores), {} run{} on a fresh store and server each: {} calls at {}/s, then a burst of {} webhooks, {} concurrent",
+            kind,
+            args.nodes,
+            if args.nodes == 1 { "" } else { "s" },
+            before.cores,
+            args.runs,
+            if args.runs == 1 { "" } else { "s" },
+            grouped(f64::from(rate * args.seconds), 0),
+            rate,
+            grouped(args.calls as f64, 0),
+            args.concurrency
+        );
+        let [one, five, fifteen] = before.load_average;
+        println!(
+            "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
+            before.others_cpu_percent
+        );
+        if let Some(note) = &before.note {
+            println!("{note}");
+        }
+    }
+    let mut runs = Vec::with_capacity(args.runs);
+    for number in 1..=args.runs {
+        let run = run_once(args, rate, number).await?;
+        if !args.json {
+            println!("{}", report::run_line(&run, postgres));
+        }
+        runs.push(run);
+    }
+    if args.json {
+        println!(
+            "{}",
+            report::json(kind, args.nodes, args.concurrency, &before, &runs)?
+        );
+    } else {
+        for line in report::summary_lines(&runs) {
+            println!("{line}");
+        }
+        println!(
+            "memory: RSS of the whole process (server, sandbox and load generator); peak RSS is reset before each run, idle RSS is not: after run 1 it holds what the allocator kept from the runs before"
+        );
+    }
+    Ok(())
+}
+
+/// Other processes' CPU over a second while the bench sits idle, and the load average: a
+/// machine busy with something else gives lower figures, and the output says so.
+async fn machine_before() -> anyhow::Result<report::Before> {
+    let first = cpu::CpuSample::now()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu::CpuSample::now()?.since(&first);
+    let loadavg = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    Ok(report::Before {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        others_cpu_percent: used.others_share() * 100.0,
+        load_average: cpu::parse_loadavg(&loadavg)?,
+        note: cpu::before_note(used.others_share()),
+    })
+}
+
+/// The servers of one run and what posting to them needs.
+struct Nodes {
+    running: Vec<crate::app::Running>,
+    secret: String,
+    to: String,
+}
+
+impl Nodes {
+    async fn stop(self) {
+        for running in self.running {
+            running.stop().await;
+        }
+    }
+}
+
+async fn start_nodes(count: usize, store_url: &str) -> anyhow::Result<Nodes> {
     let env = vec![
-        ("RINGBACK_STORE__URL".to_string(), store.url.clone()),
+        ("RINGBACK_STORE__URL".to_string(), store_url.to_string()),
         (
             "RINGBACK_MISSED_CALL__COOLDOWN_MINUTES".to_string(),
             "0".to_string(),
@@ -165,9 +253,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "1000000".to_string(),
         ),
     ];
-    let mut nodes = Vec::new();
+    let settings = Config::load_with_env(None, env.clone())?.build()?;
+    let mut nodes = Nodes {
+        running: Vec::with_capacity(count),
+        secret: settings.calls_secret.expose_secret().to_string(),
+        to: settings.senders[0].display_number.to_string(),
+    };
     let mut sandbox_base: Option<String> = None;
-    for n in 0..args.nodes {
+    for n in 0..count {
         let mut env = env.clone();
         env.push((
             "RINGBACK_CLUSTER__NODE_ID".to_string(),
@@ -177,44 +270,97 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(base) = &sandbox_base {
             env.push(("RINGBACK_WHATSAPP__API_BASE".to_string(), base.clone()));
         }
-        let settings = Config::load_with_env(None, env)?.build()?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let sandbox_listener = match n {
-            0 => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
-            _ => None,
-        };
-        let running = crate::app::start(settings, listener, sandbox_listener).await?;
-        if let Some(addr) = running.sandbox_addr {
-            sandbox_base = Some(format!("http://{addr}"));
+        let started = async {
+            let settings = Config::load_with_env(None, env)?.build()?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let sandbox_listener = match n {
+                0 => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+                _ => None,
+            };
+            crate::app::start(settings, listener, sandbox_listener).await
         }
-        nodes.push(running);
+        .await;
+        match started {
+            Ok(running) => {
+                if let Some(addr) = running.sandbox_addr {
+                    sandbox_base = Some(format!("http://{addr}"));
+                }
+                nodes.running.push(running);
+            }
+            Err(e) => {
+                // The next run, or the next bench, must not find these still serving.
+                nodes.stop().await;
+                return Err(e);
+            }
+        }
     }
-    let settings = Config::load_with_env(None, env)?.build()?;
-    let secret = settings.calls_secret.expose_secret().to_string();
-    let to = settings.senders[0].display_number.to_string();
+    Ok(nodes)
+}
+
+/// One run: a fresh store and fresh servers, the paced phase, the burst; everything stopped
+/// and removed before it returns, also when it fails.
+async fn run_once(args: &BenchArgs, rate: u32, number: usize) -> anyhow::Result<report::Run> {
+    reset_peak_rss();
+    let cpu_start = cpu::CpuSample::now()?;
+    let dir = tempfile_dir()?;
+    let store = BenchStore::create(&args.store, &dir).await?;
+    let measured = match start_nodes(args.nodes, &store.url).await {
+        Ok(nodes) => {
+            let measured = measure(args, rate, number, &nodes).await;
+            // Sampled before stopping: the run is the paced phase and the burst.
+            let cpu_end = cpu::CpuSample::now();
+            nodes.stop().await;
+            measured.and_then(|run| {
+                let others_cores = cpu_end?.since(&cpu_start).others_cores();
+                Ok(report::Run {
+                    others_cores,
+                    ..run
+                })
+            })
+        }
+        Err(e) => Err(e),
+    };
+    store.drop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+/// Peak RSS (VmHWM) is the process's since it started: reset it so each run reports its own.
+/// Writing 5 to clear_refs does that (Linux 4.0+); where it is refused, the peak is the
+/// highest so far, which for later runs is at least the earlier runs' peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn measure(
+    args: &BenchArgs,
+    rate: u32,
+    number: usize,
+    nodes: &Nodes,
+) -> anyhow::Result<report::Run> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_mb("VmRSS:");
-    let urls = nodes
-        .iter()
-        .map(|r| format!("http://{}/webhooks/calls", r.addr))
-        .collect();
-    let sandbox = nodes[0]
-        .sandbox
-        .clone()
-        .expect("the bench always runs the sandbox");
+    let sandbox = nodes
+        .running
+        .first()
+        .and_then(|r| r.sandbox.clone())
+        .context("the bench's first node runs the sandbox")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let post = Arc::new(Poster {
         client,
-        urls,
-        secret,
-        to,
+        urls: nodes
+            .running
+            .iter()
+            .map(|r| format!("http://{}/webhooks/calls", r.addr))
+            .collect(),
+        secret: nodes.secret.clone(),
+        to: nodes.to.clone(),
     });
 
     // Paced: latency webhook -> Cloud API request.
     let paced_calls = (rate * args.seconds) as usize;
-    let base = 0;
     let mut posted_at = Vec::with_capacity(paced_calls);
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut tick = tokio::time::interval(interval);
@@ -224,25 +370,42 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         tick.tick().await;
         posted_at.push(jiff::Timestamp::now().as_microsecond());
         let post = post.clone();
-        inflight.spawn(async move { post.call(base + k).await });
+        inflight.spawn(async move { post.call(k).await });
     }
     while let Some(r) = inflight.join_next().await {
         r??;
     }
     wait_for_sends(&sandbox, paced_calls, Duration::from_secs(120)).await?;
-    // Burst: accepted calls/s.
+
+    // Burst: accepted calls/s, and what is sent meanwhile and after.
+    let calls = args.calls;
+    // The paced phase's replies are not the burst's.
+    let sent_before = sandbox.sent_count();
+    let cpu_start = cpu::CpuSample::now()?;
+    let started_us = jiff::Timestamp::now().as_microsecond();
     let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let sent_at_last_ack = Arc::new(AtomicUsize::new(0));
+    let sampler = timeline::Sampler::start(started, accepted.clone(), sandbox.clone(), sent_before);
+    let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let (post, next, n) = (post.clone(), next.clone(), args.calls);
+        let (post, next, accepted) = (post.clone(), next.clone(), accepted.clone());
+        let (sandbox, sent_at_last_ack) = (sandbox.clone(), sent_at_last_ack.clone());
         workers.spawn(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= calls {
                     return Ok::<_, anyhow::Error>(());
                 }
                 post.call(paced_calls + i).await?;
+                // Whoever is acknowledged last reads the sandbox at that moment.
+                if accepted.fetch_add(1, Ordering::Relaxed) + 1 == calls {
+                    sent_at_last_ack.store(
+                        sandbox.sent_count().saturating_sub(sent_before),
+                        Ordering::Relaxed,
+                    );
+                }
             }
         });
     }
@@ -250,23 +413,38 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         r??;
     }
     let burst = started.elapsed();
-    wait_for_sends(&sandbox, paced_calls + args.calls, Duration::from_secs(600)).await?;
-    let all_sent = started.elapsed();
+    wait_for_sends(&sandbox, sent_before + calls, Duration::from_secs(600)).await?;
+    let burst_cpu = cpu::CpuSample::now()?.since(&cpu_start);
+    let timeline = sampler.finish().await?;
 
     let sent = sandbox.sent(None);
-    let mut lat: Vec<f64> = sent
-        .iter()
-        .filter_map(|m| {
-            let i = caller_index(&m.to)?;
-            (i < paced_calls).then(|| (m.received_us - posted_at[i]) as f64 / 1000.0)
-        })
-        .collect();
+    let mut lat: Vec<f64> = Vec::with_capacity(paced_calls);
+    let mut last_reply_us = started_us;
+    for m in &sent {
+        match caller_index(&m.to) {
+            Some(i) if i < paced_calls => lat.push((m.received_us - posted_at[i]) as f64 / 1000.0),
+            Some(_) => last_reply_us = last_reply_us.max(m.received_us),
+            None => {}
+        }
+    }
     lat.sort_by(f64::total_cmp);
-    let report = Report {
-        burst_calls: args.calls,
+    // The sandbox's own timestamp of the last reply: the poll above sees it up to 20 ms late.
+    let all_sent = (last_reply_us - started_us) as f64 / 1e6;
+    let sends_during_load = sent_at_last_ack.load(Ordering::Relaxed);
+    Ok(report::Run {
+        run: number,
+        burst_calls: calls,
         burst_seconds: burst.as_secs_f64(),
-        accepted_calls_per_second: args.calls as f64 / burst.as_secs_f64(),
-        burst_all_sent_seconds: all_sent.as_secs_f64(),
+        accepted_calls_per_second: calls as f64 / burst.as_secs_f64(),
+        sends_during_load,
+        sends_during_load_percent: sends_during_load as f64 * 100.0 / calls as f64,
+        burst_all_sent_seconds: all_sent,
+        end_to_end_sends_per_second: if all_sent > 0.0 {
+            calls as f64 / all_sent
+        } else {
+            0.0
+        },
+        cpu_ms_per_send: burst_cpu.own_ms() / calls as f64,
         paced_rate: rate,
         paced_calls,
         latency_p50_ms: percentile(&lat, 0.50),
@@ -274,48 +452,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
         idle_rss_mb: idle_rss,
         peak_rss_mb: rss_mb("VmHWM:"),
-    };
-    for running in nodes {
-        running.stop().await;
-    }
-    let kind = store.kind();
-    store.drop().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "store:  {} ({} node{}, {} cores)",
-            kind,
-            args.nodes,
-            if args.nodes == 1 { "" } else { "s" },
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        );
-        println!(
-            "burst:  {} missed-call webhooks in {:.2} s = {:.0} accepted calls/s (durable, signed, {} concurrent)",
-            report.burst_calls,
-            report.burst_seconds,
-            report.accepted_calls_per_second,
-            args.concurrency
-        );
-        println!(
-            "        all {} replies reached the Cloud API sandbox after {:.2} s",
-            report.burst_calls, report.burst_all_sent_seconds
-        );
-        println!(
-            "paced:  {} calls at {}/s: webhook -> Cloud API request p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            report.paced_calls,
-            report.paced_rate,
-            report.latency_p50_ms,
-            report.latency_p99_ms,
-            report.latency_max_ms
-        );
-        println!(
-            "memory: idle RSS {:.1} MB, peak RSS {:.1} MB (server, sandbox and load generator in one process)",
-            report.idle_rss_mb, report.peak_rss_mb
-        );
-    }
-    Ok(())
+        // Filled in by run_once, which sees the whole run.
+        others_cores: 0.0,
+        timeline,
+    })
 }
 
 /// Posts signed generic call webhooks; caller `i` is a distinct Indian mobile number. Call
@@ -412,18 +552,6 @@ impl BenchStore {
             url,
             postgres: Some((arg.to_string(), name)),
         })
-    }
-
-    fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
-    }
-
-    fn kind(&self) -> &'static str {
-        if self.is_postgres() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
     }
 
     async fn drop(self) {
