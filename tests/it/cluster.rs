@@ -456,17 +456,21 @@ async fn three_nodes_lose_one_mid_burst_and_every_caller_gets_exactly_one_reply(
     let killed_at = Instant::now();
     let reposted = pbx.await.expect("every call is acknowledged by some node");
 
-    // Every caller has a message at the sandbox, and nothing is left to send.
+    // Every caller has a message at the sandbox, nothing is left to send, and every attempt
+    // the killed node had open is closed. The last can come later than the rest: a request it
+    // had in flight may be settled by the sandbox's status webhooks before its send lease
+    // lapses, and only then is its attempt marked `interrupted` by the new leader.
     cluster
         .wait_for(
             Duration::from_secs(120),
-            "a message for every caller and nothing left queued, sending or uncertain",
+            "a message for every caller, nothing left queued, sending or uncertain, no attempt open",
             || async {
                 if cluster.sandbox_count().await < CALLS as u64 + 1 {
                     return None;
                 }
                 let open: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending', 'uncertain')",
+                    "SELECT (SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending', 'uncertain'))
+                          + (SELECT COUNT(*) FROM attempts WHERE outcome IN ('claimed', 'in_flight'))",
                 )
                 .fetch_one(&pool)
                 .await
