@@ -71,6 +71,17 @@ impl Holds {
             .or_default());
     }
 
+    /// `reached` as a share of the lowest messaging limit any number has (`None`: none known).
+    pub fn nearest_limit_share(&self, reached: usize) -> Option<f64> {
+        self.risks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|r| r.limit)
+            .min()
+            .map(|limit| reached as f64 / limit.max(1) as f64)
+    }
+
     pub fn marketing_hold(&self, number: &str) -> Option<String> {
         self.risks
             .read()

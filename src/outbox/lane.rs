@@ -502,6 +502,68 @@ async fn requeue_unresolved(
 }
 
 /// Housekeeping for all lanes: sends whose outcome was lost to a crash go back to the queue
+/// How long the portfolio's reach may go unread while it is under half of every limit and
+/// reading it is costly.
+const REACH_FAR_REFRESH: Duration = Duration::from_secs(30);
+
+/// A read of the reach at most this long is cheap enough for every pass.
+const REACH_CHEAP: Duration = Duration::from_millis(5);
+
+/// When the portfolio's reach (unique users reached in 24 h) was last read, what it was, and
+/// how long reading it took.
+#[derive(Default)]
+struct ReachReads {
+    last: usize,
+    at: Option<Instant>,
+    took: Duration,
+}
+
+impl ReachReads {
+    /// Whether to read it again, given `share` = reach / the lowest limit (`None`: no limit).
+    fn due(&self, share: Option<f64>, now: Instant) -> bool {
+        match self.at {
+            None => true,
+            Some(_) if self.took <= REACH_CHEAP => true,
+            Some(_) if share.is_some_and(|s| s >= 0.5) => true,
+            Some(at) => now.duration_since(at) >= REACH_FAR_REFRESH,
+        }
+    }
+
+    fn read(&mut self, reached: usize, began: Instant, now: Instant) {
+        self.last = reached;
+        self.at = Some(now);
+        self.took = now.duration_since(began);
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_costly_reach_is_read_at_every_pass_only_near_a_limit() {
+    let start = Instant::now();
+    let mut r = ReachReads::default();
+    assert!(r.due(None, start), "read once at start");
+    r.read(10, start, start + Duration::from_millis(1));
+    let soon = start + Duration::from_secs(1);
+    assert!(r.due(Some(0.04), soon), "a cheap read: every pass");
+    r.read(10, start, start + Duration::from_millis(60));
+    assert!(
+        !r.due(Some(0.04), soon),
+        "costly and far from the limit: not every pass"
+    );
+    assert!(
+        !r.due(None, soon),
+        "costly and no limit known: not every pass"
+    );
+    assert!(r.due(Some(0.5), soon), "half the limit: every pass");
+    assert!(
+        r.due(
+            Some(0.04),
+            start + REACH_FAR_REFRESH + Duration::from_millis(60)
+        ),
+        "and at least every 30 s"
+    );
+}
+
 /// when no status webhook resolved them in time, and the outbox depth gauge stays current.
 pub async fn run_maintenance(
     store: Arc<dyn Store>,
@@ -512,6 +574,7 @@ pub async fn run_maintenance(
     mut shutdown: Shutdown,
 ) {
     let period = (resend_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut reach = ReachReads::default();
     loop {
         let now = now_ms();
         match requeue_unresolved(store.as_ref(), resend_after, now).await {
@@ -537,11 +600,17 @@ pub async fn run_maintenance(
             Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not take over lapsed sends."),
         }
-        // Messaging limits are per business portfolio: every number shares one count.
-        if let Ok(reached) = store
-            .template_reach(None, now - 24 * crate::time::HOUR_MS)
-            .await
+        // Messaging limits are per business portfolio: every number shares one count. The
+        // count reads every template sent in 24 h (60 ms at 130k messages): when it costs
+        // more than a few milliseconds and the reach is under half the limit, it is read
+        // every REACH_FAR_REFRESH only.
+        let began = Instant::now();
+        if reach.due(holds.nearest_limit_share(reach.last), began)
+            && let Ok(reached) = store
+                .template_reach(None, now - 24 * crate::time::HOUR_MS)
+                .await
         {
+            reach.read(reached, began, Instant::now());
             for id in &sender_ids {
                 holds.update(id, |r| r.reached = reached);
             }
