@@ -8,8 +8,9 @@
 //! 2. **burst**: N signed missed-call webhooks, C at a time, as fast as the server accepts
 //!    them durably → accepted calls/s; the replies the sandbox had when the last webhook was
 //!    acknowledged (sends during load); burst webhooks over the time to the last reply
-//!    (end-to-end sends/s); this process's CPU per reply; webhooks accepted and replies sent
-//!    in each second (see [`timeline`]);
+//!    (end-to-end sends/s); this process's CPU per reply; each burst webhook's post → Cloud
+//!    API request latency, p50/p99 (see [`latency`]); webhooks accepted and replies sent in
+//!    each second (see [`timeline`]);
 //! 3. RSS: idle after start, and peak.
 //!
 //! That is one run; `--runs N` (default 3) repeats it on a fresh store and fresh servers each
@@ -21,6 +22,8 @@
 //! `--soak` runs a long steady load with retention pruning instead (see [`soak`]).
 //!
 //! The load generator shares the machine's cores with the server, so the figures are a floor.
+//! `--target URL` drives a server running in another process instead, and reads that
+//! process's CPU alone (see [`external`] and `scripts/bench-pinned`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +37,8 @@ use crate::config::Config;
 use summary::grouped;
 
 mod cpu;
+mod external;
+mod latency;
 mod pacing;
 mod policy;
 mod report;
@@ -104,6 +109,29 @@ pub struct BenchArgs {
     /// over them round-robin; the leader sends. They share this machine's cores.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Drive an already running server at this base URL (`http://127.0.0.1:PORT`; webhooks go
+    /// to /webhooks/calls) instead of starting one: --runs bursts of --calls webhooks,
+    /// --concurrency at a time, the server's own CPU read from --server-pid, its replies from
+    /// --target-sandbox. See scripts/bench-pinned.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// With --target: the standalone sandbox the server sends to (`ringback sandbox --keep 0`).
+    #[arg(long, value_name = "URL", requires = "target")]
+    pub target_sandbox: Option<String>,
+    /// With --target: the secret of /webhooks/calls (the server's calls.secret). Default: the
+    /// configuration's.
+    #[arg(long, env = "RINGBACK_CALLS__SECRET", hide_env_values = true)]
+    pub target_secret: Option<String>,
+    /// With --target: the business number the calls are to (E.164). Default: the
+    /// configuration's senders[0].display_number.
+    #[arg(long, value_name = "E164", requires = "target")]
+    pub target_to: Option<String>,
+    /// With --target: the server's process id; its CPU per send is read from /proc/PID/stat.
+    #[arg(long, value_name = "PID", requires = "target")]
+    pub server_pid: Option<u32>,
+    /// With --target: the sandbox's process id, to show how busy the other side was.
+    #[arg(long, value_name = "PID", requires = "target")]
+    pub sandbox_pid: Option<u32>,
 }
 
 fn rss_mb(field: &str) -> f64 {
@@ -128,6 +156,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(target) = &args.target {
+        return external::run(args, target).await;
+    }
     if args.soak {
         return soak::run(args.duration, args.rate.unwrap_or(50), args.keep, args.json).await;
     }
@@ -386,18 +417,21 @@ async fn measure(
     let started = Instant::now();
     let accepted = Arc::new(AtomicUsize::new(0));
     let sent_at_last_ack = Arc::new(AtomicUsize::new(0));
+    let post_times = Arc::new(latency::PostTimes::new(paced_calls, calls));
     let sampler = timeline::Sampler::start(started, accepted.clone(), sandbox.clone(), sent_before);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         let (post, next, accepted) = (post.clone(), next.clone(), accepted.clone());
         let (sandbox, sent_at_last_ack) = (sandbox.clone(), sent_at_last_ack.clone());
+        let post_times = post_times.clone();
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= calls {
                     return Ok::<_, anyhow::Error>(());
                 }
+                post_times.record(paced_calls + i);
                 post.call(paced_calls + i).await?;
                 // Whoever is acknowledged last reads the sandbox at that moment.
                 if accepted.fetch_add(1, Ordering::Relaxed) + 1 == calls {
@@ -419,16 +453,19 @@ async fn measure(
 
     let sent = sandbox.sent(None);
     let mut lat: Vec<f64> = Vec::with_capacity(paced_calls);
-    let mut last_reply_us = started_us;
     for m in &sent {
-        match caller_index(&m.to) {
-            Some(i) if i < paced_calls => lat.push((m.received_us - posted_at[i]) as f64 / 1000.0),
-            Some(_) => last_reply_us = last_reply_us.max(m.received_us),
-            None => {}
+        if let Some(i) = caller_index(&m.to).filter(|&i| i < paced_calls) {
+            lat.push((m.received_us - posted_at[i]) as f64 / 1000.0);
         }
     }
     lat.sort_by(f64::total_cmp);
+    let burst_replies = latency::match_replies(
+        paced_calls,
+        &post_times.snapshot(),
+        sent.iter().map(|m| (m.to.as_str(), m.received_us)),
+    );
     // The sandbox's own timestamp of the last reply: the poll above sees it up to 20 ms late.
+    let last_reply_us = burst_replies.last_received_us.unwrap_or(started_us);
     let all_sent = (last_reply_us - started_us) as f64 / 1e6;
     let sends_during_load = sent_at_last_ack.load(Ordering::Relaxed);
     Ok(report::Run {
@@ -450,6 +487,8 @@ async fn measure(
         latency_p50_ms: percentile(&lat, 0.50),
         latency_p99_ms: percentile(&lat, 0.99),
         latency_max_ms: lat.last().copied().unwrap_or(0.0),
+        burst_latency_p50_ms: burst_replies.p50_ms(),
+        burst_latency_p99_ms: burst_replies.p99_ms(),
         idle_rss_mb: idle_rss,
         peak_rss_mb: rss_mb("VmHWM:"),
         // Filled in by run_once, which sees the whole run.

@@ -1,4 +1,5 @@
-//! CPU time, read from `/proc`: this process's own (`/proc/self/stat`) and the whole machine's
+//! CPU time, read from `/proc`: this process's own (`/proc/self/stat`), another's
+//! (`/proc/PID/stat`, for a server driven from outside) and the whole machine's
 //! (`/proc/stat`), so the bench can say how much CPU a send costs and whether other processes
 //! were competing for the cores while it measured (its figures are then a floor).
 //!
@@ -10,7 +11,7 @@
 
 use anyhow::Context;
 
-/// Clock ticks per second of `/proc/stat` and `/proc/self/stat` (see the module docs).
+/// Clock ticks per second of `/proc/stat` and `/proc/PID/stat` (see the module docs).
 pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Above this share, other processes' CPU is worth a note: the bench's figures are then a
@@ -63,24 +64,56 @@ pub fn parse_proc_stat(text: &str) -> anyhow::Result<MachineTicks> {
     })
 }
 
-/// This process's user + system ticks, summed over its threads: fields 14 and 15 of
-/// `/proc/self/stat`. Field 2 (the command name, in parentheses) may hold spaces and
-/// parentheses itself, so the count starts after the last `)`.
-pub fn parse_own_ticks(text: &str) -> anyhow::Result<u64> {
+/// A process's user + system ticks, summed over its threads: fields 14 and 15 of
+/// `/proc/PID/stat` (or `/proc/self/stat`). Field 2 (the command name, in parentheses) may
+/// hold spaces and parentheses itself, so the count starts after the last `)`.
+pub fn parse_process_ticks(text: &str) -> anyhow::Result<u64> {
     let after_name = text
         .rfind(')')
         .map(|i| &text[i + 1..])
-        .context("/proc/self/stat has no `(command)` field")?;
+        .context("/proc/PID/stat has no `(command)` field")?;
     // After the name come fields 3 (state), 4, …: field N is at index N - 3.
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let tick = |field: usize| -> anyhow::Result<u64> {
         let raw = fields
             .get(field - 3)
-            .with_context(|| format!("/proc/self/stat has no field {field}"))?;
+            .with_context(|| format!("/proc/PID/stat has no field {field}"))?;
         raw.parse::<u64>()
-            .with_context(|| format!("/proc/self/stat field {field} is `{raw}`, not ticks"))
+            .with_context(|| format!("/proc/PID/stat field {field} is `{raw}`, not ticks"))
     };
     Ok(tick(14)? + tick(15)?)
+}
+
+/// Another process's user + system ticks (all its threads), e.g. a server the bench drives
+/// from outside: `/proc/PID/stat` is readable for any process of the same user, and for root.
+pub fn process_ticks(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}: is process {pid} running?"))?;
+    parse_process_ticks(&text).with_context(|| format!("in {path}"))
+}
+
+/// Ticks in milliseconds of CPU time.
+pub fn ticks_ms(ticks: u64) -> f64 {
+    ticks as f64 * 1000.0 / TICKS_PER_SECOND
+}
+
+/// The cores a process may run on, as `/proc/PID/status` lists them (`0`, `1`, `0-1`): shows
+/// whether `taskset` pinned the processes the way a benchmark meant to.
+pub fn parse_allowed_cpus(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_string())
+}
+
+/// [`parse_allowed_cpus`] of process `pid`, or of this process; `None` where it cannot be read.
+pub fn allowed_cpus(pid: Option<u32>) -> Option<String> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    parse_allowed_cpus(&std::fs::read_to_string(path).ok()?)
 }
 
 /// The 1, 5 and 15 minute load averages of `/proc/loadavg`.
@@ -108,7 +141,7 @@ impl CpuSample {
         let own = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
         Ok(CpuSample {
             machine: parse_proc_stat(&stat)?,
-            own: parse_own_ticks(&own)?,
+            own: parse_process_ticks(&own)?,
         })
     }
 
@@ -142,7 +175,7 @@ pub struct CpuUse {
 impl CpuUse {
     /// This process's CPU time in milliseconds.
     pub fn own_ms(&self) -> f64 {
-        self.own_ticks as f64 * 1000.0 / TICKS_PER_SECOND
+        ticks_ms(self.own_ticks)
     }
 
     /// Other processes' share of the machine's capacity, 0 to 1.
@@ -204,12 +237,38 @@ mod tests {
     }
 
     #[test]
-    fn own_ticks_are_fields_14_and_15_even_with_a_command_name_holding_spaces() {
+    fn process_ticks_are_fields_14_and_15_even_with_a_command_name_holding_spaces() {
         let plain = "13819 (cat) R 13810 13810 13229 0 -1 4194304 100 0 0 0 250 31 0 0 20 0 1 0";
-        assert_eq!(parse_own_ticks(plain).unwrap(), 281);
+        assert_eq!(parse_process_ticks(plain).unwrap(), 281);
         let odd = "42 (tokio (rt) x) S 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 9 0";
-        assert_eq!(parse_own_ticks(odd).unwrap(), 10);
-        assert!(parse_own_ticks("42 (short) S 1 2").is_err());
+        assert_eq!(parse_process_ticks(odd).unwrap(), 10);
+        assert!(parse_process_ticks("42 (short) S 1 2").is_err());
+    }
+
+    #[test]
+    fn another_process_is_read_by_its_pid() {
+        // A server started by `ringback serve`, as /proc/PID/stat shows it to the bench.
+        let server = "51234 (ringback) S 51200 51234 51200 34816 51300 4194560 9012 0 3 0 \
+            48211 9377 0 0 20 0 12 0 881234 1234567680 20480 18446744073709551615";
+        assert_eq!(parse_process_ticks(server).unwrap(), 48_211 + 9_377);
+        assert!((ticks_ms(57_588) - 575_880.0).abs() < 1e-9);
+        // This process through its pid: the same counter /proc/self/stat reads, and a pid
+        // that does not exist is an error that names it.
+        let by_pid = process_ticks(std::process::id()).unwrap();
+        let own =
+            parse_process_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+        assert!(own >= by_pid);
+        let missing = process_ticks(u32::MAX).unwrap_err();
+        assert!(format!("{missing:#}").contains(&u32::MAX.to_string()));
+    }
+
+    #[test]
+    fn the_allowed_cores_are_read_from_the_status_file() {
+        let status = "Name:\tringback\nCpus_allowed:\t1\nCpus_allowed_list:\t0\nMems_allowed:\t1\n";
+        assert_eq!(parse_allowed_cpus(status).as_deref(), Some("0"));
+        assert_eq!(parse_allowed_cpus("Name:\tx\n"), None);
+        assert!(allowed_cpus(None).is_some());
+        assert_eq!(allowed_cpus(Some(u32::MAX)), None);
     }
 
     #[test]

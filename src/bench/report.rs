@@ -28,6 +28,10 @@ pub struct Run {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
+    /// Burst calls, posted `concurrency` at a time as fast as they are acknowledged: from
+    /// posting each webhook to the sandbox receiving its reply.
+    pub burst_latency_p50_ms: f64,
+    pub burst_latency_p99_ms: f64,
     pub idle_rss_mb: f64,
     pub peak_rss_mb: f64,
     /// Other processes' CPU during the run, in cores (PostgreSQL's included when it is the
@@ -46,15 +50,16 @@ pub struct Before {
     pub note: Option<String>,
 }
 
-/// One summarised figure: its JSON key, its label and how many decimals it is printed with.
-struct Figure {
-    key: &'static str,
-    label: &'static str,
-    decimals: usize,
-    value: fn(&Run) -> f64,
+/// One summarised figure of a run of kind `R`: its JSON key, its label and how many decimals
+/// it is printed with. `ringback bench --target` has runs of its own kind and shares these.
+pub struct Figure<R> {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub decimals: usize,
+    pub value: fn(&R) -> f64,
 }
 
-const FIGURES: &[Figure] = &[
+const FIGURES: &[Figure<Run>] = &[
     Figure {
         key: "accepted_calls_per_second",
         label: "accepted webhooks/s",
@@ -104,6 +109,18 @@ const FIGURES: &[Figure] = &[
         value: |r| r.latency_max_ms,
     },
     Figure {
+        key: "burst_latency_p50_ms",
+        label: "burst p50 ms",
+        decimals: 2,
+        value: |r| r.burst_latency_p50_ms,
+    },
+    Figure {
+        key: "burst_latency_p99_ms",
+        label: "burst p99 ms",
+        decimals: 2,
+        value: |r| r.burst_latency_p99_ms,
+    },
+    Figure {
         key: "idle_rss_mb",
         label: "idle RSS MB",
         decimals: 1,
@@ -123,14 +140,48 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-fn spread(runs: &[Run], figure: &Figure) -> Option<Spread> {
+fn spread<R>(runs: &[R], figure: &Figure<R>) -> Option<Spread> {
     Spread::of(&runs.iter().map(figure.value).collect::<Vec<_>>())
+}
+
+/// `  label   min …  median …  max …` for every figure.
+pub fn figure_lines<R>(runs: &[R], figures: &[Figure<R>]) -> Vec<String> {
+    figures
+        .iter()
+        .filter_map(|figure| {
+            let s = spread(runs, figure)?;
+            Some(format!(
+                "  {:<26} min {:>9}  median {:>9}  max {:>9}",
+                figure.label,
+                grouped(s.min, figure.decimals),
+                grouped(s.median, figure.decimals),
+                grouped(s.max, figure.decimals),
+            ))
+        })
+        .collect()
+}
+
+/// Every figure's spread, keyed by its JSON key.
+pub fn figures_json<R>(
+    runs: &[R],
+    figures: &[Figure<R>],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    Ok(figures
+        .iter()
+        .filter_map(|f| Some((f.key.to_string(), serde_json::to_value(spread(runs, f)?))))
+        .map(|(k, v)| v.map(|v| (k, v)))
+        .collect::<Result<_, _>>()?)
+}
+
+/// `over 3 runs:`
+pub fn over_runs(count: usize) -> String {
+    format!("over {count} run{}:", if count == 1 { "" } else { "s" })
 }
 
 /// One short line for a run, with a note when other processes competed for the CPU.
 pub fn run_line(run: &Run, postgres: bool) -> String {
     let mut line = format!(
-        "run {}: accepted {}/s, during load {} sent ({:.1} %), end-to-end {} sends/s in {:.2} s, CPU {:.3} ms/send, paced p99 {:.2} ms",
+        "run {}: accepted {}/s, during load {} sent ({:.1} %), end-to-end {} sends/s in {:.2} s, CPU {:.3} ms/send, burst p50 {:.2} ms p99 {:.2} ms, paced p99 {:.2} ms",
         run.run,
         grouped(run.accepted_calls_per_second, 0),
         grouped(run.sends_during_load as f64, 0),
@@ -138,6 +189,8 @@ pub fn run_line(run: &Run, postgres: bool) -> String {
         grouped(run.end_to_end_sends_per_second, 0),
         run.burst_all_sent_seconds,
         run.cpu_ms_per_send,
+        run.burst_latency_p50_ms,
+        run.burst_latency_p99_ms,
         run.latency_p99_ms,
     );
     if let Some(note) = super::cpu::run_note(run.others_cores) {
@@ -152,35 +205,29 @@ pub fn run_line(run: &Run, postgres: bool) -> String {
 
 /// The lines after the runs: the spread of every figure and the median run's timeline.
 pub fn summary_lines(runs: &[Run]) -> Vec<String> {
-    let mut out = vec![format!(
-        "over {} run{}:",
-        runs.len(),
-        if runs.len() == 1 { "" } else { "s" }
-    )];
-    for figure in FIGURES {
-        if let Some(s) = spread(runs, figure) {
-            out.push(format!(
-                "  {:<26} min {:>9}  median {:>9}  max {:>9}",
-                figure.label,
-                grouped(s.min, figure.decimals),
-                grouped(s.median, figure.decimals),
-                grouped(s.max, figure.decimals),
-            ));
-        }
-    }
+    let mut out = vec![over_runs(runs.len())];
+    out.extend(figure_lines(runs, FIGURES));
     out.push(
         "  (CPU per send: user + system CPU of the whole process — server + sandbox + load generator — from the burst's first post to its last reply, over the burst's replies)"
             .to_string(),
     );
+    out.push(
+        "  (burst p50/p99: each burst webhook's post to the sandbox receiving its reply, with the burst's clients posting again as soon as they are acknowledged)"
+            .to_string(),
+    );
     let accepted: Vec<f64> = runs.iter().map(|r| r.accepted_calls_per_second).collect();
     if let Some(run) = median_run(&accepted).and_then(|i| runs.get(i)) {
-        out.push(format!(
-            "per second (accepted/sent), run {} (median accepted webhooks/s): {}",
-            run.run,
-            compact(&run.timeline)
-        ));
+        out.push(timeline_line(run.run, &run.timeline));
     }
     out
+}
+
+/// The timeline of the run with the median accepted webhooks/s.
+pub fn timeline_line(run: usize, timeline: &[Second]) -> String {
+    format!(
+        "per second (accepted/sent), run {run} (median accepted webhooks/s): {}",
+        compact(timeline)
+    )
 }
 
 /// Every run and the summary, as one JSON document.
@@ -191,11 +238,7 @@ pub fn json(
     before: &Before,
     runs: &[Run],
 ) -> anyhow::Result<String> {
-    let summary: serde_json::Map<String, serde_json::Value> = FIGURES
-        .iter()
-        .filter_map(|f| Some((f.key.to_string(), serde_json::to_value(spread(runs, f)?))))
-        .map(|(k, v)| v.map(|v| (k, v)))
-        .collect::<Result<_, _>>()?;
+    let summary = figures_json(runs, FIGURES)?;
     Ok(serde_json::to_string_pretty(&serde_json::json!({
         "store": store,
         "nodes": nodes,
@@ -204,4 +247,61 @@ pub fn json(
         "runs": runs,
         "summary": summary,
     }))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(n: usize, p50: f64, p99: f64) -> Run {
+        Run {
+            run: n,
+            burst_calls: 20_000,
+            burst_seconds: 2.0,
+            accepted_calls_per_second: 10_000.0,
+            sends_during_load: 16_000,
+            sends_during_load_percent: 80.0,
+            burst_all_sent_seconds: 2.5,
+            end_to_end_sends_per_second: 8_000.0,
+            cpu_ms_per_send: 0.2,
+            paced_rate: 100,
+            paced_calls: 1_000,
+            latency_p50_ms: 3.0,
+            latency_p99_ms: 6.0,
+            latency_max_ms: 9.0,
+            burst_latency_p50_ms: p50,
+            burst_latency_p99_ms: p99,
+            idle_rss_mb: 30.0,
+            peak_rss_mb: 90.0,
+            others_cores: 0.0,
+            timeline: vec![],
+        }
+    }
+
+    #[test]
+    fn the_burst_latency_is_on_each_run_line_and_in_the_summary() {
+        let runs = [run(1, 12.5, 40.0), run(2, 10.0, 30.0), run(3, 14.0, 55.0)];
+        assert!(run_line(&runs[0], false).contains("burst p50 12.50 ms p99 40.00 ms"));
+        let lines = summary_lines(&runs);
+        let p50 = lines.iter().find(|l| l.contains("burst p50 ms")).unwrap();
+        assert!(
+            p50.contains("min     10.00  median     12.50  max     14.00"),
+            "{p50}"
+        );
+        assert!(lines.iter().any(|l| l.contains("burst p99 ms")));
+        let json = json(
+            "SQLite",
+            1,
+            64,
+            &Before {
+                cores: 2,
+                others_cpu_percent: 0.0,
+                load_average: [0.0; 3],
+                note: None,
+            },
+            &runs,
+        )
+        .unwrap();
+        assert!(json.contains("\"burst_latency_p99_ms\""));
+    }
 }

@@ -59,10 +59,23 @@ pub fn compact(seconds: &[Second]) -> String {
     out.join(" ")
 }
 
+/// Where the timeline reads how many replies the Cloud API received so far: the in-process
+/// sandbox directly, or a standalone one over HTTP (`ringback bench --target`).
+pub trait SentCount: Send + Sync + 'static {
+    fn count_sent(&self) -> impl Future<Output = anyhow::Result<usize>> + Send;
+}
+
+impl SentCount for crate::sandbox::Sandbox {
+    fn count_sent(&self) -> impl Future<Output = anyhow::Result<usize>> + Send {
+        let sent = self.sent_count();
+        async move { Ok(sent) }
+    }
+}
+
 /// Samples the burst's counters every second until [`Sampler::finish`].
 pub struct Sampler {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Vec<Sample>>,
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<Sample>>>,
 }
 
 impl Sampler {
@@ -71,15 +84,20 @@ impl Sampler {
     pub fn start(
         started: Instant,
         accepted: Arc<AtomicUsize>,
-        sandbox: crate::sandbox::Sandbox,
+        sandbox: impl SentCount,
         sent_before: usize,
     ) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let sample = || Sample {
-                at_s: started.elapsed().as_secs_f64(),
-                accepted: accepted.load(Ordering::Relaxed),
-                sent: sandbox.sent_count().saturating_sub(sent_before),
+            // The count comes first: over HTTP it takes a moment, and the instant and the
+            // accepted count are read when it is known, so the three belong together.
+            let sample = async || -> anyhow::Result<Sample> {
+                let sent = sandbox.count_sent().await?.saturating_sub(sent_before);
+                Ok(Sample {
+                    at_s: started.elapsed().as_secs_f64(),
+                    accepted: accepted.load(Ordering::Relaxed),
+                    sent,
+                })
             };
             let mut samples = Vec::new();
             // Ticks on whole seconds after the burst's start, and the missed ones are not
@@ -91,10 +109,10 @@ impl Sampler {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => samples.push(sample()),
+                    _ = tick.tick() => samples.push(sample().await?),
                     _ = &mut stopped => {
-                        samples.push(sample());
-                        return samples;
+                        samples.push(sample().await?);
+                        return Ok(samples);
                     }
                 }
             }
@@ -104,10 +122,10 @@ impl Sampler {
 
     /// Takes a last sample now and returns the timeline.
     pub async fn finish(self) -> anyhow::Result<Vec<Second>> {
-        // The task only ends when told to: a send error means it already panicked, which
-        // the join below reports.
+        // The task only ends when told to or on a failed count: a send error means it already
+        // ended, and the join below reports why.
         let _ = self.stop.send(());
-        Ok(per_second(&self.task.await?))
+        Ok(per_second(&self.task.await??))
     }
 }
 

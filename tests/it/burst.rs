@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::support::*;
 
 /// Calls in the burst, and webhooks in flight at once.
