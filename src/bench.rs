@@ -198,14 +198,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             grouped(args.calls as f64, 0),
             args.concurrency
         );
-        let [one, five, fifteen] = before.load_average;
-        println!(
-            "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
-            before.others_cpu_percent
-        );
-        if let Some(note) = &before.note {
-            println!("{note}");
-        }
+        report::print_before(&before);
     }
     let mut runs = Vec::with_capacity(args.runs);
     for number in 1..=args.runs {

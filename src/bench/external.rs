@@ -114,14 +114,7 @@ pub async fn run(args: &BenchArgs, target: &str) -> anyhow::Result<()> {
             args.concurrency,
             base,
         );
-        let [one, five, fifteen] = before.load_average;
-        println!(
-            "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
-            before.others_cpu_percent
-        );
-        if let Some(note) = &before.note {
-            println!("{note}");
-        }
+        super::report::print_before(&before);
     }
     let mut runs = Vec::with_capacity(args.runs);
     for number in 1..=args.runs {

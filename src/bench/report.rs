@@ -305,3 +305,16 @@ mod tests {
         assert!(json.contains("\"burst_latency_p99_ms\""));
     }
 }
+
+/// The machine before the runs: other processes' CPU, the load average, and the note when
+/// the figures that follow are a floor.
+pub fn print_before(before: &Before) {
+    let [one, five, fifteen] = before.load_average;
+    println!(
+        "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
+        before.others_cpu_percent
+    );
+    if let Some(note) = &before.note {
+        println!("{note}");
+    }
+}

@@ -18,6 +18,7 @@
 //! take a [`Turn`]: the thread commits its group and waits until they are done, instead of the
 //! two connections fighting over the lock with busy-wait sleeps.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
@@ -57,7 +58,10 @@ pub(super) struct Turn {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Write("the SQLite writer thread has stopped".into())
+    StoreError::Write(
+        "the SQLite writer dropped this write (its thread stopped, or the write panicked: see the log)"
+            .into(),
+    )
 }
 
 impl Writer {
@@ -190,7 +194,21 @@ fn commit_group(conn: &Connection, group: impl Iterator<Item = Work>) {
             finish(Some(&e.to_string()));
             continue;
         }
-        let (ok, finish) = work(Ok(conn));
+        // A job that panics (a bug) must not take the thread, and every later write, with
+        // it: its changes are rolled back and its caller told (its answer is dropped).
+        let Ok((ok, finish)) = std::panic::catch_unwind(AssertUnwindSafe(|| work(Ok(conn)))) else {
+            tracing::error!(
+                "A write job panicked on the SQLite writer thread; its changes are rolled back."
+            );
+            if savepoint(conn, "ROLLBACK TO job")
+                .and_then(|_| savepoint(conn, "RELEASE job"))
+                .is_err()
+                || conn.is_autocommit()
+            {
+                lost = Some("the transaction ended after a write job panicked".into());
+            }
+            continue;
+        };
         let end = if ok {
             savepoint(conn, "RELEASE job")
         } else {
@@ -240,5 +258,87 @@ impl Applied {
             Ok(()) => *self = Applied::Is(wanted),
             Err(e) => tracing::warn!(error.message = %e, "Could not apply the write fault."),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(dir: &tempfile::TempDir) -> Writer {
+        let path = dir.path().join("w.db");
+        Writer::start(path.to_str().expect("utf-8 path"), Arc::default()).expect("writer starts")
+    }
+
+    fn insert(w: &Writer, x: i64) -> impl Future<Output = Result<usize, StoreError>> + '_ {
+        w.run(move |c| Ok(c.execute("INSERT INTO t (x) VALUES (?1)", [x])?))
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.run(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_and_a_panicking_one_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = writer(&dir);
+        w.run(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")?))
+            .await
+            .expect("table");
+        // Submitted together, so they usually share one group transaction.
+        let (a, b, c) = tokio::join!(insert(&w, 1), insert(&w, 1), insert(&w, 2));
+        assert_eq!(a.expect("first insert"), 1);
+        assert!(b.expect_err("duplicate").to_string().contains("UNIQUE"));
+        assert_eq!(c.expect("third insert"), 1);
+        assert_eq!(count(&w).await, 2, "only the failing write was rolled back");
+
+        let panicked = w
+            .run(|c| -> Result<(), StoreError> {
+                c.execute("INSERT INTO t (x) VALUES (3)", [])?;
+                panic!("a bug in a write job")
+            })
+            .await;
+        assert!(
+            panicked
+                .expect_err("dropped")
+                .to_string()
+                .contains("panicked")
+        );
+        assert_eq!(insert(&w, 4).await.expect("the writer still writes"), 1);
+        assert_eq!(
+            count(&w).await,
+            3,
+            "the panicking job's insert was rolled back"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_connection_writes_at_once_while_it_holds_the_turn() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = Arc::new(writer(&dir));
+        w.run(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .expect("table");
+        let turn = w.turn().await.expect("turn");
+        // Writes keep arriving: without the pause the thread would be inside a transaction.
+        let mut queued = tokio::task::JoinSet::new();
+        for x in 0..200 {
+            let w = w.clone();
+            queued.spawn(async move { insert(&w, x).await });
+        }
+        let other = Connection::open(dir.path().join("w.db")).expect("second connection");
+        other
+            .busy_timeout(std::time::Duration::ZERO)
+            .expect("no busy wait");
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t (x) VALUES (-1); COMMIT;")
+            .expect("the write lock is free at once while the turn is held");
+        drop(turn);
+        while let Some(done) = queued.join_next().await {
+            done.expect("task").expect("insert");
+        }
+        assert_eq!(count(&w).await, 201);
     }
 }
