@@ -249,6 +249,19 @@ pub fn json(
     }))?)
 }
 
+/// The machine before the runs: other processes' CPU, the load average, and the note when
+/// the figures that follow are a floor.
+pub fn print_before(before: &Before) {
+    let [one, five, fifteen] = before.load_average;
+    println!(
+        "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
+        before.others_cpu_percent
+    );
+    if let Some(note) = &before.note {
+        println!("{note}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,18 +316,5 @@ mod tests {
         )
         .unwrap();
         assert!(json.contains("\"burst_latency_p99_ms\""));
-    }
-}
-
-/// The machine before the runs: other processes' CPU, the load average, and the note when
-/// the figures that follow are a floor.
-pub fn print_before(before: &Before) {
-    let [one, five, fifteen] = before.load_average;
-    println!(
-        "before: other processes used {:.0} % of the CPU over 1 s idle; load average {one:.2} {five:.2} {fifteen:.2}",
-        before.others_cpu_percent
-    );
-    if let Some(note) = &before.note {
-        println!("{note}");
     }
 }
