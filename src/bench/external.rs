@@ -13,6 +13,12 @@
 //! posts calls `base + (n - 1) × calls …`, `base` being the replies the sandbox had already
 //! received (0 on fresh processes; after an earlier bench against the same pair, past the
 //! calls it made).
+//!
+//! Later runs therefore measure a larger store than the first: on 2026-12-01 the server's CPU
+//! per send grew by about a sixth per 20,000 calls, from the outbox's once-a-second
+//! housekeeping (`mark_in_flight_uncertain` and `template_reach`, called from
+//! src/outbox/lane.rs), whose queries scan every message or attempt. The in-process bench
+//! starts each run on a fresh store instead.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
