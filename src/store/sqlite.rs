@@ -33,6 +33,7 @@ mod keys;
 mod maintenance;
 mod numbers;
 mod outbox;
+mod recovery;
 mod retention;
 mod templates;
 mod writer;

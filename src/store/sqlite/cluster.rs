@@ -15,20 +15,18 @@ fn lease_from_row(r: &SqliteRow) -> Result<Lease, sqlx::Error> {
 #[async_trait]
 impl ClusterStore for SqliteStore {
     async fn heartbeat(&self, node: &NodeInfo) -> Result<(), StoreError> {
-        let _turn = self.writer.turn().await?;
-        sqlx::query(
-            "INSERT INTO nodes (id, started_at, last_seen, address, version) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
-                 address = excluded.address, version = excluded.version",
-        )
-        .bind(&node.id)
-        .bind(node.started_at)
-        .bind(node.last_seen)
-        .bind(&node.address)
-        .bind(&node.version)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let node = node.clone();
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO nodes (id, started_at, last_seen, address, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, last_seen = excluded.last_seen,
+                         address = excluded.address, version = excluded.version",
+                )?
+                .execute(rusqlite::params![node.id, node.started_at, node.last_seen, node.address, node.version])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
@@ -56,33 +54,43 @@ impl ClusterStore for SqliteStore {
         now: Millis,
         until: Millis,
     ) -> Result<Option<Lease>, StoreError> {
-        let _turn = self.writer.turn().await?;
-        let row = sqlx::query(
-            "INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, $2, 1, $4)
-             ON CONFLICT (name) DO UPDATE SET
-                 token = CASE WHEN leases.holder = excluded.holder THEN leases.token ELSE leases.token + 1 END,
-                 holder = excluded.holder, expires_at = excluded.expires_at
-             WHERE leases.holder = excluded.holder OR leases.expires_at <= $3
-             RETURNING name, holder, token, expires_at",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.write)
-        .await?;
-        Ok(row.as_ref().map(lease_from_row).transpose()?)
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.writer
+            .run(move |c| {
+                use rusqlite::OptionalExtension;
+                Ok(c.prepare_cached(
+                    "INSERT INTO leases (name, holder, token, expires_at) VALUES (?1, ?2, 1, ?4)
+                     ON CONFLICT (name) DO UPDATE SET
+                         token = CASE WHEN leases.holder = excluded.holder THEN leases.token ELSE leases.token + 1 END,
+                         holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE leases.holder = excluded.holder OR leases.expires_at <= ?3
+                     RETURNING name, holder, token, expires_at",
+                )?
+                .query_row(rusqlite::params![name, holder, now, until], |r| {
+                    Ok(Lease {
+                        name: r.get(0)?,
+                        holder: r.get(1)?,
+                        token: r.get(2)?,
+                        expires_at: r.get(3)?,
+                    })
+                })
+                .optional()?)
+            })
+            .await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let _turn = self.writer.turn().await?;
+        let (name, holder) = (name.to_string(), holder.to_string());
         // Lapsed at once but kept, so the next holder's token is still higher.
-        sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2",
+                )?
+                .execute([name, holder])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StoreError> {

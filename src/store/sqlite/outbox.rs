@@ -82,73 +82,16 @@ impl OutboxStore for SqliteStore {
         node: Option<&str>,
         now: Millis,
     ) -> Result<u64, StoreError> {
-        // The sends left behind: this node's (it is starting again) and those whose lease lapsed.
-        // Their in-flight attempts end as interrupted even when a status webhook has moved the
-        // message on meanwhile (the sandbox and Meta may report `sent` before they answer).
-        const LEFT_BEHIND: &str = "(lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $1)";
-        const LEFT: &str =
-            "state = 'sending' AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $1)";
-        let mut tx = self.tx().await?;
-        let requeued = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET state = 'queued', attempts = attempts - 1, next_attempt_at = $1, updated_at = $1,
-                 lease_owner = NULL, lease_until = NULL
-             WHERE {LEFT} AND EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = messages.id
-                 AND a.attempt_no = messages.attempts AND a.outcome = 'claimed')"
-        )))
-        .bind(now)
-        .bind(node)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        // Their claimed-only attempts: the message went back to the queue above (no longer
-        // `sending`), so its claim row is the one whose attempt number is now past the count.
-        sqlx::query(
-            "DELETE FROM attempts WHERE outcome = 'claimed' AND attempt_no > (SELECT m.attempts FROM messages m WHERE m.id = attempts.message_id)",
-        )
-        .execute(&mut **tx)
-        .await?;
-        if requeued > 0 {
-            tracing::info!(
-                count = requeued,
-                "Sends claimed but not started by a stopped node are queued again."
-            );
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE attempts SET outcome = 'interrupted', finished_at = $1,
-                 detail = 'the node stopped while this request was in flight; outcome unknown'
-             WHERE outcome = 'in_flight' AND message_id IN (SELECT id FROM messages WHERE {LEFT_BEHIND})"
-        )))
-        .bind(now)
-        .bind(node)
-        .execute(&mut **tx)
-        .await?;
-        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE messages SET state = 'uncertain', updated_at = $1, lease_owner = NULL, lease_until = NULL,
-                 last_error = 'in flight when its node stopped; waiting for a status webhook before resending'
-             WHERE {LEFT}"
-        )))
-        .bind(now)
-        .bind(node)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+        let node = node.map(str::to_string);
+        self.writer
+            .run(move |c| recovery::mark_in_flight_uncertain(c, node.as_deref(), now))
+            .await
     }
 
     async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
-        let _turn = self.writer.turn().await?;
-        let n = sqlx::query(
-            "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
-                 last_error = 'no status webhook arrived for the interrupted attempt; sending again'
-             WHERE state = 'uncertain' AND updated_at <= $2",
-        )
-        .bind(now)
-        .bind(before)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(n)
+        self.writer
+            .run(move |c| recovery::requeue_uncertain(c, before, now))
+            .await
     }
     async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError> {
         let rows = sqlx::query(
