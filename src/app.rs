@@ -72,6 +72,7 @@ pub fn sandbox_settings_for(settings: &Settings, webhook_url: Option<String>) ->
         })
         .collect();
     let mut sb = SandboxSettings::demo(numbers, webhook_url, settings.app_secret.clone());
+    sb.statuses = settings.sandbox.statuses;
     sb.status_delay = Duration::from_millis(settings.sandbox.status_delay_ms);
     sb.read_probability = settings.sandbox.read_probability;
     sb.undeliverable_probability = settings.sandbox.undeliverable_probability;

@@ -184,6 +184,7 @@ pub struct OutboxConfig {
 pub struct SandboxConfig {
     pub enabled: bool,
     pub listen: String,
+    pub statuses: bool,
     pub status_delay_ms: u64,
     pub read_probability: f64,
     pub undeliverable_probability: f64,

@@ -57,6 +57,8 @@ pub struct SandboxSettings {
     pub webhook_url: Option<String>,
     /// Signs webhooks (`X-Hub-Signature-256`).
     pub app_secret: SecretString,
+    /// Whether accepted sends get status webhooks at all.
+    pub statuses: bool,
     /// Delay before `sent`; `delivered` and `read` follow at twice and three times it.
     pub status_delay: Duration,
     /// Probability that a delivered message is also read.
@@ -96,6 +98,7 @@ impl SandboxSettings {
             numbers,
             webhook_url,
             app_secret,
+            statuses: true,
             status_delay: Duration::from_millis(50),
             read_probability: 0.0,
             undeliverable_probability: 0.0,

@@ -418,6 +418,9 @@ fn schedule_statuses(
     wamid: &str,
     failure: Option<(i64, &str, &str)>,
 ) {
+    if !sb.settings.statuses {
+        return;
+    }
     let opaque = req.get("biz_opaque_callback_data").and_then(Value::as_str);
     let contact = json!({"wa_id": v.to, "user_id": super::users::user_id(number, &v.to)});
     let recipient_user_id = super::users::user_id(number, &v.to);

@@ -628,3 +628,19 @@ async fn scripted_and_random_faults() {
 }
 
 mod fidelity;
+
+#[tokio::test]
+async fn with_statuses_off_the_sandbox_only_accepts_sends() {
+    // A long delay: had anything been scheduled, it would still be waiting when we look.
+    let e = env_with(|s| {
+        s.statuses = false;
+        s.status_delay = Duration::from_secs(30);
+    })
+    .await;
+    let (status, body) = e.send(template("+919800000001", "hello_world")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["messages"][0]["id"].as_str().is_some(), "{body}");
+    // Statuses are scheduled before the response is written, so none means none.
+    let stats = e.get("/sandbox/webhooks").await;
+    assert_eq!(stats["pending"], 0, "no status webhook scheduled: {stats}");
+}
