@@ -48,6 +48,7 @@ mod maintenance;
 mod numbers;
 mod outbox;
 mod retention;
+mod runs;
 mod templates;
 
 /// The PostgreSQL store: one pool, shared by readers and writers (PostgreSQL runs writers in
@@ -166,27 +167,6 @@ fn consent_record_from_row(r: &PgRow) -> Result<crate::consent::Record, sqlx::Er
 }
 
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";
-
-pub(super) async fn upsert_contact_reply(
-    tx: &mut Transaction<'static, Postgres>,
-    sender: &str,
-    wa_id: &str,
-    at: Millis,
-    message_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO contacts (sender_id, wa_id, last_reply_at, last_reply_message_id) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sender_id, wa_id) DO UPDATE SET last_reply_at = excluded.last_reply_at,
-             last_reply_message_id = excluded.last_reply_message_id",
-    )
-    .bind(sender)
-    .bind(wa_id)
-    .bind(at)
-    .bind(message_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 pub(super) async fn insert_message(
     tx: &mut Transaction<'static, Postgres>,

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{insert_message, upsert_contact_reply};
-use crate::inbound::{DeliveryStatus, InboundMessage, StatusUpdate};
+use crate::inbound::InboundMessage;
 use crate::message::{MessageChange, MessageState};
-use crate::store::{AttemptOutcome, CallRecord, ClaimedSend, NewMessage, StoreError};
+use crate::store::{AttemptOutcome, ClaimedSend, StoreError};
 use crate::time::Millis;
 
 pub(super) type Tx = Transaction<'static, Postgres>;
@@ -105,125 +104,6 @@ pub(super) async fn record_inbound_message(
     .to_string())
 }
 
-/// A status webhook applied to the message it names. Returns the event's note.
-pub(super) async fn record_status(tx: &mut Tx, s: &StatusUpdate) -> Result<String, StoreError> {
-    // Ringback puts its message id in biz_opaque_callback_data, so a status can be matched
-    // even when it overtakes the HTTP response that carries the wamid. Locked: a lane may be
-    // recording this message's attempt at the same time.
-    let row = sqlx::query(
-        "SELECT id, state, wamid FROM messages WHERE id = $1 OR wamid = $2 LIMIT 1 FOR UPDATE",
-    )
-    .bind(s.biz_opaque_callback_data.as_deref().unwrap_or(""))
-    .bind(&s.wamid)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let first_error = s.errors.first();
-    let detail = first_error.map(|e| {
-        format!(
-            "({}) {}{}",
-            e.code,
-            e.title.clone().unwrap_or_default(),
-            e.details
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        )
-    });
-    let message_id: Option<String> = match &row {
-        Some(r) => Some(r.try_get("id")?),
-        None => None,
-    };
-    sqlx::query(
-        "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (wamid, status) DO NOTHING",
-    )
-    .bind(&s.wamid)
-    .bind(s.status.as_str())
-    .bind(&message_id)
-    .bind(s.timestamp)
-    .bind(first_error.map(|e| e.code))
-    .bind(&detail)
-    .execute(&mut **tx)
-    .await?;
-    let Some(r) = &row else {
-        return Ok("status for a message this store did not send".to_string());
-    };
-    let current = MessageState::parse(&r.try_get::<String, _>("state")?);
-    let next = current.after_status(s.status);
-    let failed = s.status == DeliveryStatus::Failed && next == MessageState::Failed;
-    sqlx::query(
-        "UPDATE messages SET state = $1, wamid = COALESCE(wamid, $2), updated_at = $3,
-             error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
-             last_error = CASE WHEN $4 THEN $6 ELSE last_error END
-         WHERE id = $7",
-    )
-    .bind(next.as_str())
-    .bind(&s.wamid)
-    .bind(crate::time::now_ms())
-    .bind(failed)
-    .bind(first_error.map(|e| e.code))
-    .bind(&detail)
-    .bind(message_id.as_deref())
-    .execute(&mut **tx)
-    .await?;
-    Ok(format!("{} -> {}", current.as_str(), next.as_str()))
-}
-
-/// A call decision and its reply, if any. Returns the event's note.
-pub(super) async fn record_call(
-    tx: &mut Tx,
-    c: &CallRecord,
-    reply: Option<&NewMessage>,
-) -> Result<String, StoreError> {
-    sqlx::query(
-        "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
-             ring_seconds, missed, decision, reason, message_id, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (source, provider_call_id) DO UPDATE SET
-             outcome = excluded.outcome, ring_seconds = COALESCE(excluded.ring_seconds, calls.ring_seconds),
-             missed = excluded.missed, decision = excluded.decision, reason = excluded.reason,
-             message_id = COALESCE(excluded.message_id, calls.message_id),
-             sender_id = COALESCE(excluded.sender_id, calls.sender_id),
-             caller_e164 = COALESCE(excluded.caller_e164, calls.caller_e164)",
-    )
-    .bind(&c.source)
-    .bind(&c.provider_call_id)
-    .bind(&c.sender_id)
-    .bind(&c.caller_raw)
-    .bind(&c.caller_e164)
-    .bind(&c.callee_raw)
-    .bind(&c.outcome)
-    .bind(c.ring_seconds.map(i64::from))
-    .bind(c.missed)
-    .bind(&c.decision)
-    .bind(&c.reason)
-    .bind(&c.message_id)
-    .bind(c.occurred_at)
-    .execute(&mut **tx)
-    .await?;
-    if let Some(m) = reply {
-        insert_message(tx, m).await?;
-        let wa_id = m.to.trim_start_matches('+');
-        upsert_contact_reply(tx, &m.sender_id, wa_id, m.created_at, &m.id).await?;
-    }
-    if c.source == "whatsapp" {
-        // A WhatsApp call opens the caller's 24-hour window like a message does.
-        if let Some(wa_id) = c.caller_e164.as_deref().map(|e| e.trim_start_matches('+')) {
-            sqlx::query(
-                "INSERT INTO contacts (sender_id, wa_id, last_inbound_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (sender_id, wa_id) DO UPDATE SET
-                     last_inbound_at = GREATEST(COALESCE(contacts.last_inbound_at, 0), excluded.last_inbound_at)",
-            )
-            .bind(c.sender_id.as_deref().unwrap_or_default())
-            .bind(wa_id)
-            .bind(c.occurred_at)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(format!("call {}: {}", c.decision, c.reason))
-}
-
 /// Locks the messages of a batch of attempts, in id order (so two batches that share messages
 /// cannot deadlock), and returns the state of those the attempt's node may still move:
 /// fenced, so a node whose lease on a send lapsed, and was taken over, records its attempt as
@@ -255,50 +135,138 @@ pub(super) async fn lock_for_attempts(
         .map_err(StoreError::from)
 }
 
-/// Records how one attempt ended; moves its message when `current` (from
-/// [`lock_for_attempts`]) says this node may.
-pub(super) async fn record_attempt(
+/// Records how a batch of attempts ended, in four statements whatever the batch's size when
+/// every request was accepted (the common case); a message moves only when `states` (from
+/// [`lock_for_attempts`]) says this node may. Requeues, failures and deferrals are rare and
+/// written a row at a time.
+pub(super) async fn record_attempts(
     tx: &mut Tx,
-    s: &ClaimedSend,
-    outcome: &AttemptOutcome,
-    current: Option<MessageState>,
+    results: &[(ClaimedSend, AttemptOutcome)],
+    states: &HashMap<String, MessageState>,
     now: Millis,
 ) -> Result<(), StoreError> {
-    if let Some((label, code, detail)) = outcome.attempt_record() {
+    let mut ended = EndedAttempts::default();
+    let mut accepted = AcceptedMessages::default();
+    let mut others = Vec::new();
+    for (s, outcome) in results {
+        if let Some((label, code, detail)) = outcome.attempt_record() {
+            ended.push(s, label, code, detail);
+        }
+        let Some(current) = states.get(&s.message_id) else {
+            continue;
+        };
+        match current.after_attempt(outcome) {
+            MessageChange::Accepted { state, wamid } => accepted.push(s, state, wamid),
+            MessageChange::None => {}
+            change => others.push((s, change)),
+        }
+    }
+    ended.write(tx, now).await?;
+    accepted.write(tx, now).await?;
+    for (s, change) in others {
+        write_change(tx, s, change, now).await?;
+    }
+    Ok(())
+}
+
+/// The attempts of a batch that reached an outcome: one UPDATE.
+#[derive(Default)]
+struct EndedAttempts<'a> {
+    ids: Vec<&'a str>,
+    numbers: Vec<i64>,
+    labels: Vec<&'static str>,
+    codes: Vec<Option<i64>>,
+    details: Vec<&'a str>,
+}
+
+impl<'a> EndedAttempts<'a> {
+    fn push(
+        &mut self,
+        s: &'a ClaimedSend,
+        label: &'static str,
+        code: Option<i64>,
+        detail: &'a str,
+    ) {
+        self.ids.push(&s.message_id);
+        self.numbers.push(i64::from(s.attempt_no));
+        self.labels.push(label);
+        self.codes.push(code);
+        self.details.push(detail);
+    }
+
+    async fn write(self, tx: &mut Tx, now: Millis) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
-            "UPDATE attempts SET finished_at = $1, outcome = $2, error_code = $3, detail = $4
-             WHERE message_id = $5 AND attempt_no = $6",
+            "UPDATE attempts a SET finished_at = $1, outcome = r.outcome, error_code = r.code, detail = r.detail
+             FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])
+                 AS r(message_id, attempt_no, outcome, code, detail)
+             WHERE a.message_id = r.message_id AND a.attempt_no = r.attempt_no",
         )
         .bind(now)
-        .bind(label)
-        .bind(code)
-        .bind(detail)
-        .bind(&s.message_id)
-        .bind(i64::from(s.attempt_no))
+        .bind(&self.ids)
+        .bind(&self.numbers)
+        .bind(&self.labels)
+        .bind(&self.codes)
+        .bind(&self.details)
         .execute(&mut **tx)
         .await?;
+        Ok(())
     }
-    let Some(current) = current else {
-        return Ok(());
-    };
-    match current.after_attempt(outcome) {
-        MessageChange::Accepted { state, wamid } => {
-            sqlx::query(
-                "UPDATE messages SET state = $1, wamid = $2, updated_at = $3 WHERE id = $4",
-            )
-            .bind(state.as_str())
-            .bind(&wamid)
-            .bind(now)
-            .bind(&s.message_id)
-            .execute(&mut **tx)
-            .await?;
-            // Statuses that overtook the response were stored by wamid alone; link them.
-            sqlx::query("UPDATE message_statuses SET message_id = $1 WHERE wamid = $2 AND message_id IS NULL")
-                .bind(&s.message_id)
-                .bind(&wamid)
-                .execute(&mut **tx)
-                .await?;
+}
+
+/// Messages Meta accepted: their new state and wamid in one UPDATE, and the statuses that
+/// overtook the response (stored by wamid alone) linked in another.
+#[derive(Default)]
+struct AcceptedMessages<'a> {
+    ids: Vec<&'a str>,
+    states: Vec<&'static str>,
+    wamids: Vec<String>,
+}
+
+impl<'a> AcceptedMessages<'a> {
+    fn push(&mut self, s: &'a ClaimedSend, state: MessageState, wamid: String) {
+        self.ids.push(&s.message_id);
+        self.states.push(state.as_str());
+        self.wamids.push(wamid);
+    }
+
+    async fn write(self, tx: &mut Tx, now: Millis) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
         }
+        sqlx::query(
+            "UPDATE messages m SET state = r.state, wamid = r.wamid, updated_at = $1
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS r(id, state, wamid) WHERE m.id = r.id",
+        )
+        .bind(now)
+        .bind(&self.ids)
+        .bind(&self.states)
+        .bind(&self.wamids)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE message_statuses st SET message_id = r.id
+             FROM UNNEST($1::text[], $2::text[]) AS r(id, wamid)
+             WHERE st.wamid = r.wamid AND st.message_id IS NULL",
+        )
+        .bind(&self.ids)
+        .bind(&self.wamids)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A requeue, failure or deferral of one message.
+async fn write_change(
+    tx: &mut Tx,
+    s: &ClaimedSend,
+    change: MessageChange,
+    now: Millis,
+) -> Result<(), StoreError> {
+    match change {
         MessageChange::Requeued { at, code, detail } => {
             sqlx::query(
                 "UPDATE messages SET state = 'queued', next_attempt_at = $1, error_code = $2, last_error = $3,
@@ -324,7 +292,7 @@ pub(super) async fn record_attempt(
             .await?;
         }
         MessageChange::Deferred { at, reason } => defer(tx, s, at, &reason, now).await?,
-        MessageChange::None => {}
+        MessageChange::Accepted { .. } | MessageChange::None => {}
     }
     Ok(())
 }

@@ -149,9 +149,38 @@ impl EventStore for PostgresStore {
                 cluster::check_fence(&mut tx, f).await?;
             }
             // Every effect marks its event processed: those notes are written together at the
-            // end, one statement for the batch.
+            // end, one statement for the batch. Calls and statuses gather into runs written a
+            // statement per table; they touch disjoint rows (a status names a message already
+            // sent, never a reply queued in this batch), so they need not be written in turn
+            // with each other, only before any other kind of effect.
             let mut finished = effects::Finished::default();
+            let mut calls = runs::CallRun::default();
+            let mut statuses = runs::StatusRun::default();
             for effect in batch {
+                match effect {
+                    Effect::Call {
+                        event_id,
+                        call,
+                        reply,
+                    } => {
+                        if !calls.fits(call, reply.as_ref()) {
+                            calls.write(&mut tx, &mut finished).await?;
+                        }
+                        calls.push(*event_id, call, reply.as_ref());
+                        continue;
+                    }
+                    Effect::Status { event_id, status } => {
+                        statuses.push(*event_id, status);
+                        continue;
+                    }
+                    Effect::Finish { event_id, note } => {
+                        finished.push(*event_id, note.clone());
+                        continue;
+                    }
+                    _ => {}
+                }
+                calls.write(&mut tx, &mut finished).await?;
+                statuses.write(&mut tx, &mut finished).await?;
                 match effect {
                     Effect::InboundMessage {
                         event_id,
@@ -165,18 +194,6 @@ impl EventStore for PostgresStore {
                             note.as_deref(),
                         )
                         .await?;
-                        finished.push(*event_id, note);
-                    }
-                    Effect::Status { event_id, status } => {
-                        let note = effects::record_status(&mut tx, status).await?;
-                        finished.push(*event_id, note);
-                    }
-                    Effect::Call {
-                        event_id,
-                        call,
-                        reply,
-                    } => {
-                        let note = effects::record_call(&mut tx, call, reply.as_ref()).await?;
                         finished.push(*event_id, note);
                     }
                     Effect::TemplateStatus {
@@ -207,9 +224,12 @@ impl EventStore for PostgresStore {
                         let note = effects::number_update(&mut tx, update).await?;
                         finished.push(*event_id, note);
                     }
-                    Effect::Finish { event_id, note } => finished.push(*event_id, note.clone()),
+                    // Gathered above.
+                    Effect::Call { .. } | Effect::Status { .. } | Effect::Finish { .. } => {}
                 }
             }
+            calls.write(&mut tx, &mut finished).await?;
+            statuses.write(&mut tx, &mut finished).await?;
             finished.write(&mut tx).await?;
             tx.commit().await?;
             Ok(())

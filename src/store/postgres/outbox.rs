@@ -136,10 +136,7 @@ impl OutboxStore for PostgresStore {
             let mut tx = self.tx().await?;
             let sends: Vec<&ClaimedSend> = results.iter().map(|(s, _)| s).collect();
             let states = effects::lock_for_attempts(&mut tx, &sends).await?;
-            for (send, outcome) in results {
-                let current = states.get(&send.message_id).copied();
-                effects::record_attempt(&mut tx, send, outcome, current, now).await?;
-            }
+            effects::record_attempts(&mut tx, results, &states, now).await?;
             tx.commit().await?;
             Ok(())
         }

@@ -11,6 +11,7 @@ use crate::inbound::{InboundEvent, InboundMessage, KeyedEvent};
 use crate::time::now_ms;
 
 mod outbox;
+mod runs;
 
 const ENV: &str = "RINGBACK_TEST_POSTGRES_URL";
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
