@@ -47,8 +47,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     index: super::policy_index::PolicyIndex,
     health: Arc<health::WriteHealth>,
-    /// WAL frames beyond which `maintain` truncates the WAL (see [`checkpoint`]).
-    wal_truncate_frames: i64,
+    /// WAL frames beyond which `maintain` restarts the WAL (see [`checkpoint`]).
+    wal_restart_frames: i64,
 }
 
 impl SqliteStore {
@@ -62,7 +62,11 @@ impl SqliteStore {
             .foreign_keys(true)
             // Checkpoints run from `maintain` on another connection, so a commit never waits
             // for one (they fsync the database file and would stall webhook acknowledgements).
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            .pragma(
+                "journal_size_limit",
+                checkpoint::WAL_LIMIT_BYTES.to_string(),
+            );
         let health = Arc::new(health::WriteHealth::default());
         let faults = health.clone();
         let write = SqlitePoolOptions::new()
@@ -85,7 +89,7 @@ impl SqliteStore {
             read,
             index: Default::default(),
             health,
-            wal_truncate_frames: checkpoint::TRUNCATE_AFTER_FRAMES,
+            wal_restart_frames: checkpoint::RESTART_AFTER_FRAMES,
         })
     }
 

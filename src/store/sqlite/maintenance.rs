@@ -15,7 +15,7 @@ impl MaintenanceStore for SqliteStore {
             &self.read,
             &self.write,
             &self.writer,
-            self.wal_truncate_frames,
+            self.wal_restart_frames,
         )
         .await
     }

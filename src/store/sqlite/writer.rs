@@ -132,10 +132,11 @@ pub(super) fn path_of(url: &str) -> Result<String, StoreError> {
 fn open(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     // The same settings as the read pool's (see `SqliteStore::open` for why each).
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0;",
-    )?;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};",
+        super::checkpoint::WAL_LIMIT_BYTES
+    ))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
