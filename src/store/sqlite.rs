@@ -33,6 +33,7 @@ mod keys;
 mod maintenance;
 mod numbers;
 mod outbox;
+mod reader;
 mod recovery;
 mod retention;
 mod templates;
@@ -42,6 +43,8 @@ mod writer;
 pub struct SqliteStore {
     /// The hot write path: ingest, decisions, claims, attempts (see [`writer`]).
     writer: writer::Writer,
+    /// The event processor's reads (see [`reader`]).
+    reader: reader::Reader,
     /// Every other write, each taken while the writer thread waits (see [`writer::Turn`]).
     write: SqlitePool,
     read: SqlitePool,
@@ -82,9 +85,13 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(false))
             .await?;
-        let writer = writer::Writer::start(&writer::path_of(url)?, health.clone())?;
+        let path = writer::path_of(url)?;
+        let writer = writer::Writer::start(&path, health.clone())?;
+        // After the writer: its connection has put the file in WAL mode.
+        let reader = reader::Reader::start(&path)?;
         Ok(Self {
             writer,
+            reader,
             write,
             read,
             index: Default::default(),
@@ -160,20 +167,6 @@ impl std::ops::DerefMut for SqlxWrite {
 }
 
 /// One pending event row, or why it cannot be read.
-fn stored_event(id: i64, r: &SqliteRow) -> Result<StoredEvent, String> {
-    let json: String = r
-        .try_get("event_json")
-        .map_err(|e| format!("event_json: {e}"))?;
-    let event = serde_json::from_str(&json).map_err(|e| format!("event_json: {e}"))?;
-    Ok(StoredEvent {
-        id,
-        event,
-        received_at: r
-            .try_get("received_at")
-            .map_err(|e| format!("received_at: {e}"))?,
-    })
-}
-
 fn opt_u32(v: Option<i64>) -> Option<u32> {
     v.and_then(|x| u32::try_from(x).ok())
 }

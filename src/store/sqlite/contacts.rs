@@ -5,29 +5,32 @@ use super::*;
 #[async_trait]
 impl ContactStore for SqliteStore {
     async fn contacts(&self, keys: &[(String, String)]) -> Result<Vec<Contact>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(PAIRS_PER_QUERY) {
-            let sql = format!(
-                "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
-                 FROM contacts WHERE (sender_id, wa_id) IN (VALUES {})",
-                pairs(chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (sender, wa_id) in chunk {
-                query = query.bind(sender).bind(wa_id);
-            }
-            for r in query.fetch_all(&self.read).await? {
-                found.push(Contact {
-                    sender_id: r.try_get("sender_id")?,
-                    wa_id: r.try_get("wa_id")?,
-                    name: r.try_get("name")?,
-                    last_inbound_at: r.try_get("last_inbound_at")?,
-                    last_reply_at: r.try_get("last_reply_at")?,
-                    last_reply_message_id: r.try_get("last_reply_message_id")?,
-                });
-            }
-        }
-        Ok(found)
+        let keys = keys.to_vec();
+        self.reader
+            .run(move |c| {
+                let mut found = Vec::new();
+                for chunk in keys.chunks(PAIRS_PER_QUERY) {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
+                         FROM contacts WHERE (sender_id, wa_id) IN (VALUES {})",
+                        pairs(chunk.len())
+                    ))?;
+                    let params = chunk.iter().flat_map(|(sender, wa_id)| [sender, wa_id]);
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                    while let Some(r) = rows.next()? {
+                        found.push(Contact {
+                            sender_id: r.get(0)?,
+                            wa_id: r.get(1)?,
+                            name: r.get(2)?,
+                            last_inbound_at: r.get(3)?,
+                            last_reply_at: r.get(4)?,
+                            last_reply_message_id: r.get(5)?,
+                        });
+                    }
+                }
+                Ok(found)
+            })
+            .await
     }
     async fn policy_facts(
         &self,

@@ -10,24 +10,38 @@ impl EventStore for SqliteStore {
         self.health.observe(result, |_| true)
     }
     async fn pending_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, event_json, received_at FROM inbound_events
-             WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            match stored_event(id, r) {
-                Ok(e) => events.push(e),
-                // The events before it are processed first; it then comes first and is reported.
-                Err(_) if !events.is_empty() => break,
-                Err(reason) => return Err(StoreError::CorruptEvent { id, reason }),
-            }
-        }
-        Ok(events)
+        self.reader
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, event_json, received_at FROM inbound_events
+                     WHERE processed_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT ?1",
+                )?;
+                let mut rows = stmt.query([i64::from(limit)])?;
+                let mut events = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let id: i64 = r.get(0)?;
+                    let parsed = r
+                        .get_ref(1)?
+                        .as_str()
+                        .map_err(|e| format!("event_json: {e}"))
+                        .and_then(|json| {
+                            serde_json::from_str(json).map_err(|e| format!("event_json: {e}"))
+                        });
+                    match parsed {
+                        Ok(event) => events.push(StoredEvent {
+                            id,
+                            event,
+                            received_at: r.get(2)?,
+                        }),
+                        // The events before it are processed first; it then comes first and
+                        // is reported.
+                        Err(_) if !events.is_empty() => break,
+                        Err(reason) => return Err(StoreError::CorruptEvent { id, reason }),
+                    }
+                }
+                Ok(events)
+            })
+            .await
     }
     async fn dead_letter(&self, event_id: i64, reason: &str, at: Millis) -> Result<(), StoreError> {
         let _turn = self.writer.turn().await?;
@@ -44,20 +58,25 @@ impl EventStore for SqliteStore {
         &self,
         keys: &[(String, String)],
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(PAIRS_PER_QUERY) {
-            let sql = format!(
-                "SELECT source, provider_call_id, decision FROM calls
-                 WHERE (source, provider_call_id) IN (VALUES {})",
-                pairs(chunk.len())
-            );
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for (source, id) in chunk {
-                query = query.bind(source).bind(id);
-            }
-            found.extend(query.fetch_all(&self.read).await?);
-        }
-        Ok(found)
+        let keys = keys.to_vec();
+        self.reader
+            .run(move |c| {
+                let mut found = Vec::new();
+                for chunk in keys.chunks(PAIRS_PER_QUERY) {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT source, provider_call_id, decision FROM calls
+                         WHERE (source, provider_call_id) IN (VALUES {})",
+                        pairs(chunk.len())
+                    ))?;
+                    let params = chunk.iter().flat_map(|(source, id)| [source, id]);
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                    while let Some(r) = rows.next()? {
+                        found.push((r.get(0)?, r.get(1)?, r.get(2)?));
+                    }
+                }
+                Ok(found)
+            })
+            .await
     }
     async fn call(
         &self,
