@@ -29,6 +29,9 @@ pub enum Outcome {
     },
     /// Do not resend as-is.
     Fail { code: Option<i64>, reason: String },
+    /// The request left but no answer came (a timeout, a cut-off response): Meta may have
+    /// taken the message, so it must not simply be sent again.
+    Unknown { reason: String },
 }
 
 /// The HTTP client with its base URL and API version.
@@ -77,17 +80,21 @@ impl Client {
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => {
-                let reason = if e.is_timeout() {
-                    format!("timed out calling {url}")
-                } else {
-                    format!("could not reach {url}: {e}")
-                };
+            // No connection: the request never left, so it is safe to send again.
+            Err(e) if e.is_connect() => {
                 return Outcome::Retry {
                     after: None,
                     code: None,
-                    reason,
+                    reason: format!("could not reach {url}: {e}"),
                 };
+            }
+            Err(e) => {
+                let reason = if e.is_timeout() {
+                    format!("no answer from {url} in time")
+                } else {
+                    format!("no answer from {url}: {e}")
+                };
+                return Outcome::Unknown { reason };
             }
         };
         let status = response.status().as_u16();
@@ -100,10 +107,8 @@ impl Client {
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    code: None,
-                    reason: format!("response body lost: {e}"),
+                return Outcome::Unknown {
+                    reason: format!("the answer from {url} was cut off: {e}"),
                 };
             }
         };

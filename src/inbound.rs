@@ -187,6 +187,24 @@ pub struct StatusUpdate {
     pub errors: Vec<WebhookError>,
 }
 
+impl StatusUpdate {
+    /// The first error Meta attached, as "(code) title: details", for the message's
+    /// `last_error` and the status row.
+    pub fn error_detail(&self) -> Option<String> {
+        self.errors.first().map(|e| {
+            format!(
+                "({}) {}{}",
+                e.code,
+                e.title.as_deref().unwrap_or_default(),
+                e.details
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            )
+        })
+    }
+}
+
 /// Everything a webhook can carry, after parsing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -46,6 +46,7 @@ pub mod policy;
 pub mod processor;
 pub mod reply;
 pub mod retention;
+pub mod retry;
 pub mod sandbox;
 pub mod shutdown;
 pub mod signature;

@@ -9,7 +9,7 @@
 //! queued ─claim─▶ sending ─accepted─▶ accepted ─▶ sent ─▶ delivered ─▶ read / played
 //!   ▲                │  └─retry───────▶ queued (later)
 //!   └──deferred──────┤  └─failed──────▶ failed
-//!                    └─crash mid-request─▶ uncertain ─(status webhook, or timeout)─▶ …
+//!                    └─crash mid-request, or no answer─▶ uncertain ─(status webhook, or timeout)─▶ …
 //! ```
 //! Status webhooks arrive out of order (read before delivered), so a state never moves back;
 //! `failed` wins over anything short of delivery.
@@ -22,7 +22,8 @@ use crate::time::Millis;
 pub enum MessageState {
     Queued,
     Sending,
-    /// A request was in flight when the process stopped: it may or may not have reached Meta.
+    /// A request was in flight when the process stopped, or it got no answer (a timeout): it
+    /// may or may not have reached Meta.
     Uncertain,
     Accepted,
     Sent,
@@ -122,8 +123,15 @@ impl MessageState {
                     detail: detail.clone(),
                 }
             }
+            AttemptOutcome::Unknown { detail } if self.awaits_response() => {
+                MessageChange::Uncertain {
+                    detail: detail.clone(),
+                }
+            }
             // A status webhook proved the message was accepted: the failed response is history.
-            AttemptOutcome::Retry { .. } | AttemptOutcome::Failed { .. } => MessageChange::None,
+            AttemptOutcome::Retry { .. }
+            | AttemptOutcome::Failed { .. }
+            | AttemptOutcome::Unknown { .. } => MessageChange::None,
         }
     }
 }
@@ -160,6 +168,11 @@ pub enum AttemptOutcome {
         code: Option<i64>,
         detail: String,
     },
+    /// The request may have reached Meta but no answer came back (it timed out, or the answer
+    /// was cut off): sending it again now could deliver it twice.
+    Unknown {
+        detail: String,
+    },
 }
 
 impl AttemptOutcome {
@@ -170,6 +183,7 @@ impl AttemptOutcome {
             AttemptOutcome::Accepted { wamid } => Some(("accepted", None, wamid)),
             AttemptOutcome::Retry { code, detail, .. } => Some(("retry", *code, detail)),
             AttemptOutcome::Failed { code, detail } => Some(("failed", *code, detail)),
+            AttemptOutcome::Unknown { detail } => Some(("unknown", None, detail)),
             AttemptOutcome::Deferred { .. } => None,
         }
     }
@@ -190,6 +204,9 @@ pub enum MessageChange {
     Failed { code: Option<i64>, detail: String },
     /// Pacing held it back before any request: the claim is undone, due again at `at`.
     Deferred { at: Millis, reason: String },
+    /// No answer: it waits for a status webhook to say whether Meta took it, and is queued
+    /// again only if none comes in time (the same rule as a crash mid-request).
+    Uncertain { detail: String },
     /// Nothing to change (a status webhook already settled it).
     None,
 }
@@ -233,6 +250,26 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn an_unanswered_request_leaves_the_message_uncertain_unless_a_status_settled_it() {
+        let unknown = AttemptOutcome::Unknown {
+            detail: "no answer in time".into(),
+        };
+        assert_eq!(
+            Sending.after_attempt(&unknown),
+            MessageChange::Uncertain {
+                detail: "no answer in time".into()
+            }
+        );
+        assert_eq!(Sent.after_attempt(&unknown), MessageChange::None);
+        assert_eq!(
+            unknown.attempt_record(),
+            Some(("unknown", None, "no answer in time"))
+        );
+        // A status that comes after still moves it on.
+        assert_eq!(Uncertain.after_status(DeliveryStatus::Sent), Sent);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 pub mod holds;
 pub mod lane;
 pub mod pacing;
-pub mod retry;
 pub mod starter;
 
 pub use holds::Holds;

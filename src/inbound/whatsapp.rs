@@ -265,7 +265,7 @@ impl WhatsAppSource {
                         .and_then(|s| s.parse::<i64>().ok())
                         .or(t.as_i64())
                 })
-                .map(|s| s * 1000)
+                .and_then(|s| s.checked_mul(1000))
                 .unwrap_or(0);
             let event_value = super::CallEvent {
                 source: super::CallSource::Whatsapp,

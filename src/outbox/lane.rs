@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::retry::RetryPolicy;
 use super::starter::{Pending, Starter};
 use crate::cloud_api::{Client, Outcome};
 use crate::config::Sender;
+use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptOutcome, ClaimedSend, Store, StoreError};
 use crate::time::now_ms;
@@ -408,7 +408,7 @@ impl Lane {
         if finished.is_empty() {
             return;
         }
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = crate::retry::Backoff::store_write();
         let mut stop = shutdown.clone();
         while let Err(e) = self.store.record_attempts(&finished, now_ms()).await {
             if shutdown.is_triggered() {
@@ -417,10 +417,9 @@ impl Lane {
             }
             tracing::error!(error.message = %e, "Could not record send attempts; retrying.");
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
                 _ = stop.wait() => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -467,6 +466,10 @@ impl Lane {
                     (AttemptOutcome::Failed { code, detail }, "failed")
                 }
             },
+            Outcome::Unknown { reason } => {
+                tracing::warn!(%reason, "No answer to a send; it waits for Meta's status webhook before it is sent again.");
+                (AttemptOutcome::Unknown { detail: reason }, "unknown")
+            }
             Outcome::Fail { code, reason } => {
                 let detail = match code {
                     Some(c) => format!("{reason}. {}", crate::cloud_api::errors::explain(c)),

@@ -257,9 +257,25 @@ fn consent_record_from_row(r: &SqliteRow) -> Result<crate::consent::Record, sqlx
 /// Key pairs per `IN (VALUES …)` lookup: well under SQLite's 32,766 bound parameters.
 const PAIRS_PER_QUERY: usize = 500;
 
-/// `(?, ?), (?, ?), …` for `n` key pairs.
-fn pairs(n: usize) -> String {
-    vec!["(?, ?)"; n].join(", ")
+/// The rows `select` finds for every key pair: `select` ends in `IN (VALUES {})`, which is
+/// filled with one `(?, ?)` per pair, [`PAIRS_PER_QUERY`] pairs per statement.
+fn rows_for_pairs<T>(
+    c: &rusqlite::Connection,
+    select: &str,
+    keys: &[(String, String)],
+    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(PAIRS_PER_QUERY) {
+        let values = vec!["(?, ?)"; chunk.len()].join(", ");
+        let mut stmt = c.prepare_cached(&select.replace("{}", &values))?;
+        let params = chunk.iter().flat_map(|(a, b)| [a, b]);
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(r) = rows.next()? {
+            found.push(row(r)?);
+        }
+    }
+    Ok(found)
 }
 
 const MESSAGE_COLUMNS: &str = "id, sender_id, to_number, kind, state, wamid, reason, attempts, error_code, last_error, created_at, updated_at";

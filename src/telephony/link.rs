@@ -1,13 +1,11 @@
-//! What the PBX clients ([`super::ami`], [`super::esl`]) share: reconnect backoff, a
-//! rate bound on flagged input, and the delivery queue between the socket and the store.
+//! What the PBX clients ([`super::ami`], [`super::esl`]) share: a rate bound on flagged input
+//! and the delivery queue between the socket and the store (their reconnect backoff is
+//! [`crate::retry::Backoff`]).
 //!
 //! Delivery runs in its own task behind a bounded channel so a slow store never stalls the
 //! socket reader for long; if the store falls far behind, the full channel pushes back on
 //! the reader (and, through TCP, on the PBX) rather than dropping calls.
 
-use std::time::Duration;
-
-use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::CallSink;
@@ -59,42 +57,6 @@ pub async fn deliver(mut rx: mpsc::Receiver<Delivery>, sink: CallSink, source: C
     }
 }
 
-/// Exponential reconnect delay with jitter: `min`, doubling to `max`, each delay drawn
-/// from 80–120 % so many clients restarted together do not reconnect in lockstep.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    /// The default for PBX connections: 1 s to 30 s.
-    pub fn pbx() -> Self {
-        Self::new(Duration::from_secs(1), Duration::from_secs(30))
-    }
-
-    /// The delay before the next attempt; each call doubles the following one.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        base.mul_f64(rand::rng().random_range(0.8..=1.2))
-    }
-
-    /// After a successful login: start again from `min`.
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 /// At most `per_minute` flags in any minute; the rest are only counted. A PBX that sends the
 /// same broken event thousands of times must not flood the store.
 #[derive(Debug)]
@@ -134,20 +96,6 @@ impl FlagBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        let secs: Vec<f64> = (0..8).map(|_| b.next_delay().as_secs_f64()).collect();
-        for (got, want) in secs
-            .iter()
-            .zip([1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
-        {
-            assert!(*got >= want * 0.8 && *got <= want * 1.2, "{secs:?}");
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(1200));
-    }
 
     #[test]
     fn flag_budget_bounds_each_minute() {

@@ -192,8 +192,7 @@ impl Spool {
 /// store keeps failing. Stops at shutdown; what is left is replayed at the next start.
 pub async fn run(sink: CallSink, mut shutdown: Shutdown) {
     let spool = sink.spool.clone();
-    // The PBX clients' reconnect backoff: doubling, capped, jittered.
-    let mut backoff = super::link::Backoff::new(FIRST_WAIT, MAX_WAIT);
+    let mut backoff = crate::retry::Backoff::new(FIRST_WAIT, MAX_WAIT);
     loop {
         if spool.is_pending() {
             let result = tokio::select! {

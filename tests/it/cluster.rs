@@ -362,8 +362,8 @@ fn per_recipient(sent: &[Value], calls: usize) -> (BTreeMap<String, usize>, Vec<
 /// Settings of a cluster that sends fast and gives up on a dead node's sends soon.
 const FAST: &[(&str, &str)] = &[
     // The per-row send lease is 3 request timeouts, at least 5 s: 5 s here. (A request that
-    // times out is retried at once, so a slow answer would be sent twice: not this test's
-    // subject, and the sandbox's first answer takes a while in a debug build.)
+    // times out waits `uncertain` for its status, up to 1 s here, before it is sent again:
+    // the sandbox's first answer takes a while in a debug build.)
     ("RINGBACK_WHATSAPP__REQUEST_TIMEOUT_MS", "1600"),
     ("RINGBACK_OUTBOX__UNCERTAIN_RESEND_AFTER_SECONDS", "1"),
     ("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1000"),
@@ -404,8 +404,8 @@ async fn three_nodes_lose_one_mid_burst_and_every_caller_gets_exactly_one_reply(
         .expect("sandbox reachable");
     assert!(r.status().is_success(), "faults answered {}", r.status());
     // One call first, from a caller outside the burst: the sandbox's and the client's first
-    // answer is slow in a debug build, and a request that times out is sent again (a
-    // duplicate this test is not about).
+    // answer is slow in a debug build, and a request that times out and whose status does
+    // not come within 1 s is sent again (a duplicate this test is not about).
     let warm_up =
         json!({"call_id": "warm-up", "from": WARM_UP, "to": BUSINESS, "status": "no-answer"});
     let r = post_call(&cluster.http, &cluster.node("node-b").base, &warm_up).await;
@@ -613,15 +613,26 @@ async fn pacing_is_one_budget_across_three_nodes() {
                 .count()
         })
         .collect();
-    // Over the budget by more than 1 % would be three nodes sending on their own: never
-    // allowed. Under it is a debug-build leader starved of CPU on a loaded 2-core machine
+    // Over the budget is what three nodes sending on their own would do (2,400 in 10 s): never
+    // allowed beyond measurement. Under it is a debug-build leader starved of CPU on a loaded 2-core machine
     // (786 and 787 seen in CI-like runs, with one-second dips to 62-70 while the leader is
     // descheduled); 5 % under still proves the budget is not split between nodes (a third of
     // it would be 267). Holding 80/s exactly under load is the leader's CPU, issue #11's work.
+    //
+    // Over: the arrival times are the sandbox's, so requests paced on time but sent late by a
+    // descheduled leader arrive together after the stall, and a window that starts just before
+    // them holds them plus a full 10 s of on-time sends (812 seen once in five loaded runs,
+    // every second at 80 and the middle 10 s at exactly 800). So the sliding window may be
+    // 2 % over; the middle 10 s, within 1 %.
     let want = RATE * 10;
     assert!(
-        (want - 5 * want / 100..=want + want / 100).contains(&busiest),
-        "the busiest 10 s held {busiest} requests at {RATE}/s (want {want} + 1 % / - 5 %; the \
+        middle <= (want + want / 100) as usize,
+        "the middle 10 s held {middle} requests at {RATE}/s (want at most {want} + 1 %); per \
+         second from the first: {per_second:?}"
+    );
+    assert!(
+        (want - 5 * want / 100..=want + 2 * want / 100).contains(&busiest),
+        "the busiest 10 s held {busiest} requests at {RATE}/s (want {want} + 2 % / - 5 %; the \
          middle 10 s held {middle}); per second from the first: {per_second:?}\n{}",
         cluster.report().await
     );

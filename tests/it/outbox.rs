@@ -324,6 +324,37 @@ async fn retry_after_from_meta_sets_the_next_attempt() {
     );
 }
 
+/// README: a request that gets no answer in time may still have reached Meta, so it is not
+/// sent again at once: the message waits `uncertain` for a status webhook, and here the slow
+/// sandbox did take it, so its statuses settle it and the caller gets one message.
+#[tokio::test]
+async fn a_send_that_times_out_is_settled_by_its_status_and_not_sent_twice() {
+    let app = spawn_app_with(&[
+        ("RINGBACK_WHATSAPP__REQUEST_TIMEOUT_MS", "300"),
+        ("RINGBACK_OUTBOX__UNCERTAIN_RESEND_AFTER_SECONDS", "60"),
+    ])
+    .await;
+    // The sandbox records the message at once and answers after 1.5 s: too late. Its status
+    // webhooks come 2 s after the send, so the timed-out message waits a while uncertain.
+    app.sandbox_post(
+        "faults",
+        json!({"phone_number_id": PNID, "latency_ms": 1_500}),
+    )
+    .await;
+    app.sandbox_post("webhooks/faults", json!({"delay_ms": 2_000}))
+        .await;
+    app.missed_call("slow-1", "+919876500290").await;
+    let call = app.decided_call("slow-1").await;
+    let id = call["message_id"].as_str().unwrap();
+    let m = app.message_in_state(id, "uncertain").await;
+    assert_eq!(m["attempts"][0]["outcome"], "unknown", "{m}");
+    let m = app.message_in_state(id, "delivered").await;
+    let attempts = m["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{m}");
+    assert_eq!(attempts[0]["outcome"], "unknown", "{m}");
+    assert_eq!(app.sandbox_sent().await.len(), 1, "sent once: {m}");
+}
+
 /// README: a send in flight when Ringback died becomes `uncertain`, and is sent again only
 /// when no status webhook names it within `outbox.uncertain_resend_after_seconds`. The
 /// embedded sandbox dies with the process, so the restarted server's sandbox never sends a

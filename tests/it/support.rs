@@ -361,17 +361,23 @@ impl TestApp {
     }
 
     pub async fn fault(&self, errors: Value) {
+        self.sandbox_post("faults", json!({"phone_number_id": PNID, "errors": errors}))
+            .await;
+    }
+
+    /// `POST /sandbox/{path}` (faults, webhook faults), which must succeed.
+    pub async fn sandbox_post(&self, path: &str, body: Value) {
         let r = self
             .http
-            .post(format!("{}/sandbox/faults", self.sandbox))
-            .json(&json!({"phone_number_id": PNID, "errors": errors}))
+            .post(format!("{}/sandbox/{path}", self.sandbox))
+            .json(&body)
             .send()
             .await
             .unwrap();
         let status = r.status();
         assert!(
             status.is_success(),
-            "fault answered {status}: {:?}",
+            "sandbox/{path} answered {status}: {:?}",
             r.text().await
         );
     }

@@ -59,10 +59,12 @@ pub enum Stamp {
 }
 
 impl Stamp {
+    /// In milliseconds; `None` when it is not a number or too large to be one in
+    /// milliseconds (a hostile value must not overflow).
     pub fn millis(&self) -> Option<i64> {
         match self {
-            Stamp::Text(s) => s.trim().parse::<i64>().ok().map(|s| s * 1000),
-            Stamp::Number(n) => Some(n * 1000),
+            Stamp::Text(s) => s.trim().parse::<i64>().ok()?.checked_mul(1000),
+            Stamp::Number(n) => n.checked_mul(1000),
         }
     }
 }
@@ -145,4 +147,24 @@ pub struct ErrorObject {
 pub struct ErrorData {
     #[serde(default)]
     pub details: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stamp;
+
+    #[test]
+    fn a_stamp_is_read_in_seconds_and_an_overflowing_one_is_none() {
+        assert_eq!(
+            Stamp::Text(" 1700000000 ".into()).millis(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            Stamp::Number(1_700_000_000).millis(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(Stamp::Number(i64::MAX).millis(), None);
+        assert_eq!(Stamp::Text(i64::MAX.to_string()).millis(), None);
+        assert_eq!(Stamp::Text("soon".into()).millis(), None);
+    }
 }

@@ -259,7 +259,7 @@ impl<'a> AcceptedMessages<'a> {
     }
 }
 
-/// A requeue, failure or deferral of one message.
+/// A requeue, failure, deferral or unanswered request of one message.
 async fn write_change(
     tx: &mut Tx,
     s: &ClaimedSend,
@@ -292,6 +292,17 @@ async fn write_change(
             .await?;
         }
         MessageChange::Deferred { at, reason } => defer(tx, s, at, &reason, now).await?,
+        MessageChange::Uncertain { detail } => {
+            sqlx::query(
+                "UPDATE messages SET state = 'uncertain', last_error = $1, updated_at = $2,
+                     lease_owner = NULL, lease_until = NULL WHERE id = $3",
+            )
+            .bind(detail)
+            .bind(now)
+            .bind(&s.message_id)
+            .execute(&mut **tx)
+            .await?;
+        }
         MessageChange::Accepted { .. } | MessageChange::None => {}
     }
     Ok(())

@@ -249,7 +249,7 @@ impl<'a> StatusRun<'a> {
                 .filter(|id| messages.by_id.contains_key(*id))
                 .map(str::to_string)
                 .or_else(|| messages.by_wamid.get(&s.wamid).cloned());
-            let detail = error_detail(s);
+            let detail = s.error_detail();
             rows.push(s, id.as_deref(), detail.as_deref());
             let Some(id) = id else {
                 finished.push(*event_id, "status for a message this store did not send");
@@ -275,21 +275,6 @@ impl<'a> StatusRun<'a> {
         rows.write(tx).await?;
         write_messages(tx, &messages.by_id).await
     }
-}
-
-/// "(code) title: details" of a status's first error.
-fn error_detail(s: &StatusUpdate) -> Option<String> {
-    s.errors.first().map(|e| {
-        format!(
-            "({}) {}{}",
-            e.code,
-            e.title.clone().unwrap_or_default(),
-            e.details
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        )
-    })
 }
 
 /// A message a status run moves, as it stands after the statuses applied so far.

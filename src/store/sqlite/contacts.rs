@@ -8,27 +8,22 @@ impl ContactStore for SqliteStore {
         let keys = keys.to_vec();
         self.reader
             .run(move |c| {
-                let mut found = Vec::new();
-                for chunk in keys.chunks(PAIRS_PER_QUERY) {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
-                         FROM contacts WHERE (sender_id, wa_id) IN (VALUES {})",
-                        pairs(chunk.len())
-                    ))?;
-                    let params = chunk.iter().flat_map(|(sender, wa_id)| [sender, wa_id]);
-                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-                    while let Some(r) = rows.next()? {
-                        found.push(Contact {
+                rows_for_pairs(
+                    c,
+                    "SELECT sender_id, wa_id, name, last_inbound_at, last_reply_at, last_reply_message_id
+                     FROM contacts WHERE (sender_id, wa_id) IN (VALUES {})",
+                    &keys,
+                    |r| {
+                        Ok(Contact {
                             sender_id: r.get(0)?,
                             wa_id: r.get(1)?,
                             name: r.get(2)?,
                             last_inbound_at: r.get(3)?,
                             last_reply_at: r.get(4)?,
                             last_reply_message_id: r.get(5)?,
-                        });
-                    }
-                }
-                Ok(found)
+                        })
+                    },
+                )
             })
             .await
     }

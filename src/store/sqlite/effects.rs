@@ -216,17 +216,7 @@ fn record_status(c: &Connection, event_id: i64, s: &StatusUpdate) -> Result<(), 
         )
         .optional()?;
     let first_error = s.errors.first();
-    let detail = first_error.map(|e| {
-        format!(
-            "({}) {}{}",
-            e.code,
-            e.title.clone().unwrap_or_default(),
-            e.details
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        )
-    });
+    let detail = s.error_detail();
     let message_id = row.as_ref().map(|(id, _)| id.as_str());
     c.prepare_cached(
         "INSERT INTO message_statuses (wamid, status, message_id, at, error_code, detail)
@@ -453,6 +443,13 @@ pub(super) fn record_attempt(
                  WHERE id = ?4 AND state = 'sending'",
             )?
             .execute(params![at, reason, now, s.message_id])?;
+        }
+        MessageChange::Uncertain { detail } => {
+            c.prepare_cached(
+                "UPDATE messages SET state = 'uncertain', last_error = ?1, updated_at = ?2,
+                     lease_owner = NULL, lease_until = NULL WHERE id = ?3",
+            )?
+            .execute(params![detail, now, s.message_id])?;
         }
         MessageChange::None => {}
     }

@@ -61,20 +61,13 @@ impl EventStore for SqliteStore {
         let keys = keys.to_vec();
         self.reader
             .run(move |c| {
-                let mut found = Vec::new();
-                for chunk in keys.chunks(PAIRS_PER_QUERY) {
-                    let mut stmt = c.prepare_cached(&format!(
-                        "SELECT source, provider_call_id, decision FROM calls
-                         WHERE (source, provider_call_id) IN (VALUES {})",
-                        pairs(chunk.len())
-                    ))?;
-                    let params = chunk.iter().flat_map(|(source, id)| [source, id]);
-                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-                    while let Some(r) = rows.next()? {
-                        found.push((r.get(0)?, r.get(1)?, r.get(2)?));
-                    }
-                }
-                Ok(found)
+                rows_for_pairs(
+                    c,
+                    "SELECT source, provider_call_id, decision FROM calls
+                     WHERE (source, provider_call_id) IN (VALUES {})",
+                    &keys,
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
             })
             .await
     }

@@ -13,8 +13,9 @@ use tokio::time::{Instant, timeout};
 use super::calls::{Correlator, Output};
 use super::wire::{Decoder, Frame, Message, WireError, encode};
 use crate::config::telephony::AsteriskConfig;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
-use crate::telephony::link::{Backoff, Delivery, FlagBudget};
+use crate::telephony::link::{Delivery, FlagBudget};
 
 const SOURCE: &str = "asterisk";
 /// Connecting, the banner and the login answer must each come within this.

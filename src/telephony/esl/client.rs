@@ -13,8 +13,9 @@ use tokio::time::{Instant, timeout};
 use super::calls::{Decision, decide};
 use super::wire::{Decoder, Message, WireError, command, parse_event};
 use crate::config::telephony::FreeswitchConfig;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
-use crate::telephony::link::{Backoff, Delivery, FlagBudget};
+use crate::telephony::link::{Delivery, FlagBudget};
 
 const SOURCE: &str = "freeswitch";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,6 +21,15 @@ fn call(source: &str, id: &str, caller: &str, decision: &str, reply: Option<&str
     }
 }
 
+/// The notes processing left on these events, in event order.
+async fn notes(s: &PostgresStore, ids: &[i64]) -> Vec<String> {
+    sqlx::query_scalar("SELECT note FROM inbound_events WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(&s.pool)
+        .await
+        .unwrap()
+}
+
 fn reply_to(id: &str, to: &str, at: Millis) -> NewMessage {
     NewMessage {
         to: to.into(),
@@ -79,12 +88,7 @@ async fn a_batch_repeating_a_call_and_a_contact_is_written_as_one_effect_at_a_ti
     let opened = s.contact("pn1", "15550002222").await.unwrap().unwrap();
     assert_eq!(opened.last_inbound_at, Some(1_000));
     assert!(s.pending_events(10).await.unwrap().is_empty());
-    let notes: Vec<String> =
-        sqlx::query_scalar("SELECT note FROM inbound_events WHERE id = ANY($1) ORDER BY id")
-            .bind(&ids)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let notes = notes(&s, &ids).await;
     assert_eq!(
         notes,
         [
@@ -214,12 +218,7 @@ async fn statuses_of_one_message_in_one_batch_apply_in_order_and_never_move_it_b
     let m4 = s.message("msg_4").await.unwrap().unwrap();
     assert_eq!(m4.message.state, "queued");
     assert_eq!(m4.attempts[0].outcome, "retry");
-    let notes: Vec<String> =
-        sqlx::query_scalar("SELECT note FROM inbound_events WHERE id = ANY($1) ORDER BY id")
-            .bind(&ids)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let notes = notes(&s, &ids).await;
     assert_eq!(
         notes,
         [
