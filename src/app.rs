@@ -222,6 +222,7 @@ pub async fn start(
             processor,
             lanes: lanes.clone(),
             resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
+            max_attempts: settings.outbox.max_attempts,
             wakers: wakers.clone(),
             holds: holds.clone(),
             retention: settings.retention.clone(),
@@ -291,6 +292,8 @@ struct Leader {
     processor: Processor,
     lanes: Vec<Lane>,
     resend_after: Duration,
+    /// Attempts after which an unanswered send is given up (see `requeue_uncertain`).
+    max_attempts: u32,
     wakers: crate::outbox::Wakers,
     holds: crate::outbox::Holds,
     retention: crate::config::retention::RetentionSettings,
@@ -328,6 +331,7 @@ async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
             work.spawn(run_maintenance(
                 l.store.clone(),
                 l.resend_after,
+                l.max_attempts,
                 l.wakers.clone(),
                 l.holds.clone(),
                 l.lanes

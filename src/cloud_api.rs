@@ -80,8 +80,9 @@ impl Client {
             .await;
         let response = match response {
             Ok(r) => r,
-            // No connection: the request never left, so it is safe to send again.
-            Err(e) if e.is_connect() => {
+            // No connection, or a request that could not be built (a malformed token or
+            // URL): nothing left, so it is safe to send again.
+            Err(e) if e.is_connect() || e.is_builder() => {
                 return Outcome::Retry {
                     after: None,
                     code: None,
@@ -106,11 +107,14 @@ impl Client {
             .map(Duration::from_secs);
         let bytes = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => {
+            // Meta answered 2xx (it took the message) but the body with the wamid was lost.
+            Err(e) if (200..300).contains(&status) => {
                 return Outcome::Unknown {
                     reason: format!("the answer from {url} was cut off: {e}"),
                 };
             }
+            // An error status already says the message was not taken.
+            Err(_) => return classify(status, b"", retry_after),
         };
         classify(status, &bytes, retry_after)
     }
@@ -228,6 +232,43 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request that never left (no listener; a token that cannot be a header) is safe to
+    /// send again; one that left and got no answer in time is not.
+    #[tokio::test]
+    async fn only_a_request_that_may_have_left_has_an_unknown_outcome() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let token = SecretString::from("t".to_string());
+        let client = Client::new(&refused, "v23.0", Duration::from_secs(2));
+        assert!(matches!(
+            client.send_message("1", &token, "{}").await,
+            Outcome::Retry { .. }
+        ));
+        let bad_token = SecretString::from("a\nb".to_string());
+        assert!(matches!(
+            client.send_message("1", &bad_token, "{}").await,
+            Outcome::Retry { .. }
+        ));
+
+        // Accepts the connection and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let client = Client::new(&url, "v23.0", Duration::from_millis(200));
+        let outcome = client.send_message("1", &token, "{}").await;
+        assert!(
+            matches!(&outcome, Outcome::Unknown { reason } if reason.contains("in time")),
+            "{outcome:?}"
+        );
+        hold.abort();
+    }
 
     #[test]
     fn success_and_error_envelopes() {

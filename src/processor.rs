@@ -637,7 +637,7 @@ impl Processor {
             let at = p
                 .get("timestamp")
                 .and_then(serde_json::Value::as_i64)
-                .map(|t| t * 1000)
+                .and_then(|t| t.checked_mul(1000))
                 .unwrap_or_else(now_ms);
             let record = crate::consent::Record {
                 sender_id: sender.to_string(),

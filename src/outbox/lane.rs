@@ -496,12 +496,15 @@ impl Lane {
 async fn requeue_unresolved(
     store: &dyn Store,
     resend_after: Duration,
+    max_attempts: u32,
     now: crate::time::Millis,
-) -> Result<u64, StoreError> {
+) -> Result<crate::store::UncertainResolved, StoreError> {
     let oldest = store.pending_events(1).await?;
     let horizon = oldest.first().map_or(now, |e| e.received_at.min(now));
     let resend_after = i64::try_from(resend_after.as_millis()).unwrap_or(i64::MAX / 4);
-    store.requeue_uncertain(horizon - resend_after, now).await
+    store
+        .requeue_uncertain(horizon - resend_after, now, max_attempts)
+        .await
 }
 
 /// Housekeeping for all lanes: sends whose outcome was lost to a crash go back to the queue
@@ -571,6 +574,7 @@ fn a_costly_reach_is_read_at_every_pass_only_near_a_limit() {
 pub async fn run_maintenance(
     store: Arc<dyn Store>,
     resend_after: Duration,
+    max_attempts: u32,
     wakers: super::Wakers,
     holds: super::Holds,
     sender_ids: Vec<String>,
@@ -580,15 +584,23 @@ pub async fn run_maintenance(
     let mut reach = ReachReads::default();
     loop {
         let now = now_ms();
-        match requeue_unresolved(store.as_ref(), resend_after, now).await {
-            Ok(n) if n > 0 => {
-                tracing::warn!(
-                    count = n,
-                    "Requeued sends whose outcome was unknown after a restart and that no status webhook confirmed."
-                );
-                sender_ids.iter().for_each(|id| wakers.wake(id));
+        match requeue_unresolved(store.as_ref(), resend_after, max_attempts, now).await {
+            Ok(r) => {
+                if r.requeued > 0 {
+                    tracing::warn!(
+                        count = r.requeued,
+                        "Requeued sends whose outcome was unknown (a restart, or no answer) and that no status webhook confirmed."
+                    );
+                    sender_ids.iter().for_each(|id| wakers.wake(id));
+                }
+                if r.failed > 0 {
+                    tracing::error!(
+                        count = r.failed,
+                        max_attempts,
+                        "Gave up on sends that got no answer and no status webhook after their last attempt."
+                    );
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::error!(error.message = %e, "Could not requeue uncertain sends."),
         }
         // Sends a dead node claimed: once their lease lapses they are this leader's.

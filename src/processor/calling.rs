@@ -70,7 +70,7 @@ impl Processor {
             expires_at: reply
                 .get("expiration_timestamp")
                 .and_then(Value::as_i64)
-                .map(|s| s * 1000),
+                .and_then(|s| s.checked_mul(1000)),
             automatic,
         };
         let changes = self

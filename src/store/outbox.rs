@@ -22,6 +22,16 @@ pub struct NewMessage {
     pub created_at: Millis,
 }
 
+/// The reason an uncertain send that had its last attempt fails with.
+pub const UNCERTAIN_GIVE_UP: &str = "no answer and no status webhook after the last allowed attempt; given up (a status webhook that still comes is recorded with the message)";
+
+/// What [`OutboxStore::requeue_uncertain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UncertainResolved {
+    pub requeued: u64,
+    pub failed: u64,
+}
+
 /// Result of [`Store::enqueue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
@@ -148,8 +158,15 @@ pub trait OutboxStore: Send + Sync {
         restarting: Option<&str>,
         now: Millis,
     ) -> Result<u64, StoreError>;
-    /// Uncertain sends with no status webhook since `before` go back to the queue.
-    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError>;
+    /// Uncertain sends with no status webhook since `before` go back to the queue, except
+    /// those that have had `max_attempts` attempts: they fail (no answer and no status after
+    /// every attempt), so a Cloud API that keeps timing out cannot make a send loop forever.
+    async fn requeue_uncertain(
+        &self,
+        before: Millis,
+        now: Millis,
+        max_attempts: u32,
+    ) -> Result<UncertainResolved, StoreError>;
     /// Per number: sends queued, being sent (and by which nodes), uncertain.
     async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError>;
     /// Messages not yet accepted by the Cloud API (queued, sending, uncertain).

@@ -355,6 +355,35 @@ async fn a_send_that_times_out_is_settled_by_its_status_and_not_sent_twice() {
     assert_eq!(app.sandbox_sent().await.len(), 1, "sent once: {m}");
 }
 
+/// README: a send that never gets an answer (nor a status webhook) is given up after
+/// `outbox.max_attempts`, like a send Meta keeps refusing: it cannot loop forever.
+#[tokio::test]
+async fn a_send_that_never_gets_an_answer_fails_after_its_last_attempt() {
+    let app = spawn_app_with(&[
+        ("RINGBACK_WHATSAPP__REQUEST_TIMEOUT_MS", "300"),
+        ("RINGBACK_OUTBOX__UNCERTAIN_RESEND_AFTER_SECONDS", "1"),
+        ("RINGBACK_OUTBOX__MAX_ATTEMPTS", "2"),
+    ])
+    .await;
+    app.sandbox_post(
+        "faults",
+        json!({"phone_number_id": PNID, "latency_ms": 60_000}),
+    )
+    .await;
+    app.sandbox_post("webhooks/faults", json!({"delay_ms": 600_000}))
+        .await;
+    app.missed_call("never-1", "+919876500291").await;
+    let call = app.decided_call("never-1").await;
+    let m = app
+        .message_in_state(call["message_id"].as_str().unwrap(), "failed")
+        .await;
+    let attempts = m["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{m}");
+    assert!(attempts.iter().all(|a| a["outcome"] == "unknown"), "{m}");
+    assert_eq!(m["last_error"], ringback::store::UNCERTAIN_GIVE_UP, "{m}");
+    assert_eq!(app.sandbox_sent().await.len(), 2, "{m}");
+}
+
 /// README: a send in flight when Ringback died becomes `uncertain`, and is sent again only
 /// when no status webhook names it within `outbox.uncertain_resend_after_seconds`. The
 /// embedded sandbox dies with the process, so the restarted server's sandbox never sends a

@@ -68,8 +68,8 @@ async fn an_uncertain_send_waits_for_the_events_that_arrived_in_time() {
     );
 
     // Long past `resend_after`, but the status is not read yet: the send waits.
-    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 60_000).await;
-    assert_eq!(requeued.unwrap(), 0);
+    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 10, 60_000).await;
+    assert_eq!(requeued.unwrap().requeued, 0);
     assert_eq!(state(&store).await, "uncertain");
 
     // Read, and it said nothing about m1 (here: set aside): now m1 is sent again.
@@ -78,8 +78,8 @@ async fn an_uncertain_send_waits_for_the_events_that_arrived_in_time() {
         .dead_letter(pending[0].id, "test", 60_000)
         .await
         .unwrap();
-    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 60_000).await;
-    assert_eq!(requeued.unwrap(), 1);
+    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 10, 60_000).await;
+    assert_eq!(requeued.unwrap().requeued, 1);
     assert_eq!(state(&store).await, "queued");
 }
 
@@ -93,7 +93,7 @@ async fn events_that_arrived_too_late_do_not_hold_it_back() {
     );
     // Arrived at 8 000, after the 1 s the send waits for its status (until 7 000).
     store.ingest(&[webhook("late", 8_000)]).await.unwrap();
-    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 60_000).await;
-    assert_eq!(requeued.unwrap(), 1);
+    let requeued = requeue_unresolved(store.as_ref(), RESEND_AFTER, 10, 60_000).await;
+    assert_eq!(requeued.unwrap().requeued, 1);
     assert_eq!(state(&store).await, "queued");
 }

@@ -149,10 +149,12 @@ impl EventStore for PostgresStore {
                 cluster::check_fence(&mut tx, f).await?;
             }
             // Every effect marks its event processed: those notes are written together at the
-            // end, one statement for the batch. Calls and statuses gather into runs written a
-            // statement per table; they touch disjoint rows (a status names a message already
-            // sent, never a reply queued in this batch), so they need not be written in turn
-            // with each other, only before any other kind of effect.
+            // end, one statement for the batch. Calls gather into runs written a statement per
+            // table, before any other kind of effect. Statuses gather into one run for the
+            // whole batch, written last: they touch only messages already sent and their
+            // status rows, which no other effect of a batch writes, and one run locks its
+            // messages in id order like the lanes' `lock_for_attempts`, so the two cannot
+            // deadlock (two runs could: ids 5 then 3 against a lane's 3 then 5).
             let mut finished = effects::Finished::default();
             let mut calls = runs::CallRun::default();
             let mut statuses = runs::StatusRun::default();
@@ -180,7 +182,6 @@ impl EventStore for PostgresStore {
                     _ => {}
                 }
                 calls.write(&mut tx, &mut finished).await?;
-                statuses.write(&mut tx, &mut finished).await?;
                 match effect {
                     Effect::InboundMessage {
                         event_id,

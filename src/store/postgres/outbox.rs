@@ -211,18 +211,36 @@ impl OutboxStore for PostgresStore {
         Ok(n)
     }
 
-    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
-        let n = sqlx::query(
+    async fn requeue_uncertain(
+        &self,
+        before: Millis,
+        now: Millis,
+        max_attempts: u32,
+    ) -> Result<UncertainResolved, StoreError> {
+        let mut tx = self.tx().await?;
+        let failed = sqlx::query(
+            "UPDATE messages SET state = 'failed', updated_at = $1, last_error = $3
+             WHERE state = 'uncertain' AND updated_at <= $2 AND attempts >= $4",
+        )
+        .bind(now)
+        .bind(before)
+        .bind(crate::store::UNCERTAIN_GIVE_UP)
+        .bind(i64::from(max_attempts))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let requeued = sqlx::query(
             "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
                  last_error = 'no status webhook arrived for the interrupted attempt; sending again'
              WHERE state = 'uncertain' AND updated_at <= $2",
         )
         .bind(now)
         .bind(before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(n)
+        tx.commit().await?;
+        Ok(UncertainResolved { requeued, failed })
     }
     async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError> {
         let rows = sqlx::query(

@@ -9,8 +9,8 @@
 //! A statement may not touch one row twice with `ON CONFLICT DO UPDATE`, so a call run is
 //! written out before it would take a second event for the same call or a second reply to the
 //! same contact; a status run applies several statuses of one message in order, in memory,
-//! and writes the message once. Rows are sorted by key before they are written so two
-//! transactions take their row locks in the same order.
+//! and writes the message once. Contacts are written sorted by key and messages locked in id
+//! order, so two transactions take those row locks in the same order.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -100,11 +100,12 @@ fn whatsapp_window(c: &CallRecord) -> Option<((&str, &str), i64)> {
     ))
 }
 
+/// In event order, so `calls.id` follows arrival (the call log lists by id); only the
+/// leader's processor writes calls, so their lock order needs no sorting.
 async fn write_calls(tx: &mut Tx, calls: &[(i64, &CallRecord)]) -> Result<(), StoreError> {
-    let mut sorted: Vec<&CallRecord> = calls.iter().map(|(_, c)| *c).collect();
-    sorted.sort_by(|a, b| (&a.source, &a.provider_call_id).cmp(&(&b.source, &b.provider_call_id)));
+    let rows: Vec<&CallRecord> = calls.iter().map(|(_, c)| *c).collect();
     let col = |f: fn(&CallRecord) -> Option<&str>| -> Vec<Option<&str>> {
-        sorted.iter().map(|c| f(c)).collect()
+        rows.iter().map(|c| f(c)).collect()
     };
     sqlx::query(
         "INSERT INTO calls (source, provider_call_id, sender_id, caller_raw, caller_e164, callee_raw, outcome,
@@ -125,12 +126,12 @@ async fn write_calls(tx: &mut Tx, calls: &[(i64, &CallRecord)]) -> Result<(), St
     .bind(col(|c| c.caller_e164.as_deref()))
     .bind(col(|c| c.callee_raw.as_deref()))
     .bind(col(|c| Some(&c.outcome)))
-    .bind(sorted.iter().map(|c| c.ring_seconds.map(i64::from)).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|c| c.missed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.ring_seconds.map(i64::from)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.missed).collect::<Vec<_>>())
     .bind(col(|c| Some(&c.decision)))
     .bind(col(|c| Some(&c.reason)))
     .bind(col(|c| c.message_id.as_deref()))
-    .bind(sorted.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

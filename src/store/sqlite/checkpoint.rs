@@ -13,8 +13,8 @@
 //! 64 MiB of blocks), and the WAL then grew again block by block, every commit's fsync carrying
 //! the file's new size. At 100 calls/s the bound is reached every few seconds, so that stall
 //! was the webhook → send p99 of `ringback bench`. Restarting keeps the file and its blocks
-//! (the turn lasts ~1.5 ms); `journal_size_limit` ([`WAL_LIMIT_BYTES`]) trims it back to the
-//! bound when a burst made it larger.
+//! (the turn lasts ~1.5 ms); `journal_size_limit` ([`WAL_LIMIT_BYTES`]) trims it back when a
+//! burst made it much larger.
 
 use sqlx::{Row, SqlitePool};
 
@@ -23,8 +23,10 @@ use crate::store::StoreError;
 /// WAL frames (pages) beyond which the WAL is restarted: 64 MiB at SQLite's 4 KiB pages.
 pub(super) const RESTART_AFTER_FRAMES: i64 = 16_384;
 
-/// The size the WAL file is trimmed to when it restarts (`PRAGMA journal_size_limit`).
-pub(super) const WAL_LIMIT_BYTES: i64 = RESTART_AFTER_FRAMES * 4096;
+/// The size the WAL file is trimmed to when it restarts (`PRAGMA journal_size_limit`): twice
+/// the bound, since frames carry a header and the WAL grows between two maintenance passes;
+/// at the bound itself every restart would trim the file and it would grow back.
+pub(super) const WAL_LIMIT_BYTES: i64 = 2 * RESTART_AFTER_FRAMES * 4096;
 
 /// A passive checkpoint, then a restarting one when the WAL holds more than `restart_after`
 /// frames.

@@ -26,12 +26,18 @@ impl EventStore for SqliteStore {
                         .map_err(|e| format!("event_json: {e}"))
                         .and_then(|json| {
                             serde_json::from_str(json).map_err(|e| format!("event_json: {e}"))
+                        })
+                        .and_then(|event| {
+                            let received_at = r
+                                .get::<_, i64>(2)
+                                .map_err(|e| format!("received_at: {e}"))?;
+                            Ok((event, received_at))
                         });
                     match parsed {
-                        Ok(event) => events.push(StoredEvent {
+                        Ok((event, received_at)) => events.push(StoredEvent {
                             id,
                             event,
-                            received_at: r.get(2)?,
+                            received_at,
                         }),
                         // The events before it are processed first; it then comes first and
                         // is reported.

@@ -88,9 +88,14 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn requeue_uncertain(&self, before: Millis, now: Millis) -> Result<u64, StoreError> {
+    async fn requeue_uncertain(
+        &self,
+        before: Millis,
+        now: Millis,
+        max_attempts: u32,
+    ) -> Result<UncertainResolved, StoreError> {
         self.writer
-            .run(move |c| recovery::requeue_uncertain(c, before, now))
+            .run(move |c| recovery::requeue_uncertain(c, before, now, max_attempts))
             .await
     }
     async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError> {

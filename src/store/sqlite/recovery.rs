@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, params};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, UNCERTAIN_GIVE_UP, UncertainResolved};
 use crate::time::Millis;
 
 /// The sends left behind: `node`'s (it is starting again) and those whose lease lapsed.
@@ -60,18 +60,29 @@ pub(super) fn mark_in_flight_uncertain(
     Ok(n as u64)
 }
 
-/// Uncertain sends no status webhook settled by `before` are queued again.
+/// Uncertain sends no status webhook settled by `before` are queued again, or fail once they
+/// have had `max_attempts` attempts.
 pub(super) fn requeue_uncertain(
     c: &Connection,
     before: Millis,
     now: Millis,
-) -> Result<u64, StoreError> {
-    let n = c
+    max_attempts: u32,
+) -> Result<UncertainResolved, StoreError> {
+    let failed = c
+        .prepare_cached(&format!(
+            "UPDATE messages SET state = 'failed', updated_at = ?1, last_error = ?3
+             WHERE {OPEN} AND state = 'uncertain' AND updated_at <= ?2 AND attempts >= ?4"
+        ))?
+        .execute(params![now, before, UNCERTAIN_GIVE_UP, max_attempts])?;
+    let requeued = c
         .prepare_cached(&format!(
             "UPDATE messages SET state = 'queued', next_attempt_at = ?1, updated_at = ?1,
                  last_error = 'no status webhook arrived for the interrupted attempt; sending again'
              WHERE {OPEN} AND state = 'uncertain' AND updated_at <= ?2"
         ))?
         .execute(params![now, before])?;
-    Ok(n as u64)
+    Ok(UncertainResolved {
+        requeued: requeued as u64,
+        failed: failed as u64,
+    })
 }
