@@ -3,8 +3,8 @@
 //! A burst of missed calls gives the processor batches of hundreds of calls and, once the
 //! replies go out, of delivery statuses. Written a row at a time that is three round trips
 //! per call and three per status, each costing PostgreSQL (on the same cores as the server)
-//! more than the row itself. A run collects consecutive calls (or statuses) and writes them
-//! with `UNNEST` arrays: a handful of statements for the whole run.
+//! more than the row itself. A run collects consecutive calls (or a batch's statuses) and
+//! writes them with `UNNEST` arrays: a handful of statements for the whole run.
 //!
 //! A statement may not touch one row twice with `ON CONFLICT DO UPDATE`, so a call run is
 //! written out before it would take a second event for the same call or a second reply to the
@@ -217,7 +217,7 @@ async fn write_windows(
     Ok(())
 }
 
-/// Consecutive status webhooks.
+/// A batch's status webhooks, written once after its other effects.
 #[derive(Default)]
 pub(super) struct StatusRun<'a> {
     statuses: Vec<(i64, &'a StatusUpdate)>,
@@ -231,14 +231,14 @@ impl<'a> StatusRun<'a> {
     /// Applies the run to the messages it names (locked, in id order, since a lane may be
     /// recording one of their attempts at the same time) and notes each event.
     pub(super) async fn write(
-        &mut self,
+        self,
         tx: &mut Tx,
         finished: &mut Finished,
     ) -> Result<(), StoreError> {
-        if self.statuses.is_empty() {
+        let statuses = self.statuses;
+        if statuses.is_empty() {
             return Ok(());
         }
-        let statuses = std::mem::take(&mut self.statuses);
         let mut messages = lock_messages(tx, &statuses).await?;
         let mut rows = StatusRows::default();
         for (event_id, s) in &statuses {

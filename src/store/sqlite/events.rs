@@ -20,25 +20,8 @@ impl EventStore for SqliteStore {
                 let mut events = Vec::new();
                 while let Some(r) = rows.next()? {
                     let id: i64 = r.get(0)?;
-                    let parsed = r
-                        .get_ref(1)?
-                        .as_str()
-                        .map_err(|e| format!("event_json: {e}"))
-                        .and_then(|json| {
-                            serde_json::from_str(json).map_err(|e| format!("event_json: {e}"))
-                        })
-                        .and_then(|event| {
-                            let received_at = r
-                                .get::<_, i64>(2)
-                                .map_err(|e| format!("received_at: {e}"))?;
-                            Ok((event, received_at))
-                        });
-                    match parsed {
-                        Ok((event, received_at)) => events.push(StoredEvent {
-                            id,
-                            event,
-                            received_at,
-                        }),
+                    match stored_event(id, r) {
+                        Ok(event) => events.push(event),
                         // The events before it are processed first; it then comes first and
                         // is reported.
                         Err(_) if !events.is_empty() => break,
@@ -114,4 +97,17 @@ impl EventStore for SqliteStore {
             .await?;
         Ok(rows.iter().map(call_from_row).collect::<Result<_, _>>()?)
     }
+}
+
+/// An event row (`id, event_json, received_at`), or why it cannot be read.
+fn stored_event(id: i64, r: &rusqlite::Row) -> Result<StoredEvent, String> {
+    let json = r
+        .get_ref(1)
+        .and_then(|v| Ok(v.as_str()?))
+        .map_err(|e| format!("event_json: {e}"))?;
+    Ok(StoredEvent {
+        id,
+        event: serde_json::from_str(json).map_err(|e| format!("event_json: {e}"))?,
+        received_at: r.get(2).map_err(|e| format!("received_at: {e}"))?,
+    })
 }
