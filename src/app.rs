@@ -215,11 +215,26 @@ pub async fn start(
         fence: None,
         poll: node.poll,
     };
+    // The last published event id: the event stream and the webhook dispatcher follow it.
+    let (published, _) = tokio::sync::watch::channel(0_i64);
+    let tracker = crate::conversation::tracker::Tracker {
+        store: store.clone(),
+        settings: settings.clone(),
+        published: published.clone(),
+        fence: None,
+    };
+    let dispatcher = crate::outbound_webhooks::Dispatcher::new(
+        store.clone(),
+        settings.outbound_webhooks.clone(),
+        published.clone(),
+    );
     tasks.spawn(leader(
         Leader {
             store: store.clone(),
             node: node.clone(),
             processor,
+            tracker,
+            dispatcher,
             lanes: lanes.clone(),
             resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
             max_attempts: settings.outbox.max_attempts,
@@ -265,6 +280,7 @@ pub async fn start(
         book: book.clone(),
         client: client.clone(),
         node: node.clone(),
+        published,
     };
     let router = http::router(state);
     tasks.spawn(log_exit(
@@ -290,6 +306,10 @@ struct Leader {
     store: Arc<dyn crate::store::Store>,
     node: crate::cluster::Node,
     processor: Processor,
+    /// Publishes journaled facts as events, in order (see [`crate::conversation::tracker`]).
+    tracker: crate::conversation::tracker::Tracker,
+    /// Delivers events to the registered webhook endpoints.
+    dispatcher: crate::outbound_webhooks::Dispatcher,
     lanes: Vec<Lane>,
     resend_after: Duration,
     /// Attempts after which an unanswered send is given up (see `requeue_uncertain`).
@@ -320,11 +340,17 @@ async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
                 Err(e) => tracing::error!(error.message = %e, "Could not take over sends left in flight."),
             }
             let processor = Processor {
-                fence: Some(fence),
+                fence: Some(fence.clone()),
                 ..l.processor.clone()
+            };
+            let tracker = crate::conversation::tracker::Tracker {
+                fence: Some(fence.clone()),
+                ..l.tracker.clone()
             };
             let mut work = JoinSet::new();
             work.spawn(processor.run(term.clone()));
+            work.spawn(tracker.run(term.clone()));
+            work.spawn(l.dispatcher.clone().run(term.clone()));
             for lane in &l.lanes {
                 work.spawn(lane.clone().run(term.clone()));
             }

@@ -46,6 +46,13 @@ pub enum Command {
     /// permission requests and business-initiated calls.
     #[command(subcommand)]
     Calling(calling::CallingCommand),
+    /// Conversations with customers: list them (filters: --state, --number, --contact), show
+    /// one with its transcript, close one.
+    Conversations(conversations::ConversationsArgs),
+    /// Endpoints that receive Ringback's events as signed webhooks: add, list, remove,
+    /// rotate secrets, read the delivery log, replay.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Inbound events set aside as dead (unreadable or unprocessable): list and retry them.
     #[command(subcommand)]
     Events(events::EventsCommand),
@@ -223,6 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
         Command::Events(e) => events::run(&cli, e).await,
+        Command::Conversations(a) => conversations::run(&cli, a).await,
+        Command::Webhooks(w) => webhooks::run(&cli, w).await,
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Store(s) => store_copy::run(s).await,
@@ -398,7 +407,9 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
 mod admin;
 mod calling;
 mod cluster;
+mod conversations;
 mod events;
 mod sandbox;
 mod store_copy;
+mod webhooks;
 pub use sandbox::SandboxArgs;

@@ -52,6 +52,8 @@ pub struct Config {
     pub log: LogConfig,
     pub retention: retention::RetentionConfig,
     pub cluster: cluster::ClusterConfig,
+    pub conversations: events::ConversationsConfig,
+    pub outbound_webhooks: events::OutboundWebhooksConfig,
 }
 
 /// One `[[templates]]` entry.
@@ -126,6 +128,9 @@ pub struct SenderConfig {
     pub business_name: String,
     #[serde(default)]
     pub lines: Vec<String>,
+    /// Overrides `[conversations] inactivity_minutes` for this number.
+    #[serde(default)]
+    pub conversation_inactivity_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,10 +387,12 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
 
 pub mod calling;
 pub mod cluster;
+pub mod events;
 pub mod http;
 mod listeners;
 pub mod reply;
 pub mod retention;
+pub use events::DEFAULT_CONVERSATION_INACTIVITY_MS;
 pub mod settings;
 pub mod telephony;
 pub use settings::{BusinessHours, Sender, Settings};

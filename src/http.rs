@@ -46,6 +46,8 @@ pub struct AppState {
     pub client: crate::cloud_api::Client,
     /// This node, named in `/healthz`.
     pub node: crate::cluster::Node,
+    /// The last event published on this node: the event stream wakes on it.
+    pub published: tokio::sync::watch::Sender<i64>,
 }
 
 /// The whole router.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 mod calling;
 mod cluster;
 mod contacts;
+mod conversations;
 mod events;
 pub(crate) mod health;
 mod keys;
@@ -33,16 +34,20 @@ pub mod policy_index;
 pub mod postgres;
 pub mod sqlite;
 mod templates;
+pub(crate) mod twin;
+mod webhooks;
 
 pub use calling::*;
 pub use cluster::*;
 pub use contacts::*;
+pub use conversations::*;
 pub use events::*;
 pub use keys::*;
 pub use maintenance::*;
 pub use numbers::*;
 pub use outbox::*;
 pub use templates::*;
+pub use webhooks::*;
 
 /// A storage failure. Callers retry later; nothing here is the user's fault.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,8 @@ pub trait Store:
     + KeyStore
     + MaintenanceStore
     + ClusterStore
+    + ConversationStore
+    + WebhookStore
 {
 }
 
@@ -113,5 +120,7 @@ impl<T> Store for T where
         + KeyStore
         + MaintenanceStore
         + ClusterStore
+        + ConversationStore
+        + WebhookStore
 {
 }

@@ -59,6 +59,9 @@ pub struct Settings {
     pub retention: super::retention::RetentionSettings,
     /// This node's name and the leader lease ([`super::cluster`]).
     pub cluster: super::cluster::ClusterSettings,
+    /// `[conversations] inactivity_minutes`, in milliseconds.
+    pub conversation_inactivity: i64,
+    pub outbound_webhooks: super::events::OutboundWebhookSettings,
 }
 
 /// One WhatsApp business number.
@@ -70,9 +73,20 @@ pub struct Sender {
     pub access_token: SecretString,
     pub business_name: String,
     pub lines: Vec<PhoneE164>,
+    /// This number's conversation inactivity period, if it has its own.
+    pub conversation_inactivity: Option<i64>,
 }
 
 impl Settings {
+    /// How long a conversation on `sender_id` may be quiet before it ends.
+    pub fn conversation_inactivity(&self, sender_id: &str) -> i64 {
+        self.senders
+            .iter()
+            .find(|s| s.phone_number_id == sender_id)
+            .and_then(|s| s.conversation_inactivity)
+            .unwrap_or(self.conversation_inactivity)
+    }
+
     /// The sender named by its phone_number_id, or the first one when none is named; the
     /// error says what was wrong.
     pub fn sender(&self, phone_number_id: Option<&str>) -> Result<&Sender, String> {
@@ -149,6 +163,16 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
             access_token: s.access_token.clone(),
             business_name: s.business_name.clone(),
             lines,
+            conversation_inactivity: s
+                .conversation_inactivity_minutes
+                .map(|m| {
+                    super::events::inactivity_ms(
+                        &format!("senders[{i}].conversation_inactivity_minutes"),
+                        m,
+                    )
+                })
+                .transpose()
+                .map_err(invalid)?,
         });
     }
     let mut ids: Vec<_> = senders.iter().map(|s| &s.phone_number_id).collect();
@@ -286,6 +310,12 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
             .settings(i64::from(c.missed_call.cooldown_minutes) * 60_000)
             .map_err(invalid)?,
         cluster: c.cluster.settings().map_err(invalid)?,
+        conversation_inactivity: super::events::inactivity_ms(
+            "conversations.inactivity_minutes",
+            c.conversations.inactivity_minutes,
+        )
+        .map_err(invalid)?,
+        outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
     })
 }
 

@@ -1,4 +1,5 @@
-//! `/api/v1`: messages (send, list, one with its timeline) and calls.
+//! `/api/v1`: messages (send, list, one with its timeline), calls, conversations, events and
+//! the webhook endpoints they are delivered to.
 //!
 //! Authentication: `Authorization: Bearer <server.api_token>` when a token is configured (it
 //! must be, unless the server listens on loopback only).
@@ -8,7 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +20,10 @@ use super::extract::{ApiPath, ApiQuery};
 
 mod calling;
 mod consent;
+mod conversations;
+mod events;
 mod send;
+mod webhook_endpoints;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,6 +46,44 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/numbers/{id}/events", get(number_events))
         .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/consents", get(consent::list).post(consent::record))
+        .route("/api/v1/conversations", get(conversations::list))
+        .route("/api/v1/conversations/{id}", get(conversations::show))
+        .route(
+            "/api/v1/conversations/{id}/close",
+            post(conversations::close),
+        )
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/events/stream", get(events::stream))
+        .route(
+            "/api/v1/webhook-endpoints",
+            get(webhook_endpoints::list).post(webhook_endpoints::create),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{id}",
+            get(webhook_endpoints::show)
+                .patch(webhook_endpoints::update)
+                .delete(webhook_endpoints::delete),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{id}/rotate-secret",
+            post(webhook_endpoints::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{id}/replay",
+            post(webhook_endpoints::replay_range),
+        )
+        .route(
+            "/api/v1/webhook-deliveries",
+            get(webhook_endpoints::deliveries),
+        )
+        .route(
+            "/api/v1/webhook-deliveries/{id}",
+            get(webhook_endpoints::delivery),
+        )
+        .route(
+            "/api/v1/webhook-deliveries/{id}/replay",
+            post(webhook_endpoints::replay),
+        )
 }
 
 /// Bearer auth: `server.api_token` or a key from `ringback keys create`. With neither

@@ -39,6 +39,7 @@ mod cluster;
 pub mod connect;
 mod consent_page;
 mod contacts;
+mod conversations;
 mod dead;
 mod effects;
 mod events;
@@ -56,6 +57,8 @@ mod templates;
 pub struct PostgresStore {
     pool: PgPool,
     health: Arc<health::WriteHealth>,
+    /// Notified after a commit that journaled facts (see [`ConversationStore::journaled`]).
+    journaled: Arc<tokio::sync::Notify>,
 }
 
 impl PostgresStore {
@@ -66,7 +69,11 @@ impl PostgresStore {
         let pool = health::with_fault_hooks(connect::pool_options(), &health)
             .connect(url)
             .await?;
-        Ok(Self { pool, health })
+        Ok(Self {
+            pool,
+            health,
+            journaled: Default::default(),
+        })
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -25,6 +25,7 @@ mod checkpoint;
 mod cluster;
 mod consent_page;
 mod contacts;
+mod conversations;
 mod dead;
 mod effects;
 mod events;
@@ -52,6 +53,8 @@ pub struct SqliteStore {
     health: Arc<health::WriteHealth>,
     /// WAL frames beyond which `maintain` restarts the WAL (see [`checkpoint`]).
     wal_restart_frames: i64,
+    /// Notified after a commit that journaled facts (see [`ConversationStore::journaled`]).
+    journaled: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -97,6 +100,7 @@ impl SqliteStore {
             index: Default::default(),
             health,
             wal_restart_frames: checkpoint::RESTART_AFTER_FRAMES,
+            journaled: Default::default(),
         })
     }
 

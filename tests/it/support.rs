@@ -42,6 +42,16 @@ pub fn base_env() -> Vec<(String, String)> {
         ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[50, 100, 200]".into()),
         ("RINGBACK_SANDBOX__STATUS_DELAY_MS", "10".into()),
         ("RINGBACK_SERVER__MAX_BODY_BYTES", "65536".into()),
+        // Webhook receivers in tests listen on loopback; their retries come quickly, and the
+        // last delay makes the schedule span the three days configuration requires.
+        (
+            "RINGBACK_OUTBOUND_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES",
+            "true".into(),
+        ),
+        (
+            "RINGBACK_OUTBOUND_WEBHOOKS__RETRY_DELAYS_MS",
+            "[100, 200, 400, 259200000]".into(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -88,6 +88,7 @@ impl ContactStore for PostgresStore {
         let mut tx = self.tx().await?;
         effects::record_consent(&mut tx, record).await?;
         tx.commit().await?;
+        self.journaled.notify_one();
         Ok(())
     }
     async fn consent_records(

@@ -148,6 +148,7 @@ pub(super) async fn record_attempts(
     let mut ended = EndedAttempts::default();
     let mut accepted = AcceptedMessages::default();
     let mut others = Vec::new();
+    let mut facts = Vec::new();
     for (s, outcome) in results {
         if let Some((label, code, detail)) = outcome.attempt_record() {
             ended.push(s, label, code, detail);
@@ -155,7 +156,9 @@ pub(super) async fn record_attempts(
         let Some(current) = states.get(&s.message_id) else {
             continue;
         };
-        match current.after_attempt(outcome) {
+        let change = current.after_attempt(outcome);
+        facts.extend(crate::events::attempt_fact(s, &change, now));
+        match change {
             MessageChange::Accepted { state, wamid } => accepted.push(s, state, wamid),
             MessageChange::None => {}
             change => others.push((s, change)),
@@ -163,6 +166,7 @@ pub(super) async fn record_attempts(
     }
     ended.write(tx, now).await?;
     accepted.write(tx, now).await?;
+    super::conversations::journal(tx, &facts).await?;
     for (s, change) in others {
         write_change(tx, s, change, now).await?;
     }
@@ -431,5 +435,5 @@ pub(super) async fn record_consent(
     .bind(r.at)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    super::conversations::journal(tx, &[crate::events::consent(r)]).await
 }

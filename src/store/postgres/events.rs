@@ -232,10 +232,12 @@ impl EventStore for PostgresStore {
             calls.write(&mut tx, &mut finished).await?;
             statuses.write(&mut tx, &mut finished).await?;
             finished.write(&mut tx).await?;
+            conversations::journal(&mut tx, &crate::events::facts(batch)).await?;
             tx.commit().await?;
             Ok(())
         }
         .await;
+        self.journaled.notify_one();
         self.health.observe(result, |_| !batch.is_empty())
     }
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {

@@ -141,6 +141,7 @@ impl OutboxStore for PostgresStore {
             Ok(())
         }
         .await;
+        self.journaled.notify_one();
         self.health.observe(result, |_| !results.is_empty())
     }
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
@@ -218,17 +219,23 @@ impl OutboxStore for PostgresStore {
         max_attempts: u32,
     ) -> Result<UncertainResolved, StoreError> {
         let mut tx = self.tx().await?;
-        let failed = sqlx::query(
+        let failed: Vec<String> = sqlx::query_scalar(
             "UPDATE messages SET state = 'failed', updated_at = $1, last_error = $3
-             WHERE state = 'uncertain' AND updated_at <= $2 AND attempts >= $4",
+             WHERE state = 'uncertain' AND updated_at <= $2 AND attempts >= $4 RETURNING id",
         )
         .bind(now)
         .bind(before)
         .bind(crate::store::UNCERTAIN_GIVE_UP)
         .bind(i64::from(max_attempts))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        let facts: Vec<_> = failed
+            .iter()
+            .map(|id| crate::events::given_up(id, now))
+            .collect();
+        super::conversations::journal(&mut tx, &facts).await?;
+        let failed = failed.len() as u64;
+        self.journaled.notify_one();
         let requeued = sqlx::query(
             "UPDATE messages SET state = 'queued', next_attempt_at = $1, updated_at = $1,
                  last_error = 'no status webhook arrived for the interrupted attempt; sending again'

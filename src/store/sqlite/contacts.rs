@@ -56,6 +56,7 @@ impl ContactStore for SqliteStore {
         self.writer
             .run(move |c| effects::record_consent(c, &owned))
             .await?;
+        self.journaled.notify_one();
         self.index.consent(
             &record.sender_id,
             &record.subject,

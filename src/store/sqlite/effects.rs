@@ -407,7 +407,11 @@ pub(super) fn record_attempt(
     let Some(current) = current else {
         return Ok(());
     };
-    match MessageState::parse(&current).after_attempt(outcome) {
+    let change = MessageState::parse(&current).after_attempt(outcome);
+    if let Some(fact) = crate::events::attempt_fact(s, &change, now) {
+        super::conversations::journal(c, &fact)?;
+    }
+    match change {
         MessageChange::Accepted { state, wamid } => {
             c.prepare_cached(
                 "UPDATE messages SET state = ?1, wamid = ?2, updated_at = ?3 WHERE id = ?4",
@@ -551,5 +555,5 @@ pub(super) fn record_consent(c: &Connection, r: &crate::consent::Record) -> Resu
         id,
         r.at
     ])?;
-    Ok(())
+    super::conversations::journal(c, &crate::events::consent(r))
 }

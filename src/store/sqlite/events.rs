@@ -80,10 +80,14 @@ impl EventStore for SqliteStore {
                 if let Some(f) = &fence {
                     effects::check_fence(c, f)?;
                 }
-                effects.iter().try_for_each(|e| effects::apply(c, e))
+                effects.iter().try_for_each(|e| effects::apply(c, e))?;
+                crate::events::facts(&effects)
+                    .iter()
+                    .try_for_each(|f| super::conversations::journal(c, f))
             })
             .await;
         if result.is_ok() {
+            self.journaled.notify_one();
             for effect in batch {
                 self.index.apply(effect);
             }

@@ -67,6 +67,7 @@ impl OutboxStore for SqliteStore {
                     .try_for_each(|(send, outcome)| effects::record_attempt(c, send, outcome, now))
             })
             .await;
+        self.journaled.notify_one();
         self.health.observe(result, |_| !results.is_empty())
     }
     async fn next_due(&self, sender_id: &str) -> Result<Option<Millis>, StoreError> {
@@ -94,9 +95,14 @@ impl OutboxStore for SqliteStore {
         now: Millis,
         max_attempts: u32,
     ) -> Result<UncertainResolved, StoreError> {
-        self.writer
+        let resolved = self
+            .writer
             .run(move |c| recovery::requeue_uncertain(c, before, now, max_attempts))
-            .await
+            .await?;
+        if resolved.failed > 0 {
+            self.journaled.notify_one();
+        }
+        Ok(resolved)
     }
     async fn lanes(&self) -> Result<Vec<LaneRow>, StoreError> {
         let rows = sqlx::query(

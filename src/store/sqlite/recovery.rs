@@ -68,12 +68,16 @@ pub(super) fn requeue_uncertain(
     now: Millis,
     max_attempts: u32,
 ) -> Result<UncertainResolved, StoreError> {
-    let failed = c
+    let failed: Vec<String> = c
         .prepare_cached(&format!(
             "UPDATE messages SET state = 'failed', updated_at = ?1, last_error = ?3
-             WHERE {OPEN} AND state = 'uncertain' AND updated_at <= ?2 AND attempts >= ?4"
+             WHERE {OPEN} AND state = 'uncertain' AND updated_at <= ?2 AND attempts >= ?4 RETURNING id"
         ))?
-        .execute(params![now, before, UNCERTAIN_GIVE_UP, max_attempts])?;
+        .query_map(params![now, before, UNCERTAIN_GIVE_UP, max_attempts], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &failed {
+        super::conversations::journal(c, &crate::events::given_up(id, now))?;
+    }
     let requeued = c
         .prepare_cached(&format!(
             "UPDATE messages SET state = 'queued', next_attempt_at = ?1, updated_at = ?1,
@@ -83,6 +87,6 @@ pub(super) fn requeue_uncertain(
         .execute(params![now, before])?;
     Ok(UncertainResolved {
         requeued: requeued as u64,
-        failed: failed as u64,
+        failed: failed.len() as u64,
     })
 }

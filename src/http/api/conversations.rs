@@ -1,0 +1,163 @@
+//! `/api/v1/conversations`: every conversation with a customer on a business number, its
+//! transcript, and closing one by hand.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use super::super::extract::{ApiPath, ApiQuery};
+use super::authorize;
+use crate::conversation::view;
+use crate::events::Fact;
+use crate::store::ConversationQuery;
+use crate::time::{Millis, now_ms};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `open` or `ended`.
+    state: Option<String>,
+    /// A sender's phone_number_id.
+    number: Option<String>,
+    /// The customer: a phone number (with or without `+`) or `bsuid:…`.
+    contact: Option<String>,
+    /// Started at or after (RFC 3339 or unix milliseconds).
+    from: Option<String>,
+    /// Started before.
+    to: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+/// A time given in a query: RFC 3339 or unix milliseconds.
+pub fn parse_time(field: &str, v: &str) -> Result<Millis, ApiError> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    v.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{field} = '{v}' is neither an RFC 3339 time (2026-12-01T09:00:00Z) nor unix milliseconds: {e}"),
+            )
+        })
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers).await?;
+    let open = match q.state.as_deref() {
+        None => None,
+        Some("open") => Some(true),
+        Some("ended") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("state = '{other}': use open or ended"),
+            ));
+        }
+    };
+    let before = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('_')
+                .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", "cursor is not one this API returned")
+                })?,
+        ),
+    };
+    let limit = q.limit.clamp(1, 500);
+    let query = ConversationQuery {
+        open,
+        sender_id: q.number.clone(),
+        contact: q
+            .contact
+            .as_deref()
+            .map(|c| c.trim_start_matches('+').to_string()),
+        started_after: q
+            .from
+            .as_deref()
+            .map(|v| parse_time("from", v))
+            .transpose()?,
+        started_before: q.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
+        before,
+        limit,
+    };
+    let rows = s.store.conversations(&query).await?;
+    let next_cursor = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|c| format!("{}_{}", c.started_at, c.id)))
+        .flatten();
+    let data: Vec<_> = rows.iter().map(|c| view(&s.settings, c)).collect();
+    Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers).await?;
+    let c = s
+        .store
+        .conversation(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))?;
+    let transcript = s.store.transcript(&id).await?;
+    let mut body = view(&s.settings, &c);
+    body["transcript"] = json!(transcript);
+    body["transcript_text"] = json!(crate::conversation::transcript_text(&transcript));
+    Ok(Json(body).into_response())
+}
+
+/// Ends a conversation now. The end is journaled and applied by the tracker in order with
+/// everything else, so it cannot race a message arriving at the same moment; the answer is
+/// 202 and `conversation.ended` follows.
+pub async fn close(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers).await?;
+    let c = s
+        .store
+        .conversation(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))?;
+    if !c.is_open() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conversation_ended",
+            format!(
+                "conversation '{id}' ended already ({})",
+                c.end_reason.as_deref().unwrap_or("?")
+            ),
+        ));
+    }
+    s.store
+        .record_fact(&Fact::CloseRequested {
+            conversation_id: id.clone(),
+            at: now_ms(),
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "closing"})),
+    )
+        .into_response())
+}

@@ -1,0 +1,138 @@
+//! PostgreSQL: conversations, events and webhook endpoints (the queries shared with SQLite,
+//! see [`crate::store::twin`]), and the tracker's publication.
+
+use super::effects::Tx;
+use super::*;
+
+crate::store::twin::twin_store!(PostgresStore, pool, PgRow);
+
+/// Writes facts to the journal in the caller's transaction: one statement for all of them.
+pub(super) async fn journal(tx: &mut Tx, facts: &[Fact]) -> Result<(), StoreError> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = facts.iter().map(Fact::kind).collect();
+    let ats: Vec<i64> = facts.iter().map(Fact::at).collect();
+    let json: Vec<String> = facts.iter().map(Fact::to_json).collect();
+    sqlx::query(
+        "INSERT INTO event_journal (kind, at, fact_json)
+         SELECT kind, at, fact_json FROM UNNEST($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS f(kind, at, fact_json, n) ORDER BY n",
+    )
+    .bind(&kinds)
+    .bind(&ats)
+    .bind(&json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl PostgresStore {
+    async fn publish_impl(
+        &self,
+        p: &Publication,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            if let Some(f) = fence {
+                cluster::check_fence(&mut tx, f).await?;
+            }
+            let ids = publish(&mut tx, p).await?;
+            tx.commit().await?;
+            Ok(ids)
+        }
+        .await;
+        self.health.observe(result, |_| true)
+    }
+}
+
+async fn publish(tx: &mut Tx, p: &Publication) -> Result<Vec<i64>, StoreError> {
+    if let Some(upto) = p.upto {
+        sqlx::query("DELETE FROM event_journal WHERE id <= $1")
+            .bind(upto)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for v in &p.conversations {
+        sqlx::query(
+            "INSERT INTO conversations (id, sender_id, contact, contact_name, kind, started_at, last_message_at,
+                 message_count, ended_at, end_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET contact_name = excluded.contact_name,
+                 last_message_at = excluded.last_message_at, message_count = excluded.message_count,
+                 ended_at = excluded.ended_at, end_reason = excluded.end_reason",
+        )
+        .bind(&v.id)
+        .bind(&v.sender_id)
+        .bind(&v.contact)
+        .bind(&v.contact_name)
+        .bind(&v.kind)
+        .bind(v.started_at)
+        .bind(v.last_message_at)
+        .bind(i64::from(v.message_count))
+        .bind(v.ended_at)
+        .bind(&v.end_reason)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for l in &p.new_lines {
+        sqlx::query(
+            "INSERT INTO conversation_messages (conversation_id, seq, direction, message_id, wamid, kind, text,
+                 status, at, status_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&l.conversation_id)
+        .bind(i64::from(l.seq))
+        .bind(&l.direction)
+        .bind(&l.message_id)
+        .bind(&l.wamid)
+        .bind(&l.kind)
+        .bind(&l.text)
+        .bind(&l.status)
+        .bind(l.at)
+        .bind(l.status_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for u in &p.line_updates {
+        sqlx::query(
+            "UPDATE conversation_messages SET status = $1, status_at = $2, wamid = COALESCE($3, wamid)
+             WHERE message_id = $4",
+        )
+        .bind(&u.status)
+        .bind(u.status_at)
+        .bind(&u.wamid)
+        .bind(&u.message_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let now = crate::time::now_ms();
+    let mut ids = Vec::with_capacity(p.events.len());
+    for e in &p.events {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (type, at, conversation_id, data_json) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&e.kind)
+        .bind(e.at)
+        .bind(&e.conversation_id)
+        .bind(e.data.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        if !e.endpoints.is_empty() {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, ordering_key, state, attempts,
+                     next_attempt_at, created_at)
+                 SELECT endpoint, $2, $3, $4, 'pending', 0, $5, $5 FROM UNNEST($1::text[]) AS endpoint",
+            )
+            .bind(&e.endpoints)
+            .bind(id)
+            .bind(&e.kind)
+            .bind(&e.conversation_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
