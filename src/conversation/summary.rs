@@ -64,6 +64,10 @@ pub fn inbound(m: &InboundMessage) -> String {
                 format!("[reaction {emoji} to {}]", s(&p["reaction"]["message_id"]))
             }
         }
+        "interactive" if p["interactive"]["type"] == "call_permission_reply" => {
+            let answer = s(&p["interactive"]["call_permission_reply"]["response"]);
+            labelled("call permission", &answer)
+        }
         "interactive" | "button" => match &m.reply {
             Some(tap) => format!(
                 "[{} \"{}\" ({})]",
@@ -71,6 +75,8 @@ pub fn inbound(m: &InboundMessage) -> String {
                 tap.title,
                 tap.id
             ),
+            // Ringback's parser already gave it a bracketed label.
+            None if text.starts_with('[') => text,
             None => labelled(&m.message_type, &text),
         },
         other if !text.is_empty() => labelled(other, &text),

@@ -14,7 +14,7 @@ const USER: &str = "+919800700001";
 const OTHER_USER: &str = "+919800700002";
 const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
 
-async fn calling_app(extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn calling_app(extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
         ("RINGBACK_CALLING__STATUS", "ENABLED"),
         ("RINGBACK_SENDERS__0__DISPLAY_NUMBER", UK_BUSINESS),
@@ -48,7 +48,7 @@ async fn sandbox_settings(app: &TestApp) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-async fn post(app: &TestApp, url: String, body: Value) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, url: String, body: Value) -> (u16, Value) {
     let r = app.http.post(url).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))

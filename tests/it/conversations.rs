@@ -421,3 +421,62 @@ async fn the_event_stream_resumes_after_a_disconnect_with_last_event_id() {
     assert_eq!(texts, [&json!("second"), &json!("third")], "{resumed:?}");
     assert!(resumed[0].0 > got[1].0);
 }
+
+#[tokio::test]
+async fn a_missed_whatsapp_call_starts_a_missed_call_conversation() {
+    let app = crate::calling::calling_app(&[]).await;
+    let user = "+919800700051";
+    let (_, connect) = crate::calling::post(
+        &app,
+        format!("{}/sandbox/users/call", app.sandbox),
+        json!({"from": user, "event": "connect"}),
+    )
+    .await;
+    let call_id = connect["call_id"].as_str().unwrap().to_string();
+    // The caller hangs up before anyone answers.
+    crate::calling::post(
+        &app,
+        format!("{}/sandbox/users/call", app.sandbox),
+        json!({"from": user, "event": "terminate", "call_id": call_id}),
+    )
+    .await;
+    // The call, the reply it gets on WhatsApp (the call opened the window), and maybe the
+    // user's answer to the permission request the reply carries.
+    let all = eventually(|| async {
+        let all = events(&app, "").await;
+        all.iter()
+            .any(|e| e["type"] == "message.sent")
+            .then_some(all)
+    })
+    .await;
+    let c = conversation_where(&app, user, |_| true).await;
+    assert_eq!(c["type"], "missed_call", "{c}");
+    assert_eq!(c["transcript"][0]["type"], "call", "{c}");
+    assert_eq!(c["transcript"][0]["text"], "[call missed]");
+    let lines = c["transcript"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["direction"] == "outbound"),
+        "the reply joins it: {c}"
+    );
+    let id = c["id"].as_str().unwrap();
+    let kinds = types_of(&all, id);
+    assert_eq!(
+        &kinds[..3],
+        ["conversation.started", "call.missed", "call.completed"],
+        "{all:?}"
+    );
+    assert!(kinds.contains(&"message.sent".to_string()), "{kinds:?}");
+    assert!(
+        all.iter().all(|e| e["conversation_id"] == id),
+        "nothing of this caller is outside the conversation: {all:?}"
+    );
+    let permission = lines
+        .iter()
+        .find(|l| l["type"] == "interactive" && l["direction"] == "inbound");
+    if let Some(l) = permission {
+        assert!(
+            l["text"].as_str().unwrap().starts_with("[call permission"),
+            "{l}"
+        );
+    }
+}
