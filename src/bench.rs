@@ -37,6 +37,7 @@ use crate::config::Config;
 use summary::grouped;
 
 mod cpu;
+pub mod events;
 mod external;
 mod latency;
 mod pacing;
@@ -89,6 +90,11 @@ pub struct BenchArgs {
     /// Sending numbers for --pacing.
     #[arg(long, default_value_t = 10)]
     pub numbers: usize,
+    /// Benchmark conversations and events instead: --calls customer messages fanned out as
+    /// events to 3 local endpoints; missed call → `call.missed` delivery latency at --rate/s
+    /// for --seconds; conversation list and transcript reads with --contacts stored messages.
+    #[arg(long)]
+    pub events: bool,
     /// Benchmark a long steady load instead: --rate calls/s (default 50) for --duration, with
     /// status webhooks and retention pruning rows older than --keep; prints a row a minute
     /// and a verdict on whether RSS, p99 latency and the database size stay flat.
@@ -165,6 +171,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let rate = args.rate.unwrap_or(100);
     if args.policy {
         return policy::run(args.contacts, 20_000, args.json).await;
+    }
+    if args.events {
+        return events::run(args.calls, rate, args.seconds, args.contacts, args.json).await;
     }
     if args.pacing {
         return pacing::run(args.numbers, rate, args.seconds, args.json, args.dry).await;

@@ -24,8 +24,10 @@ CREATE TABLE conversations (
 -- At most one open conversation per (number, contact).
 CREATE UNIQUE INDEX conversations_open ON conversations(sender_id, contact) WHERE ended_at IS NULL;
 CREATE INDEX conversations_started ON conversations(started_at, id);
-CREATE INDEX conversations_contact ON conversations(contact, started_at);
+CREATE INDEX conversations_contact ON conversations(contact, started_at, id);
 CREATE INDEX conversations_idle ON conversations(last_message_at) WHERE ended_at IS NULL;
+-- The list of open conversations, newest first.
+CREATE INDEX conversations_open_started ON conversations(started_at, id) WHERE ended_at IS NULL;
 
 CREATE TABLE conversation_messages (
     conversation_id TEXT    NOT NULL,
@@ -40,7 +42,6 @@ CREATE TABLE conversation_messages (
     status_at       INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
-CREATE INDEX conversation_messages_wamid ON conversation_messages(wamid);
 
 -- Published events: id is the cursor of the API, the stream and the webhooks.
 CREATE TABLE events (
@@ -80,10 +81,12 @@ CREATE TABLE webhook_deliveries (
     last_status     INTEGER,
     last_error      TEXT
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries(endpoint_id, next_attempt_at) WHERE state = 'pending';
+-- The queue of each endpoint, oldest first; the earliest pending delivery of a conversation
+-- (which holds the later ones back); when the next one is due; the delivery log.
+CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(endpoint_id, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries(endpoint_id, ordering_key, id) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(endpoint_id, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, id);
-CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);
 
 CREATE TABLE webhook_attempts (
     delivery_id INTEGER NOT NULL,

@@ -80,7 +80,7 @@ pub trait ConversationStore: Send + Sync {
     async fn conversations(&self, q: &ConversationQuery) -> Result<Vec<Conversation>, StoreError>;
     /// A conversation's messages in order.
     async fn transcript(&self, id: &str) -> Result<Vec<Line>, StoreError>;
-    /// The lines holding these message ids (Ringback ids or wamids).
+    /// The lines holding these message ids (Ringback's for ours, the wamid for a customer's).
     async fn lines_of_messages(&self, ids: &[String]) -> Result<Vec<Line>, StoreError>;
     /// Our messages among these ids or wamids.
     async fn outbound_messages(

@@ -4,13 +4,15 @@
 //! same way (`i64` for SQLite INTEGER and PostgreSQL BIGINT, `bool` for INTEGER 0/1 and
 //! BOOLEAN, JSON as TEXT) and SQL both accept (`$N` parameters, row values, `RETURNING`). So
 //! the statements are not written twice: [`twin_store!`] expands the same code into each
-//! backend, where it is type-checked against that backend's sqlx driver. The write a backend
-//! does differently is [`ConversationStore::publish`], the hot one: SQLite's goes through its
-//! writer thread, PostgreSQL's through its pool; each backend has its own `publish_impl`.
+//! backend, where it is type-checked against that backend's sqlx driver. The writes a backend
+//! does differently are the hot ones, [`ConversationStore::publish`] and
+//! [`WebhookStore::record_deliveries`]: SQLite's go through its writer thread (and join its
+//! group commits), PostgreSQL's are a few array statements; each backend has its own
+//! `publish_impl` and `record_deliveries_impl`.
 
 /// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
 /// The backend supplies `self.tx()` (a write transaction, `AsMut` to its connection) and
-/// `self.publish_impl(p, fence)`.
+/// `self.publish_impl(p, fence)` and `self.record_deliveries_impl(…)`, the two hot writes.
 macro_rules! twin_store {
     ($store:ty, $read:ident, $row:ty) => {
         use $crate::conversation::{Conversation, Line, OutboundMessage};
@@ -159,21 +161,25 @@ macro_rules! twin_store {
                 &self,
                 pairs: &[(String, String)],
             ) -> Result<Vec<Conversation>, StoreError> {
+                // By sender, so each read is a lookup in the open-conversation index.
+                let mut by_sender: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+                for (s, c) in pairs {
+                    by_sender.entry(s.as_str()).or_default().push(c.as_str());
+                }
                 let mut out = Vec::new();
-                for chunk in pairs.chunks(200) {
-                    let values = (0..chunk.len())
-                        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let sql = format!(
-                        "SELECT * FROM conversations WHERE ended_at IS NULL AND (sender_id, contact) IN (VALUES {values})"
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (s, c) in chunk {
-                        q = q.bind(s).bind(c);
-                    }
-                    for r in q.fetch_all(&self.$read).await? {
-                        out.push(conversation_from_row(&r)?);
+                for (sender, contacts) in by_sender {
+                    for chunk in contacts.chunks(400) {
+                        let sql = format!(
+                            "SELECT * FROM conversations WHERE ended_at IS NULL AND sender_id = $1 AND contact IN ({})",
+                            placeholders(2, chunk.len())
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(sender);
+                        for c in chunk {
+                            q = q.bind(*c);
+                        }
+                        for r in q.fetch_all(&self.$read).await? {
+                            out.push(conversation_from_row(&r)?);
+                        }
                     }
                 }
                 Ok(out)
@@ -226,7 +232,8 @@ macro_rules! twin_store {
                 }
                 if let Some((at, id)) = &q.before {
                     let (a, b) = (next(), next());
-                    clauses.push(format!("(started_at < ${a} OR (started_at = ${a} AND id < ${b}))"));
+                    // A row value, which both engines answer from the index.
+                    clauses.push(format!("(started_at, id) < (${a}, ${b})"));
                     ints.push((a, *at));
                     texts.push((b, id.clone()));
                 }
@@ -272,7 +279,7 @@ macro_rules! twin_store {
                 for chunk in ids.chunks(400) {
                     let list = placeholders(1, chunk.len());
                     let sql = format!(
-                        "SELECT * FROM conversation_messages WHERE message_id IN ({list}) OR wamid IN ({list})"
+                        "SELECT * FROM conversation_messages WHERE message_id IN ({list})"
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {
@@ -290,20 +297,25 @@ macro_rules! twin_store {
                 ids: &[String],
                 wamids: &[String],
             ) -> Result<Vec<OutboundMessage>, StoreError> {
-                let mut out = Vec::new();
-                let keys: Vec<&String> = ids.iter().chain(wamids).collect();
-                for chunk in keys.chunks(400) {
-                    let list = placeholders(1, chunk.len());
-                    let sql = format!(
-                        "SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
-                         FROM messages WHERE id IN ({list}) OR wamid IN ({list})"
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for k in chunk {
-                        q = q.bind(*k);
-                    }
-                    for r in q.fetch_all(&self.$read).await? {
-                        out.push(outbound_from_row(&r)?);
+                // One indexed lookup per column (an OR of the two would scan the table).
+                let mut out: Vec<OutboundMessage> = Vec::new();
+                for (column, keys) in [("id", ids), ("wamid", wamids)] {
+                    for chunk in keys.chunks(400) {
+                        let list = placeholders(1, chunk.len());
+                        let sql = format!(
+                            "SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
+                             FROM messages WHERE {column} IN ({list})"
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for k in chunk {
+                            q = q.bind(k);
+                        }
+                        for r in q.fetch_all(&self.$read).await? {
+                            let m = outbound_from_row(&r)?;
+                            if !out.iter().any(|o| o.id == m.id) {
+                                out.push(m);
+                            }
+                        }
                     }
                 }
                 Ok(out)
@@ -485,11 +497,14 @@ macro_rules! twin_store {
                 limit: u32,
             ) -> Result<Vec<DueDelivery>, StoreError> {
                 // A delivery waits while an earlier one of its conversation is pending: a
-                // receiver sees a conversation's events in order, whatever the retries.
+                // receiver sees a conversation's events in order, whatever the retries. The
+                // queue is read in id order through its index and stops at the limit; the `+`
+                // keeps the planner from ranging over `next_attempt_at` instead and sorting
+                // the whole queue.
                 let sql = format!(
                     "SELECT {DELIVERY_COLUMNS}, e.type, e.at, e.conversation_id, e.data_json
                      FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-                     WHERE d.endpoint_id = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2
+                     WHERE d.endpoint_id = $1 AND d.state = 'pending' AND +d.next_attempt_at <= $2
                        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
                            WHERE p.endpoint_id = d.endpoint_id AND p.state = 'pending'
                              AND p.ordering_key = d.ordering_key AND p.id < d.id)
@@ -533,44 +548,7 @@ macro_rules! twin_store {
                 results: &[DeliveryResult],
                 failing_since: Option<Millis>,
             ) -> Result<(), StoreError> {
-                let mut tx = self.tx().await?;
-                for r in results {
-                    let a = &r.attempt;
-                    sqlx::query(
-                        "INSERT INTO webhook_attempts (delivery_id, attempt_no, at, status, latency_ms, response, error)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
-                    )
-                    .bind(r.delivery_id)
-                    .bind(i64::from(a.attempt_no))
-                    .bind(a.at)
-                    .bind(a.status.map(i64::from))
-                    .bind(i64::from(a.latency_ms))
-                    .bind(&a.response)
-                    .bind(&a.error)
-                    .execute(tx.as_mut())
-                    .await?;
-                    let finished = (r.state != "pending").then_some(a.at);
-                    sqlx::query(
-                        "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_attempt_at = $4,
-                             finished_at = $5, last_status = $6, last_error = $7 WHERE id = $1",
-                    )
-                    .bind(r.delivery_id)
-                    .bind(r.state)
-                    .bind(i64::from(a.attempt_no))
-                    .bind(r.next_attempt_at)
-                    .bind(finished)
-                    .bind(a.status.map(i64::from))
-                    .bind(&a.error)
-                    .execute(tx.as_mut())
-                    .await?;
-                }
-                sqlx::query("UPDATE webhook_endpoints SET failing_since = $2 WHERE id = $1")
-                    .bind(endpoint_id)
-                    .bind(failing_since)
-                    .execute(tx.as_mut())
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                self.record_deliveries_impl(endpoint_id, results, failing_since).await
             }
 
             async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {

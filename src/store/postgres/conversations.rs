@@ -27,6 +27,70 @@ pub(super) async fn journal(tx: &mut Tx, facts: &[Fact]) -> Result<(), StoreErro
 }
 
 impl PostgresStore {
+    /// Every attempt in one statement, every delivery in another.
+    async fn record_deliveries_impl(
+        &self,
+        endpoint_id: &str,
+        results: &[DeliveryResult],
+        failing_since: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let result = async {
+            let mut tx = self.tx().await?;
+            let ids: Vec<i64> = results.iter().map(|r| r.delivery_id).collect();
+            let nos: Vec<i64> = results.iter().map(|r| i64::from(r.attempt.attempt_no)).collect();
+            let ats: Vec<i64> = results.iter().map(|r| r.attempt.at).collect();
+            let statuses: Vec<Option<i64>> = results.iter().map(|r| r.attempt.status.map(i64::from)).collect();
+            let latencies: Vec<i64> = results.iter().map(|r| i64::from(r.attempt.latency_ms)).collect();
+            let responses: Vec<&str> = results.iter().map(|r| r.attempt.response.as_str()).collect();
+            let errors: Vec<Option<&str>> = results.iter().map(|r| r.attempt.error.as_deref()).collect();
+            let states: Vec<&str> = results.iter().map(|r| r.state).collect();
+            let next: Vec<i64> = results.iter().map(|r| r.next_attempt_at).collect();
+            let finished: Vec<Option<i64>> = results
+                .iter()
+                .map(|r| (r.state != "pending").then_some(r.attempt.at))
+                .collect();
+            sqlx::query(
+                "INSERT INTO webhook_attempts (delivery_id, attempt_no, at, status, latency_ms, response, error)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
+                 ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+            )
+            .bind(&ids)
+            .bind(&nos)
+            .bind(&ats)
+            .bind(&statuses)
+            .bind(&latencies)
+            .bind(&responses)
+            .bind(&errors)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE webhook_deliveries d SET state = r.state, attempts = r.attempt_no, next_attempt_at = r.next,
+                     finished_at = r.finished, last_status = r.status, last_error = r.error
+                 FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
+                     AS r(id, state, attempt_no, next, finished, status, error)
+                 WHERE d.id = r.id",
+            )
+            .bind(&ids)
+            .bind(&states)
+            .bind(&nos)
+            .bind(&next)
+            .bind(&finished)
+            .bind(&statuses)
+            .bind(&errors)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE webhook_endpoints SET failing_since = $2 WHERE id = $1")
+                .bind(endpoint_id)
+                .bind(failing_since)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.health.observe(result, |_| true)
+    }
+
     async fn publish_impl(
         &self,
         p: &Publication,

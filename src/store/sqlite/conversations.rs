@@ -33,6 +33,63 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn record_deliveries_impl(
+        &self,
+        endpoint_id: &str,
+        results: &[DeliveryResult],
+        failing_since: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let (endpoint, results) = (endpoint_id.to_string(), results.to_vec());
+        let result = self
+            .writer
+            .run(move |c| record_deliveries(c, &endpoint, &results, failing_since))
+            .await;
+        self.health.observe(result, |_| true)
+    }
+}
+
+fn record_deliveries(
+    c: &Connection,
+    endpoint_id: &str,
+    results: &[DeliveryResult],
+    failing_since: Option<Millis>,
+) -> Result<(), StoreError> {
+    let mut attempt = c.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_id, attempt_no, at, status, latency_ms, response, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+    )?;
+    let mut delivery = c.prepare_cached(
+        "UPDATE webhook_deliveries SET state = ?2, attempts = ?3, next_attempt_at = ?4, finished_at = ?5,
+             last_status = ?6, last_error = ?7 WHERE id = ?1",
+    )?;
+    for r in results {
+        let a = &r.attempt;
+        attempt.execute(params![
+            r.delivery_id,
+            a.attempt_no,
+            a.at,
+            a.status,
+            a.latency_ms,
+            a.response,
+            a.error
+        ])?;
+        let finished = (r.state != "pending").then_some(a.at);
+        delivery.execute(params![
+            r.delivery_id,
+            r.state,
+            a.attempt_no,
+            r.next_attempt_at,
+            finished,
+            a.status,
+            a.error
+        ])?;
+    }
+    c.prepare_cached("UPDATE webhook_endpoints SET failing_since = ?2 WHERE id = ?1")?
+        .execute(params![endpoint_id, failing_since])?;
+    Ok(())
+}
+
 /// Writes a fact to the journal, in the caller's transaction.
 pub(super) fn journal(c: &Connection, fact: &Fact) -> Result<(), StoreError> {
     c.prepare_cached("INSERT INTO event_journal (kind, at, fact_json) VALUES (?1, ?2, ?3)")?
