@@ -177,6 +177,15 @@ pub async fn start(
             }
         });
     }
+    let sender_status = crate::sender_status::SenderStatus::new(Duration::from_secs(
+        settings.outbox.offline_probe_seconds,
+    ));
+    for n in store.numbers().await? {
+        if let Some(status) = &n.status {
+            // What Meta said last, before this start: no event, the change was published then.
+            let _ = sender_status.after_meta_status(&n.phone_number_id, status);
+        }
+    }
     let lanes: Vec<Lane> = settings
         .senders
         .iter()
@@ -191,6 +200,8 @@ pub async fn start(
             holds: holds.clone(),
             templates: templates.clone(),
             node: node.clone(),
+            sender_status: sender_status.clone(),
+            offline_probe: Duration::from_secs(settings.outbox.offline_probe_seconds),
         })
         .collect();
 
@@ -206,6 +217,7 @@ pub async fn start(
         pacer: pacer.clone(),
         templates: templates.clone(),
         holds: holds.clone(),
+        sender_status: sender_status.clone(),
         book: book.clone(),
         rejecter: crate::calling::rejecter::Rejecter::new(
             client.clone(),
@@ -281,6 +293,7 @@ pub async fn start(
         client: client.clone(),
         node: node.clone(),
         published,
+        sender_status,
     };
     let router = http::router(state);
     tasks.spawn(log_exit(

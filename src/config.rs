@@ -182,6 +182,8 @@ pub struct OutboxConfig {
     pub throughput_per_second: u32,
     pub messaging_tier: String,
     pub uncertain_resend_after_seconds: u64,
+    pub offline_probe_seconds: u64,
+    pub when_sender_offline: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

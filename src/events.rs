@@ -37,6 +37,8 @@ pub const TYPES: &[&str] = &[
     "call.permission_changed",
     "number.quality_changed",
     "template.status_changed",
+    "number.offline",
+    "number.online",
     "webhook_endpoint.disabled",
 ];
 
@@ -139,6 +141,13 @@ pub enum Fact {
     },
     /// A person closed a conversation (API or CLI); the tracker ends it in order.
     CloseRequested { conversation_id: String, at: Millis },
+    /// A sending number went offline (with the reason) or came back.
+    SenderStatus {
+        phone_number_id: String,
+        online: bool,
+        reason: Option<String>,
+        at: Millis,
+    },
     /// A webhook endpoint failed for too long and was disabled.
     EndpointDisabled {
         endpoint_id: String,
@@ -160,6 +169,7 @@ impl Fact {
             Fact::TemplateStatus { .. } => "template_status",
             Fact::CloseRequested { .. } => "close_requested",
             Fact::EndpointDisabled { .. } => "endpoint_disabled",
+            Fact::SenderStatus { .. } => "sender_status",
         }
     }
 
@@ -172,7 +182,8 @@ impl Fact {
             | Fact::NumberQuality { at, .. }
             | Fact::TemplateStatus { at, .. }
             | Fact::CloseRequested { at, .. }
-            | Fact::EndpointDisabled { at, .. } => *at,
+            | Fact::EndpointDisabled { at, .. }
+            | Fact::SenderStatus { at, .. } => *at,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct AppState {
     pub node: crate::cluster::Node,
     /// The last event published on this node: the event stream wakes on it.
     pub published: tokio::sync::watch::Sender<i64>,
+    /// Whether each number can send (known on the node that sends).
+    pub sender_status: crate::sender_status::SenderStatus,
 }
 
 /// The whole router.

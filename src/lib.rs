@@ -51,6 +51,7 @@ pub mod reply;
 pub mod retention;
 pub mod retry;
 pub mod sandbox;
+pub mod sender_status;
 pub mod shutdown;
 pub mod signature;
 pub mod store;

@@ -42,6 +42,8 @@ pub struct Processor {
     pub templates: crate::template_registry::Registry,
     /// Updated when Meta flags, restricts or re-tiers a number.
     pub holds: crate::outbox::Holds,
+    /// Updated when Meta disconnects or reconnects a number.
+    pub sender_status: crate::sender_status::SenderStatus,
     /// Call permissions (WhatsApp Business Calling).
     pub book: crate::calling::PermissionBook,
     /// Rejects ringing WhatsApp calls after `calling.reject_after_seconds`, if set.
@@ -123,6 +125,11 @@ impl Processor {
             }
             if let (Some(id), Some(rate)) = (&u.phone_number_id, u.throughput) {
                 self.pacer.set_rate(id, rate);
+            }
+            if let (Some(id), Some(status)) = (&u.phone_number_id, &u.status)
+                && let Some(fact) = self.sender_status.after_meta_status(id, status)
+            {
+                crate::sender_status::announce(&self.store, &fact).await;
             }
             if let Some(id) = &u.phone_number_id {
                 self.holds.update(id, |r| {

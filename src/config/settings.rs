@@ -241,6 +241,12 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
     {
         return Err(invalid("outbox: retry_delays_ms needs a value, max_attempts and concurrency must be at least 1".into()));
     }
+    if !["queue", "refuse"].contains(&c.outbox.when_sender_offline.as_str()) {
+        return Err(invalid(format!(
+            "outbox.when_sender_offline = \"{}\": use \"queue\" or \"refuse\"",
+            c.outbox.when_sender_offline
+        )));
+    }
     let public_base_url = Some(
         c.server
             .public_base_url

@@ -512,6 +512,21 @@ impl<'a> Pass<'a> {
                     json!({"name": name, "language": language, "status": status}),
                 );
             }
+            Fact::SenderStatus {
+                phone_number_id,
+                online,
+                reason,
+                at,
+            } => {
+                let kind = if *online {
+                    "number.online"
+                } else {
+                    "number.offline"
+                };
+                let mut data = sender_json(self.settings(), phone_number_id);
+                data["reason"] = json!(reason);
+                self.emit(kind, *at, None, data);
+            }
             Fact::EndpointDisabled {
                 endpoint_id,
                 url,

@@ -232,6 +232,7 @@ async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<R
                 "messaging_tier": state.and_then(|n| n.messaging_tier.clone()),
                 "status": state.and_then(|n| n.status.clone()),
                 "updated_at": state.map(|n| n.updated_at),
+                "sending": s.sender_status.get(&sender.phone_number_id),
             })
         })
         .collect();

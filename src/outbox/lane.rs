@@ -99,6 +99,10 @@ pub struct Lane {
     pub templates: crate::template_registry::Registry,
     /// This node: claimed sends are leased to it (see [`crate::cluster`]).
     pub node: crate::cluster::Node,
+    /// Whether each number can send (see [`crate::sender_status`]).
+    pub sender_status: crate::sender_status::SenderStatus,
+    /// How often an offline number tries one send.
+    pub offline_probe: Duration,
 }
 
 /// A finished attempt waiting to be recorded.
@@ -426,15 +430,22 @@ impl Lane {
     /// One Cloud API request and what to record about it.
     #[tracing::instrument(skip_all, fields(message_id = %send.message_id, attempt = send.attempt_no))]
     async fn attempt(&self, send: &ClaimedSend) -> AttemptOutcome {
+        let number = &self.sender.phone_number_id;
+        if let Err(reason) = self.sender_status.may_send(number) {
+            // Not attempted: it waits in the queue until the next probe says the number is back.
+            return AttemptOutcome::Deferred {
+                at: now_ms() + self.offline_probe.as_millis() as i64,
+                reason,
+            };
+        }
         let started = Instant::now();
         let outcome = self
             .client
-            .send_message(
-                &self.sender.phone_number_id,
-                &self.sender.access_token,
-                &send.body,
-            )
+            .send_message(number, &self.sender.access_token, &send.body)
             .await;
+        if let Some(fact) = self.sender_status.after_send(number, &outcome) {
+            crate::sender_status::announce(&self.store, &fact).await;
+        }
         let now = now_ms();
         let (recorded, label) = match outcome {
             Outcome::Sent { wamid } => {

@@ -362,3 +362,62 @@ retry_delays_ms = [100, 259200000]
         "every call.missed event arrived, under its own id"
     );
 }
+
+/// A rejected token takes the number offline: the API refuses sends through it with the
+/// reason, an event says so, and the next probe that Meta accepts brings it back.
+#[tokio::test]
+async fn a_number_whose_token_is_rejected_goes_offline_and_comes_back() {
+    let app = spawn_app_with(&[
+        ("RINGBACK_OUTBOX__OFFLINE_PROBE_SECONDS", "1"),
+        ("RINGBACK_OUTBOX__WHEN_SENDER_OFFLINE", "refuse"),
+    ])
+    .await;
+    app.templates_synced().await;
+    app.fault(json!([{"code": 190, "http_status": 401, "times": 1}]))
+        .await;
+    let send = || {
+        app.send_message(json!({"to": "+919876500201", "template": {"name": "hello_world", "language": "en_US"}}))
+    };
+    let (status, first) = send().await;
+    assert_eq!(status, 202, "{first}");
+    app.message_in_state(first["id"].as_str().unwrap(), "failed")
+        .await;
+    let number = || async {
+        let numbers = app.list(&format!("{}/api/v1/numbers", app.base)).await;
+        numbers[0]["sending"].clone()
+    };
+    let offline = number().await;
+    assert_eq!(offline["online"], false, "{offline}");
+    assert!(
+        offline["reason"].as_str().unwrap().contains("190"),
+        "{offline}"
+    );
+    let (status, refused) = send().await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "sender_offline");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("190"),
+        "the reason is given: {refused}"
+    );
+    let published = eventually(|| async {
+        crate::conversations::events(&app, "number.offline")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(published["data"]["phone_number_id"], PNID);
+    // A missed call still queues its reply; the lane tries it as the probe, Meta accepts it.
+    assert_eq!(
+        app.missed_call("offline-1", "+919876500202").await.status(),
+        202
+    );
+    eventually(|| async { (number().await["online"] == true).then_some(()) }).await;
+    let back = crate::conversations::events(&app, "number.online").await;
+    assert_eq!(back.len(), 1, "{back:?}");
+    let (status, again) = send().await;
+    assert_eq!(status, 202, "{again}");
+}

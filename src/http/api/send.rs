@@ -155,6 +155,18 @@ pub(super) async fn send(
             .into_response());
     }
     let sender = super::sender(s, req.from.as_deref())?;
+    let status = s.sender_status.get(&sender.phone_number_id);
+    if !status.online && s.settings.outbox.when_sender_offline == "refuse" {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sender_offline",
+            format!(
+                "number {} is offline: {}; nothing was queued (with outbox.when_sender_offline = \"queue\" it would wait for the number)",
+                sender.phone_number_id,
+                status.reason.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let id = crate::outbox::new_message_id();
