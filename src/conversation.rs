@@ -159,7 +159,9 @@ pub struct OutboundMessage {
     /// The recipient as queued (`+` and digits).
     pub to: String,
     pub kind: String,
-    pub body: Value,
+    /// The Cloud API request body as stored; read with [`OutboundMessage::body`] only when a
+    /// summary is needed (most statuses need none).
+    pub body_json: String,
     pub idempotency_key: Option<String>,
     pub state: String,
     pub wamid: Option<String>,
@@ -167,6 +169,15 @@ pub struct OutboundMessage {
 }
 
 impl OutboundMessage {
+    pub fn body(&self) -> Value {
+        serde_json::from_str(&self.body_json).unwrap_or(Value::Null)
+    }
+
+    /// The text of the message, or a summary of it.
+    pub fn summary(&self) -> String {
+        summary::outbound(&self.kind, &self.body())
+    }
+
     /// The conversation contact this message goes to.
     pub fn contact(&self) -> String {
         self.to.trim_start_matches('+').to_string()

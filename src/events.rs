@@ -141,6 +141,16 @@ pub enum Fact {
     },
     /// A person closed a conversation (API or CLI); the tracker ends it in order.
     CloseRequested { conversation_id: String, at: Millis },
+    /// A user's call permission changed (or a notable fact in the same state).
+    CallPermission {
+        sender_id: String,
+        contact: String,
+        from: String,
+        to: String,
+        source: String,
+        reason: String,
+        at: Millis,
+    },
     /// A sending number went offline (with the reason) or came back.
     SenderStatus {
         phone_number_id: String,
@@ -170,6 +180,7 @@ impl Fact {
             Fact::CloseRequested { .. } => "close_requested",
             Fact::EndpointDisabled { .. } => "endpoint_disabled",
             Fact::SenderStatus { .. } => "sender_status",
+            Fact::CallPermission { .. } => "call_permission",
         }
     }
 
@@ -183,7 +194,8 @@ impl Fact {
             | Fact::TemplateStatus { at, .. }
             | Fact::CloseRequested { at, .. }
             | Fact::EndpointDisabled { at, .. }
-            | Fact::SenderStatus { at, .. } => *at,
+            | Fact::SenderStatus { at, .. }
+            | Fact::CallPermission { at, .. } => *at,
         }
     }
 
@@ -335,6 +347,24 @@ pub fn attempt_fact(s: &ClaimedSend, change: &MessageChange, now: Millis) -> Opt
         error: detail,
         at: now,
     })
+}
+
+/// The fact of a change of a user's call permission.
+pub fn permission_change(
+    sender_id: &str,
+    user_id: &str,
+    c: &crate::store::Change,
+    at: Millis,
+) -> Fact {
+    Fact::CallPermission {
+        sender_id: sender_id.to_string(),
+        contact: user_id.trim_start_matches('+').to_string(),
+        from: c.from.as_str().to_string(),
+        to: c.to.as_str().to_string(),
+        source: c.source.clone(),
+        reason: c.reason.clone(),
+        at,
+    }
 }
 
 /// The fact of an unanswered send given up after its last attempt.

@@ -30,6 +30,10 @@ use crate::time::{Millis, now_ms};
 const BATCH: u32 = 512;
 /// How often idle conversations are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How long a pass waits after being woken, so the facts of the commits that follow (a
+/// burst commits hundreds a second) are published together: each pass costs a few reads and
+/// a write whatever its size.
+const LINGER: Duration = Duration::from_millis(3);
 
 /// The tracker's dependencies.
 #[derive(Clone)]
@@ -60,7 +64,7 @@ impl Tracker {
                 Ok(n) if n >= BATCH as usize => continue,
                 Ok(_) => {
                     tokio::select! {
-                        _ = journaled.notified() => {}
+                        _ = journaled.notified() => tokio::time::sleep(LINGER).await,
                         _ = tokio::time::sleep(SWEEP_EVERY) => {}
                         _ = shutdown.wait() => return,
                     }
@@ -101,10 +105,7 @@ impl Tracker {
         if publication.is_empty() {
             return Ok(0);
         }
-        let ids = self
-            .store
-            .publish(&publication, self.fence.as_ref())
-            .await?;
+        let ids = self.store.publish(publication, self.fence.as_ref()).await?;
         if let Some(last) = ids.last() {
             metrics::counter!("ringback_events_published_total").increment(ids.len() as u64);
             self.published.send_replace(*last);
@@ -122,8 +123,12 @@ struct Pass<'a> {
     /// Conversations read or changed, by id; `touched` keeps the order they changed in.
     conversations: HashMap<String, Conversation>,
     touched: Vec<String>,
-    /// Our messages named by this pass's facts, by id and by wamid.
+    touched_set: std::collections::HashSet<String>,
+    /// Our messages named by this pass's facts, by id, and their ids by wamid.
     outbound: HashMap<String, OutboundMessage>,
+    by_wamid: HashMap<String, String>,
+    /// Where each line added in this pass is in `new_lines`, by message id.
+    new_line_at: HashMap<String, usize>,
     /// Known lines by message id (and by wamid): conversation and status.
     lines: HashMap<String, (String, String)>,
     new_lines: Vec<Line>,
@@ -142,8 +147,12 @@ impl<'a> Pass<'a> {
                 message_id, wamid, ..
             } = f
             {
-                ids.extend(message_id.clone());
-                wamids.extend(wamid.clone());
+                // A status names our id (biz_opaque_callback_data); the wamid is looked up
+                // only when it does not.
+                match message_id {
+                    Some(id) => ids.push(id.clone()),
+                    None => wamids.extend(wamid.clone()),
+                }
             }
         }
         let mut outbound = HashMap::new();
@@ -177,6 +186,9 @@ impl<'a> Pass<'a> {
                 }
                 | Fact::Consent {
                     sender_id, contact, ..
+                }
+                | Fact::CallPermission {
+                    sender_id, contact, ..
                 } => Some((sender_id.clone(), contact.clone())),
                 Fact::Call {
                     sender_id: Some(s),
@@ -199,7 +211,10 @@ impl<'a> Pass<'a> {
             open: HashMap::new(),
             conversations: HashMap::new(),
             touched: Vec::new(),
+            touched_set: Default::default(),
             outbound: HashMap::new(),
+            by_wamid: HashMap::new(),
+            new_line_at: HashMap::new(),
             lines,
             new_lines: Vec::new(),
             updates: Vec::new(),
@@ -213,6 +228,10 @@ impl<'a> Pass<'a> {
                 pass.conversations.insert(c.id.clone(), c);
             }
         }
+        pass.by_wamid = outbound
+            .values()
+            .filter_map(|m| Some((m.wamid.clone()?, m.id.clone())))
+            .collect();
         pass.outbound = outbound;
         Ok(pass)
     }
@@ -226,7 +245,7 @@ impl<'a> Pass<'a> {
     }
 
     fn touch(&mut self, id: &str) {
-        if !self.touched.iter().any(|t| t == id) {
+        if self.touched_set.insert(id.to_string()) {
             self.touched.push(id.to_string());
         }
     }
@@ -298,6 +317,8 @@ impl<'a> Pass<'a> {
             line.message_id.clone(),
             (conversation_id.to_string(), line.status.clone()),
         );
+        self.new_line_at
+            .insert(line.message_id.clone(), self.new_lines.len());
         self.new_lines.push(line);
         self.touch(conversation_id);
     }
@@ -512,6 +533,20 @@ impl<'a> Pass<'a> {
                     json!({"name": name, "language": language, "status": status}),
                 );
             }
+            Fact::CallPermission {
+                sender_id,
+                contact,
+                from,
+                to,
+                source,
+                reason,
+                at,
+            } => {
+                let conversation = self.current(sender_id, contact, *at, None).await?;
+                let data = json!({"contact": contact, "from": from, "to": to, "source": source,
+                    "reason": reason, "sender": sender_json(self.settings(), sender_id)});
+                self.emit("call.permission_changed", *at, conversation, data);
+            }
             Fact::SenderStatus {
                 phone_number_id,
                 online,
@@ -578,15 +613,11 @@ impl<'a> Pass<'a> {
             _ => return Ok(()),
         };
         // Our id when the fact has it; a status webhook without it is matched by its wamid.
-        let found = self
-            .outbound
-            .values()
-            .find(|m| Some(m.id.as_str()) == message_id)
+        let found = message_id
+            .and_then(|id| self.outbound.get(id))
             .or_else(|| {
-                let w = wamid?;
-                self.outbound
-                    .values()
-                    .find(|m| m.wamid.as_deref() == Some(w))
+                let id = self.by_wamid.get(wamid?)?;
+                self.outbound.get(id)
             })
             .cloned();
         let Some(m) = found else {
@@ -606,7 +637,11 @@ impl<'a> Pass<'a> {
                 });
                 self.lines
                     .insert(m.id.clone(), (conversation.clone(), status.to_string()));
-                if let Some(l) = self.new_lines.iter_mut().find(|l| l.message_id == m.id) {
+                if let Some(l) = self
+                    .new_line_at
+                    .get(&m.id)
+                    .and_then(|i| self.new_lines.get_mut(*i))
+                {
                     l.status = status.to_string();
                     l.status_at = at;
                 }
@@ -625,9 +660,12 @@ impl<'a> Pass<'a> {
                 conversation
             }
         };
+        // The text goes with `message.sent` and `message.failed`; a delivery or read status
+        // only moves the message on.
+        let text = matches!(status, "sent" | "failed").then(|| m.summary());
         let mut data = json!({
             "message": {"id": m.id, "wamid": wamid, "to": m.to, "type": m.kind,
-                "text": super::summary::outbound(&m.kind, &m.body), "status": status, "at": at},
+                "text": text, "status": status, "at": at},
             "sender": sender_json(self.settings(), &m.sender_id),
         });
         if status == "failed" {
@@ -690,14 +728,15 @@ impl<'a> Pass<'a> {
 
 /// A line for one of our messages.
 fn outbound_line(m: &OutboundMessage, status: &str, at: Millis) -> Line {
+    let body = m.body();
     Line {
         conversation_id: String::new(),
         seq: 0,
         direction: "outbound".into(),
         message_id: m.id.clone(),
         wamid: None,
-        kind: m.body["type"].as_str().unwrap_or(&m.kind).to_string(),
-        text: super::summary::outbound(&m.kind, &m.body),
+        kind: body["type"].as_str().unwrap_or(&m.kind).to_string(),
+        text: super::summary::outbound(&m.kind, &body),
         status: status.to_string(),
         at,
         status_at: at,

@@ -102,8 +102,7 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Vec<Conversation>, StoreError>;
     /// Writes a publication in one transaction (fenced by the leader lease when given);
     /// returns the published events' ids in order.
-    async fn publish(&self, p: &Publication, fence: Option<&Fence>)
-    -> Result<Vec<i64>, StoreError>;
+    async fn publish(&self, p: Publication, fence: Option<&Fence>) -> Result<Vec<i64>, StoreError>;
     /// Published events after `after`, oldest first, of `types` (all when empty).
     async fn events_after(
         &self,

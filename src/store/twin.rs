@@ -8,7 +8,9 @@
 //! does differently are the hot ones, [`ConversationStore::publish`] and
 //! [`WebhookStore::record_deliveries`]: SQLite's go through its writer thread (and join its
 //! group commits), PostgreSQL's are a few array statements; each backend has its own
-//! `publish_impl` and `record_deliveries_impl`.
+//! `publish_impl` and `record_deliveries_impl`. So are the tracker's reads (`read_journal`,
+//! `read_outbound`, `read_lines`, `read_open_conversations`): SQLite answers them on its reader
+//! thread, without sqlx's per-row hops.
 
 /// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
 /// The backend supplies `self.tx()` (a write transaction, `AsMut` to its connection) and
@@ -107,13 +109,12 @@ macro_rules! twin_store {
         }
 
         fn outbound_from_row(r: &$row) -> Result<OutboundMessage, sqlx::Error> {
-            let body: String = r.try_get("body_json")?;
             Ok(OutboundMessage {
                 id: r.try_get("id")?,
                 sender_id: r.try_get("sender_id")?,
                 to: r.try_get("to_number")?,
                 kind: r.try_get("kind")?,
-                body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                body_json: r.try_get("body_json")?,
                 idempotency_key: r.try_get("idempotency_key")?,
                 state: r.try_get("state")?,
                 wamid: r.try_get("wamid")?,
@@ -131,17 +132,7 @@ macro_rules! twin_store {
             }
 
             async fn journal(&self, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
-                let rows = sqlx::query("SELECT id, fact_json FROM event_journal ORDER BY id LIMIT $1")
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.$read)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        let json: String = r.try_get("fact_json")?;
-                        Ok(JournalEntry { id: r.try_get("id")?, fact: serde_json::from_str(&json).ok() })
-                    })
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(StoreError::from)
+                self.read_journal(limit).await
             }
 
             async fn record_fact(&self, fact: &Fact) -> Result<(), StoreError> {
@@ -161,28 +152,7 @@ macro_rules! twin_store {
                 &self,
                 pairs: &[(String, String)],
             ) -> Result<Vec<Conversation>, StoreError> {
-                // By sender, so each read is a lookup in the open-conversation index.
-                let mut by_sender: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-                for (s, c) in pairs {
-                    by_sender.entry(s.as_str()).or_default().push(c.as_str());
-                }
-                let mut out = Vec::new();
-                for (sender, contacts) in by_sender {
-                    for chunk in contacts.chunks(400) {
-                        let sql = format!(
-                            "SELECT * FROM conversations WHERE ended_at IS NULL AND sender_id = $1 AND contact IN ({})",
-                            placeholders(2, chunk.len())
-                        );
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(sender);
-                        for c in chunk {
-                            q = q.bind(*c);
-                        }
-                        for r in q.fetch_all(&self.$read).await? {
-                            out.push(conversation_from_row(&r)?);
-                        }
-                    }
-                }
-                Ok(out)
+                self.read_open_conversations(pairs).await
             }
 
             async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
@@ -275,21 +245,7 @@ macro_rules! twin_store {
             }
 
             async fn lines_of_messages(&self, ids: &[String]) -> Result<Vec<Line>, StoreError> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks(400) {
-                    let list = placeholders(1, chunk.len());
-                    let sql = format!(
-                        "SELECT * FROM conversation_messages WHERE message_id IN ({list})"
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    for r in q.fetch_all(&self.$read).await? {
-                        out.push(line_from_row(&r)?);
-                    }
-                }
-                Ok(out)
+                self.read_lines(ids).await
             }
 
             async fn outbound_messages(
@@ -297,28 +253,7 @@ macro_rules! twin_store {
                 ids: &[String],
                 wamids: &[String],
             ) -> Result<Vec<OutboundMessage>, StoreError> {
-                // One indexed lookup per column (an OR of the two would scan the table).
-                let mut out: Vec<OutboundMessage> = Vec::new();
-                for (column, keys) in [("id", ids), ("wamid", wamids)] {
-                    for chunk in keys.chunks(400) {
-                        let list = placeholders(1, chunk.len());
-                        let sql = format!(
-                            "SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
-                             FROM messages WHERE {column} IN ({list})"
-                        );
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                        for k in chunk {
-                            q = q.bind(k);
-                        }
-                        for r in q.fetch_all(&self.$read).await? {
-                            let m = outbound_from_row(&r)?;
-                            if !out.iter().any(|o| o.id == m.id) {
-                                out.push(m);
-                            }
-                        }
-                    }
-                }
-                Ok(out)
+                self.read_outbound(ids, wamids).await
             }
 
             async fn unsent_messages(
@@ -356,7 +291,7 @@ macro_rules! twin_store {
 
             async fn publish(
                 &self,
-                p: &Publication,
+                p: Publication,
                 fence: Option<&Fence>,
             ) -> Result<Vec<i64>, StoreError> {
                 self.publish_impl(p, fence).await

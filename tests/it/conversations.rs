@@ -466,10 +466,15 @@ async fn a_missed_whatsapp_call_starts_a_missed_call_conversation() {
         "{all:?}"
     );
     assert!(kinds.contains(&"message.sent".to_string()), "{kinds:?}");
+    // The call and the messages are in it (the permission the call granted came first).
     assert!(
-        all.iter().all(|e| e["conversation_id"] == id),
+        all.iter()
+            .filter(|e| e["type"] != "call.permission_changed")
+            .all(|e| e["conversation_id"] == id),
         "nothing of this caller is outside the conversation: {all:?}"
     );
+    assert_eq!(all[0]["type"], "call.permission_changed", "{all:?}");
+    assert_eq!(all[0]["data"]["to"], "accepted");
     let permission = lines
         .iter()
         .find(|l| l["type"] == "interactive" && l["direction"] == "inbound");

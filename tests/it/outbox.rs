@@ -129,6 +129,9 @@ async fn every_meta_error_code_takes_its_documented_path() {
     let app = spawn_app_with(&[
         ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[20]"),
         ("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1000"),
+        // A token or account error takes the number offline; probing at every send keeps
+        // the codes after it on their own paths.
+        ("RINGBACK_OUTBOX__OFFLINE_PROBE_SECONDS", "0"),
     ])
     .await;
     for (i, info) in TABLE.iter().enumerate() {
@@ -224,6 +227,9 @@ async fn meta_documented_error_codes_take_the_path_meta_describes() {
     let app = spawn_app_with(&[
         ("RINGBACK_OUTBOX__RETRY_DELAYS_MS", "[20]"),
         ("RINGBACK_OUTBOX__THROUGHPUT_PER_SECOND", "1000"),
+        // A token or account error takes the number offline; probing at every send keeps
+        // the codes after it on their own paths.
+        ("RINGBACK_OUTBOX__OFFLINE_PROBE_SECONDS", "0"),
     ])
     .await;
     for (i, &(code, http, path, explained)) in DOCUMENTED.iter().enumerate() {

@@ -63,6 +63,14 @@ pub async fn save_permission(
         .bind(at)
         .execute(&mut *tx)
         .await?;
+        // Published as `call.permission_changed`, from the same transaction.
+        let fact = crate::events::permission_change(sender_id, user_id, c, at);
+        sqlx::query("INSERT INTO event_journal (kind, at, fact_json) VALUES ($1, $2, $3)")
+            .bind(fact.kind())
+            .bind(fact.at())
+            .bind(fact.to_json())
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -182,7 +190,9 @@ impl CallingStore for PostgresStore {
         changes: &[Change],
         at: Millis,
     ) -> Result<(), StoreError> {
-        save_permission(&self.pool, sender_id, user_id, record, changes, at).await
+        save_permission(&self.pool, sender_id, user_id, record, changes, at).await?;
+        self.journaled.notify_one();
+        Ok(())
     }
     async fn call_permission_events(
         &self,

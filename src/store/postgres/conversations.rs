@@ -93,7 +93,7 @@ impl PostgresStore {
 
     async fn publish_impl(
         &self,
-        p: &Publication,
+        p: Publication,
         fence: Option<&Fence>,
     ) -> Result<Vec<i64>, StoreError> {
         let result = async {
@@ -101,7 +101,7 @@ impl PostgresStore {
             if let Some(f) = fence {
                 cluster::check_fence(&mut tx, f).await?;
             }
-            let ids = publish(&mut tx, p).await?;
+            let ids = publish(&mut tx, &p).await?;
             tx.commit().await?;
             Ok(ids)
         }
@@ -199,4 +199,75 @@ async fn publish(tx: &mut Tx, p: &Publication) -> Result<Vec<i64>, StoreError> {
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// The tracker's reads (see [`crate::store::twin`]).
+impl PostgresStore {
+    async fn read_journal(&self, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query("SELECT id, fact_json FROM event_journal ORDER BY id LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.try_get("fact_json")?;
+                Ok(JournalEntry {
+                    id: r.try_get("id")?,
+                    fact: serde_json::from_str(&json).ok(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn read_open_conversations(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let senders: Vec<&str> = pairs.iter().map(|(s, _)| s.as_str()).collect();
+        let contacts: Vec<&str> = pairs.iter().map(|(_, c)| c.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT c.* FROM conversations c JOIN UNNEST($1::text[], $2::text[]) AS p(sender_id, contact)
+                 ON c.sender_id = p.sender_id AND c.contact = p.contact
+             WHERE c.ended_at IS NULL",
+        )
+        .bind(&senders)
+        .bind(&contacts)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(conversation_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn read_lines(&self, ids: &[String]) -> Result<Vec<Line>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM conversation_messages WHERE message_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(line_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn read_outbound(
+        &self,
+        ids: &[String],
+        wamids: &[String],
+    ) -> Result<Vec<OutboundMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
+             FROM messages WHERE id = ANY($1)
+             UNION
+             SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
+             FROM messages WHERE wamid = ANY($2)",
+        )
+        .bind(ids)
+        .bind(wamids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(outbound_from_row)
+            .collect::<Result<_, _>>()?)
+    }
 }

@@ -1,7 +1,7 @@
 //! SQLite: conversations, events and webhook endpoints (the queries shared with PostgreSQL,
 //! see [`crate::store::twin`]), and the tracker's publication, written on the writer thread.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 
@@ -16,10 +16,10 @@ impl AsMut<sqlx::SqliteConnection> for SqlxWrite {
 impl SqliteStore {
     async fn publish_impl(
         &self,
-        p: &Publication,
+        p: Publication,
         fence: Option<&Fence>,
     ) -> Result<Vec<i64>, StoreError> {
-        let (p, fence) = (p.clone(), fence.cloned());
+        let fence = fence.cloned();
         let result = self
             .writer
             .run(move |c| {
@@ -171,4 +171,137 @@ fn publish(c: &Connection, p: &Publication) -> Result<Vec<i64>, StoreError> {
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// The tracker's reads, on the reader thread (see [`crate::store::twin`]).
+impl SqliteStore {
+    async fn read_journal(&self, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        self.reader
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, fact_json FROM event_journal ORDER BY id LIMIT ?1",
+                )?;
+                let rows = stmt.query_map([limit], |r| {
+                    let json: String = r.get(1)?;
+                    Ok(JournalEntry {
+                        id: r.get(0)?,
+                        fact: serde_json::from_str(&json).ok(),
+                    })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    async fn read_open_conversations(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let pairs = pairs.to_vec();
+        self.reader
+            .run(move |c| {
+                // One indexed lookup per pair, each a cached statement.
+                let mut stmt = c.prepare_cached(
+                    "SELECT * FROM conversations WHERE ended_at IS NULL AND sender_id = ?1 AND contact = ?2",
+                )?;
+                let mut out = Vec::new();
+                for (s, k) in &pairs {
+                    if let Some(v) = stmt.query_row(params![s, k], conversation_of).optional()? {
+                        out.push(v);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn read_lines(&self, ids: &[String]) -> Result<Vec<Line>, StoreError> {
+        let ids = ids.to_vec();
+        self.reader
+            .run(move |c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT * FROM conversation_messages WHERE message_id = ?1")?;
+                let mut out = Vec::new();
+                for id in &ids {
+                    if let Some(l) = stmt.query_row([id], line_of).optional()? {
+                        out.push(l);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn read_outbound(
+        &self,
+        ids: &[String],
+        wamids: &[String],
+    ) -> Result<Vec<OutboundMessage>, StoreError> {
+        let (ids, wamids) = (ids.to_vec(), wamids.to_vec());
+        self.reader
+            .run(move |c| {
+                const COLUMNS: &str =
+                    "id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at";
+                let mut by_id = c.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?;
+                let mut by_wamid =
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE wamid = ?1"))?;
+                let mut out: Vec<OutboundMessage> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for (stmt, keys) in [(&mut by_id, &ids), (&mut by_wamid, &wamids)] {
+                    for k in keys {
+                        if let Some(m) = stmt.query_row([k], outbound_of).optional()?
+                            && seen.insert(m.id.clone())
+                        {
+                            out.push(m);
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+fn conversation_of(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: r.get("id")?,
+        sender_id: r.get("sender_id")?,
+        contact: r.get("contact")?,
+        contact_name: r.get("contact_name")?,
+        kind: r.get("kind")?,
+        started_at: r.get("started_at")?,
+        last_message_at: r.get("last_message_at")?,
+        message_count: r.get("message_count")?,
+        ended_at: r.get("ended_at")?,
+        end_reason: r.get("end_reason")?,
+    })
+}
+
+fn line_of(r: &rusqlite::Row) -> rusqlite::Result<Line> {
+    Ok(Line {
+        conversation_id: r.get("conversation_id")?,
+        seq: r.get("seq")?,
+        direction: r.get("direction")?,
+        message_id: r.get("message_id")?,
+        wamid: r.get("wamid")?,
+        kind: r.get("kind")?,
+        text: r.get("text")?,
+        status: r.get("status")?,
+        at: r.get("at")?,
+        status_at: r.get("status_at")?,
+    })
+}
+
+fn outbound_of(r: &rusqlite::Row) -> rusqlite::Result<OutboundMessage> {
+    Ok(OutboundMessage {
+        id: r.get("id")?,
+        sender_id: r.get("sender_id")?,
+        to: r.get("to_number")?,
+        kind: r.get("kind")?,
+        body_json: r.get("body_json")?,
+        idempotency_key: r.get("idempotency_key")?,
+        state: r.get("state")?,
+        wamid: r.get("wamid")?,
+        created_at: r.get("created_at")?,
+    })
 }
