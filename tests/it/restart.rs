@@ -5,49 +5,19 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::served::{free_port, spawn, wait_http};
+use crate::served::Pair;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let (sb_port, port) = (free_port(), free_port());
-    let config = dir.path().join("ringback.toml");
-    // The store comes from the environment: the backend under test, in `dir`.
-    let mut env = store_env(dir.path()).await;
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-[whatsapp]
-api_base = "http://127.0.0.1:{sb_port}"
-app_secret = "{APP_SECRET}"
-[calls]
-secret = "{CALLS_SECRET}"
-[outbox]
-concurrency = 5
-retry_delays_ms = [100]
-uncertain_resend_after_seconds = 5
-[sandbox]
-status_delay_ms = 20
-"#
-        ),
+    let pair = Pair::start(
+        dir.path(),
+        "[outbox]\nconcurrency = 5\nretry_delays_ms = [100]\nuncertain_resend_after_seconds = 5\n[sandbox]\nstatus_delay_ms = 20\n",
     )
-    .unwrap();
-    env.push(("RINGBACK_CONFIG".into(), config.display().to_string()));
+    .await;
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let sandbox = format!("http://127.0.0.1:{sb_port}");
-    let sb_listen = format!("127.0.0.1:{sb_port}");
-    let webhook = format!("{base}/webhooks/whatsapp");
-    let _sandbox = spawn(
-        &["sandbox", "--listen", &sb_listen, "--webhook-url", &webhook],
-        &env,
-        &dir.path().join("sandbox.log"),
-    );
-    wait_http(&http, &format!("{sandbox}/are-you-ok")).await;
+    let (base, sandbox) = (pair.base.clone(), pair.sandbox.clone());
     // Every send now takes 3 s to answer: the server will die with requests in flight.
     let slow = http
         .post(format!("{sandbox}/sandbox/faults"))
@@ -57,8 +27,7 @@ status_delay_ms = 20
         .unwrap();
     assert!(slow.status().is_success());
 
-    let server = spawn(&["serve"], &env, &dir.path().join("serve1.log"));
-    wait_http(&http, &format!("{base}/healthz")).await;
+    let server = pair.serve(&dir.path().join("serve1.log")).await;
     let post_call = |i: usize| {
         let (http, base) = (http.clone(), base.clone());
         async move {
@@ -90,8 +59,7 @@ status_delay_ms = 20
         .send()
         .await
         .unwrap();
-    let _server = spawn(&["serve"], &env, &dir.path().join("serve2.log"));
-    wait_http(&http, &format!("{base}/healthz")).await;
+    let _server = pair.serve(&dir.path().join("serve2.log")).await;
     for i in 8..10 {
         post_call(i).await;
     }

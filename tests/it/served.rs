@@ -230,3 +230,58 @@ pub async fn wait_http(http: &reqwest::Client, url: &str) {
     )
     .await;
 }
+
+/// A standalone sandbox already answering, and the environment that starts `ringback serve`
+/// against it (a configuration file in `dir` naming both ports, the calls and app secrets,
+/// plus `extra` TOML sections; the store is the backend under test, in `dir`). Crash tests
+/// start and kill the server as they need.
+pub struct Pair {
+    pub env: Vec<(String, String)>,
+    /// The server's base URL (`http://127.0.0.1:PORT`), once started.
+    pub base: String,
+    pub sandbox: String,
+    _sandbox: Proc,
+}
+
+impl Pair {
+    pub async fn start(dir: &Path, extra: &str) -> Pair {
+        let (sb_port, port) = (free_port(), free_port());
+        let config = dir.join("ringback.toml");
+        let mut env = store_env(dir).await;
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[whatsapp]\napi_base = \"http://127.0.0.1:{sb_port}\"\napp_secret = \"{APP_SECRET}\"\n[calls]\nsecret = \"{CALLS_SECRET}\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        env.push(("RINGBACK_CONFIG".into(), config.display().to_string()));
+        let base = format!("http://127.0.0.1:{port}");
+        let sb_listen = format!("127.0.0.1:{sb_port}");
+        let webhook = format!("{base}/webhooks/whatsapp");
+        let sandbox = spawn(
+            &["sandbox", "--listen", &sb_listen, "--webhook-url", &webhook],
+            &env,
+            &dir.join("sandbox.log"),
+        );
+        let sandbox_url = format!("http://{sb_listen}");
+        wait_http(
+            &reqwest::Client::new(),
+            &format!("{sandbox_url}/are-you-ok"),
+        )
+        .await;
+        Pair {
+            env,
+            base,
+            sandbox: sandbox_url,
+            _sandbox: sandbox,
+        }
+    }
+
+    /// Starts `ringback serve` (its log in `log`) and waits until it answers.
+    pub async fn serve(&self, log: &Path) -> Proc {
+        let server = spawn(&["serve"], &self.env, log);
+        wait_http(&reqwest::Client::new(), &format!("{}/healthz", self.base)).await;
+        server
+    }
+}

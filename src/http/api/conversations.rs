@@ -107,17 +107,20 @@ pub async fn list(
     Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
 }
 
+async fn found(s: &AppState, id: &str) -> Result<crate::conversation::Conversation, ApiError> {
+    s.store
+        .conversation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))
+}
+
 pub async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
-    let c = s
-        .store
-        .conversation(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))?;
+    let c = found(&s, &id).await?;
     let transcript = s.store.transcript(&id).await?;
     let mut body = view(&s.settings, &c);
     body["transcript"] = json!(transcript);
@@ -134,11 +137,7 @@ pub async fn close(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
-    let c = s
-        .store
-        .conversation(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))?;
+    let c = found(&s, &id).await?;
     if !c.is_open() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
