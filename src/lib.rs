@@ -20,6 +20,10 @@
 //!   attempt's outcome does — the rules every store backend applies.
 //! - [`store`]: every durable fact goes through it: one trait per concept, with the SQLite and
 //!   PostgreSQL implementations.
+//! - [`events`] and [`conversation`]: what happened, told to other systems. Facts are journaled
+//!   in the same transactions as what they describe; the conversation tracker places them in
+//!   conversations and publishes them as events, which [`outbound_webhooks`] delivers, signed.
+//! - [`sender_status`]: whether each sending number can send.
 //! - [`retention`]: a worker that prunes old rows in small batches so the database stops growing.
 //! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
 //!   runs it; [`cli`] is the command line.

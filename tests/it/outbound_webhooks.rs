@@ -395,3 +395,33 @@ async fn a_number_whose_token_is_rejected_goes_offline_and_comes_back() {
     let (status, again) = send().await;
     assert_eq!(status, 202, "{again}");
 }
+
+/// A redirect is an answer like any other non-2xx: logged, retried, never followed.
+#[tokio::test]
+async fn a_redirect_is_not_followed_but_retried() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(1).await;
+    receiver.fail_with(307);
+    let (endpoint, _) = add_endpoint(&app, &receiver.url, &["message.received"]).await;
+    app.user_writes("+919876500301", "hello").await;
+    eventually(|| async { (receiver.delivered().len() == 1).then_some(()) }).await;
+    let all = receiver.all();
+    assert_eq!(all.len(), 2, "one redirect, one retry to the same URL");
+    assert_eq!(all[0].answered, 307);
+    let log = app
+        .list(&format!(
+            "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
+            app.base
+        ))
+        .await;
+    let one = app
+        .get_json(&format!(
+            "{}/api/v1/webhook-deliveries/{}",
+            app.base, log[0]["id"]
+        ))
+        .await;
+    let attempts = one["attempts_log"].as_array().unwrap();
+    assert_eq!(attempts[0]["status"], 307, "{one}");
+    assert_eq!(attempts[0]["error"], "the endpoint answered 307");
+    assert_eq!(attempts[1]["status"], 204);
+}

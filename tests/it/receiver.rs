@@ -40,6 +40,8 @@ struct Shared {
     delay: Arc<Mutex<Duration>>,
     /// Requests that reached the handler, answered or not yet.
     arrived: Arc<AtomicUsize>,
+    /// What the failing requests are answered (503 unless set).
+    failure: Arc<Mutex<u16>>,
 }
 
 pub struct Receiver {
@@ -58,6 +60,11 @@ impl Receiver {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver { url, shared }
+    }
+
+    /// The failing requests are answered `status` (with a `Location` for a redirect).
+    pub fn fail_with(&self, status: u16) {
+        *self.shared.failure.lock().unwrap() = status;
     }
 
     /// Every later request waits this long before it is answered.
@@ -85,7 +92,11 @@ impl Receiver {
     }
 }
 
-async fn take(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn take(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1]) {
     s.arrived.fetch_add(1, Ordering::SeqCst);
     let delay = *s.delay.lock().unwrap();
     if !delay.is_zero() {
@@ -95,7 +106,10 @@ async fn take(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
         let mut fail = s.fail_first.lock().unwrap();
         if *fail > 0 {
             *fail -= 1;
-            503
+            match *s.failure.lock().unwrap() {
+                0 => 503,
+                status => status,
+            }
         } else {
             204
         }
@@ -105,5 +119,6 @@ async fn take(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
         body,
         answered,
     });
-    StatusCode::from_u16(answered).unwrap()
+    let to = ("location", "http://127.0.0.1:9/elsewhere");
+    (StatusCode::from_u16(answered).unwrap(), [to])
 }
