@@ -43,6 +43,10 @@ CREATE TABLE conversation_messages (
     PRIMARY KEY (conversation_id, seq)
 );
 
+-- A customer's messages from one number over a period: those a conversation that ends
+-- claims when the journal has not reached them yet.
+CREATE INDEX messages_recipient ON messages(sender_id, to_number, created_at);
+
 -- Published events: id is the cursor of the API, the stream and the webhooks.
 CREATE TABLE events (
     id              INTEGER PRIMARY KEY,

@@ -330,24 +330,35 @@ impl<'a> Pass<'a> {
         if !c.is_open() {
             return Ok(());
         }
-        if let Some(phone) = c.customer_phone() {
-            for m in self
-                .tracker
-                .store
-                .unsent_messages(&c.sender_id, &phone)
-                .await?
-            {
-                if m.created_at <= at && !self.lines.contains_key(&m.id) {
-                    let line = outbound_line(&m, &m.state, m.created_at);
-                    self.add_line(id, line);
-                }
-            }
-        }
         let mut transcript = if self.fresh.contains(id) {
             Vec::new()
         } else {
             self.tracker.store.transcript(id).await?
         };
+        // Our messages sent during the conversation whose facts the journal has not reached
+        // yet (on their way, or accepted a moment ago): they belong to it, in their state now.
+        if let Some(phone) = c.customer_phone() {
+            let stored: std::collections::HashSet<&str> =
+                transcript.iter().map(|l| l.message_id.as_str()).collect();
+            let late: Vec<OutboundMessage> = self
+                .tracker
+                .store
+                .messages_to(&c.sender_id, &phone, c.started_at, at)
+                .await?
+                .into_iter()
+                .filter(|m| !stored.contains(m.id.as_str()) && !self.lines.contains_key(&m.id))
+                .collect();
+            for m in late {
+                // Its facts come later in the journal and move the line on (and publish
+                // `message.sent` then): until they are read, it is on its way.
+                let state = match m.state.as_str() {
+                    "queued" | "sending" | "uncertain" => m.state.as_str(),
+                    _ => "sending",
+                };
+                let line = outbound_line(&m, state, m.created_at);
+                self.add_line(id, line);
+            }
+        }
         for l in &mut transcript {
             if let Some(u) = self
                 .updates

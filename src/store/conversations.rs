@@ -88,11 +88,13 @@ pub trait ConversationStore: Send + Sync {
         ids: &[String],
         wamids: &[String],
     ) -> Result<Vec<OutboundMessage>, StoreError>;
-    /// Our messages to `to` from `sender_id` not yet accepted by Meta.
-    async fn unsent_messages(
+    /// Our messages to `to` from `sender_id` created in `[from, until]`, oldest first.
+    async fn messages_to(
         &self,
         sender_id: &str,
         to: &str,
+        from: Millis,
+        until: Millis,
     ) -> Result<Vec<OutboundMessage>, StoreError>;
     /// Open conversations quiet since before `before`, oldest first.
     async fn idle_conversations(

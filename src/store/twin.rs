@@ -256,18 +256,22 @@ macro_rules! twin_store {
                 self.read_outbound(ids, wamids).await
             }
 
-            async fn unsent_messages(
+            async fn messages_to(
                 &self,
                 sender_id: &str,
                 to: &str,
+                from: Millis,
+                until: Millis,
             ) -> Result<Vec<OutboundMessage>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT id, sender_id, to_number, kind, body_json, idempotency_key, state, wamid, created_at
-                     FROM messages WHERE state IN ('queued', 'sending', 'uncertain')
-                         AND sender_id = $1 AND to_number = $2 ORDER BY created_at",
+                     FROM messages WHERE sender_id = $1 AND to_number = $2 AND created_at BETWEEN $3 AND $4
+                     ORDER BY created_at",
                 )
                 .bind(sender_id)
                 .bind(to)
+                .bind(from)
+                .bind(until)
                 .fetch_all(&self.$read)
                 .await?;
                 Ok(rows.iter().map(outbound_from_row).collect::<Result<_, _>>()?)

@@ -485,3 +485,89 @@ async fn a_missed_whatsapp_call_starts_a_missed_call_conversation() {
         );
     }
 }
+
+/// A reply still on its way when the conversation is closed belongs to it: the transcript in
+/// `conversation.ended` has it, in the state it was in.
+#[tokio::test]
+async fn a_message_still_being_sent_when_the_conversation_ends_is_in_its_transcript() {
+    let app = spawn_app().await;
+    app.user_writes("+919876500009", "are you there?").await;
+    let c = conversation_where(&app, "+919876500009", |c| c["message_count"] == 1).await;
+    // Meta takes 3 s to answer from now on: the reply stays in flight.
+    app.sandbox_post(
+        "faults",
+        json!({"phone_number_id": PNID, "latency_ms": 3000}),
+    )
+    .await;
+    let (status, sent) = app
+        .send_message(json!({"to": "+919876500009", "text": "One moment please"}))
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    app.message_in_state(sent["id"].as_str().unwrap(), "sending")
+        .await;
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/v1/conversations/{}/close",
+            app.base,
+            c["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let ended =
+        eventually(|| async { events(&app, "conversation.ended").await.into_iter().next() }).await;
+    let lines = ended["data"]["transcript"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{ended}");
+    assert_eq!(lines[1]["message_id"], sent["id"]);
+    assert_eq!(lines[1]["status"], "sending", "{ended}");
+    assert_eq!(ended["data"]["message_count"], 2);
+    // Once Meta answers, its `message.sent` names the conversation it belonged to.
+    let sent_event =
+        eventually(|| async { events(&app, "message.sent").await.into_iter().next() }).await;
+    assert_eq!(sent_event["conversation_id"], c["id"]);
+}
+
+#[tokio::test]
+async fn the_cli_lists_conversations_and_manages_webhook_endpoints() {
+    let app = spawn_app().await;
+    app.user_writes("+919876500010", "hello from the cli test")
+        .await;
+    let c = conversation_where(&app, "+919876500010", |c| c["message_count"] == 1).await;
+    let id = c["id"].as_str().unwrap();
+    let list = crate::durability::cli(&app, &["conversations", "--state", "open"]).await;
+    assert!(
+        list.contains(id) && list.contains("+919876500010"),
+        "{list}"
+    );
+    let shown = crate::durability::cli(&app, &["conversations", "show", id]).await;
+    assert!(
+        shown.contains("Customer: hello from the cli test"),
+        "{shown}"
+    );
+    let added = crate::durability::cli(
+        &app,
+        &[
+            "webhooks",
+            "add",
+            "--url",
+            "http://127.0.0.1:9/hook",
+            "--events",
+            "call.missed,conversation.ended",
+        ],
+    )
+    .await;
+    assert!(
+        added.contains("whsec_"),
+        "the secret is shown once: {added}"
+    );
+    let listed = crate::durability::cli(&app, &["webhooks", "list"]).await;
+    assert!(
+        listed.contains("[call.missed,conversation.ended]"),
+        "{listed}"
+    );
+    let closed = crate::durability::cli(&app, &["conversations", "close", id]).await;
+    assert!(closed.contains("will be closed"), "{closed}");
+    conversation_where(&app, "+919876500010", |c| c["end_reason"] == "closed").await;
+}

@@ -27,7 +27,7 @@ async fn health(app: &TestApp) -> (u16, Value) {
 }
 
 /// Runs the `ringback` binary against the test app's store; returns its stdout.
-async fn cli(app: &TestApp, args: &[&str]) -> String {
+pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> String {
     let mut env = base_env();
     env.push(("RINGBACK_STORE__URL".into(), app.settings.store_url.clone()));
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

@@ -425,3 +425,32 @@ async fn a_redirect_is_not_followed_but_retried() {
     assert_eq!(attempts[0]["error"], "the endpoint answered 307");
     assert_eq!(attempts[1]["status"], 204);
 }
+
+/// An endpoint that never answers: the attempt ends at the timeout, is logged, and the event
+/// goes again.
+#[tokio::test]
+async fn an_endpoint_that_never_answers_times_out_and_is_retried() {
+    let app = spawn_app_with(&[("RINGBACK_OUTBOUND_WEBHOOKS__REQUEST_TIMEOUT_MS", "300")]).await;
+    let receiver = Receiver::start(0).await;
+    receiver.slow(std::time::Duration::from_secs(5));
+    let (endpoint, _) = add_endpoint(&app, &receiver.url, &["message.received"]).await;
+    app.user_writes("+919876500302", "anyone?").await;
+    let failed = eventually(|| async {
+        let log = app
+            .list(&format!(
+                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
+                app.base
+            ))
+            .await;
+        let d = log.first()?;
+        (d["attempts"].as_i64() >= Some(1)).then(|| d.clone())
+    })
+    .await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no answer before the timeout"),
+        "{failed}"
+    );
+    receiver.slow(std::time::Duration::ZERO);
+    eventually(|| async { (!receiver.delivered().is_empty()).then_some(()) }).await;
+}
