@@ -214,15 +214,35 @@ pub struct JournalEntry {
     pub fact: Option<Fact>,
 }
 
-/// The facts a processed batch of inbound events records, in order.
+/// The facts a processed batch of inbound events records, in order. A consent change a
+/// message caused (STOP) comes after that message, so the message is still part of the
+/// conversation the opt-out ends.
 pub fn facts(effects: &[Effect]) -> Vec<Fact> {
     let mut out = Vec::new();
+    let caused_by_message = |event: i64| {
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::InboundMessage { event_id, .. } if *event_id == event))
+    };
     for e in effects {
         match e {
-            Effect::InboundMessage { message, .. } => out.extend(inbound(message)),
+            Effect::InboundMessage {
+                event_id, message, ..
+            } => {
+                out.extend(inbound(message));
+                out.extend(effects.iter().filter_map(|c| match c {
+                    Effect::Consent {
+                        event_id: id,
+                        record,
+                    } if id == event_id => Some(consent(record)),
+                    _ => None,
+                }));
+            }
+            Effect::Consent { event_id, record } if !caused_by_message(*event_id) => {
+                out.push(consent(record))
+            }
             Effect::Status { status, .. } => out.push(status_fact(status)),
             Effect::Call { call, .. } => out.extend(call_facts(call)),
-            // Journaled by the store's `record_consent`, which the consent API uses too.
             Effect::Consent { .. } => {}
             Effect::TemplateStatus {
                 name,
@@ -376,5 +396,101 @@ pub fn given_up(message_id: &str, now: Millis) -> Fact {
         error_code: None,
         error: Some(crate::store::UNCERTAIN_GIVE_UP.to_string()),
         at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consent::{Action, Category, Record};
+
+    fn message(wamid: &str) -> InboundMessage {
+        InboundMessage {
+            phone_number_id: "pn".into(),
+            wamid: wamid.into(),
+            from_wa_id: Some("4915".into()),
+            from_user_id: None,
+            profile_name: None,
+            timestamp: 1,
+            message_type: "text".into(),
+            text: Some("STOP".into()),
+            context_id: None,
+            unknown_type: false,
+            payload: serde_json::json!({}),
+            reply: None,
+        }
+    }
+
+    fn opt_out(event_id: i64) -> Effect {
+        Effect::Consent {
+            event_id,
+            record: Record {
+                sender_id: "pn".into(),
+                subject: "4915".into(),
+                wa_id: Some("4915".into()),
+                user_id: None,
+                category: Category::All,
+                action: Action::OptOut,
+                source: "whatsapp_message".into(),
+                evidence: "STOP".into(),
+                at: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn an_opt_out_comes_after_the_message_that_caused_it() {
+        // The processor records the consent change before the message it came from.
+        let effects = [
+            opt_out(7),
+            Effect::InboundMessage {
+                event_id: 7,
+                message: message("w7"),
+                note: None,
+            },
+            opt_out(8),
+        ];
+        let kinds: Vec<&str> = facts(&effects).iter().map(Fact::kind).collect();
+        assert_eq!(kinds, ["inbound", "consent", "consent"]);
+    }
+
+    #[test]
+    fn a_ringing_call_tells_nothing_and_a_missed_one_tells_missed_then_completed() {
+        let mut call = CallRecord {
+            source: "generic".into(),
+            provider_call_id: "c1".into(),
+            sender_id: Some("pn".into()),
+            caller_raw: "+4915".into(),
+            caller_e164: Some("+4915".into()),
+            callee_raw: None,
+            outcome: "ringing".into(),
+            ring_seconds: None,
+            missed: false,
+            decision: "pending".into(),
+            reason: String::new(),
+            message_id: None,
+            occurred_at: 1,
+        };
+        assert!(call_facts(&call).is_empty());
+        call.outcome = "no-answer".into();
+        call.missed = true;
+        let events: Vec<String> = call_facts(&call)
+            .into_iter()
+            .map(|f| match f {
+                Fact::Call { event, .. } => event,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(events, ["call.missed", "call.completed"]);
+    }
+
+    #[test]
+    fn unknown_event_types_are_named() {
+        assert!(check_types(&["call.missed".into()]).is_ok());
+        let e = check_types(&["call.mised".into()]).unwrap_err();
+        assert!(
+            e.contains("'call.mised'") && e.contains("call.missed"),
+            "{e}"
+        );
     }
 }

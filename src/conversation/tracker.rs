@@ -337,13 +337,19 @@ impl<'a> Pass<'a> {
         };
         // Our messages sent during the conversation whose facts the journal has not reached
         // yet (on their way, or accepted a moment ago): they belong to it, in their state now.
+        // An opt-out's confirmation was queued with the opt-out, after the STOP it answers:
+        // it belongs to the conversation it ends.
+        let until = match reason {
+            EndReason::OptOut => at.max(crate::time::now_ms()),
+            _ => at,
+        };
         if let Some(phone) = c.customer_phone() {
             let stored: std::collections::HashSet<&str> =
                 transcript.iter().map(|l| l.message_id.as_str()).collect();
             let late: Vec<OutboundMessage> = self
                 .tracker
                 .store
-                .messages_to(&c.sender_id, &phone, c.started_at, at)
+                .messages_to(&c.sender_id, &phone, c.started_at, until)
                 .await?
                 .into_iter()
                 .filter(|m| !stored.contains(m.id.as_str()) && !self.lines.contains_key(&m.id))

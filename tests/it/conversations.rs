@@ -571,3 +571,33 @@ async fn the_cli_lists_conversations_and_manages_webhook_endpoints() {
     assert!(closed.contains("will be closed"), "{closed}");
     conversation_where(&app, "+919876500010", |c| c["end_reason"] == "closed").await;
 }
+
+#[tokio::test]
+async fn an_opt_out_ends_the_conversation_with_the_stop_message_in_it() {
+    let app = spawn_app().await;
+    app.user_writes("+919876500011", "hello").await;
+    app.user_writes("+919876500011", "STOP").await;
+    let ended = conversation_where(&app, "+919876500011", |c| c["state"] == "ended").await;
+    assert_eq!(ended["end_reason"], "opt_out", "{ended}");
+    let texts: Vec<&str> = ended["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["direction"] == "inbound")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["hello", "STOP"], "{ended}");
+    let confirmation = ended["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["direction"] == "outbound");
+    assert!(
+        confirmation.is_some(),
+        "the opt-out confirmation is part of it: {ended}"
+    );
+    let consent =
+        eventually(|| async { events(&app, "consent.changed").await.into_iter().next() }).await;
+    assert_eq!(consent["data"]["action"], "opt_out");
+    assert_eq!(consent["conversation_id"], ended["id"]);
+}

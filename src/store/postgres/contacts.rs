@@ -87,6 +87,7 @@ impl ContactStore for PostgresStore {
     async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError> {
         let mut tx = self.tx().await?;
         effects::record_consent(&mut tx, record).await?;
+        conversations::journal(&mut tx, &[crate::events::consent(record)]).await?;
         tx.commit().await?;
         self.journaled.notify_one();
         Ok(())

@@ -435,5 +435,5 @@ pub(super) async fn record_consent(
     .bind(r.at)
     .execute(&mut **tx)
     .await?;
-    super::conversations::journal(tx, &[crate::events::consent(r)]).await
+    Ok(())
 }

@@ -54,7 +54,10 @@ impl ContactStore for SqliteStore {
     async fn record_consent(&self, record: &crate::consent::Record) -> Result<(), StoreError> {
         let owned = record.clone();
         self.writer
-            .run(move |c| effects::record_consent(c, &owned))
+            .run(move |c| {
+                effects::record_consent(c, &owned)?;
+                super::conversations::journal(c, &crate::events::consent(&owned))
+            })
             .await?;
         self.journaled.notify_one();
         self.index.consent(
