@@ -57,14 +57,7 @@ pub enum WebhooksCommand {
 }
 
 fn time(field: &str, v: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
-    }
-    v.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|e| {
-            anyhow::anyhow!("--{field} {v}: not an RFC 3339 time or unix milliseconds: {e}")
-        })
+    crate::time::parse(v).map_err(|e| anyhow::anyhow!("--{field} {e}"))
 }
 
 pub async fn run(cli: &Cli, cmd: &WebhooksCommand) -> anyhow::Result<()> {

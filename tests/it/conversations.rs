@@ -194,6 +194,22 @@ async fn closing_by_hand_ends_it_once_and_the_customer_writing_again_starts_a_ne
     let body: Value = again.json().await.unwrap();
     assert_eq!(body["error"]["code"], "conversation_ended", "{body}");
     assert_eq!(close("conv_nope".into()).await.status(), 404);
+    let bad = app
+        .http
+        .get(format!("{}/api/v1/conversations?from=yesterday", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    let ended_only = app
+        .list(&format!(
+            "{}/api/v1/conversations?state=ended&from=2020-01-01T00:00:00Z",
+            app.base
+        ))
+        .await;
+    assert_eq!(ended_only.len(), 1, "{ended_only:?}");
     app.user_writes("+919876500005", "me again").await;
     let open = conversation_where(&app, "+919876500005", |c| c["state"] == "open").await;
     assert_ne!(open["id"], ended["id"]);

@@ -42,17 +42,8 @@ fn default_limit() -> u32 {
 
 /// A time given in a query: RFC 3339 or unix milliseconds.
 pub fn parse_time(field: &str, v: &str) -> Result<Millis, ApiError> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
-    }
-    v.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|e| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("{field} = '{v}' is neither an RFC 3339 time (2026-12-01T09:00:00Z) nor unix milliseconds: {e}"),
-            )
-        })
+    crate::time::parse(v)
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("{field} = {e}")))
 }
 
 pub async fn list(
