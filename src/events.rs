@@ -242,7 +242,9 @@ pub fn facts(effects: &[Effect]) -> Vec<Fact> {
                 out.push(consent(record))
             }
             Effect::Status { status, .. } => out.push(status_fact(status)),
-            Effect::Call { call, .. } => out.extend(call_facts(call)),
+            Effect::Call {
+                call, talk_seconds, ..
+            } => out.extend(call_facts(call, *talk_seconds)),
             Effect::Consent { .. } => {}
             Effect::TemplateStatus {
                 name,
@@ -289,7 +291,7 @@ fn status_fact(s: &StatusUpdate) -> Fact {
 
 /// `call.missed` for a missed call, `call.answered` for an answered one, then
 /// `call.completed` for any call that is over; nothing while it still rings.
-fn call_facts(call: &CallRecord) -> Vec<Fact> {
+fn call_facts(call: &CallRecord, talk_seconds: Option<u32>) -> Vec<Fact> {
     if call.outcome == "ringing" {
         return Vec::new();
     }
@@ -304,6 +306,7 @@ fn call_facts(call: &CallRecord) -> Vec<Fact> {
         "called": call.callee_raw,
         "outcome": call.outcome,
         "ring_seconds": call.ring_seconds,
+        "talk_seconds": talk_seconds,
         "missed": call.missed,
         "decision": call.decision,
         "reason": call.reason,
@@ -471,10 +474,10 @@ mod tests {
             message_id: None,
             occurred_at: 1,
         };
-        assert!(call_facts(&call).is_empty());
+        assert!(call_facts(&call, None).is_empty());
         call.outcome = "no-answer".into();
         call.missed = true;
-        let events: Vec<String> = call_facts(&call)
+        let events: Vec<String> = call_facts(&call, None)
             .into_iter()
             .map(|f| match f {
                 Fact::Call { event, .. } => event,

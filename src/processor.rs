@@ -466,6 +466,7 @@ impl Processor {
                         event_id,
                         call: record,
                         reply: None,
+                        talk_seconds: call.talk_seconds,
                     });
                 }
                 record.reason = format!("{}; {}", record.reason, plan.reason);
@@ -510,6 +511,7 @@ impl Processor {
             event_id,
             call: record,
             reply,
+            talk_seconds: call.talk_seconds,
         })
     }
 }

@@ -72,6 +72,9 @@ pub enum Effect {
         event_id: i64,
         call: CallRecord,
         reply: Option<NewMessage>,
+        /// How long the call was talked, when the source says (not stored with the call; it
+        /// goes out with `call.completed`).
+        talk_seconds: Option<u32>,
     },
     /// An opt-in or opt-out for the ledger.
     Consent {

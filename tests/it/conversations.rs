@@ -618,3 +618,25 @@ async fn an_opt_out_ends_the_conversation_with_the_stop_message_in_it() {
     assert_eq!(consent["data"]["action"], "opt_out");
     assert_eq!(consent["conversation_id"], ended["id"]);
 }
+
+#[tokio::test]
+async fn an_answered_call_is_answered_then_completed_with_its_duration() {
+    let app = spawn_app().await;
+    let r = app
+        .call(json!({"call_id": "talk-1", "from": "+919876500012", "to": BUSINESS, "status": "answered",
+            "ring_seconds": 4, "duration": 62}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let all = eventually(|| async {
+        let all = events(&app, "call.answered,call.completed").await;
+        (all.len() == 2).then_some(all)
+    })
+    .await;
+    assert_eq!(all[0]["type"], "call.answered");
+    assert_eq!(all[1]["type"], "call.completed");
+    let call = &all[1]["data"]["call"];
+    assert_eq!(call["outcome"], "answered", "{call}");
+    assert_eq!(call["talk_seconds"], 62, "{call}");
+    assert_eq!(call["ring_seconds"], 4, "{call}");
+    assert!(events(&app, "call.missed").await.is_empty());
+}

@@ -164,6 +164,7 @@ impl EventStore for PostgresStore {
                         event_id,
                         call,
                         reply,
+                        ..
                     } => {
                         if !calls.fits(call, reply.as_ref()) {
                             calls.write(&mut tx, &mut finished).await?;

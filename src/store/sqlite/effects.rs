@@ -79,6 +79,7 @@ pub(super) fn apply(c: &Connection, effect: &Effect) -> Result<(), StoreError> {
             event_id,
             call,
             reply,
+            ..
         } => record_call(c, *event_id, call, reply.as_ref()),
         Effect::TemplateStatus {
             event_id,

@@ -31,6 +31,7 @@ async fn a_call_reply_is_claimed_sent_accepted_and_read() {
             event_id: ids[0],
             call: call.clone(),
             reply: Some(reply.clone()),
+            talk_seconds: None,
         }],
         None,
     )

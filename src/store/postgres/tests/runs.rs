@@ -47,6 +47,7 @@ async fn a_batch_repeating_a_call_and_a_contact_is_written_as_one_effect_at_a_ti
         event_id: ids[i],
         call: c,
         reply,
+        talk_seconds: None,
     };
     s.apply(
         &[
@@ -134,6 +135,7 @@ async fn statuses_of_one_message_in_one_batch_apply_in_order_and_never_move_it_b
                 &format!("+1555000000{n}"),
                 now,
             )),
+            talk_seconds: None,
         })
         .collect();
     s.apply(&calls, None).await.unwrap();
