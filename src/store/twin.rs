@@ -12,17 +12,30 @@
 //! `read_outbound`, `read_lines`, `read_open_conversations`): SQLite answers them on its reader
 //! thread, without sqlx's per-row hops.
 
-/// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
+/// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type;
+/// `$conn`: its connection type.
 /// The backend supplies `self.tx()` (a write transaction, `AsMut` to its connection) and
 /// `self.publish_impl(p, fence)` and `self.record_deliveries_impl(…)`, the two hot writes.
 macro_rules! twin_store {
-    ($store:ty, $read:ident, $row:ty) => {
+    ($store:ty, $read:ident, $row:ty, $conn:ty) => {
         use $crate::conversation::{Conversation, Line, OutboundMessage};
         use $crate::events::{Event, Fact, JournalEntry};
         use $crate::store::{
             ConversationQuery, ConversationStore, Delivery, DeliveryAttempt, DeliveryQuery,
             DeliveryResult, DueDelivery, Endpoint, Publication, WebhookStore,
         };
+
+        /// Journals one fact in the caller's transaction (a sqlx write: record_fact, an
+        /// endpoint disabled, a call permission changed).
+        pub(super) async fn journal_fact(conn: &mut $conn, fact: &Fact) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO event_journal (kind, at, fact_json) VALUES ($1, $2, $3)")
+                .bind(fact.kind())
+                .bind(fact.at())
+                .bind(fact.to_json())
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
 
         fn placeholders(from: usize, n: usize) -> String {
             (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -137,12 +150,7 @@ macro_rules! twin_store {
 
             async fn record_fact(&self, fact: &Fact) -> Result<(), StoreError> {
                 let mut tx = self.tx().await?;
-                sqlx::query("INSERT INTO event_journal (kind, at, fact_json) VALUES ($1, $2, $3)")
-                    .bind(fact.kind())
-                    .bind(fact.at())
-                    .bind(fact.to_json())
-                    .execute(tx.as_mut())
-                    .await?;
+                journal_fact(tx.as_mut(), fact).await?;
                 tx.commit().await?;
                 self.journaled.notify_one();
                 Ok(())
@@ -403,12 +411,7 @@ macro_rules! twin_store {
                     .bind(reason)
                     .execute(tx.as_mut())
                     .await?;
-                sqlx::query("INSERT INTO event_journal (kind, at, fact_json) VALUES ($1, $2, $3)")
-                    .bind(fact.kind())
-                    .bind(fact.at())
-                    .bind(fact.to_json())
-                    .execute(tx.as_mut())
-                    .await?;
+                journal_fact(tx.as_mut(), fact).await?;
                 tx.commit().await?;
                 self.journaled.notify_one();
                 Ok(())

@@ -4,7 +4,7 @@
 use super::effects::Tx;
 use super::*;
 
-crate::store::twin::twin_store!(PostgresStore, pool, PgRow);
+crate::store::twin::twin_store!(PostgresStore, pool, PgRow, sqlx::PgConnection);
 
 /// Writes facts to the journal in the caller's transaction: one statement for all of them.
 pub(super) async fn journal(tx: &mut Tx, facts: &[Fact]) -> Result<(), StoreError> {

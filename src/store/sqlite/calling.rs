@@ -65,12 +65,7 @@ pub async fn save_permission(
         .await?;
         // Published as `call.permission_changed`, from the same transaction.
         let fact = crate::events::permission_change(sender_id, user_id, c, at);
-        sqlx::query("INSERT INTO event_journal (kind, at, fact_json) VALUES ($1, $2, $3)")
-            .bind(fact.kind())
-            .bind(fact.at())
-            .bind(fact.to_json())
-            .execute(&mut *tx)
-            .await?;
+        super::conversations::journal_fact(&mut tx, &fact).await?;
     }
     tx.commit().await?;
     Ok(())

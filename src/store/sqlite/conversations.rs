@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 
-crate::store::twin::twin_store!(SqliteStore, read, SqliteRow);
+crate::store::twin::twin_store!(SqliteStore, read, SqliteRow, sqlx::SqliteConnection);
 
 impl AsMut<sqlx::SqliteConnection> for SqlxWrite {
     fn as_mut(&mut self) -> &mut sqlx::SqliteConnection {
