@@ -196,6 +196,7 @@ pub async fn start(
             policy: policy.clone(),
             permits: Arc::new(Semaphore::new(settings.outbox.concurrency)),
             wake: wakers.get(&s.phone_number_id),
+            door: wakers.door(&s.phone_number_id),
             pacer: pacer.clone(),
             holds: holds.clone(),
             templates: templates.clone(),

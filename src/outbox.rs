@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+pub mod handoff;
 pub mod holds;
 pub mod lane;
 pub mod pacing;
@@ -25,29 +26,43 @@ pub fn new_message_id() -> String {
     format!("msg_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// One `Notify` per sending number.
+/// What the processor and the API reach a lane by: its wake-up, and its hand-off door.
+type LaneHandles = (Arc<Notify>, Arc<handoff::Door>);
+
+/// One `Notify` and one hand-off [`Door`](handoff::Door) per sending number.
 #[derive(Clone, Default)]
-pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+pub struct Wakers(Arc<HashMap<String, LaneHandles>>);
 
 impl Wakers {
     pub fn new(sender_ids: impl IntoIterator<Item = String>) -> Self {
         Self(Arc::new(
             sender_ids
                 .into_iter()
-                .map(|id| (id, Arc::new(Notify::new())))
+                .map(|id| (id, Default::default()))
                 .collect(),
         ))
     }
 
     /// Wakes the lane of `sender_id` (no-op for unknown ids).
     pub fn wake(&self, sender_id: &str) {
-        if let Some(n) = self.0.get(sender_id) {
+        if let Some((n, _)) = self.0.get(sender_id) {
             n.notify_one();
         }
     }
 
     /// The notifier for one lane.
     pub fn get(&self, sender_id: &str) -> Arc<Notify> {
-        self.0.get(sender_id).cloned().unwrap_or_default()
+        self.0
+            .get(sender_id)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    }
+
+    /// The hand-off door of one lane.
+    pub fn door(&self, sender_id: &str) -> Arc<handoff::Door> {
+        self.0
+            .get(sender_id)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
     }
 }

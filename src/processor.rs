@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::inbound::{CallEvent, InboundEvent};
 use crate::missed_call::{self, Verdict};
+use crate::outbox::handoff::Handoff;
 use crate::outbox::{Wakers, new_message_id};
 use crate::phone::PhoneE164;
 use crate::reply::{self, ReplyInput};
@@ -104,15 +105,41 @@ impl Processor {
                 r => r?,
             }
         }
-        self.store
-            .apply(&batch.effects, self.fence.as_ref())
+        // Room in the running lanes' queues for this batch's replies: they are claimed in the
+        // same transaction and handed over after it (see `outbox::handoff`).
+        let mut handoffs: Vec<(Handoff, usize)> = batch
+            .queued
+            .iter()
+            .filter_map(|(sender, n)| Some((self.outbox.door(sender).reserve(sender, *n)?, *n)))
+            .collect();
+        let requests: Vec<_> = handoffs.iter().map(|(h, _)| h.request.clone()).collect();
+        let mut claimed = self
+            .store
+            .apply_and_claim(
+                std::mem::take(&mut batch.effects),
+                self.fence.as_ref(),
+                &requests,
+            )
             .await?;
-        // Only after the commit: the replies exist, so the lanes can claim them.
+        // Only after the commit: the replies exist, so the lanes can send them.
         for (source, decision, missed) in &batch.decided {
             crate::telemetry::call_decided(source, decision, *missed);
         }
-        for sender in &batch.wake {
-            self.outbox.wake(sender);
+        for (handoff, queued) in handoffs.drain(..) {
+            let sender = handoff.request.sender_id.clone();
+            let mine: Vec<_> = claimed
+                .extract_if(.., |(c, _)| c.sender_id == sender)
+                .collect();
+            // Replies that found no room wait for the lane's own claim.
+            if mine.len() < queued {
+                self.outbox.wake(&sender);
+            }
+            handoff.deliver(mine);
+        }
+        for sender in batch.queued.keys() {
+            if !requests.iter().any(|r| &r.sender_id == sender) {
+                self.outbox.wake(sender);
+            }
         }
         for (name, language, status) in &batch.templates {
             tracing::info!(name, language, status, "Template status changed.");
@@ -476,7 +503,10 @@ impl Processor {
                     .await?;
                 c.last_reply_at = Some(now);
                 c.last_reply_message_id = Some(id.clone());
-                batch.wake.insert(sender.phone_number_id.clone());
+                *batch
+                    .queued
+                    .entry(sender.phone_number_id.clone())
+                    .or_default() += 1;
                 reply = Some(NewMessage {
                     id,
                     sender_id: sender.phone_number_id.clone(),
@@ -615,7 +645,10 @@ impl Processor {
             ),
             created_at: now_ms(),
         };
-        batch.wake.insert(sender.phone_number_id.clone());
+        *batch
+            .queued
+            .entry(sender.phone_number_id.clone())
+            .or_default() += 1;
         batch.effects.push(Effect::Enqueue { event_id, message });
     }
 
@@ -681,7 +714,8 @@ struct Batch {
     /// Caller ids read once per batch, by the raw caller id.
     callers: HashMap<String, Result<PhoneE164, crate::phone::Unusable>>,
     decided: Vec<(&'static str, &'static str, bool)>,
-    wake: HashSet<String>,
+    /// Replies queued by this batch, by sending number.
+    queued: HashMap<String, usize>,
     numbers: Vec<crate::store::NumberUpdate>,
     templates: Vec<(String, String, String)>,
     consent: Vec<crate::consent::Record>,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::handoff::Handed;
 use super::starter::{Pending, Starter};
 use crate::cloud_api::{Client, Outcome};
 use crate::config::Sender;
@@ -93,6 +94,8 @@ pub struct Lane {
     pub policy: RetryPolicy,
     pub permits: Arc<Semaphore>,
     pub wake: Arc<Notify>,
+    /// Where the processor hands this lane the replies it claimed (see [`super::handoff`]).
+    pub door: Arc<super::handoff::Door>,
     pub pacer: super::Pacer,
     pub holds: super::Holds,
     /// To tell marketing templates from the rest.
@@ -117,7 +120,8 @@ impl Lane {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let recorder = tokio::spawn(self.clone().recorder(done_rx, shutdown.clone()));
         let (starter, start_writer) = Starter::spawn(self.store.clone());
-        let (claimed_tx, mut claimed_rx) = mpsc::channel::<ClaimedSend>(CLAIM_AHEAD);
+        let (claimed_tx, mut claimed_rx) = mpsc::channel::<Handed>(CLAIM_AHEAD);
+        self.door.open(claimed_tx.clone(), self.node.clone());
         let claimer = tokio::spawn(self.clone().claimer(claimed_tx, shutdown.clone()));
         let mut in_flight = JoinSet::new();
         let mut concurrency = self.permits.available_permits();
@@ -141,6 +145,7 @@ impl Lane {
                     Err(_) => break,
                 }
             }
+            self.door.set_start_room(window.saturating_sub(ahead.len()));
             let Some((send, pending)) = ahead.pop_front() else {
                 continue;
             };
@@ -178,12 +183,13 @@ impl Lane {
                 drop(permit);
             });
         }
+        self.door.close();
         // Rows claimed (or started) but not sent go back to the queue.
         for (send, _) in ahead.drain(..) {
             let _ = done_tx.send((send, stopping()));
         }
         claimed_rx.close();
-        while let Some(send) = claimed_rx.recv().await {
+        while let Some((send, _)) = claimed_rx.recv().await {
             let _ = done_tx.send((send, stopping()));
         }
         let _ = claimer.await;
@@ -196,9 +202,11 @@ impl Lane {
     }
 
     /// Sends a held or pair-limited row back to the queue, or asks for its start.
+    /// A send the processor started in its own transaction (see [`super::handoff`]) needs no
+    /// start of its own; held back, its started attempt is undone like a claimed one.
     fn queue_start(
         &self,
-        send: ClaimedSend,
+        (send, started): Handed,
         starter: &Starter,
         ahead: &mut VecDeque<(ClaimedSend, Pending)>,
         done: &mpsc::UnboundedSender<Finished>,
@@ -208,7 +216,11 @@ impl Lane {
                 let _ = done.send(d);
             }
             None => {
-                let pending = starter.request(&send);
+                let pending = if started {
+                    Pending::done()
+                } else {
+                    starter.request(&send)
+                };
                 ahead.push_back((send, pending));
             }
         }
@@ -245,7 +257,7 @@ impl Lane {
         IDLE_POLL.min(self.node.poll)
     }
 
-    async fn claimer(self, tx: mpsc::Sender<ClaimedSend>, mut shutdown: Shutdown) {
+    async fn claimer(self, tx: mpsc::Sender<Handed>, mut shutdown: Shutdown) {
         loop {
             // Wait for room before claiming: a claimed row is marked in flight.
             let room = tokio::select! {
@@ -281,7 +293,7 @@ impl Lane {
                 continue;
             }
             for send in claimed {
-                if tx.send(send).await.is_err() {
+                if tx.send((send, false)).await.is_err() {
                     return;
                 }
             }
@@ -343,6 +355,8 @@ impl Lane {
 
     /// A marketing template held back while the number is at risk (see [`super::holds`]).
     fn held(&self, send: &ClaimedSend) -> Option<Finished> {
+        // The hold first: most of the time there is none, and the body need not be parsed.
+        let reason = self.holds.marketing_hold(&self.sender.phone_number_id)?;
         let body: serde_json::Value = serde_json::from_str(&send.body).ok()?;
         let name = body.pointer("/template/name")?.as_str()?;
         let marketing = self.templates.snapshot().iter().any(|t| {
@@ -353,7 +367,6 @@ impl Lane {
         if !marketing {
             return None;
         }
-        let reason = self.holds.marketing_hold(&self.sender.phone_number_id)?;
         Some((
             send.clone(),
             AttemptOutcome::Deferred {

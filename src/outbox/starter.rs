@@ -65,6 +65,13 @@ impl Starter {
 pub struct Pending(oneshot::Receiver<Result<(), String>>);
 
 impl Pending {
+    /// A start already recorded elsewhere (the processor's transaction).
+    pub fn done() -> Self {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Ok(()));
+        Pending(rx)
+    }
+
     pub async fn committed(self) -> Result<(), String> {
         self.0
             .await

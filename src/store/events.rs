@@ -14,6 +14,18 @@ pub struct IngestCounts {
     pub duplicates: u32,
 }
 
+/// Sends a lane asks to claim in the processor's transaction (see
+/// [`EventStore::apply_and_claim`]): at most `limit` due rows of `sender_id`, leased to `node`,
+/// the first `start` of them started.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub sender_id: String,
+    pub limit: u32,
+    pub start: u32,
+    pub node: String,
+    pub lease_until: Millis,
+}
+
 /// A committed inbound event waiting for (or done with) processing.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -136,7 +148,25 @@ pub trait EventStore: Send + Sync {
         &self,
         effects: &[Effect],
         fence: Option<&super::Fence>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.apply_and_claim(effects.to_vec(), fence, &[])
+            .await
+            .map(|_| ())
+    }
+    /// [`apply`](Self::apply), and in the same transaction claims due sends for the lanes
+    /// that asked (as [`OutboxStore::claim_sends`](super::OutboxStore::claim_sends) would,
+    /// after the batch's own replies are queued) and records the start of the first
+    /// `start` of each lane's (as [`OutboxStore::start_attempts`](super::OutboxStore::start_attempts)
+    /// would). A reply then reaches its lane ready to send with the commit that decided it,
+    /// instead of two transactions later. Each claimed send comes with whether it was started.
+    /// The batch is taken by value: the SQLite writer thread needs it, and a copy of 256
+    /// effects (request bodies included) was 1 % of a reply's CPU.
+    async fn apply_and_claim(
+        &self,
+        effects: Vec<Effect>,
+        fence: Option<&super::Fence>,
+        claims: &[ClaimRequest],
+    ) -> Result<Vec<(super::ClaimedSend, bool)>, StoreError>;
     /// Recent calls, newest first.
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError>;
 }

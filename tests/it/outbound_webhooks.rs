@@ -133,12 +133,17 @@ async fn a_delivery_is_replayed_with_the_same_webhook_id() {
     let (endpoint, _) = add_endpoint(&app, &receiver.url, &["message.received"]).await;
     app.user_writes("+919876500102", "replay me").await;
     eventually(|| async { (receiver.delivered().len() == 1).then_some(()) }).await;
-    let log = app
-        .list(&format!(
-            "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-            app.base
-        ))
-        .await;
+    // Replayed once its first delivery is recorded, not while the dispatcher still holds it.
+    let log = eventually(|| async {
+        let log = app
+            .list(&format!(
+                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
+                app.base
+            ))
+            .await;
+        (log.first()?["state"] == "delivered").then_some(log)
+    })
+    .await;
     let id = log[0]["id"].as_i64().unwrap();
     let r = app
         .http
@@ -408,18 +413,24 @@ async fn a_redirect_is_not_followed_but_retried() {
     let all = receiver.all();
     assert_eq!(all.len(), 2, "one redirect, one retry to the same URL");
     assert_eq!(all[0].answered, 307);
-    let log = app
-        .list(&format!(
-            "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-            app.base
-        ))
-        .await;
-    let one = app
-        .get_json(&format!(
-            "{}/api/v1/webhook-deliveries/{}",
-            app.base, log[0]["id"]
-        ))
-        .await;
+    // The receiver answers before the dispatcher records that answer: wait for the record.
+    let one = eventually(|| async {
+        let log = app
+            .list(&format!(
+                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
+                app.base
+            ))
+            .await;
+        let one = app
+            .get_json(&format!(
+                "{}/api/v1/webhook-deliveries/{}",
+                app.base,
+                log.first()?["id"]
+            ))
+            .await;
+        (one["attempts_log"].as_array()?.len() == 2).then_some(one)
+    })
+    .await;
     let attempts = one["attempts_log"].as_array().unwrap();
     assert_eq!(attempts[0]["status"], 307, "{one}");
     assert_eq!(attempts[0]["error"], "the endpoint answered 307");

@@ -142,7 +142,12 @@ impl EventStore for PostgresStore {
             .await?;
         Ok(row.as_ref().map(call_from_row).transpose()?)
     }
-    async fn apply(&self, batch: &[Effect], fence: Option<&Fence>) -> Result<(), StoreError> {
+    async fn apply_and_claim(
+        &self,
+        batch: Vec<Effect>,
+        fence: Option<&Fence>,
+        claims: &[ClaimRequest],
+    ) -> Result<Vec<(ClaimedSend, bool)>, StoreError> {
         let result = async {
             let mut tx = self.tx().await?;
             if let Some(f) = fence {
@@ -158,7 +163,7 @@ impl EventStore for PostgresStore {
             let mut finished = effects::Finished::default();
             let mut calls = runs::CallRun::default();
             let mut statuses = runs::StatusRun::default();
-            for effect in batch {
+            for effect in &batch {
                 match effect {
                     Effect::Call {
                         event_id,
@@ -233,9 +238,26 @@ impl EventStore for PostgresStore {
             calls.write(&mut tx, &mut finished).await?;
             statuses.write(&mut tx, &mut finished).await?;
             finished.write(&mut tx).await?;
-            conversations::journal(&mut tx, &crate::events::facts(batch)).await?;
+            conversations::journal(&mut tx, &crate::events::facts(&batch)).await?;
+            let now = crate::time::now_ms();
+            let mut claimed = Vec::new();
+            for r in claims {
+                let sends = super::outbox::claim(
+                    &mut tx,
+                    &r.sender_id,
+                    now,
+                    r.limit,
+                    &r.node,
+                    r.lease_until,
+                )
+                .await?;
+                let first = (r.start as usize).min(sends.len());
+                let mut started = super::outbox::start(&mut tx, &sends[..first], now).await?;
+                started.resize(sends.len(), false);
+                claimed.extend(sends.into_iter().zip(started));
+            }
             tx.commit().await?;
-            Ok(())
+            Ok(claimed)
         }
         .await;
         self.journaled.notify_one();

@@ -66,27 +66,8 @@ impl OutboxStore for PostgresStore {
         lease_until: Millis,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
         let result = async {
-            let rows = sqlx::query(CLAIM)
-                .bind(now)
-                .bind(sender_id)
-                .bind(i64::from(limit))
-                .bind(node)
-                .bind(lease_until)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(ClaimedSend {
-                        message_id: r.try_get("id")?,
-                        sender_id: r.try_get("sender_id")?,
-                        to: r.try_get("to_number")?,
-                        body: r.try_get("body_json")?,
-                        attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
-                        claimed_by: node.to_string(),
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(StoreError::from)
+            let mut conn = self.pool.acquire().await?;
+            claim(&mut conn, sender_id, now, limit, node, lease_until).await
         }
         .await;
         self.health.observe(result, |c| !c.is_empty())
@@ -100,29 +81,8 @@ impl OutboxStore for PostgresStore {
             return Ok(Vec::new());
         }
         let result = async {
-            let ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
-            let numbers: Vec<i64> = sends.iter().map(|s| i64::from(s.attempt_no)).collect();
-            let owners: Vec<&str> = sends.iter().map(|s| s.claimed_by.as_str()).collect();
-            // Fenced on the row's owner: a send another node took over is not started here.
-            let started: Vec<String> = sqlx::query_scalar(
-                "UPDATE attempts a SET outcome = 'in_flight', started_at = $1
-                 FROM UNNEST($2::text[], $3::bigint[], $4::text[]) AS s(message_id, attempt_no, owner),
-                      messages m
-                 WHERE a.message_id = s.message_id AND a.attempt_no = s.attempt_no
-                     AND a.outcome = 'claimed' AND m.id = s.message_id AND m.lease_owner = s.owner
-                 RETURNING a.message_id",
-            )
-            .bind(now)
-            .bind(&ids)
-            .bind(&numbers)
-            .bind(&owners)
-            .fetch_all(&self.pool)
-            .await?;
-            let started: std::collections::HashSet<String> = started.into_iter().collect();
-            Ok(sends
-                .iter()
-                .map(|s| started.contains(&s.message_id))
-                .collect())
+            let mut conn = self.pool.acquire().await?;
+            start(&mut conn, sends, now).await
         }
         .await;
         self.health.observe(result, |_| true)
@@ -365,4 +325,71 @@ impl OutboxStore for PostgresStore {
         .await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
+}
+
+/// Claims up to `limit` due sends of `sender_id` for `node` (see [`CLAIM`]), on `conn`: the
+/// lanes' own claims and the processor's (in its transaction) share it.
+pub(super) async fn claim(
+    conn: &mut sqlx::PgConnection,
+    sender_id: &str,
+    now: Millis,
+    limit: u32,
+    node: &str,
+    lease_until: Millis,
+) -> Result<Vec<ClaimedSend>, StoreError> {
+    let rows = sqlx::query(CLAIM)
+        .bind(now)
+        .bind(sender_id)
+        .bind(i64::from(limit))
+        .bind(node)
+        .bind(lease_until)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClaimedSend {
+                message_id: r.try_get("id")?,
+                sender_id: r.try_get("sender_id")?,
+                to: r.try_get("to_number")?,
+                body: r.try_get("body_json")?,
+                attempt_no: opt_u32(r.try_get("attempts")?).unwrap_or(1),
+                claimed_by: node.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Marks claimed attempts started (see [`OutboxStore::start_attempts`]), on `conn`.
+pub(super) async fn start(
+    conn: &mut sqlx::PgConnection,
+    sends: &[ClaimedSend],
+    now: Millis,
+) -> Result<Vec<bool>, StoreError> {
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
+    let numbers: Vec<i64> = sends.iter().map(|s| i64::from(s.attempt_no)).collect();
+    let owners: Vec<&str> = sends.iter().map(|s| s.claimed_by.as_str()).collect();
+    // Fenced on the row's owner: a send another node took over is not started here.
+    let started: Vec<String> = sqlx::query_scalar(
+        "UPDATE attempts a SET outcome = 'in_flight', started_at = $1
+         FROM UNNEST($2::text[], $3::bigint[], $4::text[]) AS s(message_id, attempt_no, owner),
+              messages m
+         WHERE a.message_id = s.message_id AND a.attempt_no = s.attempt_no
+             AND a.outcome = 'claimed' AND m.id = s.message_id AND m.lease_owner = s.owner
+         RETURNING a.message_id",
+    )
+    .bind(now)
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(&owners)
+    .fetch_all(&mut *conn)
+    .await?;
+    let started: std::collections::HashSet<String> = started.into_iter().collect();
+    Ok(sends
+        .iter()
+        .map(|s| started.contains(&s.message_id))
+        .collect())
 }

@@ -282,6 +282,47 @@ async fn a_fenced_apply_with_a_stale_token_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn replies_are_claimed_and_started_in_the_transaction_that_decides_them() {
+    let db = Schema::create().await;
+    let s = db.open().await;
+    let ids = events(&s, &["e1", "e2", "e3"]).await;
+    let now = now_ms();
+    let effects = ids
+        .iter()
+        .zip(["m1", "m2", "m3"])
+        .map(|(id, m)| Effect::Enqueue {
+            event_id: *id,
+            message: message(m, now - 10),
+        })
+        .collect();
+    let request = ClaimRequest {
+        sender_id: "pn1".into(),
+        limit: 2,
+        start: 1,
+        node: "node-a".into(),
+        lease_until: now + 60_000,
+    };
+    let claimed = s.apply_and_claim(effects, None, &[request]).await.unwrap();
+    assert!(s.pending_events(10).await.unwrap().is_empty(), "decided");
+    assert_eq!(claimed.len(), 2, "the limit");
+    assert_eq!(claimed.iter().filter(|(_, started)| *started).count(), 1);
+    // A crash now: the started reply waits for its status, the claimed one is queued again.
+    assert_eq!(
+        s.mark_in_flight_uncertain(Some("node-a"), now + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut states = Vec::new();
+    for m in ["m1", "m2", "m3"] {
+        states.push(s.message(m).await.unwrap().expect("exists").message.state);
+    }
+    states.sort();
+    assert_eq!(states, ["queued", "queued", "uncertain"]);
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn policy_facts_come_from_the_rows_of_messages_and_consent() {
     let db = Schema::create().await;
     let s = db.open().await;

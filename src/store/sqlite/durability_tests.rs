@@ -172,3 +172,66 @@ async fn only_started_attempts_become_uncertain_after_a_crash() {
     assert_eq!(ids, ["m3", "m4"]);
     assert!(again.iter().all(|c| c.attempt_no == 1));
 }
+
+#[tokio::test]
+async fn replies_claimed_and_started_with_their_decision_follow_the_same_crash_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    s.ingest(&[
+        request("a", "x", 1),
+        request("b", "x", 1),
+        request("c", "x", 1),
+    ])
+    .await
+    .unwrap();
+    let events = s.pending_events(10).await.unwrap();
+    let effects = events
+        .iter()
+        .zip(["m1", "m2", "m3"])
+        .map(|(e, id)| Effect::Enqueue {
+            event_id: e.id,
+            message: message(id),
+        })
+        .collect();
+    let now = crate::time::now_ms();
+    let request = ClaimRequest {
+        sender_id: "pn1".into(),
+        limit: 2,
+        start: 1,
+        node: "node-a".into(),
+        lease_until: now + 60_000,
+    };
+    let claimed = s.apply_and_claim(effects, None, &[request]).await.unwrap();
+    assert!(s.pending_events(10).await.unwrap().is_empty(), "decided");
+    let ids: Vec<_> = claimed
+        .iter()
+        .map(|(c, started)| (c.message_id.as_str(), *started))
+        .collect();
+    assert_eq!(
+        ids,
+        [("m1", true), ("m2", false)],
+        "the limit, the first started"
+    );
+    // A crash now: the started reply waits for its status, the claimed one is queued again,
+    // and the third was never claimed.
+    assert_eq!(
+        s.mark_in_flight_uncertain(Some("node-a"), now + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let state = |id: &'static str| {
+        let s = &s;
+        async move {
+            s.message(id)
+                .await
+                .unwrap()
+                .expect("message exists")
+                .message
+                .state
+        }
+    };
+    assert_eq!(state("m1").await, "uncertain");
+    assert_eq!(state("m2").await, "queued");
+    assert_eq!(state("m3").await, "queued");
+}

@@ -72,8 +72,13 @@ impl EventStore for SqliteStore {
             .await?;
         Ok(row.as_ref().map(call_from_row).transpose()?)
     }
-    async fn apply(&self, batch: &[Effect], fence: Option<&Fence>) -> Result<(), StoreError> {
-        let (effects, fence) = (batch.to_vec(), fence.cloned());
+    async fn apply_and_claim(
+        &self,
+        effects: Vec<Effect>,
+        fence: Option<&Fence>,
+        claims: &[ClaimRequest],
+    ) -> Result<Vec<(ClaimedSend, bool)>, StoreError> {
+        let (fence, claims, wrote) = (fence.cloned(), claims.to_vec(), !effects.is_empty());
         let result = self
             .writer
             .run(move |c| {
@@ -83,16 +88,34 @@ impl EventStore for SqliteStore {
                 effects.iter().try_for_each(|e| effects::apply(c, e))?;
                 crate::events::facts(&effects)
                     .iter()
-                    .try_for_each(|f| super::conversations::journal(c, f))
+                    .try_for_each(|f| super::conversations::journal(c, f))?;
+                let now = crate::time::now_ms();
+                let mut claimed = Vec::new();
+                for r in &claims {
+                    let sends = effects::claim_sends(
+                        c,
+                        &r.sender_id,
+                        now,
+                        r.limit,
+                        &r.node,
+                        r.lease_until,
+                    )?;
+                    let first = (r.start as usize).min(sends.len());
+                    let mut started = effects::start_attempts(c, &sends[..first], now)?;
+                    started.resize(sends.len(), false);
+                    claimed.extend(sends.into_iter().zip(started));
+                }
+                Ok((claimed, effects))
             })
             .await;
-        if result.is_ok() {
+        let result = result.map(|(claimed, effects)| {
             self.journaled.notify_one();
-            for effect in batch {
+            for effect in &effects {
                 self.index.apply(effect);
             }
-        }
-        self.health.observe(result, |_| !batch.is_empty())
+            claimed
+        });
+        self.health.observe(result, |_| wrote)
     }
     async fn list_calls(&self, limit: u32) -> Result<Vec<CallRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM calls ORDER BY id DESC LIMIT $1")

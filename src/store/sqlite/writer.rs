@@ -131,10 +131,14 @@ pub(super) fn path_of(url: &str) -> Result<String, StoreError> {
 
 fn open(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
-    // The same settings as the read pool's (see `SqliteStore::open` for why each).
+    // The same settings as the read pool's (see `SqliteStore::open` for why each), and the
+    // savepoint journal in memory: each job of a group commit runs in a savepoint, and with
+    // the journal in a temporary file every page a job first touches was written there with
+    // a `pwrite` (11 % of the server's CPU under a burst, by `perf`).
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};",
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};
+         PRAGMA temp_store = MEMORY;",
         super::checkpoint::WAL_LIMIT_BYTES
     ))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
