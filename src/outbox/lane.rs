@@ -304,9 +304,19 @@ impl Lane {
     async fn recorder(self, mut rx: mpsc::UnboundedReceiver<Finished>, shutdown: Shutdown) {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
+            // A retry or a deferral may be due soon: the claiming loop looks after recording
+            // it. Only then: after accepted sends there is nothing to claim, and under a burst
+            // that empty claim was a writer transaction per recorded batch.
+            let requeued = batch.iter().any(|(_, outcome)| {
+                matches!(
+                    outcome,
+                    AttemptOutcome::Retry { .. } | AttemptOutcome::Deferred { .. }
+                )
+            });
             self.record(std::mem::take(&mut batch), &shutdown).await;
-            // A retry or a deferral may be due soon: let the claiming loop look.
-            self.wake.notify_one();
+            if requeued {
+                self.wake.notify_one();
+            }
         }
     }
 
