@@ -7,8 +7,9 @@
 //! commits never wait long behind it. The store decides what is still needed and keeps it
 //! whatever its age: unprocessed events, sends not in a final state with their attempts and
 //! statuses, events a stored user message was read from, raw bodies an event was read from,
-//! calls still ringing. Contacts are kept while their 24-hour window, free entry point or
-//! reply cooldown could still matter.
+//! calls still ringing, pending webhook deliveries, events a delivery points at, open
+//! conversations. Contacts are kept while their 24-hour window, free entry point or reply
+//! cooldown could still matter.
 //!
 //! The consent ledger is never pruned: it is the evidence that a person opted in (or out),
 //! which a business may have to show long after the fact, and it is small.
@@ -50,6 +51,9 @@ impl RetentionSettings {
             Kind::Calls => k.calls,
             Kind::Contacts => k.contacts,
             Kind::NumberEvents => k.number_events,
+            Kind::WebhookDeliveries => k.webhook_deliveries,
+            Kind::Events => k.events,
+            Kind::Conversations => k.conversations,
         }
     }
 

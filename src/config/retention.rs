@@ -23,6 +23,9 @@ pub struct RetentionConfig {
     pub calls_days: u32,
     pub contacts_days: u32,
     pub number_events_days: u32,
+    pub webhook_deliveries_days: u32,
+    pub events_days: u32,
+    pub conversations_days: u32,
 }
 
 /// Meta redelivers an unacknowledged webhook for up to 7 days; an event pruned sooner would
@@ -60,6 +63,9 @@ impl RetentionConfig {
                 calls: days(self.calls_days),
                 contacts: days(self.contacts_days),
                 number_events: days(self.number_events_days),
+                webhook_deliveries: days(self.webhook_deliveries_days),
+                events: days(self.events_days),
+                conversations: days(self.conversations_days),
             },
             cooldown_ms,
         })
@@ -94,6 +100,9 @@ pub struct Keep {
     pub calls: Option<Duration>,
     pub contacts: Option<Duration>,
     pub number_events: Option<Duration>,
+    pub webhook_deliveries: Option<Duration>,
+    pub events: Option<Duration>,
+    pub conversations: Option<Duration>,
 }
 
 impl Keep {
@@ -109,6 +118,9 @@ impl Keep {
             calls: limit,
             contacts: limit,
             number_events: limit,
+            webhook_deliveries: limit,
+            events: limit,
+            conversations: limit,
         }
     }
 }

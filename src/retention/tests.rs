@@ -16,6 +16,12 @@ fn defaults_keep_raw_bodies_30_days_and_sends_13_months() {
     assert_eq!(s.cutoff(Kind::InboundEvents, now), Some(now - 30 * DAY_MS));
     assert_eq!(s.cutoff(Kind::Messages, now), Some(now - 396 * DAY_MS));
     assert_eq!(s.cutoff(Kind::Calls, now), Some(now - 396 * DAY_MS));
+    assert_eq!(
+        s.cutoff(Kind::WebhookDeliveries, now),
+        Some(now - 30 * DAY_MS)
+    );
+    assert_eq!(s.cutoff(Kind::Events, now), Some(now - 30 * DAY_MS));
+    assert_eq!(s.cutoff(Kind::Conversations, now), Some(now - 396 * DAY_MS));
     assert_eq!(s.interval, Duration::from_secs(600));
     assert_eq!(s.batch_rows, 500);
 }
@@ -88,6 +94,9 @@ async fn a_run_prunes_every_kind_in_batches_and_never_the_consent_ledger() {
         &mut c.calls_days,
         &mut c.contacts_days,
         &mut c.number_events_days,
+        &mut c.webhook_deliveries_days,
+        &mut c.events_days,
+        &mut c.conversations_days,
     ] {
         *d = 1;
     }

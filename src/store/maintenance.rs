@@ -27,10 +27,17 @@ pub enum RowKind {
     Contacts,
     /// What Meta announced about numbers (quality, tier, throughput).
     NumberEvents,
+    /// Outbound webhook deliveries that are over (delivered or given up), with their attempts.
+    WebhookDeliveries,
+    /// Published events (kept while a webhook delivery points at one).
+    Events,
+    /// Ended conversations, with their transcripts (never an open one).
+    Conversations,
 }
 
 impl RowKind {
-    pub const ALL: [RowKind; 9] = [
+    /// Deliveries come before events, so an event whose deliveries go in a run goes too.
+    pub const ALL: [RowKind; 12] = [
         RowKind::Messages,
         RowKind::Attempts,
         RowKind::Statuses,
@@ -40,6 +47,9 @@ impl RowKind {
         RowKind::Calls,
         RowKind::Contacts,
         RowKind::NumberEvents,
+        RowKind::WebhookDeliveries,
+        RowKind::Events,
+        RowKind::Conversations,
     ];
 
     /// The name used in metrics, logs and the configuration (`<name>_days`).
@@ -54,6 +64,9 @@ impl RowKind {
             RowKind::Calls => "calls",
             RowKind::Contacts => "contacts",
             RowKind::NumberEvents => "number_events",
+            RowKind::WebhookDeliveries => "webhook_deliveries",
+            RowKind::Events => "events",
+            RowKind::Conversations => "conversations",
         }
     }
 }

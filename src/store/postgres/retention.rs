@@ -93,6 +93,30 @@ fn plan(kind: Kind) -> String {
             )
         }
         Kind::NumberEvents => batch("number_events", "id", "at < $1", "at"),
+        // A pending delivery is still owed to its endpoint: kept. It goes with its attempts.
+        Kind::WebhookDeliveries => "WITH chosen AS (
+                 SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND finished_at < $1
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ),
+             gone_attempts AS (DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM chosen))
+             DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM chosen)"
+            .to_string(),
+        // An event a delivery points at can still be delivered, shown or replayed: kept.
+        Kind::Events => batch(
+            "events",
+            "id",
+            "at < $1 AND NOT EXISTS \
+                (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)",
+            "at",
+        ),
+        // An open conversation is never pruned; an ended one goes with its transcript.
+        Kind::Conversations => "WITH chosen AS (
+                 SELECT id FROM conversations WHERE ended_at IS NOT NULL AND ended_at < $1
+                 ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ),
+             gone_lines AS (DELETE FROM conversation_messages WHERE conversation_id IN (SELECT id FROM chosen))
+             DELETE FROM conversations WHERE id IN (SELECT id FROM chosen)"
+            .to_string(),
     }
 }
 

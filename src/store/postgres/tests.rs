@@ -485,6 +485,55 @@ async fn final_sends_are_pruned_with_their_attempts_and_statuses_in_limited_batc
 }
 
 #[tokio::test]
+async fn finished_deliveries_then_their_events_go_and_what_is_owed_or_open_stays() {
+    let db = Schema::create().await;
+    let s = db.open().await;
+    sqlx::raw_sql(
+        "INSERT INTO events (id, type, at, conversation_id, data_json) VALUES
+           (1, 'call.missed', 1000, 'c1', '{}'), (2, 'call.missed', 1000, 'c2', '{}'),
+           (3, 'call.missed', 1000, NULL, '{}'), (4, 'call.missed', 5000, NULL, '{}');
+         INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, state, attempts, next_attempt_at, created_at, finished_at) VALUES
+           (1, 'we1', 1, 'call.missed', 'delivered', 1, 1000, 1000, 1000),
+           (2, 'we1', 2, 'call.missed', 'pending', 1, 5000, 1000, NULL);
+         INSERT INTO webhook_attempts (delivery_id, attempt_no, at, status, latency_ms, response) VALUES
+           (1, 1, 1000, 204, 1, ''), (2, 1, 1000, 503, 1, '');
+         INSERT INTO conversations (id, sender_id, contact, kind, started_at, last_message_at, message_count, ended_at) VALUES
+           ('c1', 'pn1', '1', 'missed_call', 1000, 1000, 1, 1000),
+           ('c2', 'pn1', '2', 'missed_call', 1000, 1000, 1, NULL),
+           ('c3', 'pn1', '3', 'missed_call', 1000, 5000, 1, 5000);
+         INSERT INTO conversation_messages (conversation_id, seq, direction, message_id, kind, text, status, at, status_at) VALUES
+           ('c1', 1, 'outbound', 'm1', 'template', 'hi', 'read', 1000, 1000),
+           ('c2', 1, 'outbound', 'm2', 'template', 'hi', 'sent', 1000, 1000);",
+    )
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    let count = |sql: &'static str| {
+        let s = &s;
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {sql}")))
+                .fetch_one(&s.pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        s.prune(RowKind::WebhookDeliveries, 2_000, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(count("webhook_deliveries WHERE id = 2").await, 1);
+    assert_eq!(count("webhook_attempts").await, 1);
+    assert_eq!(s.prune(RowKind::Events, 2_000, 10).await.unwrap(), 2);
+    assert_eq!(count("events WHERE id IN (2, 4)").await, 2);
+    assert_eq!(s.prune(RowKind::Conversations, 2_000, 10).await.unwrap(), 1);
+    assert_eq!(count("conversations WHERE id IN ('c2', 'c3')").await, 2);
+    assert_eq!(count("conversation_messages").await, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn a_read_only_fault_fails_writes_until_lifted() {
     let db = Schema::create().await;
     let s = db.open().await;

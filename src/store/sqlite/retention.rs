@@ -113,6 +113,45 @@ fn plan(kind: Kind) -> Plan {
                 "DELETE FROM number_events WHERE id IN ({keys}) AND at < $1"
             )],
         ),
+        Kind::WebhookDeliveries => {
+            // A pending delivery is still owed to its endpoint: kept.
+            let cond = "state <> 'pending' AND finished_at < $1";
+            let chosen =
+                format!("SELECT id FROM webhook_deliveries WHERE id IN ({keys}) AND {cond}");
+            (
+                format!(
+                    "SELECT id FROM webhook_deliveries WHERE {cond} ORDER BY finished_at LIMIT $2"
+                ),
+                vec![
+                    format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({chosen})"),
+                    format!("DELETE FROM webhook_deliveries WHERE id IN ({keys}) AND {cond}"),
+                ],
+            )
+        }
+        Kind::Events => {
+            // An event a delivery points at can still be delivered, shown or replayed: kept.
+            let cond = "at < $1 AND NOT EXISTS \
+                (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)";
+            (
+                format!("SELECT id FROM events WHERE {cond} ORDER BY at LIMIT $2"),
+                vec![format!(
+                    "DELETE FROM events WHERE id IN ({keys}) AND {cond}"
+                )],
+            )
+        }
+        Kind::Conversations => {
+            let cond = "ended_at IS NOT NULL AND ended_at < $1";
+            let chosen = format!("SELECT id FROM conversations WHERE id IN ({keys}) AND {cond}");
+            (
+                format!("SELECT id FROM conversations WHERE {cond} ORDER BY ended_at LIMIT $2"),
+                vec![
+                    format!(
+                        "DELETE FROM conversation_messages WHERE conversation_id IN ({chosen})"
+                    ),
+                    format!("DELETE FROM conversations WHERE id IN ({keys}) AND {cond}"),
+                ],
+            )
+        }
     };
     Plan { select, delete }
 }

@@ -180,3 +180,36 @@ async fn a_batch_never_deletes_more_than_its_limit() {
     assert_eq!(batches, vec![500, 500, 200, 0]);
     assert_eq!(count(&s, "number_events").await, 1);
 }
+
+#[tokio::test]
+async fn finished_deliveries_then_their_events_go_and_what_is_owed_or_open_stays() {
+    let (_d, s) = store().await;
+    exec(&s, &format!(
+        "INSERT INTO events (id, type, at, conversation_id, data_json) VALUES
+           (1, 'call.missed', {OLD}, 'c1', '{{}}'), (2, 'call.missed', {OLD}, 'c2', '{{}}'),
+           (3, 'call.missed', {OLD}, NULL, '{{}}'), (4, 'call.missed', {NEW}, NULL, '{{}}');
+         INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, state, attempts, next_attempt_at, created_at, finished_at) VALUES
+           (1, 'we1', 1, 'call.missed', 'delivered', 1, {OLD}, {OLD}, {OLD}),
+           (2, 'we1', 2, 'call.missed', 'pending', 1, {NEW}, {OLD}, NULL);
+         INSERT INTO webhook_attempts (delivery_id, attempt_no, at, status, latency_ms, response) VALUES
+           (1, 1, {OLD}, 204, 1, ''), (2, 1, {OLD}, 503, 1, '');
+         INSERT INTO conversations (id, sender_id, contact, kind, started_at, last_message_at, message_count, ended_at) VALUES
+           ('c1', 'pn1', '1', 'missed_call', {OLD}, {OLD}, 1, {OLD}),
+           ('c2', 'pn1', '2', 'missed_call', {OLD}, {OLD}, 1, NULL),
+           ('c3', 'pn1', '3', 'missed_call', {OLD}, {NEW}, 1, {NEW});
+         INSERT INTO conversation_messages (conversation_id, seq, direction, message_id, kind, text, status, at, status_at) VALUES
+           ('c1', 1, 'outbound', 'm1', 'template', 'hi', 'read', {OLD}, {OLD}),
+           ('c2', 1, 'outbound', 'm2', 'template', 'hi', 'sent', {OLD}, {OLD});"
+    )).await;
+    // The delivered delivery goes with its attempt; the pending one is still owed.
+    assert_eq!(prune(&s, Kind::WebhookDeliveries).await, 1);
+    assert_eq!(count(&s, "webhook_deliveries WHERE id = 2").await, 1);
+    assert_eq!(count(&s, "webhook_attempts").await, 1);
+    // Events 1 (its delivery is gone) and 3 go; 2 is still to be delivered, 4 is new.
+    assert_eq!(prune(&s, Kind::Events).await, 2);
+    assert_eq!(count(&s, "events WHERE id IN (2, 4)").await, 2);
+    // The ended conversation goes with its transcript; the open one stays, however old.
+    assert_eq!(prune(&s, Kind::Conversations).await, 1);
+    assert_eq!(count(&s, "conversations WHERE id IN ('c2', 'c3')").await, 2);
+    assert_eq!(count(&s, "conversation_messages").await, 1);
+}
