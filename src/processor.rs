@@ -107,12 +107,12 @@ impl Processor {
         }
         // Room in the running lanes' queues for this batch's replies: they are claimed in the
         // same transaction and handed over after it (see `outbox::handoff`).
-        let mut handoffs: Vec<(Handoff, usize)> = batch
+        let mut handoffs: Vec<Handoff> = batch
             .queued
             .iter()
-            .filter_map(|(sender, n)| Some((self.outbox.door(sender).reserve(sender, *n)?, *n)))
+            .filter_map(|(sender, n)| self.outbox.door(sender).reserve(sender, *n))
             .collect();
-        let requests: Vec<_> = handoffs.iter().map(|(h, _)| h.request.clone()).collect();
+        let requests: Vec<_> = handoffs.iter().map(|h| h.request.clone()).collect();
         let mut claimed = self
             .store
             .apply_and_claim(
@@ -125,20 +125,16 @@ impl Processor {
         for (source, decision, missed) in &batch.decided {
             crate::telemetry::call_decided(source, decision, *missed);
         }
-        for (handoff, queued) in handoffs.drain(..) {
-            let sender = handoff.request.sender_id.clone();
+        for (sender, queued) in &batch.queued {
             let mine: Vec<_> = claimed
-                .extract_if(.., |(c, _)| c.sender_id == sender)
+                .extract_if(.., |(c, _)| &c.sender_id == sender)
                 .collect();
-            // Replies that found no room wait for the lane's own claim.
-            if mine.len() < queued {
-                self.outbox.wake(&sender);
-            }
-            handoff.deliver(mine);
-        }
-        for sender in batch.queued.keys() {
-            if !requests.iter().any(|r| &r.sender_id == sender) {
+            // Replies that found no room (or no running lane) wait for the lane's own claim.
+            if mine.len() < *queued {
                 self.outbox.wake(sender);
+            }
+            if let Some(i) = handoffs.iter().position(|h| &h.request.sender_id == sender) {
+                handoffs.swap_remove(i).deliver(mine);
             }
         }
         for (name, language, status) in &batch.templates {

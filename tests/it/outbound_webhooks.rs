@@ -34,6 +34,15 @@ async fn add_endpoint(app: &TestApp, url: &str, events: &[&str]) -> (String, Str
 /// Standard Webhooks verification written from the specification, independent of
 /// Ringback's signer: HMAC-SHA256 over `id.timestamp.body` with the base64-decoded secret,
 /// any of the space-separated `v1,` signatures matching.
+/// The delivery log of one endpoint, as `GET /api/v1/webhook-deliveries?endpoint=` lists it.
+async fn deliveries(app: &TestApp, endpoint: &str) -> Vec<Value> {
+    app.list(&format!(
+        "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
+        app.base
+    ))
+    .await
+}
+
 fn verify(secret: &str, r: &Received) -> bool {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
@@ -108,12 +117,7 @@ async fn an_endpoint_down_then_up_gets_every_event_signed_and_in_order() {
     }
     assert_eq!(ids.len(), 4, "{ids:?}");
     // The delivery log shows the failed attempts and the success.
-    let log = app
-        .list(&format!(
-            "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-            app.base
-        ))
-        .await;
+    let log = deliveries(&app, &endpoint).await;
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
     let first = log.iter().map(|d| d["id"].as_i64().unwrap()).min().unwrap();
@@ -135,12 +139,7 @@ async fn a_delivery_is_replayed_with_the_same_webhook_id() {
     eventually(|| async { (receiver.delivered().len() == 1).then_some(()) }).await;
     // Replayed once its first delivery is recorded, not while the dispatcher still holds it.
     let log = eventually(|| async {
-        let log = app
-            .list(&format!(
-                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-                app.base
-            ))
-            .await;
+        let log = deliveries(&app, &endpoint).await;
         (log.first()?["state"] == "delivered").then_some(log)
     })
     .await;
@@ -415,12 +414,7 @@ async fn a_redirect_is_not_followed_but_retried() {
     assert_eq!(all[0].answered, 307);
     // The receiver answers before the dispatcher records that answer: wait for the record.
     let one = eventually(|| async {
-        let log = app
-            .list(&format!(
-                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-                app.base
-            ))
-            .await;
+        let log = deliveries(&app, &endpoint).await;
         let one = app
             .get_json(&format!(
                 "{}/api/v1/webhook-deliveries/{}",
@@ -447,12 +441,7 @@ async fn an_endpoint_that_never_answers_times_out_and_is_retried() {
     let (endpoint, _) = add_endpoint(&app, &receiver.url, &["message.received"]).await;
     app.user_writes("+919876500302", "anyone?").await;
     let failed = eventually(|| async {
-        let log = app
-            .list(&format!(
-                "{}/api/v1/webhook-deliveries?endpoint={endpoint}",
-                app.base
-            ))
-            .await;
+        let log = deliveries(&app, &endpoint).await;
         let d = log.first()?;
         (d["attempts"].as_i64() >= Some(1)).then(|| d.clone())
     })
