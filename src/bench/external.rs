@@ -267,13 +267,16 @@ async fn measure(t: &Target, number: usize, first: usize) -> anyhow::Result<Targ
         let (sandbox, sent_at_last_ack) = (t.sandbox.clone(), sent_at_last_ack.clone());
         let post_times = post_times.clone();
         workers.spawn(async move {
+            let mut acks = Vec::new();
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= calls {
-                    return Ok::<_, anyhow::Error>(());
+                    return Ok::<_, anyhow::Error>(acks);
                 }
                 post_times.record(first + k);
+                let posted = Instant::now();
                 post.call(first + k).await?;
+                acks.push(posted.elapsed().as_secs_f64() * 1e3);
                 // Whoever is acknowledged last reads the sandbox at that moment.
                 if accepted.fetch_add(1, Ordering::Relaxed) + 1 == calls {
                     let sent = sandbox.sent().await?;
@@ -282,9 +285,11 @@ async fn measure(t: &Target, number: usize, first: usize) -> anyhow::Result<Targ
             }
         });
     }
+    let mut acks = Vec::with_capacity(calls);
     while let Some(r) = workers.join_next().await {
-        r??;
+        acks.extend(r??);
     }
+    acks.sort_by(f64::total_cmp);
     let burst = started.elapsed();
     t.sandbox
         .wait_for_sent(sent_before + calls, DRAIN_LIMIT, DRAIN_STALL)
@@ -321,6 +326,8 @@ async fn measure(t: &Target, number: usize, first: usize) -> anyhow::Result<Targ
             0.0
         },
         server_cpu_ms_per_send: cpu.server_ms / calls as f64,
+        ack_p50_ms: super::percentile(&acks, 0.50),
+        ack_p99_ms: super::percentile(&acks, 0.99),
         latency_p50_ms: matched.p50_ms(),
         latency_p99_ms: matched.p99_ms(),
         latency_max_ms: matched.sorted_ms.last().copied().unwrap_or(0.0),

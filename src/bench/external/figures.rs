@@ -24,6 +24,10 @@ pub struct TargetRun {
     /// The server process's user + system CPU from the first post to the last reply, per
     /// reply: the server alone, not the load generator or the sandbox.
     pub server_cpu_ms_per_send: f64,
+    /// Each call's post → its acknowledgement (the webhook durable): the part of the latency
+    /// in front of the acknowledgement; the rest is deciding and sending behind it.
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
     /// Each call's post → the sandbox receiving its reply.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
@@ -76,6 +80,18 @@ const FIGURES: &[Figure<TargetRun>] = &[
         value: |r| r.server_cpu_ms_per_send,
     },
     Figure {
+        key: "ack_p50_ms",
+        label: "webhook → ack p50 ms",
+        decimals: 2,
+        value: |r| r.ack_p50_ms,
+    },
+    Figure {
+        key: "ack_p99_ms",
+        label: "webhook → ack p99 ms",
+        decimals: 2,
+        value: |r| r.ack_p99_ms,
+    },
+    Figure {
         key: "latency_p50_ms",
         label: "webhook → send p50 ms",
         decimals: 2,
@@ -124,7 +140,7 @@ const SANDBOX_FIGURES: &[Figure<TargetRun>] = &[Figure {
 /// One short line for a run.
 pub fn run_line(run: &TargetRun) -> String {
     let mut line = format!(
-        "run {}: accepted {}/s, during load {} sent ({:.1} %), end-to-end {} sends/s in {:.2} s, server CPU {:.3} ms/send, webhook → send p50 {:.2} ms p99 {:.2} ms; cores: server {:.2}, load generator {:.2}",
+        "run {}: accepted {}/s, during load {} sent ({:.1} %), end-to-end {} sends/s in {:.2} s, server CPU {:.3} ms/send, webhook → ack p50 {:.2} ms, webhook → send p50 {:.2} ms p99 {:.2} ms; cores: server {:.2}, load generator {:.2}",
         run.run,
         grouped(run.accepted_calls_per_second, 0),
         grouped(run.sends_during_load as f64, 0),
@@ -132,6 +148,7 @@ pub fn run_line(run: &TargetRun) -> String {
         grouped(run.end_to_end_sends_per_second, 0),
         run.all_sent_seconds,
         run.server_cpu_ms_per_send,
+        run.ack_p50_ms,
         run.latency_p50_ms,
         run.latency_p99_ms,
         run.server_cores,
@@ -262,6 +279,8 @@ mod tests {
             all_sent_seconds: 20_000.0 / sends_per_second,
             end_to_end_sends_per_second: sends_per_second,
             server_cpu_ms_per_send: cpu_ms,
+            ack_p50_ms: p50 / 2.0,
+            ack_p99_ms: p50,
             latency_p50_ms: p50,
             latency_p99_ms: p50 * 3.0,
             latency_max_ms: p50 * 5.0,
@@ -289,6 +308,22 @@ mod tests {
         assert!(lines[3].contains("met (median 85.0)"), "{}", lines[3]);
         let slow = [run(1, 4_000.0, 0.3, 25.0, 10.0)];
         assert!(target_lines(&slow).iter().all(|l| l.contains("MISSED")));
+    }
+
+    #[test]
+    fn the_time_to_the_acknowledgement_is_printed_beside_the_time_to_the_send() {
+        let runs = [run(1, 6_000.0, 0.15, 8.0, 90.0)];
+        assert!(
+            run_line(&runs[0]).contains("webhook → ack p50 4.00 ms, webhook → send p50 8.00 ms"),
+            "{}",
+            run_line(&runs[0])
+        );
+        let summary = summary_lines(&runs, false).join("\n");
+        assert!(summary.contains("webhook → ack p50 ms"), "{summary}");
+        assert_eq!(
+            summary_json(&runs, false).unwrap()["ack_p99_ms"]["median"],
+            8.0
+        );
     }
 
     #[test]
