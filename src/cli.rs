@@ -53,6 +53,9 @@ pub enum Command {
     /// rotate secrets, read the delivery log, replay.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Flows (automations written as files): `ringback flows check` validates them.
+    #[command(subcommand)]
+    Flows(flows::FlowsCommand),
     /// Inbound events set aside as dead (unreadable or unprocessable): list and retry them.
     #[command(subcommand)]
     Events(events::EventsCommand),
@@ -232,6 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(e) => events::run(&cli, e).await,
         Command::Conversations(a) => conversations::run(&cli, a).await,
         Command::Webhooks(w) => webhooks::run(&cli, w).await,
+        Command::Flows(f) => flows::run(&cli, f).await,
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Store(s) => store_copy::run(s).await,
@@ -409,6 +413,7 @@ mod calling;
 mod cluster;
 mod conversations;
 mod events;
+pub mod flows;
 mod sandbox;
 mod store_copy;
 mod webhooks;

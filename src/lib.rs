@@ -23,6 +23,7 @@
 //! - [`events`] and [`conversation`]: what happened, told to other systems. Facts are journaled
 //!   in the same transactions as what they describe; the conversation tracker places them in
 //!   conversations and publishes them as events, which [`outbound_webhooks`] delivers, signed.
+//! - [`flows`]: automations written as files (trigger, steps), read and checked before they run.
 //! - [`sender_status`]: whether each sending number can send.
 //! - [`retention`]: a worker that prunes old rows in small batches so the database stops growing.
 //! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
@@ -40,6 +41,7 @@ pub mod config;
 pub mod consent;
 pub mod conversation;
 pub mod events;
+pub mod flows;
 pub mod http;
 pub mod inbound;
 pub mod ingestor;

@@ -155,5 +155,34 @@ pub fn demo_templates(waba_id: &str) -> Vec<Template> {
             "MARKETING",
             "Hi {{first_name}}, this week: {{offer}}. Reply STOP to opt out.",
         ),
+        // The templates of the example flows (examples/flows).
+        Template::simple(
+            waba_id,
+            1_000_004,
+            "call_follow_up",
+            "UTILITY",
+            "Hi {{1}}, thanks for your call today. If anything is still open, reply here and we will pick it up.",
+        ),
+        Template::simple(
+            waba_id,
+            1_000_005,
+            "call_interested",
+            "UTILITY",
+            "Hi {{1}}, thanks for your interest on today's call. Here are the details we promised: {{2}}",
+        ),
+        Template::simple(
+            waba_id,
+            1_000_006,
+            "lead_welcome",
+            "UTILITY",
+            "Hi {{1}}, thanks for your enquiry about {{2}}. What would you like to know? Reply here.",
+        ),
+        Template::simple(
+            waba_id,
+            1_000_007,
+            "appointment_reminder",
+            "UTILITY",
+            "Hi {{name}}, a reminder of your appointment on {{date}} at {{time}}. Reply C to confirm or R to reschedule.",
+        ),
     ]
 }

@@ -5,6 +5,7 @@ mod cluster;
 mod consent;
 mod conversations;
 mod durability;
+mod flows;
 mod http_errors;
 mod inbound;
 mod listener;
