@@ -1,0 +1,316 @@
+//! The interpreter on the three seed workflows, with a simulated clock: every branch taken,
+//! actions asked for with their inputs rendered, waits and retries as due times.
+
+use serde_json::{Value, json};
+
+use super::definition::parse;
+use super::engine::{Action, Engine, Failure, Next, Run, Status};
+use super::render::Context;
+use crate::time::Millis;
+
+const MINUTE: Millis = 60_000;
+/// 2026-12-02T09:00:00Z.
+const T0: Millis = 1_796_202_000_000;
+
+fn flow(text: &str) -> super::Flow {
+    parse(text, "t").unwrap()
+}
+
+fn base() -> Context {
+    Context::new(
+        [
+            ("flow", json!({"name": "t"})),
+            ("run", json!({"id": "run_1"})),
+        ],
+        [
+            ("RINGBACK_FLOW_CRM_TOKEN".to_string(), "crm-7".to_string()),
+            (
+                "RINGBACK_FLOW_CLINIC_TOKEN".to_string(),
+                "clinic-3".to_string(),
+            ),
+            ("DATABASE_URL".to_string(), "secret".to_string()),
+        ],
+    )
+}
+
+fn engine<'a>(flow: &'a super::Flow, base: &'a Context) -> Engine<'a> {
+    Engine {
+        flow,
+        base,
+        zone: jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+    }
+}
+
+fn act(next: Next) -> Action {
+    match next {
+        Next::Act(a) => a,
+        other => panic!("an action was expected: {other:?}"),
+    }
+}
+
+fn follow_up(talk_seconds: Option<u32>, outcome: &str) -> (Run, Vec<Action>) {
+    let f = flow(include_str!(
+        "../../examples/flows/post-call-follow-up.toml"
+    ));
+    let b = base();
+    let e = engine(&f, &b);
+    let trigger = json!({"call": {"outcome": outcome, "talk_seconds": talk_seconds, "missed": outcome != "answered"}});
+    let mut run = Run::start(trigger, json!({"phone": "+919876543210", "name": "Asha"}));
+    // Five minutes, as a due time: nothing happens before it.
+    assert_eq!(
+        e.advance(&mut run, T0),
+        Next::Sleep {
+            until: T0 + 5 * MINUTE
+        }
+    );
+    assert_eq!(
+        e.resume(&mut run, T0 + MINUTE),
+        Next::Sleep {
+            until: T0 + 5 * MINUTE
+        }
+    );
+    let mut actions = Vec::new();
+    let mut next = e.resume(&mut run, T0 + 5 * MINUTE);
+    while let Next::Act(a) = next {
+        actions.push(a);
+        next = e.complete(&mut run, Ok(json!({"status": "sent"})), T0 + 5 * MINUTE);
+    }
+    assert_eq!(next, Next::Done);
+    (run, actions)
+}
+
+#[test]
+fn post_call_follow_up_takes_each_branch() {
+    let (_, long) = follow_up(Some(90), "answered");
+    assert_eq!(long.len(), 1);
+    assert_eq!(long[0].step, "interested");
+    assert_eq!(
+        long[0].input["template"],
+        json!({"template": "call_interested", "language": "en_US", "variables": ["Asha", "https://example.com/prices"]})
+    );
+    assert_eq!(long[0].key, "interested#1");
+
+    let (_, short) = follow_up(Some(20), "answered");
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].step, "follow_up");
+
+    let (run, missed) = follow_up(None, "no-answer");
+    assert!(missed.is_empty(), "{missed:?}");
+    assert_eq!(run.steps["outcome"]["taken"], "end");
+}
+
+#[test]
+fn lead_qualification_waits_for_the_reply_or_times_out() {
+    let f = flow(include_str!("../../examples/flows/lead-qualification.toml"));
+    let b = base();
+    let e = engine(&f, &b);
+    let start = || {
+        Run::start(
+            json!({"phone": "+919876543210", "name": "Ravi", "interest": "solar panels"}),
+            json!({"phone": "+919876543210"}),
+        )
+    };
+    let mut run = start();
+    let welcome = act(e.advance(&mut run, T0));
+    assert_eq!(welcome.input["to"], "+919876543210");
+    assert_eq!(
+        welcome.input["template"]["variables"],
+        json!(["Ravi", "solar panels"])
+    );
+    let day = 24 * 60 * MINUTE;
+    assert_eq!(
+        e.complete(&mut run, Ok(json!({"status": "sent"})), T0),
+        Next::AwaitReply { until: T0 + day }
+    );
+    // The reply comes: the assistant reads it, the CRM hears "replied".
+    let ask = act(e.reply(
+        &mut run,
+        json!({"text": "How much for 5 kW?", "type": "text"}),
+        T0 + 30 * MINUTE,
+    ));
+    assert_eq!(ask.kind, "generate_reply");
+    assert_eq!(ask.input["message"], "How much for 5 kW?");
+    let crm = act(e.complete(
+        &mut run,
+        Ok(json!({"reply": "A 5 kW system is …"})),
+        T0 + 31 * MINUTE,
+    ));
+    assert_eq!(crm.step, "qualified");
+    assert_eq!(crm.input["headers"]["Authorization"], "Bearer crm-7");
+    assert_eq!(crm.input["body"]["status"], "replied");
+    assert_eq!(crm.input["body"]["assessment"], "A 5 kW system is …");
+    assert_eq!(
+        e.complete(&mut run, Ok(json!({"status": 201})), T0 + 31 * MINUTE),
+        Next::Done
+    );
+
+    // No reply within the day: the timeout branch.
+    let mut run = start();
+    act(e.advance(&mut run, T0));
+    e.complete(&mut run, Ok(json!({"status": "sent"})), T0);
+    let crm = act(e.resume(&mut run, T0 + day));
+    assert_eq!(crm.step, "no_reply");
+    assert_eq!(crm.input["body"]["status"], "no_reply");
+    assert_eq!(run.steps["reply"]["timed_out"], true);
+}
+
+#[test]
+fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
+    let f = flow(include_str!(
+        "../../examples/flows/appointment-reminders.toml"
+    ));
+    let b = base();
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({}), Value::Null);
+    let fetch = act(e.advance(&mut run, T0));
+    assert_eq!(fetch.input["method"], "GET");
+    assert_eq!(fetch.input["headers"]["Authorization"], "Bearer clinic-3");
+    let appointments = json!({"status": 200, "body": {"appointments": [
+        {"id": "a1", "phone": "+4915112345678", "name": "Jonas", "date": "3 Dec", "time": "10:00"},
+        {"id": "a2", "phone": "+4915187654321", "name": "Mia", "date": "3 Dec", "time": "11:30"},
+    ]}});
+    let remind = act(e.complete(&mut run, Ok(appointments), T0));
+    assert_eq!(remind.key, "each[0].remind#1");
+    assert_eq!(remind.input["to"], "+4915112345678");
+    assert_eq!(
+        remind.input["template"]["variables"],
+        json!({"name": "Jonas", "date": "3 Dec", "time": "10:00"})
+    );
+    let log = act(e.complete(
+        &mut run,
+        Ok(json!({"status": "sent", "message_id": "m1"})),
+        T0,
+    ));
+    assert_eq!(log.key, "each[0].log#1");
+    assert_eq!(
+        log.input["body"],
+        json!({"appointment": "a1", "status": "sent", "error": ""})
+    );
+    let second = act(e.complete(&mut run, Ok(json!({"status": 200})), T0));
+    assert_eq!(second.key, "each[1].remind#1");
+    // The second patient opted out: not retried, logged with the reason.
+    let refused = Failure {
+        code: "opted_out".into(),
+        message: "the customer opted out of messages from this business".into(),
+        retryable: false,
+    };
+    let log = act(e.complete(&mut run, Err(refused), T0));
+    assert_eq!(log.key, "each[1].log#1");
+    assert_eq!(log.input["body"]["status"], "failed");
+    assert!(
+        log.input["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("opted_out"),
+        "{}",
+        log.input["body"]
+    );
+    assert_eq!(
+        e.complete(&mut run, Ok(json!({"status": 200})), T0),
+        Next::Done
+    );
+    assert_eq!(run.steps["each"]["count"], 2);
+}
+
+#[test]
+fn a_retryable_failure_waits_a_minute_tries_again_then_fails_the_run() {
+    let f = flow(
+        "[trigger]\non = \"manual\"\n[[steps]]\nid = \"hook\"\ntype = \"http\"\nurl = \"https://x.example/\"\n",
+    );
+    let b = base();
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({}), Value::Null);
+    let first = act(e.advance(&mut run, T0));
+    assert_eq!(first.key, "hook#1");
+    let busy = || Failure {
+        code: "http_status".into(),
+        message: "503 Service Unavailable".into(),
+        retryable: true,
+    };
+    assert_eq!(
+        e.complete(&mut run, Err(busy()), T0),
+        Next::Sleep { until: T0 + MINUTE }
+    );
+    // The state survives a restart as data.
+    let mut run: Run = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
+    let second = act(e.resume(&mut run, T0 + MINUTE));
+    assert_eq!(second.key, "hook#2");
+    let end = e.complete(&mut run, Err(busy()), T0 + MINUTE);
+    assert_eq!(
+        end,
+        Next::Failed {
+            step: "hook".into(),
+            error: "http_status: 503 Service Unavailable".into()
+        }
+    );
+    assert!(matches!(run.status, Status::Failed { .. }));
+}
+
+#[test]
+fn a_missing_variable_fails_the_step_with_its_name_and_sends_nothing() {
+    let f = flow(
+        "[trigger]\non = \"manual\"\n[[steps]]\nid = \"hi\"\ntype = \"send_text\"\n\
+         text = \"Hi {{ contact.name }}, your order {{ trigger.order_id }} is ready\"\n",
+    );
+    let b = base();
+    let e = engine(&f, &b);
+    let mut run = Run::start(
+        json!({"order_id": "A-17"}),
+        json!({"phone": "+4915112345678"}),
+    );
+    match e.advance(&mut run, T0) {
+        Next::Failed { step, error } => {
+            assert_eq!(step, "hi");
+            assert!(error.contains("`contact.name` is not set"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
+    let f = flow(
+        "[trigger]\non = \"manual\"\n[[steps]]\nid = \"each\"\ntype = \"for_each\"\n\
+         over = \"trigger.items\"\nmax = 2\n[[steps.do]]\nid = \"x\"\ntype = \"end\"\n",
+    );
+    let b = base();
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({"items": [1, 2, 3]}), Value::Null);
+    match e.advance(&mut run, T0) {
+        Next::Failed { error, .. } => assert!(
+            error.contains("has 3 items, more than this for_each's max of 2"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let mut run = Run::start(json!({"items": "abc"}), Value::Null);
+    match e.advance(&mut run, T0) {
+        Next::Failed { error, .. } => {
+            assert!(error.contains("is not a list (it is a string)"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // "1 day" across Berlin's autumn change is 25 hours; with the zone UTC, 24.
+    let delay = |zone: &str| {
+        flow(&format!(
+            "[trigger]\non = \"manual\"\n[[steps]]\nid = \"wait\"\ntype = \"delay\"\nfor = \"1 day\"\ntime_zone = \"{zone}\"\n"
+        ))
+    };
+    let saturday_noon: Millis = "2026-10-24T10:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    for (zone, hours) in [("Europe/Berlin", 25), ("UTC", 24)] {
+        let f = delay(zone);
+        let e = engine(&f, &b);
+        let mut run = Run::start(json!({}), Value::Null);
+        assert_eq!(
+            e.advance(&mut run, saturday_noon),
+            Next::Sleep {
+                until: saturday_noon + hours * 60 * MINUTE
+            },
+            "{zone}"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Rendering a step's inputs against what a run knows: templates to text, expressions to
+//! values. A variable that is not set fails the step with the variable's name — a customer
+//! never receives "Hi ," because a field was missing.
+
+use serde_json::{Map, Value};
+
+use super::expr::{self, Form};
+
+/// What a run's templates can read (see [`expr::ROOTS`]), plus the loop variables in scope.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub root: Map<String, Value>,
+}
+
+impl Context {
+    /// The context of a run: `trigger`, `steps`, `vars`, `contact`, `flow`, `run`, `now` and
+    /// `env` (only `RINGBACK_FLOW_…` variables) — `env_vars` are the process's environment.
+    pub fn new(
+        fields: impl IntoIterator<Item = (&'static str, Value)>,
+        env_vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Context {
+        let mut root: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let env: Map<String, Value> = env_vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(expr::ENV_PREFIX))
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        root.insert("env".into(), Value::Object(env));
+        Context { root }
+    }
+
+    /// The same context with a loop variable set.
+    pub fn with(&self, name: &str, value: Value) -> Context {
+        let mut root = self.root.clone();
+        root.insert(name.to_string(), value);
+        Context { root }
+    }
+
+    fn value(&self) -> minijinja::Value {
+        minijinja::Value::from(minijinja::value::Serde(&self.root))
+    }
+
+    /// Whether the dotted `path` (`contact.name`) leads to a value that is set (not null).
+    fn is_set(&self, path: &str) -> bool {
+        let mut parts = path.split('.');
+        let Some(mut at) = parts.next().and_then(|p| self.root.get(p)) else {
+            return false;
+        };
+        for p in parts {
+            match at.get(p) {
+                Some(v) => at = v,
+                None => return false,
+            }
+        }
+        !at.is_null()
+    }
+}
+
+/// Renders a template (`"Hi {{ contact.name }}"`) to text.
+pub fn text(source: &str, ctx: &Context) -> Result<String, String> {
+    let env = expr::environment();
+    let rendered = env
+        .template_from_str(source)
+        .and_then(|t| t.render(ctx.value()));
+    rendered.map_err(|e| explain(&env, source, Form::Template, ctx, &e))
+}
+
+/// Evaluates an expression (`steps.fetch.status == 200`) to a value.
+pub fn value(source: &str, ctx: &Context) -> Result<Value, String> {
+    let env = expr::environment();
+    let evaluated = env
+        .compile_expression(source)
+        .and_then(|e| e.eval(ctx.value()));
+    let v = evaluated.map_err(|e| explain(&env, source, Form::Expression, ctx, &e))?;
+    if v.is_undefined() {
+        return Err(missing(&env, source, Form::Expression, ctx)
+            .unwrap_or_else(|| format!("`{source}` has no value")));
+    }
+    serde_json::to_value(&v).map_err(|e| format!("`{source}` gave a value that is not data: {e}"))
+}
+
+/// Evaluates a condition: Jinja's truthiness (empty, 0, false and none are false); a
+/// variable that is not set fails it rather than counting as false.
+pub fn condition(source: &str, ctx: &Context) -> Result<bool, String> {
+    let env = expr::environment();
+    let evaluated = env
+        .compile_expression(source)
+        .and_then(|e| e.eval(ctx.value()));
+    evaluated
+        .map(|v| v.is_true())
+        .map_err(|e| explain(&env, source, Form::Expression, ctx, &e))
+}
+
+/// An error in words, naming the missing variable when that is what it is.
+fn explain(
+    env: &minijinja::Environment<'static>,
+    source: &str,
+    form: Form,
+    ctx: &Context,
+    e: &minijinja::Error,
+) -> String {
+    if e.kind() == minijinja::ErrorKind::UndefinedError
+        && let Some(m) = missing(env, source, form, ctx)
+    {
+        return m;
+    }
+    match e.detail() {
+        Some(d) => format!("{d} in `{source}`"),
+        None => format!("{} in `{source}`", e.kind()),
+    }
+}
+
+fn missing(
+    env: &minijinja::Environment<'static>,
+    source: &str,
+    form: Form,
+    ctx: &Context,
+) -> Option<String> {
+    let refs = expr::references(env, source, form).ok()?;
+    refs.into_iter()
+        .find(|r| !ctx.is_set(r))
+        .map(|r| format!("`{r}` is not set (in `{source}`)"))
+}
