@@ -14,7 +14,9 @@
 //! - [`engine`]: the interpreter that moves a run through its steps — pure, so the runner
 //!   stores a run's state after each step and a clock can be simulated; [`render`] fills in
 //!   the variables, failing a step that names one that is not set;
-//! - [`schedule`]: when a cron trigger fires next in its time zone, daylight saving included.
+//! - [`schedule`]: when a cron trigger fires next in its time zone, daylight saving included;
+//! - [`send`]: a send step as the same message an API send is, for the same send policy;
+//! - [`trial`]: `ringback flows test` — one run against a sandbox on a simulated clock.
 
 pub mod check;
 pub mod definition;
@@ -22,6 +24,8 @@ pub mod engine;
 pub mod expr;
 pub mod render;
 pub mod schedule;
+pub mod send;
+pub mod trial;
 
 pub use check::{Problem, check_flow};
 pub use definition::{Flow, Step, StepKind, Trigger};

@@ -64,6 +64,63 @@ pub fn body(to: &PhoneE164, kind: &str, payload: Value, id: &str) -> Value {
     b
 }
 
+/// The Cloud API `template` object: `name`, `language` and the body's parameters, positional
+/// (`["Asha", "10:30"]`) or named (`{"first_name": "Asha"}`), then any `components` as given
+/// (header media, buttons). The API's sends and the flows' build it alike.
+pub fn template_object(
+    name: &str,
+    language: &str,
+    parameters: &Value,
+    components: &[Value],
+) -> Result<Value, String> {
+    let text_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let params: Vec<Value> = match parameters {
+        Value::Null => Vec::new(),
+        Value::Array(values) => values
+            .iter()
+            .map(|v| json!({"type": "text", "text": text_of(v)}))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| json!({"type": "text", "parameter_name": k, "text": text_of(v)}))
+            .collect(),
+        _ => {
+            return Err(
+                "template.parameters must be a list (positional) or an object (named)".into(),
+            );
+        }
+    };
+    let mut all = Vec::new();
+    if !params.is_empty() {
+        all.push(json!({"type": "body", "parameters": params}));
+    }
+    all.extend(components.iter().cloned());
+    let mut object = json!({"name": name, "language": {"code": language}});
+    if !all.is_empty() {
+        object["components"] = Value::Array(all);
+    }
+    Ok(object)
+}
+
+impl Refusal {
+    /// The machine code of a refusal: the API's error `code`, and what a flow branches on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::OutsideWindow { .. } => "outside_window",
+            Refusal::OptedOut(_) => "opted_out",
+            Refusal::Invalid(i) => match i.code {
+                132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
+                131021 => "recipient_is_sender",
+                131051 => "unsupported_type",
+                _ => "invalid_message",
+            },
+        }
+    }
+}
+
 /// The consent category of a message: a template's own category, else utility.
 fn category(templates: &Registry, sender: &Sender, kind: &str, payload: &Value) -> Category {
     if kind != "template" {

@@ -21,6 +21,42 @@ pub enum FlowsCommand {
         #[arg(long)]
         no_templates: bool,
     },
+    /// Run one flow once against a sandbox started for it, on a simulated clock (delays and
+    /// waits pass at once), printing every step with its input and output. Sends go through
+    /// the same send policy as API sends (window, consent, templates); HTTP steps make their
+    /// requests unless --respond gives their answer. Exits 1 if the run fails.
+    ///
+    /// Example: ringback flows test examples/flows/lead-qualification.toml --event lead.json
+    /// --reply "How much for 5 kW?" --respond qualify='{"reply": "About 6,000 EUR"}'
+    /// --respond qualified='{"status": 201}'
+    Test {
+        /// The flow file.
+        flow: PathBuf,
+        /// The trigger's data as a JSON file: an event's `data` (as `ringback events` shows
+        /// it), an HTTP trigger's body, a manual run's input. Default: {}.
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// The customer (E.164). Default: the trigger's call.caller, phone or contact.phone.
+        #[arg(long)]
+        contact: Option<String>,
+        /// The customer's name (contact.name).
+        #[arg(long)]
+        name: Option<String>,
+        /// A reply of the customer to a wait_for_reply step, in order (repeat for more);
+        /// without one, the wait times out.
+        #[arg(long = "reply")]
+        replies: Vec<String>,
+        /// STEP=JSON: that step's output instead of performing it (an HTTP answer, an
+        /// assistant's reply); repeat for more steps.
+        #[arg(long = "respond")]
+        respond: Vec<String>,
+        /// The customer wrote just before (their 24-hour window is open).
+        #[arg(long)]
+        window_open: bool,
+        /// Start the simulated clock at this time (RFC 3339). Default: now.
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 pub async fn run(cli: &Cli, command: &FlowsCommand) -> anyhow::Result<()> {
@@ -52,7 +88,186 @@ pub async fn run(cli: &Cli, command: &FlowsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        FlowsCommand::Test {
+            flow,
+            event,
+            contact,
+            name,
+            replies,
+            respond,
+            window_open,
+            at,
+        } => {
+            let options = TrialArgs {
+                event: event.clone(),
+                contact: contact.clone(),
+                name: name.clone(),
+                replies: replies.clone(),
+                respond: respond.clone(),
+                window_open: *window_open,
+                at: at.clone(),
+            };
+            if !test(cli, flow, options).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// `flows test`'s options.
+struct TrialArgs {
+    event: Option<PathBuf>,
+    contact: Option<String>,
+    name: Option<String>,
+    replies: Vec<String>,
+    respond: Vec<String>,
+    window_open: bool,
+    at: Option<String>,
+}
+
+/// Runs the trial; `false` when the flow has problems or its run failed.
+async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
+    let (_, s) = load(cli)?;
+    let mut templates = Vec::new();
+    let mut sandbox_settings = crate::app::sandbox_settings_for(&s, None);
+    sandbox_settings
+        .templates
+        .extend(s.templates.iter().cloned());
+    templates.extend(sandbox_settings.templates.iter().cloned());
+    let problems = check_file(file, Some(&templates))?;
+    if !problems.is_empty() {
+        for p in &problems {
+            println!("{}", located(file, p));
+        }
+        println!("the flow has problems: fix them first (`ringback flows check`)");
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(file)?;
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let flow = definition::parse(&text, &stem).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let trigger: serde_json::Value = match &a.event {
+        Some(path) => {
+            let raw = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            serde_json::from_str(&raw)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?
+        }
+        None => serde_json::json!({}),
+    };
+    let phone = a.contact.clone().or_else(|| {
+        [
+            "/call/caller",
+            "/phone",
+            "/contact/phone",
+            "/customer/phone",
+        ]
+        .iter()
+        .find_map(|p| {
+            trigger
+                .pointer(p)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+    });
+    let contact = serde_json::json!({"phone": phone, "name": a.name});
+    let mut canned = std::collections::HashMap::new();
+    for r in &a.respond {
+        let (step, json) = r
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--respond {r}: write STEP=JSON"))?;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("--respond {step}: the answer is not JSON: {e}"))?;
+        canned.insert(step.to_string(), value);
+    }
+    let start = match &a.at {
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| {
+                anyhow::anyhow!("--at {t}: {e}; write RFC 3339, e.g. 2026-12-24T09:00:00Z")
+            })?
+            .as_millisecond(),
+        None => crate::time::now_ms(),
+    };
+
+    let (stop, shutdown) = crate::shutdown::channel();
+    let sandbox = crate::sandbox::Sandbox::start(sandbox_settings, shutdown.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(sandbox.clone().serve(listener, shutdown));
+    let base = crate::flows::render::Context::new(
+        [
+            ("flow", serde_json::json!({"name": flow.name})),
+            ("run", serde_json::json!({"id": "trial"})),
+            ("now", serde_json::json!(crate::time::display(start))),
+        ],
+        std::env::vars(),
+    );
+    let sender = s
+        .senders
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the configuration has no [[senders]]"))?;
+    // The business's zone: the one its hours are kept in.
+    let zone = s.timezone.clone();
+    let mut trial = crate::flows::trial::Trial {
+        engine: crate::flows::engine::Engine {
+            flow: &flow,
+            base: &base,
+            zone,
+        },
+        sender,
+        registry: crate::template_registry::Registry::from_templates(templates),
+        client: crate::cloud_api::Client::new(
+            &format!("http://{addr}"),
+            &s.api_version,
+            std::time::Duration::from_secs(10),
+        ),
+        sandbox,
+        canned,
+        replies: a.replies,
+        window_open: a.window_open,
+        http_timeout: std::time::Duration::from_secs(10),
+    };
+    println!(
+        "flow '{}' ({}), on {} — a sandbox at http://{addr}, the clock simulated from {}",
+        flow.name,
+        file.display(),
+        flow.trigger.on,
+        crate::time::display(start)
+    );
+    let report = trial
+        .run(trigger, contact, start, |l| {
+            println!(
+                "+{:<9} {} ({})",
+                crate::flows::trial::span(l.after),
+                l.step,
+                l.kind
+            );
+            if let Some(input) = &l.input {
+                println!("            in  {input}");
+            }
+            println!("            {}", l.outcome);
+        })
+        .await;
+    stop.fire();
+    let _ = server.await;
+    let simulated = crate::flows::trial::span(report.simulated);
+    Ok(match report.end {
+        crate::flows::engine::Next::Failed { step, error } => {
+            println!("failed at step '{step}': {error} (after {simulated}, simulated)");
+            false
+        }
+        _ => {
+            println!(
+                "done after {simulated} (simulated): {} message(s) sent to the sandbox",
+                report.sent
+            );
+            true
+        }
+    })
 }
 
 /// Reads and checks one file.

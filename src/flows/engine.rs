@@ -378,13 +378,16 @@ impl Engine<'_> {
             return Taken::Stop(Next::Sleep { until: now + wait });
         }
         run.attempt = 0;
-        let error = json!({ "code": f.code, "message": f.message });
         match &step.on_error {
             Some(target) => {
-                run.steps.insert(
-                    step.id.clone(),
-                    json!({ "status": "failed", "error": error }),
-                );
+                // The error as text (`opted_out: …`) and its code apart, so a flow can both log
+                // it (`{{ steps.x.error }}`) and branch on it (`steps.x.error_code == …`).
+                let output = json!({
+                    "status": "failed",
+                    "error": format!("{}: {}", f.code, f.message),
+                    "error_code": f.code,
+                });
+                run.steps.insert(step.id.clone(), output);
                 self.goto(run, target);
                 Taken::Continue
             }

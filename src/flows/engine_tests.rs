@@ -196,6 +196,7 @@ fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
     };
     let log = act(e.complete(&mut run, Err(refused), T0));
     assert_eq!(log.key, "each[1].log#1");
+    assert_eq!(run.steps["remind"]["error_code"], "opted_out");
     assert_eq!(log.input["body"]["status"], "failed");
     assert!(
         log.input["body"]["error"]

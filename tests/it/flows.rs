@@ -1,9 +1,11 @@
-//! `ringback flows check` as a user runs it: the shipped examples against the template
-//! registry of the test's store and the sandbox, and a broken flow reported by file, line and
-//! step with exit status 1.
+//! `ringback flows check` and `ringback flows test` as a user runs them: the shipped examples
+//! checked against the template registry of the test's store and the sandbox, a broken flow
+//! reported by file, line and step with exit status 1, and trial runs on a simulated clock
+//! against a sandbox, with a real HTTP endpoint for an HTTP step.
 
 use std::process::Stdio;
 
+use crate::receiver::Receiver;
 use crate::support::{base_env, store_env};
 
 /// Runs `ringback flows check ARGS` in `dir` with the test's store; returns (status, stdout).
@@ -56,4 +58,167 @@ async fn the_example_flows_pass_the_check_and_a_broken_one_is_located() {
     ] {
         assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
     }
+}
+
+/// Runs `ringback flows test ARGS` in `dir`; returns (status, stdout).
+async fn flows_test(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringback"))
+        .args(["flows", "test"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RINGBACK_CONFIG")
+        .envs(base_env())
+        .envs(store_env(dir).await)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("the ringback binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/flows/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn a_trial_run_waits_on_a_simulated_clock_and_sends_through_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = dir.path().join("call.json");
+    std::fs::write(
+        &call,
+        r#"{"call": {"source": "asterisk", "caller": "+919876543210", "outcome": "answered", "talk_seconds": 95, "missed": false}}"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, out) = flows_test(
+        dir.path(),
+        &[
+            &example("post-call-follow-up"),
+            "--event",
+            call.to_str().unwrap(),
+            "--name",
+            "Asha",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    for wanted in [
+        "pause (delay)",
+        "(+5m)",
+        "+5m        interested (send_template)",
+        r#""variables":["Asha","https://example.com/prices"]"#,
+        r#""status":"sent""#,
+        "wamid.",
+        "done after 5m (simulated): 1 message(s) sent to the sandbox",
+    ] {
+        assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
+    }
+    // Five simulated minutes are not five real ones.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_trial_takes_the_reply_or_the_timeout_and_retries_a_failing_http_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let lead = dir.path().join("lead.json");
+    std::fs::write(&lead, r#"{"phone": "+919876543210", "name": "Ravi"}"#).unwrap();
+    let lead = lead.to_str().unwrap();
+    let token = [("RINGBACK_FLOW_CRM_TOKEN", "crm-7")];
+
+    let (status, out) = flows_test(
+        dir.path(),
+        &[
+            &example("lead-qualification"),
+            "--event",
+            lead,
+            "--reply",
+            "How much for 5 kW?",
+            "--respond",
+            r#"qualify={"reply": "About 6,000 EUR"}"#,
+            "--respond",
+            r#"qualified={"status": 201}"#,
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    for wanted in [
+        r#""variables":["Ravi","our services"]"#,
+        r#"the customer replies "How much for 5 kW?""#,
+        r#""message":"How much for 5 kW?""#,
+        r#""assessment":"About 6,000 EUR""#,
+        r#""Authorization":"Bearer crm-7""#,
+        r#""status":"replied""#,
+    ] {
+        assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
+    }
+
+    // No reply: a day later the timeout branch posts "no_reply" to a real endpoint that fails
+    // once (503, retried a minute later on the simulated clock), then takes it.
+    let crm = Receiver::start(1).await;
+    let flow = dir.path().join("lead.toml");
+    std::fs::write(
+        &flow,
+        std::fs::read_to_string(example("lead-qualification"))
+            .unwrap()
+            .replace("https://crm.example.com/api/leads", &crm.url),
+    )
+    .unwrap();
+    let (status, out) = flows_test(
+        dir.path(),
+        &[flow.to_str().unwrap(), "--event", lead],
+        &token,
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    for wanted in [
+        "no reply: times out at +1d",
+        "no_reply (http)",
+        "✗ http_status:",
+        "answered 503",
+        "(retryable)",
+        "no_reply (retry)",
+        "+1d 1m",
+        r#"→ {"body":"#,
+        "done after 1d 1m (simulated)",
+    ] {
+        assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
+    }
+    assert_eq!(crm.arrived(), 2, "one refused, one taken");
+    let got = crm.delivered();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["status"], "no_reply");
+    assert_eq!(got[0]["name"], "Ravi");
+}
+
+#[tokio::test]
+async fn a_trial_fails_on_a_policy_refusal_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("hello.toml");
+    std::fs::write(
+        &flow,
+        "[trigger]\non = \"manual\"\n[[steps]]\nid = \"hello\"\ntype = \"send_text\"\n\
+         to = \"+919876543210\"\ntext = \"Hello!\"\n",
+    )
+    .unwrap();
+    // Nobody wrote in the last 24 hours: free-form text is refused before it leaves.
+    let (status, out) = flows_test(dir.path(), &[flow.to_str().unwrap()], &[]).await;
+    assert_eq!(status, 1, "{out}");
+    assert!(
+        out.contains("failed at step 'hello': outside_window:"),
+        "{out}"
+    );
+    // With the window open it goes.
+    let (status, out) =
+        flows_test(dir.path(), &[flow.to_str().unwrap(), "--window-open"], &[]).await;
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains(r#""type":"text""#), "{out}");
 }

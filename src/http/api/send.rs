@@ -67,55 +67,13 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
 
 /// The Cloud API `template` object for a request.
 fn template_object(t: &TemplateRequest) -> Result<Value, ApiError> {
-    let params: Vec<Value> = match &t.parameters {
-        Value::Null => Vec::new(),
-        Value::Array(values) => values
-            .iter()
-            .map(|v| json!({"type": "text", "text": text_of(v)}))
-            .collect(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| json!({"type": "text", "parameter_name": k, "text": text_of(v)}))
-            .collect(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "malformed",
-                "template.parameters must be a list (positional) or an object (named)",
-            ));
-        }
-    };
-    let mut components = Vec::new();
-    if !params.is_empty() {
-        components.push(json!({"type": "body", "parameters": params}));
-    }
-    components.extend(t.components.iter().cloned());
-    let mut object = json!({"name": t.name, "language": {"code": t.language}});
-    if !components.is_empty() {
-        object["components"] = Value::Array(components);
-    }
-    Ok(object)
+    policy::template_object(&t.name, &t.language, &t.parameters, &t.components)
+        .map_err(|e| ApiError::bad_request("malformed", e))
 }
 
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Maps a policy refusal to the API's codes.
+/// Maps a policy refusal to the API's error.
 fn refused(r: Refusal) -> ApiError {
-    let code = match &r {
-        Refusal::OutsideWindow { .. } => "outside_window",
-        Refusal::OptedOut(_) => "opted_out",
-        Refusal::Invalid(i) => match i.code {
-            132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
-            131021 => "recipient_is_sender",
-            131051 => "unsupported_type",
-            _ => "invalid_message",
-        },
-    };
-    unprocessable(code, r.to_string())
+    unprocessable(r.code(), r.to_string())
 }
 
 pub async fn send_message(
