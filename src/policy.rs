@@ -111,14 +111,25 @@ impl Refusal {
         match self {
             Refusal::OutsideWindow { .. } => "outside_window",
             Refusal::OptedOut(_) => "opted_out",
-            Refusal::Invalid(i) => match i.code {
-                132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
-                131021 => "recipient_is_sender",
-                131051 => "unsupported_type",
-                _ => "invalid_message",
-            },
+            Refusal::Invalid(i) => meta_error_code(i.code).unwrap_or("invalid_message"),
         }
     }
+}
+
+/// The machine code of a Cloud API error code, when Ringback names it: the same word whether
+/// the policy refused the send before it left or Meta refused it after (an API client and a
+/// flow branch on it alike).
+pub fn meta_error_code(code: i64) -> Option<&'static str> {
+    Some(match code {
+        132000 | 132001 | 132005 | 132012 | 132015 | 132016 => "template_invalid",
+        131021 => "recipient_is_sender",
+        131051 => "unsupported_type",
+        131047 => "outside_window",
+        131050 => "opted_out",
+        130429 | 131056 | 131048 | 4 | 80007 => "rate_limited",
+        131026 | 131030 => "invalid_phone",
+        _ => return None,
+    })
 }
 
 /// The consent category of a message: a template's own category, else utility.

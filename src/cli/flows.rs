@@ -129,12 +129,13 @@ struct TrialArgs {
 /// Runs the trial; `false` when the flow has problems or its run failed.
 async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
     let (_, s) = load(cli)?;
-    let mut templates = Vec::new();
+    // The sandbox knows every template `flows check` knows (synced, declared, its own), so a
+    // flow that passes the check can send them.
+    let mut templates = registry(cli).await?;
+    let mut seen = std::collections::HashSet::new();
+    templates.retain(|t| seen.insert((t.waba_id.clone(), t.name.clone(), t.language.clone())));
     let mut sandbox_settings = crate::app::sandbox_settings_for(&s, None);
-    sandbox_settings
-        .templates
-        .extend(s.templates.iter().cloned());
-    templates.extend(sandbox_settings.templates.iter().cloned());
+    sandbox_settings.templates = templates.clone();
     let problems = check_file(file, Some(&templates))?;
     if !problems.is_empty() {
         for p in &problems {

@@ -287,6 +287,10 @@ async fn serve(s: &crate::config::Settings, a: &SandboxArgs) -> anyhow::Result<(
     if let Some(keep) = a.keep {
         settings.keep = keep;
     }
+    let mut names: Vec<&str> = settings.templates.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let names = names.join(", ");
     let sb = crate::sandbox::Sandbox::start(settings, shutdown.clone());
     println!(
         "Cloud API sandbox on http://{} posting webhooks to {webhook}",
@@ -294,7 +298,7 @@ async fn serve(s: &crate::config::Settings, a: &SandboxArgs) -> anyhow::Result<(
     );
     for n in &s.senders {
         println!(
-            "  phone_number_id {} (WABA {}, token from senders[].access_token); templates missed_call_followup, hello_world, weekly_offer",
+            "  phone_number_id {} (WABA {}, token from senders[].access_token); templates {names}",
             n.phone_number_id, n.waba_id
         );
     }

@@ -59,6 +59,7 @@ pub fn check_flow(flow: &Flow, templates: Option<&[Template]>) -> Vec<Problem> {
         templates,
         problems: Vec::new(),
         ids: HashMap::new(),
+        vars: BTreeSet::new(),
     };
     if flow.name.is_empty()
         || flow.name.len() > 64
@@ -96,6 +97,8 @@ struct Checker<'a> {
     problems: Vec<Problem>,
     /// Every step id in the flow (nested ones included), with its line.
     ids: HashMap<String, usize>,
+    /// Every variable a `set` step sets.
+    vars: BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -221,8 +224,10 @@ impl Checker<'_> {
                     format!("the id is used twice (first on line {first}); ids must be unique"),
                 );
             }
-            if let StepKind::ForEach { steps, .. } = &s.kind {
-                self.collect_ids(steps);
+            match &s.kind {
+                StepKind::ForEach { steps, .. } => self.collect_ids(steps),
+                StepKind::Set { vars } => self.vars.extend(vars.keys().cloned()),
+                _ => {}
             }
         }
     }
@@ -245,6 +250,26 @@ impl Checker<'_> {
                         format!("`{key}` = '{target}' {why} (or use 'end' to end the run)"),
                     );
                 }
+            }
+            let next_is_dead = match &s.kind {
+                StepKind::End => true,
+                StepKind::Branch { otherwise, .. } => otherwise.is_some(),
+                StepKind::Switch { default, .. } => default.is_some(),
+                _ => false,
+            };
+            if next_is_dead && s.next.is_some() {
+                self.at(
+                    s,
+                    format!(
+                        "`next` is never followed: a {} step {}; remove it",
+                        s.kind.name(),
+                        match &s.kind {
+                            StepKind::End => "ends the run",
+                            StepKind::Branch { .. } => "with `else` always jumps",
+                            _ => "with `default` always jumps",
+                        }
+                    ),
+                );
             }
             if let Some(r) = &s.retry {
                 if r.attempts == 0 || r.attempts > 10 {
@@ -506,10 +531,19 @@ impl Checker<'_> {
                 self.at(
                     s,
                     format!(
-                        "`env.{name}` in `{source}`: a flow reads only environment variables                          named {}… (rename it, e.g. {}{name})",
+                        "`env.{name}` in `{source}`: a flow reads only environment variables named {}… (rename it, e.g. {}{name})",
                         expr::ENV_PREFIX,
                         expr::ENV_PREFIX
                     ),
+                );
+            }
+            if root == "vars"
+                && let Some(name) = parts.next()
+                && !self.vars.contains(name)
+            {
+                self.at(
+                    s,
+                    format!("`vars.{name}` in `{source}`: no `set` step sets '{name}'"),
                 );
             }
             if root == "steps"
@@ -686,7 +720,7 @@ fn successors(steps: &[Step], i: usize) -> Vec<Option<usize>> {
         StepKind::Switch { default, .. } => default.is_none(),
         _ => true,
     };
-    if continues || s.next.is_some() {
+    if continues {
         out.push(default_next);
     }
     out

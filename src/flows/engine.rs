@@ -6,9 +6,11 @@
 //! days is a row with a due time, not a sleeping task. Steps that only decide (branch, switch,
 //! set, for_each, end) are taken in one go until the run must act or wait.
 //!
-//! Each action carries a key made of the step's place — its id, with the item of every
-//! enclosing loop (`each[3].remind`) — and the attempt: the runner derives the send's
-//! idempotency key from it, so a crash between "asked" and "recorded" never sends twice.
+//! Each action carries a key — its number in the run, the step's place (its id, with the item
+//! of every enclosing loop: `each[3].remind`) and the attempt, `4:each[3].remind#1` — kept in
+//! the run until its outcome is recorded: the runner derives the send's idempotency key from
+//! it, so a crash between "asked" and "recorded" asks again with the same key and never sends
+//! twice.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -17,9 +19,10 @@ use super::definition::{Flow, Step, StepKind, TemplateRef, Variables};
 use super::render::{self, Context};
 use crate::time::Millis;
 
-/// Most steps taken without acting or waiting in one go: the check refuses loops without a
-/// wait, so only a flow edited around the check reaches it.
-const MAX_STEPS_AT_ONCE: usize = 10_000;
+/// Most steps taken without acting or waiting in one go: enough for a 10,000-item for_each
+/// whose body only decides; the check refuses loops without a wait, so only a `delay` whose
+/// `until` is already past, in a loop, reaches it.
+const MAX_STEPS_AT_ONCE: usize = 1_000_000;
 /// Attempts of a failing action when its step says nothing (seed 001: wait a minute, retry
 /// once, then record the error).
 const DEFAULT_ATTEMPTS: u32 = 2;
@@ -37,6 +40,15 @@ pub struct Run {
     pub frames: Vec<Frame>,
     /// Attempts made of the current step's action.
     pub attempt: u32,
+    /// Actions asked for so far, retries apart: the first part of an action's key, so a run
+    /// that comes back to a step (a paced loop, a re-ask) acts with a new key.
+    #[serde(default)]
+    pub actions: u64,
+    /// The key of the action asked for and not completed yet: asked again after a restart
+    /// (same key, so the runner's idempotency holds), and the only one `complete` accepts.
+    #[serde(default)]
+    pub acting: Option<String>,
+    pub started_at: Millis,
     pub status: Status,
 }
 
@@ -96,7 +108,7 @@ pub struct Action {
     pub step: String,
     /// The step's type (`send_template`, `http` …).
     pub kind: &'static str,
-    /// The step's place and attempt: `each[3].remind#1`.
+    /// The action's number in the run, the step's place and the attempt: `4:each[3].remind#1`.
     pub key: String,
     pub input: Value,
 }
@@ -120,7 +132,7 @@ pub struct Engine<'a> {
 }
 
 impl Run {
-    pub fn start(trigger: Value, contact: Value) -> Run {
+    pub fn start(trigger: Value, contact: Value, started_at: Millis) -> Run {
         Run {
             trigger,
             contact,
@@ -133,6 +145,9 @@ impl Run {
                 var: String::new(),
             }],
             attempt: 0,
+            actions: 0,
+            acting: None,
+            started_at,
             status: Status::Running,
         }
     }
@@ -175,13 +190,17 @@ impl Engine<'_> {
         self.fail(
             run,
             step,
-            format!("more than {MAX_STEPS_AT_ONCE} steps without a wait: the flow loops"),
+            format!(
+                "more than {MAX_STEPS_AT_ONCE} steps without acting or waiting (a loop whose \
+                 delay has an `until` already past?)"
+            ),
         )
     }
 
-    /// Records the outcome of the action [`Next::Act`] asked for, then goes on.
+    /// Records the outcome of the action [`Next::Act`] asked for, then goes on. Without an
+    /// action outstanding (a duplicate completion) it changes nothing.
     pub fn complete(&self, run: &mut Run, outcome: Result<Value, Failure>, now: Millis) -> Next {
-        let Some(step) = self.current(run) else {
+        let (Some(_), Some(step)) = (run.acting.take(), self.current(run)) else {
             return self.advance(run, now);
         };
         match outcome {
@@ -205,6 +224,9 @@ impl Engine<'_> {
         let Some(step) = self.current(run) else {
             return self.advance(run, now);
         };
+        if run.acting.is_some() {
+            return self.advance(run, now);
+        }
         match run.status.clone() {
             Status::Sleeping { until, retry } if now >= until => {
                 run.status = Status::Running;
@@ -232,7 +254,9 @@ impl Engine<'_> {
     /// The customer's reply reached a run waiting for one: `message` is what `steps.<id>`
     /// holds (text, type, the tapped button's id …).
     pub fn reply(&self, run: &mut Run, message: Value, now: Millis) -> Next {
-        if let (Status::AwaitingReply { .. }, Some(step)) = (&run.status, self.current(run)) {
+        if let (Status::AwaitingReply { .. }, Some(step), None) =
+            (&run.status, self.current(run), &run.acting)
+        {
             let mut output = match message {
                 Value::Object(m) => m,
                 other => Map::from_iter([("text".to_string(), other)]),
@@ -247,15 +271,20 @@ impl Engine<'_> {
 
     /// The step the run is at, if its scope has one there.
     fn current(&self, run: &Run) -> Option<&Step> {
+        let last = run.frames.last()?;
+        self.scope(run, run.frames.len() - 1).get(last.index)
+    }
+
+    /// The steps of frame `depth`: the flow's, or the body of the for_each it runs.
+    fn scope(&self, run: &Run, depth: usize) -> &[Step] {
         let mut scope: &[Step] = &self.flow.steps;
-        let (last, outer) = run.frames.split_last()?;
-        for f in outer {
-            match &scope.get(f.index)?.kind {
-                StepKind::ForEach { steps, .. } => scope = steps,
-                _ => return None,
+        for f in &run.frames[..depth.min(run.frames.len())] {
+            match scope.get(f.index).map(|s| &s.kind) {
+                Some(StepKind::ForEach { steps, .. }) => scope = steps,
+                _ => return &[],
             }
         }
-        scope.get(last.index)
+        scope
     }
 
     /// The end of a scope: the run ends, or its loop takes the next item, or leaves.
@@ -263,6 +292,12 @@ impl Engine<'_> {
         if run.frames.len() <= 1 {
             run.status = Status::Done;
             return;
+        }
+        // The next item starts clean: no step of the body has run for it yet.
+        let mut body = Vec::new();
+        ids(self.scope(run, run.frames.len() - 1), &mut body);
+        for id in body {
+            run.steps.remove(&id);
         }
         let f = run.frames.last_mut().expect("more than one frame");
         f.item += 1;
@@ -293,8 +328,19 @@ impl Engine<'_> {
         out
     }
 
-    fn context(&self, run: &Run) -> Context {
+    fn context(&self, run: &Run, now: Millis) -> Context {
         let mut ctx = self.base.clone();
+        ctx.root
+            .insert("now".into(), Value::String(crate::time::display(now)));
+        let mut about = match ctx.root.remove("run") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        about.insert(
+            "started_at".into(),
+            Value::String(crate::time::display(run.started_at)),
+        );
+        ctx.root.insert("run".into(), Value::Object(about));
         for (k, v) in [
             ("trigger", run.trigger.clone()),
             ("contact", run.contact.clone()),
@@ -329,12 +375,8 @@ impl Engine<'_> {
             run.status = Status::Done;
             return;
         }
-        let mut scope: &[Step] = &self.flow.steps;
-        for f in &run.frames[..run.frames.len() - 1] {
-            if let Some(StepKind::ForEach { steps, .. }) = scope.get(f.index).map(|s| &s.kind) {
-                scope = steps;
-            }
-        }
+        let from = self.current(run).map(|s| s.id.clone()).unwrap_or_default();
+        let scope = self.scope(run, run.frames.len() - 1);
         match scope.iter().position(|s| s.id == target) {
             Some(i) => {
                 if let Some(f) = run.frames.last_mut() {
@@ -343,8 +385,8 @@ impl Engine<'_> {
             }
             None => {
                 run.status = Status::Failed {
-                    step: target.to_string(),
-                    error: format!("the flow has no step '{target}' here"),
+                    step: from,
+                    error: format!("goes to '{target}', which is no step of its scope"),
                 }
             }
         }
@@ -400,7 +442,7 @@ impl Engine<'_> {
 
     /// Takes one step.
     fn take(&self, run: &mut Run, step: &Step, now: Millis) -> Taken {
-        let ctx = self.context(run);
+        let ctx = self.context(run, now);
         let rendered = match self.decide(run, step, &ctx, now) {
             Ok(Some(taken)) => return taken,
             Ok(None) => None,
@@ -417,11 +459,24 @@ impl Engine<'_> {
         // An action: its inputs, rendered now.
         match action_input(step, &ctx) {
             Ok(input) => {
-                run.attempt += 1;
+                let key = match &run.acting {
+                    // Asked again (the runner restarted before recording it): the same key.
+                    Some(key) => key.clone(),
+                    None => {
+                        if run.attempt == 0 {
+                            run.actions += 1;
+                        }
+                        run.attempt += 1;
+                        let key =
+                            format!("{}:{}#{}", run.actions, self.place(run, step), run.attempt);
+                        run.acting = Some(key.clone());
+                        key
+                    }
+                };
                 Taken::Stop(Next::Act(Action {
                     step: step.id.clone(),
                     kind: step.kind.name(),
-                    key: format!("{}#{}", self.place(run, step), run.attempt),
+                    key,
                     input,
                 }))
             }
@@ -549,10 +604,15 @@ impl Engine<'_> {
             }
             _ => return Ok(None),
         }
-        if run.status == Status::Done {
-            return Ok(Some(Taken::Stop(Next::Done)));
+        match &run.status {
+            Status::Done => Ok(Some(Taken::Stop(Next::Done))),
+            // A jump to no step of its scope (a flow that skipped the check).
+            Status::Failed { step, error } => Ok(Some(Taken::Stop(Next::Failed {
+                step: step.clone(),
+                error: error.clone(),
+            }))),
+            _ => Ok(Some(Taken::Continue)),
         }
-        Ok(Some(Taken::Continue))
     }
 
     /// The zone a delay counts days in: its own, the contact's (when known), the business's.
@@ -597,6 +657,16 @@ fn moment(text: &str, zone: &jiff::tz::TimeZone) -> Result<Millis, String> {
         .ok_or_else(|| {
             format!("`{text}` is not a time: write RFC 3339 (2026-12-24T09:00:00+01:00) or 2026-12-24 09:00")
         })
+}
+
+/// The ids of `steps` and of every step nested in them.
+fn ids(steps: &[Step], out: &mut Vec<String>) {
+    for s in steps {
+        out.push(s.id.clone());
+        if let StepKind::ForEach { steps, .. } = &s.kind {
+            ids(steps, out);
+        }
+    }
 }
 
 fn json_kind(v: &Value) -> &'static str {

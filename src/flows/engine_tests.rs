@@ -55,7 +55,11 @@ fn follow_up(talk_seconds: Option<u32>, outcome: &str) -> (Run, Vec<Action>) {
     let b = base();
     let e = engine(&f, &b);
     let trigger = json!({"call": {"outcome": outcome, "talk_seconds": talk_seconds, "missed": outcome != "answered"}});
-    let mut run = Run::start(trigger, json!({"phone": "+919876543210", "name": "Asha"}));
+    let mut run = Run::start(
+        trigger,
+        json!({"phone": "+919876543210", "name": "Asha"}),
+        T0,
+    );
     // Five minutes, as a due time: nothing happens before it.
     assert_eq!(
         e.advance(&mut run, T0),
@@ -88,7 +92,7 @@ fn post_call_follow_up_takes_each_branch() {
         long[0].input["template"],
         json!({"template": "call_interested", "language": "en_US", "variables": ["Asha", "https://example.com/prices"]})
     );
-    assert_eq!(long[0].key, "interested#1");
+    assert_eq!(long[0].key, "1:interested#1");
 
     let (_, short) = follow_up(Some(20), "answered");
     assert_eq!(short.len(), 1);
@@ -108,6 +112,7 @@ fn lead_qualification_waits_for_the_reply_or_times_out() {
         Run::start(
             json!({"phone": "+919876543210", "name": "Ravi", "interest": "solar panels"}),
             json!({"phone": "+919876543210"}),
+            T0,
         )
     };
     let mut run = start();
@@ -161,7 +166,7 @@ fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
     ));
     let b = base();
     let e = engine(&f, &b);
-    let mut run = Run::start(json!({}), Value::Null);
+    let mut run = Run::start(json!({}), Value::Null, T0);
     let fetch = act(e.advance(&mut run, T0));
     assert_eq!(fetch.input["method"], "GET");
     assert_eq!(fetch.input["headers"]["Authorization"], "Bearer clinic-3");
@@ -170,7 +175,7 @@ fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
         {"id": "a2", "phone": "+4915187654321", "name": "Mia", "date": "3 Dec", "time": "11:30"},
     ]}});
     let remind = act(e.complete(&mut run, Ok(appointments), T0));
-    assert_eq!(remind.key, "each[0].remind#1");
+    assert_eq!(remind.key, "2:each[0].remind#1");
     assert_eq!(remind.input["to"], "+4915112345678");
     assert_eq!(
         remind.input["template"]["variables"],
@@ -181,13 +186,13 @@ fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
         Ok(json!({"status": "sent", "message_id": "m1"})),
         T0,
     ));
-    assert_eq!(log.key, "each[0].log#1");
+    assert_eq!(log.key, "3:each[0].log#1");
     assert_eq!(
         log.input["body"],
         json!({"appointment": "a1", "status": "sent", "error": ""})
     );
     let second = act(e.complete(&mut run, Ok(json!({"status": 200})), T0));
-    assert_eq!(second.key, "each[1].remind#1");
+    assert_eq!(second.key, "4:each[1].remind#1");
     // The second patient opted out: not retried, logged with the reason.
     let refused = Failure {
         code: "opted_out".into(),
@@ -195,7 +200,7 @@ fn appointment_reminders_loop_over_the_list_and_log_failures_too() {
         retryable: false,
     };
     let log = act(e.complete(&mut run, Err(refused), T0));
-    assert_eq!(log.key, "each[1].log#1");
+    assert_eq!(log.key, "5:each[1].log#1");
     assert_eq!(run.steps["remind"]["error_code"], "opted_out");
     assert_eq!(log.input["body"]["status"], "failed");
     assert!(
@@ -220,9 +225,9 @@ fn a_retryable_failure_waits_a_minute_tries_again_then_fails_the_run() {
     );
     let b = base();
     let e = engine(&f, &b);
-    let mut run = Run::start(json!({}), Value::Null);
+    let mut run = Run::start(json!({}), Value::Null, T0);
     let first = act(e.advance(&mut run, T0));
-    assert_eq!(first.key, "hook#1");
+    assert_eq!(first.key, "1:hook#1");
     let busy = || Failure {
         code: "http_status".into(),
         message: "503 Service Unavailable".into(),
@@ -235,7 +240,7 @@ fn a_retryable_failure_waits_a_minute_tries_again_then_fails_the_run() {
     // The state survives a restart as data.
     let mut run: Run = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
     let second = act(e.resume(&mut run, T0 + MINUTE));
-    assert_eq!(second.key, "hook#2");
+    assert_eq!(second.key, "1:hook#2");
     let end = e.complete(&mut run, Err(busy()), T0 + MINUTE);
     assert_eq!(
         end,
@@ -258,6 +263,7 @@ fn a_missing_variable_fails_the_step_with_its_name_and_sends_nothing() {
     let mut run = Run::start(
         json!({"order_id": "A-17"}),
         json!({"phone": "+4915112345678"}),
+        T0,
     );
     match e.advance(&mut run, T0) {
         Next::Failed { step, error } => {
@@ -276,7 +282,7 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
     );
     let b = base();
     let e = engine(&f, &b);
-    let mut run = Run::start(json!({"items": [1, 2, 3]}), Value::Null);
+    let mut run = Run::start(json!({"items": [1, 2, 3]}), Value::Null, T0);
     match e.advance(&mut run, T0) {
         Next::Failed { error, .. } => assert!(
             error.contains("has 3 items, more than this for_each's max of 2"),
@@ -284,7 +290,7 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
         ),
         other => panic!("{other:?}"),
     }
-    let mut run = Run::start(json!({"items": "abc"}), Value::Null);
+    let mut run = Run::start(json!({"items": "abc"}), Value::Null, T0);
     match e.advance(&mut run, T0) {
         Next::Failed { error, .. } => {
             assert!(error.contains("is not a list (it is a string)"), "{error}")
@@ -305,7 +311,7 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
     for (zone, hours) in [("Europe/Berlin", 25), ("UTC", 24)] {
         let f = delay(zone);
         let e = engine(&f, &b);
-        let mut run = Run::start(json!({}), Value::Null);
+        let mut run = Run::start(json!({}), Value::Null, T0);
         assert_eq!(
             e.advance(&mut run, saturday_noon),
             Next::Sleep {
@@ -314,4 +320,135 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
             "{zone}"
         );
     }
+}
+
+#[test]
+fn a_step_come_back_to_acts_with_a_new_key_and_an_outstanding_action_keeps_its_own() {
+    let f = flow(
+        "[trigger]\non = \"manual\"\n\
+         [[steps]]\nid = \"ask\"\ntype = \"send_text\"\nto = \"+4915112345678\"\ntext = \"Still there?\"\n\
+         [[steps]]\nid = \"count\"\ntype = \"set\"\nvars = { n = \"{{ (vars.n | default('0') | int) + 1 }}\" }\n\
+         [[steps]]\nid = \"pause\"\ntype = \"delay\"\nfor = \"1h\"\n\
+         [[steps]]\nid = \"again\"\ntype = \"branch\"\ncases = [{ if = \"vars.n | int < 2\", goto = \"ask\" }]\n",
+    );
+    assert!(
+        super::check_flow(&f, None).is_empty(),
+        "{:?}",
+        super::check_flow(&f, None)
+    );
+    let b = base();
+    let e = engine(&f, &b);
+    let hour = 60 * MINUTE;
+    let mut run = Run::start(json!({}), Value::Null, T0);
+    let first = act(e.advance(&mut run, T0));
+    assert_eq!(first.key, "1:ask#1");
+    // Asked again before its outcome was recorded (a restart): the same key, not a new send.
+    assert_eq!(act(e.advance(&mut run, T0)).key, first.key);
+    // A late timer or reply changes nothing while an action is outstanding.
+    assert_eq!(act(e.resume(&mut run, T0 + hour)).key, first.key);
+    assert_eq!(act(e.reply(&mut run, json!("hi"), T0)).key, first.key);
+    let sent = || Ok(json!({"status": "sent"}));
+    assert_eq!(
+        e.complete(&mut run, sent(), T0),
+        Next::Sleep { until: T0 + hour }
+    );
+    // A second completion of the same action is ignored.
+    assert_eq!(
+        e.complete(&mut run, sent(), T0),
+        Next::Sleep { until: T0 + hour }
+    );
+    // Back at `ask` an hour later: a new action, a new key.
+    let second = act(e.resume(&mut run, T0 + hour));
+    assert_eq!(second.key, "2:ask#1");
+    assert_eq!(
+        e.complete(&mut run, sent(), T0 + hour),
+        Next::Sleep {
+            until: T0 + 2 * hour
+        }
+    );
+    assert_eq!(e.resume(&mut run, T0 + 2 * hour), Next::Done);
+    assert_eq!(run.vars["n"], "2");
+}
+
+#[test]
+fn null_is_not_set_and_a_condition_on_a_variable_not_set_fails() {
+    let b = base();
+    let text = |t: &str| {
+        flow(&format!(
+            "[trigger]\non = \"manual\"\n[[steps]]\nid = \"hi\"\ntype = \"send_text\"\ntext = \"{t}\"\n"
+        ))
+    };
+    let f = text("Hi {{ contact.name }}");
+    let e = engine(&f, &b);
+    let mut run = Run::start(
+        json!({}),
+        json!({"phone": "+4915112345678", "name": null}),
+        T0,
+    );
+    match e.advance(&mut run, T0) {
+        Next::Failed { error, .. } => {
+            assert!(error.contains("`contact.name` is not set"), "{error}")
+        }
+        other => panic!("a null name must not be sent as text: {other:?}"),
+    }
+    let f = text("Hi {{ contact.name | default('there') }}");
+    let e = engine(&f, &b);
+    let mut run = Run::start(
+        json!({}),
+        json!({"phone": "+4915112345678", "name": null}),
+        T0,
+    );
+    assert_eq!(act(e.advance(&mut run, T0)).input["text"], "Hi there");
+
+    let branch = |condition: &str| {
+        flow(&format!(
+            "[trigger]\non = \"manual\"\n[[steps]]\nid = \"b\"\ntype = \"branch\"\n\
+             cases = [{{ if = \"{condition}\", goto = \"end\" }}]\n\
+             [[steps]]\nid = \"after\"\ntype = \"hand_off\"\n"
+        ))
+    };
+    let f = branch("trigger.flag == 'yes'");
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({}), Value::Null, T0);
+    match e.advance(&mut run, T0) {
+        Next::Failed { step, error } => {
+            assert_eq!(step, "b");
+            assert!(error.contains("`trigger.flag` is not set"), "{error}");
+        }
+        other => panic!("a missing variable must not count as false: {other:?}"),
+    }
+    // Asking about it is allowed.
+    let f = branch("trigger.flag is defined");
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({}), Value::Null, T0);
+    assert_eq!(act(e.advance(&mut run, T0)).step, "after");
+}
+
+#[test]
+fn each_item_of_a_loop_starts_without_the_previous_items_outputs() {
+    let f = flow(
+        "[trigger]\non = \"manual\"\n\
+         [[steps]]\nid = \"each\"\ntype = \"for_each\"\nover = \"trigger.items\"\nas = \"it\"\n\
+         [[steps.do]]\nid = \"which\"\ntype = \"branch\"\ncases = [{ if = \"it == 1\", goto = \"note\" }]\nelse = \"log\"\n\
+         [[steps.do]]\nid = \"note\"\ntype = \"hand_off\"\n\
+         [[steps.do]]\nid = \"log\"\ntype = \"set\"\nvars = { seen = \"{{ vars.seen | default('') }}{{ steps.note.handed_off if steps.note is defined else 'none' }},\" }\n\
+         [[steps]]\nid = \"after\"\ntype = \"end\"\n",
+    );
+    assert!(
+        super::check_flow(&f, None).is_empty(),
+        "{:?}",
+        super::check_flow(&f, None)
+    );
+    let b = base();
+    let e = engine(&f, &b);
+    let mut run = Run::start(json!({"items": [1, 2]}), Value::Null, T0);
+    let note = act(e.advance(&mut run, T0));
+    assert_eq!(note.key, "1:each[0].note#1");
+    // Item 2 skips `note`: it must not read item 1's.
+    assert_eq!(
+        e.complete(&mut run, Ok(json!({"handed_off": true})), T0),
+        Next::Done
+    );
+    // Jinja prints booleans as True and False.
+    assert_eq!(run.vars["seen"], "True,none,");
 }

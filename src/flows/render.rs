@@ -39,8 +39,17 @@ impl Context {
         Context { root }
     }
 
+    /// The context for minijinja. A JSON `null` is left out, so it is *not set* like a missing
+    /// key: `{{ contact.name }}` fails on either, and `default('there')` replaces either —
+    /// never "None" sent to a customer.
     fn value(&self) -> minijinja::Value {
-        minijinja::Value::from(minijinja::value::Serde(&self.root))
+        let root: Map<String, Value> = self
+            .root
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), without_nulls(v)))
+            .collect();
+        minijinja::Value::from(minijinja::value::Serde(root))
     }
 
     /// Whether the dotted `path` (`contact.name`) leads to a value that is set (not null).
@@ -82,16 +91,39 @@ pub fn value(source: &str, ctx: &Context) -> Result<Value, String> {
     serde_json::to_value(&v).map_err(|e| format!("`{source}` gave a value that is not data: {e}"))
 }
 
-/// Evaluates a condition: Jinja's truthiness (empty, 0, false and none are false); a
-/// variable that is not set fails it rather than counting as false.
+/// Evaluates a condition: Jinja's truthiness (empty, 0 and false are false). A variable
+/// that is not set fails it rather than counting as false — unless the condition asks about
+/// it (`x is defined`, `x | default(…)`, `x is none`).
 pub fn condition(source: &str, ctx: &Context) -> Result<bool, String> {
     let env = expr::environment();
+    let asks = ["default", "defined", "none"]
+        .iter()
+        .any(|w| source.contains(w));
+    if !asks && let Some(m) = missing(&env, source, Form::Expression, ctx) {
+        return Err(m);
+    }
     let evaluated = env
         .compile_expression(source)
         .and_then(|e| e.eval(ctx.value()));
-    evaluated
-        .map(|v| v.is_true())
-        .map_err(|e| explain(&env, source, Form::Expression, ctx, &e))
+    match evaluated {
+        Ok(v) if v.is_undefined() && !asks => Err(format!("`{source}` has no value")),
+        Ok(v) => Ok(v.is_true()),
+        Err(e) => Err(explain(&env, source, Form::Expression, ctx, &e)),
+    }
+}
+
+/// `v` with every `null` member of its objects left out.
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), without_nulls(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
 }
 
 /// An error in words, naming the missing variable when that is what it is.

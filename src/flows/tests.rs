@@ -295,3 +295,27 @@ fn durations_loops_and_assistants_have_bounds() {
         &["1 to 3 reply buttons"],
     );
 }
+
+#[test]
+fn a_next_that_is_never_followed_and_vars_never_set_are_refused() {
+    assert_one(
+        &format!(
+            "{HEAD}[[steps]]\nid = \"a\"\ntype = \"end\"\nnext = \"b\"\n[[steps]]\nid = \"b\"\ntype = \"end\"\n"
+        ),
+        &["step 'a'", "`next` is never followed", "ends the run"],
+    );
+    assert_one(
+        &format!(
+            "{HEAD}[[steps]]\nid = \"a\"\ntype = \"branch\"\ncases = [{{ if = \"true\", goto = \"b\" }}]\n\
+             else = \"b\"\nnext = \"b\"\n[[steps]]\nid = \"b\"\ntype = \"end\"\n"
+        ),
+        &["`next` is never followed", "with `else` always jumps"],
+    );
+    assert_one(
+        &format!(
+            "{HEAD}[[steps]]\nid = \"a\"\ntype = \"send_text\"\ntext = \"{{{{ vars.cuont }}}}\"\n\
+                  [[steps]]\nid = \"b\"\ntype = \"set\"\nvars = {{ count = \"1\" }}\n"
+        ),
+        &["`vars.cuont`", "no `set` step sets 'cuont'"],
+    );
+}

@@ -67,7 +67,7 @@ impl Trial<'_> {
         start: Millis,
         mut report: impl FnMut(&Line),
     ) -> Report {
-        let mut run = Run::start(trigger, contact.clone());
+        let mut run = Run::start(trigger, contact.clone(), start);
         let phone = contact["phone"].as_str().map(str::to_string);
         let mut now = start;
         let mut last_inbound = self.window_open.then_some(start);
@@ -148,8 +148,9 @@ impl Trial<'_> {
                     let step = self.current(&run);
                     match (replies.next(), &phone) {
                         (Some(text), Some(p)) => {
-                            // The reply comes a minute later, on the simulated clock.
-                            now += 60_000;
+                            // The reply comes a minute later on the simulated clock, or
+                            // halfway to a shorter timeout.
+                            now += 60_000.min((until - now) / 2);
                             let wamid = self.customer_writes(p, &text);
                             last_inbound = Some(now);
                             line(
@@ -166,14 +167,19 @@ impl Trial<'_> {
                                 now,
                             )
                         }
-                        _ => {
+                        (reply, _) => {
+                            let why = if reply.is_some() {
+                                "the run has no customer phone to reply from (give --contact)"
+                            } else {
+                                "no reply"
+                            };
                             line(
                                 &mut lines,
                                 now,
                                 &step,
                                 "wait_for_reply",
                                 None,
-                                format!("no reply: times out at +{}", span(until - start)),
+                                format!("{why}: times out at +{}", span(until - start)),
                             );
                             now = until;
                             self.engine.resume(&mut run, now)
@@ -334,16 +340,10 @@ impl Trial<'_> {
     }
 }
 
-/// The code a flow branches on for a Cloud API error.
+/// The code a flow branches on for a Cloud API error (as the policy names it).
 fn meta_code(code: Option<i64>) -> &'static str {
-    match code {
-        Some(130429 | 131056 | 131048 | 4 | 80007) => "rate_limited",
-        Some(131047) => "outside_window",
-        Some(131050) => "opted_out",
-        Some(132001) => "template_not_found",
-        Some(131026 | 131030) => "invalid_phone",
-        _ => "send_failed",
-    }
+    code.and_then(policy::meta_error_code)
+        .unwrap_or("send_failed")
 }
 
 /// `1d 2h`, `5m`, `30s`: a simulated span.
