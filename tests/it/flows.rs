@@ -123,6 +123,35 @@ async fn a_trial_run_waits_on_a_simulated_clock_and_sends_through_the_sandbox() 
         started.elapsed() < std::time::Duration::from_secs(60),
         "{out}"
     );
+
+    // --at sets the simulated start; a short call gets the follow-up template instead.
+    std::fs::write(
+        &call,
+        r#"{"call": {"caller": "+919876543210", "outcome": "answered", "talk_seconds": 20}}"#,
+    )
+    .unwrap();
+    let (status, out) = flows_test(
+        dir.path(),
+        &[
+            &example("post-call-follow-up"),
+            "--event",
+            call.to_str().unwrap(),
+            "--at",
+            "2026-12-24T09:00:00Z",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    for wanted in [
+        "the clock simulated from 2026-12-24T09:00:00Z",
+        "sleeps until 2026-12-24T09:05:00Z (+5m)",
+        "follow_up (send_template)",
+        // No --name and no name in the event: the template's default, never "None".
+        r#""variables":["there"]"#,
+    ] {
+        assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
+    }
 }
 
 #[tokio::test]
