@@ -53,7 +53,8 @@ pub enum Command {
     /// rotate secrets, read the delivery log, replay.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
-    /// Flows (automations written as files): `ringback flows check` validates them.
+    /// Flows (automations written as files): `ringback flows check` validates them, `ringback
+    /// flows test FLOW --event fixture.json` runs one against a sandbox on a simulated clock.
     #[command(subcommand)]
     Flows(flows::FlowsCommand),
     /// Inbound events set aside as dead (unreadable or unprocessable): list and retry them.
