@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::{Cli, load};
 use crate::cloud_api::template::Template;
-use crate::flows::{Problem, check_flow, definition};
+use crate::flows::{Flow, Problem, check_flow, definition};
 
 #[derive(Subcommand, Debug)]
 pub enum FlowsCommand {
@@ -136,20 +136,14 @@ async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
     templates.retain(|t| seen.insert((t.waba_id.clone(), t.name.clone(), t.language.clone())));
     let mut sandbox_settings = crate::app::sandbox_settings_for(&s, None);
     sandbox_settings.templates = templates.clone();
-    let problems = check_file(file, Some(&templates))?;
-    if !problems.is_empty() {
+    let (flow, problems) = read_and_check(file, Some(&templates))?;
+    let Some(flow) = flow.filter(|_| problems.is_empty()) else {
         for p in &problems {
             println!("{}", located(file, p));
         }
         println!("the flow has problems: fix them first (`ringback flows check`)");
         return Ok(false);
-    }
-    let text = std::fs::read_to_string(file)?;
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let flow = definition::parse(&text, &stem).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    };
     let trigger: serde_json::Value = match &a.event {
         Some(path) => {
             let raw = std::fs::read_to_string(path)
@@ -273,6 +267,14 @@ async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
 
 /// Reads and checks one file.
 pub fn check_file(file: &Path, templates: Option<&[Template]>) -> anyhow::Result<Vec<Problem>> {
+    Ok(read_and_check(file, templates)?.1)
+}
+
+/// Reads one file and checks it: the flow (when it could be read) and its problems.
+fn read_and_check(
+    file: &Path,
+    templates: Option<&[Template]>,
+) -> anyhow::Result<(Option<Flow>, Vec<Problem>)> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let stem = file
@@ -280,8 +282,11 @@ pub fn check_file(file: &Path, templates: Option<&[Template]>) -> anyhow::Result
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(match definition::parse(&text, &stem) {
-        Ok(flow) => check_flow(&flow, templates),
-        Err(e) => vec![e.into()],
+        Ok(flow) => {
+            let problems = check_flow(&flow, templates);
+            (Some(flow), problems)
+        }
+        Err(e) => (None, vec![e.into()]),
     })
 }
 

@@ -4,8 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use minijinja::Environment;
-
 use super::definition::{Flow, MAX_LOOP_ITEMS, Step, StepKind, TemplateRef, Trigger, Variables};
 use super::expr::{self, Form, ROOTS};
 use crate::cloud_api::template::Template;
@@ -55,7 +53,6 @@ const MAX_HTTP_TIMEOUT_SECONDS: i64 = 60;
 /// `None` skips the template checks (no registry at hand).
 pub fn check_flow(flow: &Flow, templates: Option<&[Template]>) -> Vec<Problem> {
     let mut c = Checker {
-        env: expr::environment(),
         templates,
         problems: Vec::new(),
         ids: HashMap::new(),
@@ -92,7 +89,6 @@ pub fn check_flow(flow: &Flow, templates: Option<&[Template]>) -> Vec<Problem> {
 }
 
 struct Checker<'a> {
-    env: Environment<'static>,
     templates: Option<&'a [Template]>,
     problems: Vec<Problem>,
     /// Every step id in the flow (nested ones included), with its line.
@@ -499,7 +495,7 @@ impl Checker<'_> {
 
     /// A template or expression: its syntax, and that every variable it names exists.
     fn source(&mut self, s: &Step, source: &str, form: Form, locals: &[String]) {
-        let refs = match expr::references(&self.env, source, form) {
+        let refs = match expr::references(source, form) {
             Ok(r) => r,
             Err(why) => return self.at(s, why),
         };

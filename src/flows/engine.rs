@@ -270,7 +270,7 @@ impl Engine<'_> {
     }
 
     /// The step the run is at, if its scope has one there.
-    fn current(&self, run: &Run) -> Option<&Step> {
+    pub fn current(&self, run: &Run) -> Option<&Step> {
         let last = run.frames.last()?;
         self.scope(run, run.frames.len() - 1).get(last.index)
     }
@@ -312,16 +312,11 @@ impl Engine<'_> {
 
     /// Where the step's place in the run is, as keys and messages name it.
     fn place(&self, run: &Run, step: &Step) -> String {
-        let mut scope: &[Step] = &self.flow.steps;
         let mut out = String::new();
         // A loop's step is in one frame, the item it is at in the next.
-        for pair in run.frames.windows(2) {
-            let (f, body) = (&pair[0], &pair[1]);
-            if let Some(s) = scope.get(f.index) {
-                out.push_str(&format!("{}[{}].", s.id, body.item));
-                if let StepKind::ForEach { steps, .. } = &s.kind {
-                    scope = steps;
-                }
+        for (depth, pair) in run.frames.windows(2).enumerate() {
+            if let Some(s) = self.scope(run, depth).get(pair[0].index) {
+                out.push_str(&format!("{}[{}].", s.id, pair[1].item));
             }
         }
         out.push_str(&step.id);

@@ -41,6 +41,22 @@ fn engine<'a>(flow: &'a super::Flow, base: &'a Context) -> Engine<'a> {
     }
 }
 
+/// The step and error of a run that failed (a test failure otherwise).
+fn failure(next: Next) -> (String, String) {
+    match next {
+        Next::Failed { step, error } => (step, error),
+        other => panic!("the run was expected to fail: {other:?}"),
+    }
+}
+
+/// A flow that passes the check, as every flow a runner runs does.
+fn checked(text: &str) -> super::Flow {
+    let f = flow(text);
+    let problems = super::check_flow(&f, None);
+    assert!(problems.is_empty(), "{problems:?}");
+    f
+}
+
 fn act(next: Next) -> Action {
     match next {
         Next::Act(a) => a,
@@ -265,13 +281,9 @@ fn a_missing_variable_fails_the_step_with_its_name_and_sends_nothing() {
         json!({"phone": "+4915112345678"}),
         T0,
     );
-    match e.advance(&mut run, T0) {
-        Next::Failed { step, error } => {
-            assert_eq!(step, "hi");
-            assert!(error.contains("`contact.name` is not set"), "{error}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (step, error) = failure(e.advance(&mut run, T0));
+    assert_eq!(step, "hi");
+    assert!(error.contains("`contact.name` is not set"), "{error}");
 }
 
 #[test]
@@ -283,20 +295,14 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
     let b = base();
     let e = engine(&f, &b);
     let mut run = Run::start(json!({"items": [1, 2, 3]}), Value::Null, T0);
-    match e.advance(&mut run, T0) {
-        Next::Failed { error, .. } => assert!(
-            error.contains("has 3 items, more than this for_each's max of 2"),
-            "{error}"
-        ),
-        other => panic!("{other:?}"),
-    }
+    let (_, error) = failure(e.advance(&mut run, T0));
+    assert!(
+        error.contains("has 3 items, more than this for_each's max of 2"),
+        "{error}"
+    );
     let mut run = Run::start(json!({"items": "abc"}), Value::Null, T0);
-    match e.advance(&mut run, T0) {
-        Next::Failed { error, .. } => {
-            assert!(error.contains("is not a list (it is a string)"), "{error}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let (_, error) = failure(e.advance(&mut run, T0));
+    assert!(error.contains("is not a list (it is a string)"), "{error}");
 
     // "1 day" across Berlin's autumn change is 25 hours; with the zone UTC, 24.
     let delay = |zone: &str| {
@@ -324,17 +330,12 @@ fn loops_are_bounded_and_delays_count_days_in_the_time_zone() {
 
 #[test]
 fn a_step_come_back_to_acts_with_a_new_key_and_an_outstanding_action_keeps_its_own() {
-    let f = flow(
+    let f = checked(
         "[trigger]\non = \"manual\"\n\
          [[steps]]\nid = \"ask\"\ntype = \"send_text\"\nto = \"+4915112345678\"\ntext = \"Still there?\"\n\
          [[steps]]\nid = \"count\"\ntype = \"set\"\nvars = { n = \"{{ (vars.n | default('0') | int) + 1 }}\" }\n\
          [[steps]]\nid = \"pause\"\ntype = \"delay\"\nfor = \"1h\"\n\
          [[steps]]\nid = \"again\"\ntype = \"branch\"\ncases = [{ if = \"vars.n | int < 2\", goto = \"ask\" }]\n",
-    );
-    assert!(
-        super::check_flow(&f, None).is_empty(),
-        "{:?}",
-        super::check_flow(&f, None)
     );
     let b = base();
     let e = engine(&f, &b);
@@ -385,12 +386,9 @@ fn null_is_not_set_and_a_condition_on_a_variable_not_set_fails() {
         json!({"phone": "+4915112345678", "name": null}),
         T0,
     );
-    match e.advance(&mut run, T0) {
-        Next::Failed { error, .. } => {
-            assert!(error.contains("`contact.name` is not set"), "{error}")
-        }
-        other => panic!("a null name must not be sent as text: {other:?}"),
-    }
+    // A null name must not be sent as text.
+    let (_, error) = failure(e.advance(&mut run, T0));
+    assert!(error.contains("`contact.name` is not set"), "{error}");
     let f = text("Hi {{ contact.name | default('there') }}");
     let e = engine(&f, &b);
     let mut run = Run::start(
@@ -410,13 +408,10 @@ fn null_is_not_set_and_a_condition_on_a_variable_not_set_fails() {
     let f = branch("trigger.flag == 'yes'");
     let e = engine(&f, &b);
     let mut run = Run::start(json!({}), Value::Null, T0);
-    match e.advance(&mut run, T0) {
-        Next::Failed { step, error } => {
-            assert_eq!(step, "b");
-            assert!(error.contains("`trigger.flag` is not set"), "{error}");
-        }
-        other => panic!("a missing variable must not count as false: {other:?}"),
-    }
+    // A missing variable must not count as false.
+    let (step, error) = failure(e.advance(&mut run, T0));
+    assert_eq!(step, "b");
+    assert!(error.contains("`trigger.flag` is not set"), "{error}");
     // Asking about it is allowed.
     let f = branch("trigger.flag is defined");
     let e = engine(&f, &b);
@@ -426,18 +421,13 @@ fn null_is_not_set_and_a_condition_on_a_variable_not_set_fails() {
 
 #[test]
 fn each_item_of_a_loop_starts_without_the_previous_items_outputs() {
-    let f = flow(
+    let f = checked(
         "[trigger]\non = \"manual\"\n\
          [[steps]]\nid = \"each\"\ntype = \"for_each\"\nover = \"trigger.items\"\nas = \"it\"\n\
          [[steps.do]]\nid = \"which\"\ntype = \"branch\"\ncases = [{ if = \"it == 1\", goto = \"note\" }]\nelse = \"log\"\n\
          [[steps.do]]\nid = \"note\"\ntype = \"hand_off\"\n\
          [[steps.do]]\nid = \"log\"\ntype = \"set\"\nvars = { seen = \"{{ vars.seen | default('') }}{{ steps.note.handed_off if steps.note is defined else 'none' }},\" }\n\
          [[steps]]\nid = \"after\"\ntype = \"end\"\n",
-    );
-    assert!(
-        super::check_flow(&f, None).is_empty(),
-        "{:?}",
-        super::check_flow(&f, None)
     );
     let b = base();
     let e = engine(&f, &b);

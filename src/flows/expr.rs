@@ -35,12 +35,16 @@ pub const ROOTS: &[(&str, &str)] = &[
 /// be able to read the server's own secrets (database URL, access tokens).
 pub const ENV_PREFIX: &str = "RINGBACK_FLOW_";
 
-/// The environment flows are checked (and will be rendered) with.
-pub fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    // A missing variable is an error, never an empty string sent to a customer.
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env
+/// The environment flows are checked and rendered with: built once, shared (it holds only
+/// settings and the built-in filters; templates are compiled per use).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
+        let mut env = Environment::new();
+        // A missing variable is an error, never an empty string sent to a customer.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env
+    });
+    &ENV
 }
 
 /// What a piece of text is: a template with `{{ }}` inside, or a bare expression.
@@ -52,11 +56,8 @@ pub enum Form {
 
 /// The variables (dotted paths such as `steps.fetch.body`) that `source` reads, or the
 /// syntax error in words.
-pub fn references(
-    env: &Environment<'static>,
-    source: &str,
-    form: Form,
-) -> Result<BTreeSet<String>, String> {
+pub fn references(source: &str, form: Form) -> Result<BTreeSet<String>, String> {
+    let env = environment();
     let found = match form {
         Form::Template => env
             .template_from_str(source)

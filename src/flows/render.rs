@@ -74,7 +74,7 @@ pub fn text(source: &str, ctx: &Context) -> Result<String, String> {
     let rendered = env
         .template_from_str(source)
         .and_then(|t| t.render(ctx.value()));
-    rendered.map_err(|e| explain(&env, source, Form::Template, ctx, &e))
+    rendered.map_err(|e| explain(source, Form::Template, ctx, &e))
 }
 
 /// Evaluates an expression (`steps.fetch.status == 200`) to a value.
@@ -83,9 +83,9 @@ pub fn value(source: &str, ctx: &Context) -> Result<Value, String> {
     let evaluated = env
         .compile_expression(source)
         .and_then(|e| e.eval(ctx.value()));
-    let v = evaluated.map_err(|e| explain(&env, source, Form::Expression, ctx, &e))?;
+    let v = evaluated.map_err(|e| explain(source, Form::Expression, ctx, &e))?;
     if v.is_undefined() {
-        return Err(missing(&env, source, Form::Expression, ctx)
+        return Err(missing(source, Form::Expression, ctx)
             .unwrap_or_else(|| format!("`{source}` has no value")));
     }
     serde_json::to_value(&v).map_err(|e| format!("`{source}` gave a value that is not data: {e}"))
@@ -99,7 +99,7 @@ pub fn condition(source: &str, ctx: &Context) -> Result<bool, String> {
     let asks = ["default", "defined", "none"]
         .iter()
         .any(|w| source.contains(w));
-    if !asks && let Some(m) = missing(&env, source, Form::Expression, ctx) {
+    if !asks && let Some(m) = missing(source, Form::Expression, ctx) {
         return Err(m);
     }
     let evaluated = env
@@ -108,7 +108,7 @@ pub fn condition(source: &str, ctx: &Context) -> Result<bool, String> {
     match evaluated {
         Ok(v) if v.is_undefined() && !asks => Err(format!("`{source}` has no value")),
         Ok(v) => Ok(v.is_true()),
-        Err(e) => Err(explain(&env, source, Form::Expression, ctx, &e)),
+        Err(e) => Err(explain(source, Form::Expression, ctx, &e)),
     }
 }
 
@@ -127,15 +127,9 @@ fn without_nulls(v: &Value) -> Value {
 }
 
 /// An error in words, naming the missing variable when that is what it is.
-fn explain(
-    env: &minijinja::Environment<'static>,
-    source: &str,
-    form: Form,
-    ctx: &Context,
-    e: &minijinja::Error,
-) -> String {
+fn explain(source: &str, form: Form, ctx: &Context, e: &minijinja::Error) -> String {
     if e.kind() == minijinja::ErrorKind::UndefinedError
-        && let Some(m) = missing(env, source, form, ctx)
+        && let Some(m) = missing(source, form, ctx)
     {
         return m;
     }
@@ -145,13 +139,8 @@ fn explain(
     }
 }
 
-fn missing(
-    env: &minijinja::Environment<'static>,
-    source: &str,
-    form: Form,
-    ctx: &Context,
-) -> Option<String> {
-    let refs = expr::references(env, source, form).ok()?;
+fn missing(source: &str, form: Form, ctx: &Context) -> Option<String> {
+    let refs = expr::references(source, form).ok()?;
     refs.into_iter()
         .find(|r| !ctx.is_set(r))
         .map(|r| format!("`{r}` is not set (in `{source}`)"))

@@ -197,19 +197,12 @@ impl Trial<'_> {
         }
     }
 
+    /// The id of the step a run is at (a waiting one's, for the report).
     fn current(&self, run: &Run) -> String {
-        // The step a waiting run is at: the innermost frame's index in its scope.
-        let mut scope = &self.engine.flow.steps;
-        let mut id = String::new();
-        for f in &run.frames {
-            if let Some(s) = scope.get(f.index) {
-                id = s.id.clone();
-                if let super::StepKind::ForEach { steps, .. } = &s.kind {
-                    scope = steps;
-                }
-            }
-        }
-        id
+        self.engine
+            .current(run)
+            .map(|s| s.id.clone())
+            .unwrap_or_default()
     }
 
     /// The customer writes to the business number (through the sandbox, as a user would).

@@ -8,34 +8,42 @@ use std::process::Stdio;
 use crate::receiver::Receiver;
 use crate::support::{base_env, store_env};
 
-/// Runs `ringback flows check ARGS` in `dir` with the test's store; returns (status, stdout).
-async fn flows_check(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+/// Runs `ringback flows COMMAND ARGS` in `dir` with the test's store and `env`; returns the
+/// exit status and what it printed (stdout, then stderr).
+async fn ringback_flows(
+    dir: &std::path::Path,
+    command: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringback"))
-        .args(["flows", "check"])
+        .args(["flows", command])
         .args(args)
         .current_dir(dir)
         .env_remove("RINGBACK_CONFIG")
         .envs(base_env())
         .envs(store_env(dir).await)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .await
         .expect("the ringback binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.code().is_some(),
-        "killed by a signal: {stdout}{}",
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code().unwrap_or(-1), stdout)
+    let status = out.status.code();
+    assert!(status.is_some(), "killed by a signal: {printed}");
+    (status.unwrap_or(-1), printed)
 }
 
 #[tokio::test]
 async fn the_example_flows_pass_the_check_and_a_broken_one_is_located() {
     let dir = tempfile::tempdir().unwrap();
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flows");
-    let (status, out) = flows_check(dir.path(), &[examples]).await;
+    let (status, out) = ringback_flows(dir.path(), "check", &[examples], &[]).await;
     assert_eq!(status, 0, "{out}");
     assert!(out.contains("3 flow(s) checked, 0 with problems"), "{out}");
 
@@ -49,7 +57,7 @@ async fn the_example_flows_pass_the_check_and_a_broken_one_is_located() {
     )
     .unwrap();
     // No path: the flows/ directory of the working directory.
-    let (status, out) = flows_check(dir.path(), &[]).await;
+    let (status, out) = ringback_flows(dir.path(), "check", &[], &[]).await;
     assert_eq!(status, 1, "{out}");
     for wanted in [
         "flows/follow-up.toml:4: step 'thanks': template 'call_follow_up' has 1 variable(s) ({{1}}); `variables` maps 0",
@@ -58,26 +66,6 @@ async fn the_example_flows_pass_the_check_and_a_broken_one_is_located() {
     ] {
         assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
     }
-}
-
-/// Runs `ringback flows test ARGS` in `dir`; returns (status, stdout).
-async fn flows_test(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringback"))
-        .args(["flows", "test"])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RINGBACK_CONFIG")
-        .envs(base_env())
-        .envs(store_env(dir).await)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .expect("the ringback binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
 }
 
 fn example(name: &str) -> String {
@@ -94,8 +82,9 @@ async fn a_trial_run_waits_on_a_simulated_clock_and_sends_through_the_sandbox() 
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let (status, out) = flows_test(
+    let (status, out) = ringback_flows(
         dir.path(),
+        "test",
         &[
             &example("post-call-follow-up"),
             "--event",
@@ -130,8 +119,9 @@ async fn a_trial_run_waits_on_a_simulated_clock_and_sends_through_the_sandbox() 
         r#"{"call": {"caller": "+919876543210", "outcome": "answered", "talk_seconds": 20}}"#,
     )
     .unwrap();
-    let (status, out) = flows_test(
+    let (status, out) = ringback_flows(
         dir.path(),
+        "test",
         &[
             &example("post-call-follow-up"),
             "--event",
@@ -162,8 +152,9 @@ async fn a_trial_takes_the_reply_or_the_timeout_and_retries_a_failing_http_step(
     let lead = lead.to_str().unwrap();
     let token = [("RINGBACK_FLOW_CRM_TOKEN", "crm-7")];
 
-    let (status, out) = flows_test(
+    let (status, out) = ringback_flows(
         dir.path(),
+        "test",
         &[
             &example("lead-qualification"),
             "--event",
@@ -201,8 +192,9 @@ async fn a_trial_takes_the_reply_or_the_timeout_and_retries_a_failing_http_step(
             .replace("https://crm.example.com/api/leads", &crm.url),
     )
     .unwrap();
-    let (status, out) = flows_test(
+    let (status, out) = ringback_flows(
         dir.path(),
+        "test",
         &[flow.to_str().unwrap(), "--event", lead],
         &token,
     )
@@ -239,15 +231,20 @@ async fn a_trial_fails_on_a_policy_refusal_with_its_code() {
     )
     .unwrap();
     // Nobody wrote in the last 24 hours: free-form text is refused before it leaves.
-    let (status, out) = flows_test(dir.path(), &[flow.to_str().unwrap()], &[]).await;
+    let (status, out) = ringback_flows(dir.path(), "test", &[flow.to_str().unwrap()], &[]).await;
     assert_eq!(status, 1, "{out}");
     assert!(
         out.contains("failed at step 'hello': outside_window:"),
         "{out}"
     );
     // With the window open it goes.
-    let (status, out) =
-        flows_test(dir.path(), &[flow.to_str().unwrap(), "--window-open"], &[]).await;
+    let (status, out) = ringback_flows(
+        dir.path(),
+        "test",
+        &[flow.to_str().unwrap(), "--window-open"],
+        &[],
+    )
+    .await;
     assert_eq!(status, 0, "{out}");
     assert!(out.contains(r#""type":"text""#), "{out}");
 }
