@@ -228,8 +228,41 @@ pub async fn start(
         fence: None,
         poll: node.poll,
     };
-    // The last published event id: the event stream and the webhook dispatcher follow it.
+    // The last published event id: the event stream, the webhook dispatcher and the flows'
+    // trigger follower follow it.
     let (published, _) = tokio::sync::watch::channel(0_i64);
+    let flows = crate::flows::Flows {
+        store: store.clone(),
+        catalog: crate::flows::catalog::Catalog::new(store.clone(), settings.flows.env.clone()),
+        wake: Arc::new(Notify::new()),
+    };
+    let known = crate::flows::catalog::known_templates(store.as_ref(), &settings).await?;
+    let loaded = crate::flows::catalog::load_dir(
+        &flows.catalog,
+        &settings.flows.dir,
+        &known,
+        crate::time::now_ms(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if loaded > 0 {
+        tracing::info!(count = loaded, dir = %settings.flows.dir.display(), "Flows loaded.");
+    }
+    let flow_runner = crate::flows::runner::Runner {
+        store: store.clone(),
+        catalog: flows.catalog.clone(),
+        actions: crate::flows::actions::Actions {
+            store: store.clone(),
+            settings: settings.clone(),
+            templates: templates.clone(),
+            wakers: wakers.clone(),
+            sender_status: sender_status.clone(),
+            book: book.clone(),
+            http: reqwest::Client::new(),
+        },
+        wake: flows.wake.clone(),
+        env: Arc::new(settings.flows.env.clone()),
+    };
     let tracker = crate::conversation::tracker::Tracker {
         store: store.clone(),
         settings: settings.clone(),
@@ -248,6 +281,8 @@ pub async fn start(
             processor,
             tracker,
             dispatcher,
+            flows: flows.clone(),
+            flow_runner,
             lanes: lanes.clone(),
             resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
             max_attempts: settings.outbox.max_attempts,
@@ -295,6 +330,7 @@ pub async fn start(
         node: node.clone(),
         published,
         sender_status,
+        flows,
     };
     let router = http::router(state);
     tasks.spawn(log_exit(
@@ -324,6 +360,9 @@ struct Leader {
     tracker: crate::conversation::tracker::Tracker,
     /// Delivers events to the registered webhook endpoints.
     dispatcher: crate::outbound_webhooks::Dispatcher,
+    /// Flows: runs started from events and schedules, and taken up when due.
+    flows: crate::flows::Flows,
+    flow_runner: crate::flows::runner::Runner,
     lanes: Vec<Lane>,
     resend_after: Duration,
     /// Attempts after which an unanswered send is given up (see `requeue_uncertain`).
@@ -365,6 +404,24 @@ async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
             work.spawn(processor.run(term.clone()));
             work.spawn(tracker.run(term.clone()));
             work.spawn(l.dispatcher.clone().run(term.clone()));
+            work.spawn(l.flow_runner.clone().run(term.clone()));
+            work.spawn(
+                crate::flows::follower::Follower {
+                    store: l.store.clone(),
+                    catalog: l.flows.catalog.clone(),
+                    published: l.tracker.published.clone(),
+                    wake: l.flows.wake.clone(),
+                }
+                .run(term.clone()),
+            );
+            work.spawn(
+                crate::flows::follower::Schedules {
+                    store: l.store.clone(),
+                    catalog: l.flows.catalog.clone(),
+                    wake: l.flows.wake.clone(),
+                }
+                .run(term.clone()),
+            );
             for lane in &l.lanes {
                 work.spawn(lane.clone().run(term.clone()));
             }

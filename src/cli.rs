@@ -414,6 +414,7 @@ mod calling;
 mod cluster;
 mod conversations;
 mod events;
+mod flow_runs;
 pub mod flows;
 mod sandbox;
 mod store_copy;

@@ -54,6 +54,11 @@ pub struct Config {
     pub cluster: cluster::ClusterConfig,
     pub conversations: events::ConversationsConfig,
     pub outbound_webhooks: events::OutboundWebhooksConfig,
+    pub flows: flows::FlowsConfig,
+    /// The `RINGBACK_FLOW_…` variables of the environment the configuration was loaded with:
+    /// what flows read as `env.*` and where HTTP triggers find their secrets.
+    #[serde(skip)]
+    pub flow_env: Vec<(String, String)>,
 }
 
 /// One `[[templates]]` entry.
@@ -243,7 +248,12 @@ impl Config {
             let user = parse_toml(&text, &path.display().to_string())?;
             merge(&mut merged, user);
         }
+        let mut flow_env = Vec::new();
         for (key, value) in env {
+            if key.starts_with(crate::flows::expr::ENV_PREFIX) && !key.contains("__") {
+                flow_env.push((key, value));
+                continue;
+            }
             if let Some(path) = key.strip_prefix("RINGBACK_") {
                 // Overrides always name a section and a field (`SECTION__FIELD`); other
                 // RINGBACK_ variables (RINGBACK_CONFIG, RINGBACK_BIN, …) belong to tools.
@@ -254,7 +264,10 @@ impl Config {
                     .map_err(|m| ConfigError::Invalid(format!("{key}: {m}")))?;
             }
         }
-        Config::deserialize(merged).map_err(|e| ConfigError::Invalid(e.to_string()))
+        let mut config =
+            Config::deserialize(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.flow_env = flow_env;
+        Ok(config)
     }
 
     /// Validates everything and returns the typed settings.
@@ -390,6 +403,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
 pub mod calling;
 pub mod cluster;
 pub mod events;
+pub mod flows;
 pub mod http;
 mod listeners;
 pub mod reply;

@@ -40,6 +40,7 @@ pub const TYPES: &[&str] = &[
     "number.offline",
     "number.online",
     "webhook_endpoint.disabled",
+    "flow.failed",
 ];
 
 /// Checks a list of event type names (a filter), naming the first unknown one.
@@ -99,6 +100,9 @@ pub enum Fact {
         message_type: String,
         text: String,
         reply_to: Option<String>,
+        /// The id of the button or list row tapped, for a tap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_id: Option<String>,
         at: Millis,
     },
     /// A message of ours changed state: accepted by Meta (`sent`), or a status webhook.
@@ -158,6 +162,15 @@ pub enum Fact {
         reason: Option<String>,
         at: Millis,
     },
+    /// A flow's run failed: a step's retries are spent and it has no `on_error`.
+    FlowFailed {
+        flow: String,
+        run_id: String,
+        step: String,
+        error: String,
+        contact: Option<String>,
+        at: Millis,
+    },
     /// A webhook endpoint failed for too long and was disabled.
     EndpointDisabled {
         endpoint_id: String,
@@ -179,6 +192,7 @@ impl Fact {
             Fact::TemplateStatus { .. } => "template_status",
             Fact::CloseRequested { .. } => "close_requested",
             Fact::EndpointDisabled { .. } => "endpoint_disabled",
+            Fact::FlowFailed { .. } => "flow_failed",
             Fact::SenderStatus { .. } => "sender_status",
             Fact::CallPermission { .. } => "call_permission",
         }
@@ -194,6 +208,7 @@ impl Fact {
             | Fact::TemplateStatus { at, .. }
             | Fact::CloseRequested { at, .. }
             | Fact::EndpointDisabled { at, .. }
+            | Fact::FlowFailed { at, .. }
             | Fact::SenderStatus { at, .. }
             | Fact::CallPermission { at, .. } => *at,
         }
@@ -274,6 +289,7 @@ fn inbound(m: &InboundMessage) -> Option<Fact> {
         message_type: m.message_type.clone(),
         text: crate::conversation::summary::inbound(m),
         reply_to: m.context_id.clone(),
+        reply_id: m.reply.as_ref().map(|r| r.id.clone()),
         at: m.timestamp,
     })
 }

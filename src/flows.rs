@@ -18,17 +18,24 @@
 //! - [`send`]: a send step as the same message an API send is, for the same send policy;
 //! - [`trial`]: `ringback flows test` — one run against a sandbox on a simulated clock.
 
+pub mod actions;
+pub mod catalog;
 pub mod check;
 pub mod definition;
 pub mod engine;
 pub mod expr;
+pub mod follower;
 pub mod render;
+pub mod runner;
+pub mod runs;
 pub mod schedule;
 pub mod send;
 pub mod trial;
+pub mod triggers;
 
 pub use check::{Problem, check_flow};
 pub use definition::{Flow, Step, StepKind, Trigger};
+pub use runs::Flows;
 
 #[cfg(test)]
 mod engine_tests;

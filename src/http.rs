@@ -50,6 +50,8 @@ pub struct AppState {
     pub published: tokio::sync::watch::Sender<i64>,
     /// Whether each number can send (known on the node that sends).
     pub sender_status: crate::sender_status::SenderStatus,
+    /// Flows and their runs (`/api/v1/flows`, `/hooks/{flow}`).
+    pub flows: crate::flows::Flows,
 }
 
 /// The whole router.

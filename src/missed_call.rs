@@ -15,6 +15,8 @@ pub struct Rules {
     pub region: Region,
     pub ring_timeout_seconds: u32,
     pub cooldown_ms: Millis,
+    /// The built-in reply is on; off, flows on `call.missed` answer instead.
+    pub builtin_reply: bool,
 }
 
 /// What to do about one call.
@@ -147,6 +149,14 @@ pub fn decide_with(
             ),
             message_id: c.last_reply_message_id.clone(),
             caller,
+        };
+    }
+    if !rules.builtin_reply {
+        return Verdict::Skip {
+            caller: Some(caller),
+            reason: format!(
+                "missed ({why_missed}); the built-in reply is off (missed_call.reply.builtin = false), flows on call.missed answer"
+            ),
         };
     }
     Verdict::Reply {

@@ -405,6 +405,7 @@ impl Processor {
             region: s.default_region,
             ring_timeout_seconds: s.ring_timeout_seconds,
             cooldown_ms: s.cooldown_ms,
+            builtin_reply: s.reply.builtin,
         };
         let own: Vec<PhoneE164> = s
             .senders

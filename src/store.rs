@@ -4,9 +4,9 @@
 //! about one concept in one place: [`EventStore`] (inbound events and the calls decided from
 //! them), [`OutboxStore`] (messages, claims, attempts), [`ContactStore`] (contacts, windows and
 //! the consent ledger), [`TemplateStore`], [`NumberStore`], [`CallingStore`] (WhatsApp
-//! Business Calling), [`KeyStore`] (API keys) and [`MaintenanceStore`] (migrations, retention,
-//! write health) and [`ClusterStore`] (nodes and leases). [`Store`] is all of them: what the
-//! app holds as `Arc<dyn Store>`.
+//! Business Calling), [`KeyStore`] (API keys), [`MaintenanceStore`] (migrations, retention,
+//! write health), [`ClusterStore`] (nodes and leases) and [`FlowStore`] (flows and their
+//! runs). [`Store`] is all of them: what the app holds as `Arc<dyn Store>`.
 //!
 //! The store stores; it does not decide. The rules that say what a row becomes (which message
 //! state may follow which, what an attempt's outcome does, which facts a send is checked
@@ -25,6 +25,7 @@ mod cluster;
 mod contacts;
 mod conversations;
 mod events;
+mod flows;
 pub(crate) mod health;
 mod keys;
 mod maintenance;
@@ -35,6 +36,7 @@ pub mod postgres;
 pub mod sqlite;
 mod templates;
 pub(crate) mod twin;
+pub(crate) mod twin_flows;
 mod webhooks;
 
 pub use calling::*;
@@ -42,6 +44,7 @@ pub use cluster::*;
 pub use contacts::*;
 pub use conversations::*;
 pub use events::*;
+pub use flows::*;
 pub use keys::*;
 pub use maintenance::*;
 pub use numbers::*;
@@ -107,6 +110,7 @@ pub trait Store:
     + ClusterStore
     + ConversationStore
     + WebhookStore
+    + FlowStore
 {
 }
 
@@ -122,5 +126,6 @@ impl<T> Store for T where
         + ClusterStore
         + ConversationStore
         + WebhookStore
+        + FlowStore
 {
 }

@@ -210,6 +210,7 @@ async fn fan_out(dir: &std::path::Path, messages: usize) -> anyhow::Result<FanOu
                 message_type: "text".into(),
                 text: format!("message {i}"),
                 reply_to: None,
+                reply_id: None,
                 at: now + *i as i64,
             };
             b.push_bind(fact.kind())

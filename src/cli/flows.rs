@@ -1,4 +1,5 @@
-//! `ringback flows …`: check flow files before they run.
+//! `ringback flows …`: check flow files before they run, try one on a simulated clock (the
+//! runs of the server are in [`super::flow_runs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,33 @@ pub enum FlowsCommand {
         #[arg(long)]
         at: Option<String>,
     },
+    /// List runs, newest first: id, flow, status, customer, when, and the error of a failed
+    /// one. The server's store (`store.url`) is read directly.
+    ///
+    /// Example: ringback flows runs follow-up --status failed
+    Runs {
+        /// Only this flow's runs.
+        flow: Option<String>,
+        /// running, sleeping, awaiting_reply, done, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its timeline: each step, when, its input and output, errors and retries.
+    Run {
+        /// The run's id (`run_…`).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that has not ended (a running server leaves it within a second).
+    Cancel { id: String },
+    /// Take a failed or cancelled run up again at the step where it stopped.
+    Rerun { id: String },
 }
 
 pub async fn run(cli: &Cli, command: &FlowsCommand) -> anyhow::Result<()> {
@@ -112,6 +140,15 @@ pub async fn run(cli: &Cli, command: &FlowsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        FlowsCommand::Runs {
+            flow,
+            status,
+            limit,
+            json,
+        } => super::flow_runs::list(cli, flow.clone(), status.clone(), *limit, *json).await,
+        FlowsCommand::Run { id, json } => super::flow_runs::show(cli, id, *json).await,
+        FlowsCommand::Cancel { id } => super::flow_runs::cancel(cli, id).await,
+        FlowsCommand::Rerun { id } => super::flow_runs::rerun(cli, id).await,
     }
 }
 
@@ -290,31 +327,15 @@ fn read_and_check(
     })
 }
 
-/// `FILE:LINE: step 'ID': message`, as compilers print it (editors jump to it).
-pub fn located(file: &Path, p: &Problem) -> String {
-    let mut out = file.display().to_string();
-    if let Some(line) = p.line {
-        out.push_str(&format!(":{line}"));
-    }
-    out.push_str(": ");
-    if let Some(step) = &p.step {
-        out.push_str(&format!("step '{step}': "));
-    }
-    out.push_str(&p.message);
-    out
-}
+pub use crate::flows::catalog::located;
 
 /// The `*.toml` files named or inside the directories named, sorted.
 fn flow_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            inside.sort();
+            let inside = crate::flows::catalog::files_in(p)
+                .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", p.display()))?;
             files.extend(inside);
         } else if p.exists() {
             files.push(p.clone());
@@ -337,12 +358,5 @@ fn flow_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 async fn registry(cli: &Cli) -> anyhow::Result<Vec<Template>> {
     let (_, s) = load(cli)?;
     let store = crate::store::open(&s.store_url).await?;
-    let mut templates = store.templates().await?;
-    templates.extend(s.templates.iter().cloned());
-    if s.api_base.is_none() {
-        for sender in &s.senders {
-            templates.extend(crate::cloud_api::template::demo_templates(&sender.waba_id));
-        }
-    }
-    Ok(templates)
+    Ok(crate::flows::catalog::known_templates(store.as_ref(), &s).await?)
 }

@@ -9,6 +9,9 @@ use super::{BusinessHoursConfig, ConfigError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyConfig {
+    /// `false` leaves missed calls to flows on `call.missed`: nothing is sent by the built-in
+    /// reply (the call is still recorded and published).
+    pub builtin: bool,
     pub template: String,
     pub language: String,
     pub template_params: Vec<String>,
@@ -20,6 +23,7 @@ pub struct ReplyConfig {
 /// The reply texts from configuration (`[missed_call.reply]` and the after-hours variants).
 #[derive(Debug, Clone)]
 pub struct ReplySettings {
+    pub builtin: bool,
     pub template: String,
     pub language: String,
     pub template_params: Vec<String>,
@@ -54,6 +58,7 @@ pub(super) fn build(
         return Err(ConfigError::Invalid("missed_call.reply.template is empty: outside the 24-hour window only an approved template can be sent".into()));
     }
     Ok(ReplySettings {
+        builtin: reply.builtin,
         template: reply.template.clone(),
         language: reply.language.clone(),
         template_params: reply.template_params.clone(),

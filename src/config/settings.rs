@@ -62,6 +62,7 @@ pub struct Settings {
     /// `[conversations] inactivity_minutes`, in milliseconds.
     pub conversation_inactivity: i64,
     pub outbound_webhooks: super::events::OutboundWebhookSettings,
+    pub flows: super::flows::FlowSettings,
 }
 
 /// One WhatsApp business number.
@@ -322,6 +323,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         )
         .map_err(invalid)?,
         outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
+        flows: c.flows.settings(&c.flow_env).map_err(invalid)?,
     })
 }
 

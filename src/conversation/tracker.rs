@@ -406,6 +406,7 @@ impl<'a> Pass<'a> {
                 message_type,
                 text,
                 reply_to,
+                reply_id,
                 at,
             } => {
                 if self.lines.contains_key(wamid) {
@@ -438,7 +439,10 @@ impl<'a> Pass<'a> {
                 );
                 let c = &self.conversations[&id];
                 let data = json!({
-                    "message": {"id": wamid, "type": message_type, "text": text, "reply_to": reply_to, "at": at},
+                    "message": {"id": wamid, "type": message_type, "text": text, "reply_to": reply_to,
+                        "reply_id": reply_id, "at": at},
+                    // Whether this message started its conversation.
+                    "first": c.message_count == 1,
                     "customer": {"contact": contact, "phone": c.customer_phone(), "name": c.contact_name},
                     "sender": sender_json(self.settings(), sender_id),
                 });
@@ -578,6 +582,21 @@ impl<'a> Pass<'a> {
                 let mut data = sender_json(self.settings(), phone_number_id);
                 data["reason"] = json!(reason);
                 self.emit(kind, *at, None, data);
+            }
+            Fact::FlowFailed {
+                flow,
+                run_id,
+                step,
+                error,
+                contact,
+                at,
+            } => {
+                self.emit(
+                    "flow.failed",
+                    *at,
+                    None,
+                    json!({"flow": flow, "run_id": run_id, "step": step, "error": error, "contact": contact}),
+                );
             }
             Fact::EndpointDisabled {
                 endpoint_id,

@@ -189,6 +189,15 @@ impl Checker<'_> {
             (false, Some(_)) => {
                 self.problem(line, None, "`secret_env` belongs to on = \"http\"".into())
             }
+            (true, Some(var)) if !var.starts_with(super::expr::ENV_PREFIX) => self.problem(
+                line,
+                None,
+                format!(
+                    "`secret_env` = '{var}': name a variable that starts with {} (only those \
+                     reach flows)",
+                    super::expr::ENV_PREFIX
+                ),
+            ),
             _ => {}
         }
     }

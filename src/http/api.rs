@@ -1,5 +1,5 @@
-//! `/api/v1`: messages (send, list, one with its timeline), calls, conversations, events and
-//! the webhook endpoints they are delivered to.
+//! `/api/v1`: messages (send, list, one with its timeline), calls, conversations, events, the
+//! webhook endpoints they are delivered to, and flows with their runs (and `/hooks/{flow}`).
 //!
 //! Authentication: `Authorization: Bearer <server.api_token>` when a token is configured (it
 //! must be, unless the server listens on loopback only).
@@ -22,6 +22,7 @@ mod calling;
 mod consent;
 mod conversations;
 mod events;
+mod flows;
 mod send;
 mod webhook_endpoints;
 
@@ -84,6 +85,17 @@ pub fn router() -> Router<AppState> {
             "/api/v1/webhook-deliveries/{id}/replay",
             post(webhook_endpoints::replay),
         )
+        .route("/api/v1/flows", get(flows::list).post(flows::create))
+        .route("/api/v1/flows/{name}", get(flows::show))
+        .route(
+            "/api/v1/flows/{name}/runs",
+            get(flows::runs_of_flow).post(flows::start),
+        )
+        .route("/api/v1/flow-runs", get(flows::all_runs))
+        .route("/api/v1/flow-runs/{id}", get(flows::show_run))
+        .route("/api/v1/flow-runs/{id}/cancel", post(flows::cancel))
+        .route("/api/v1/flow-runs/{id}/rerun", post(flows::rerun))
+        .route("/hooks/{name}", post(flows::hook))
 }
 
 /// Bearer auth: `server.api_token` or a key from `ringback keys create`. With neither

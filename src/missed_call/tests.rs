@@ -6,6 +6,7 @@ fn rules() -> Rules {
         region: "US".parse().unwrap(),
         ring_timeout_seconds: 20,
         cooldown_ms: 60 * 60_000,
+        builtin_reply: true,
     }
 }
 
@@ -147,4 +148,27 @@ fn cooldown_collapses_repeated_rings() {
         61 * 60_000,
     );
     assert!(matches!(v, Verdict::Reply { .. }));
+}
+
+#[test]
+fn with_the_builtin_reply_off_a_missed_call_is_left_to_flows() {
+    let off = Rules {
+        builtin_reply: false,
+        ..rules()
+    };
+    let v = decide(
+        &call(CallOutcome::NoAnswer, CALLER, None),
+        &off,
+        &[],
+        |_| None,
+        0,
+    );
+    assert!(
+        matches!(&v, Verdict::Skip { caller: Some(_), reason } if reason.contains("flows on call.missed")),
+        "{v:?}"
+    );
+    assert!(
+        v.is_missed(),
+        "still a missed call, published as call.missed"
+    );
 }

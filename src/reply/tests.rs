@@ -2,6 +2,7 @@ use super::*;
 
 fn cfg() -> ReplySettings {
     ReplySettings {
+        builtin: true,
         template: "missed_call_followup".into(),
         language: "en_US".into(),
         template_params: vec![

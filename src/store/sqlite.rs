@@ -29,6 +29,7 @@ mod conversations;
 mod dead;
 mod effects;
 mod events;
+mod flows;
 mod health;
 mod keys;
 mod maintenance;

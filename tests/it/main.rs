@@ -5,6 +5,7 @@ mod cluster;
 mod consent;
 mod conversations;
 mod durability;
+mod flow_runs;
 mod flows;
 mod http_errors;
 mod inbound;

@@ -1,0 +1,247 @@
+//! What a flow's actions do in the server: sends go through the send policy into the outbox
+//! (so the lanes pace them as they pace API sends), HTTP steps make their request, a hand-off
+//! marks the conversation.
+//!
+//! A send's idempotency key is `flow:{run}:{action key}` (the key names the action's number
+//! in the run, its place with the loop items, and the attempt): the runner records an
+//! action's outcome after performing it, so a crash in between asks again with the same key,
+//! and the outbox answers with the message it already holds — a run never sends twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::engine::{Action, Failure};
+use super::send;
+use crate::config::Settings;
+use crate::policy;
+use crate::store::{Enqueued, NewMessage, Store};
+use crate::time::Millis;
+
+/// What performing an action needs.
+#[derive(Clone)]
+pub struct Actions {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub templates: crate::template_registry::Registry,
+    pub wakers: crate::outbox::Wakers,
+    pub sender_status: crate::sender_status::SenderStatus,
+    pub book: crate::calling::PermissionBook,
+    pub http: reqwest::Client,
+}
+
+fn fail(code: &str, message: impl Into<String>, retryable: bool) -> Failure {
+    Failure {
+        code: code.into(),
+        message: message.into(),
+        retryable,
+    }
+}
+
+impl Actions {
+    /// Performs `action` of run `run_id` for `contact` (`{"phone", "name"}`); `trigger` names
+    /// the business number the run started on (its `sender`), if any.
+    pub async fn perform(
+        &self,
+        run_id: &str,
+        action: &Action,
+        contact: &Value,
+        trigger: &Value,
+        now: Millis,
+    ) -> Result<Value, Failure> {
+        if send::is_send(action.kind) {
+            let from = trigger
+                .pointer("/sender/phone_number_id")
+                .and_then(Value::as_str);
+            let key = format!("flow:{run_id}:{}", action.key);
+            return self
+                .send(action, contact["phone"].as_str(), from, key, now)
+                .await;
+        }
+        match action.kind {
+            "http" => {
+                http_request(
+                    &self.http,
+                    &action.input,
+                    self.settings.flows.http_timeout,
+                    Some(self.settings.flows.allow_private_addresses),
+                )
+                .await
+            }
+            "hand_off" => Ok(json!({"handed_off": true, "note": action.input["note"]})),
+            "generate_reply" => Err(fail(
+                "no_assistant",
+                "assistants are not in this version of Ringback",
+                false,
+            )),
+            other => Err(fail(
+                "unsupported",
+                format!("a {other} step cannot run here"),
+                false,
+            )),
+        }
+    }
+
+    async fn send(
+        &self,
+        action: &Action,
+        phone: Option<&str>,
+        from: Option<&str>,
+        key: String,
+        now: Millis,
+    ) -> Result<Value, Failure> {
+        let store_failed =
+            |e: crate::store::StoreError| fail("store_unavailable", e.to_string(), true);
+        // Asked again after a crash: the message exists already.
+        if let Some(id) = self
+            .store
+            .message_by_idempotency_key(&key)
+            .await
+            .map_err(store_failed)?
+        {
+            return Ok(json!({"status": "queued", "message_id": id, "duplicate": true}));
+        }
+        let s = send::from_action(action.kind, &action.input, phone)
+            .map_err(|e| fail(e.code, e.message, false))?;
+        let sender = self
+            .settings
+            .sender(from)
+            .map_err(|e| fail("unknown_sender", e, false))?;
+        let status = self.sender_status.get(&sender.phone_number_id);
+        if !status.online {
+            return Err(fail(
+                "sender_offline",
+                format!(
+                    "number {} is offline: {}",
+                    sender.display_number,
+                    status.reason.as_deref().unwrap_or("unknown")
+                ),
+                true,
+            ));
+        }
+        let facts = self
+            .store
+            .policy_facts(&sender.phone_number_id, s.to.digits())
+            .await
+            .map_err(store_failed)?;
+        let id = crate::outbox::new_message_id();
+        let approved = policy::check(
+            &facts,
+            &self.templates,
+            sender,
+            &s.to,
+            s.message,
+            s.fallback,
+            &id,
+            now,
+        )
+        .map_err(|r| fail(r.code(), r.to_string(), false))?;
+        let permission_request = action.kind == "request_call_permission";
+        let guard = if permission_request {
+            crate::calling::region::business_calls_available(&sender.display_number)
+                .map_err(|why| fail("calling_unavailable", why, false))?;
+            let guard = self.book.lock().await;
+            let record = self
+                .book
+                .get(&sender.phone_number_id, s.to.digits())
+                .await
+                .map_err(store_failed)?;
+            record
+                .may_request(now, &self.book.limits)
+                .map_err(|r| fail("call_permission_request_limit", r.message, false))?;
+            Some(guard)
+        } else {
+            None
+        };
+        let message = NewMessage {
+            id,
+            sender_id: sender.phone_number_id.clone(),
+            to: s.to.to_string(),
+            kind: approved.kind.clone(),
+            body: approved.body,
+            idempotency_key: Some(key),
+            // The policy words its reasons for API sends.
+            reason: approved
+                .reason
+                .replacen("sent through the API", "sent by a flow", 1),
+            created_at: now,
+        };
+        let (id, duplicate) = match self.store.enqueue(&message).await.map_err(store_failed)? {
+            Enqueued::New(id) => (id, false),
+            Enqueued::Existing(id) => (id, true),
+        };
+        if permission_request && !duplicate {
+            self.book
+                .apply_locked(
+                    &sender.phone_number_id,
+                    s.to.digits(),
+                    crate::calling::permission::Input::RequestSent { origin: id.clone() },
+                    now,
+                )
+                .await
+                .map_err(store_failed)?;
+        }
+        drop(guard);
+        if let (Some(until), false) = (approved.opens_free_entry_point, duplicate) {
+            self.store
+                .open_free_entry_point(&sender.phone_number_id, s.to.digits(), until)
+                .await
+                .map_err(store_failed)?;
+        }
+        self.wakers.wake(&sender.phone_number_id);
+        Ok(json!({
+            "status": "queued", "message_id": id, "to": s.to.as_str(), "type": approved.kind,
+            "reason": message.reason, "duplicate": duplicate,
+        }))
+    }
+}
+
+/// An HTTP step's request: `{method, url, headers, body, timeout}` → `{status, body}` (the
+/// body parsed as JSON when it is). 429 and 5xx are retryable failures, other non-2xx final
+/// ones. With `allow_private` given, the URL is checked as webhook endpoints are (no loopback,
+/// private or link-local address unless allowed); `None` skips the check (a trial).
+pub async fn http_request(
+    client: &reqwest::Client,
+    input: &Value,
+    default_timeout: Duration,
+    allow_private: Option<bool>,
+) -> Result<Value, Failure> {
+    let method = input["method"].as_str().unwrap_or("GET");
+    let url = input["url"].as_str().unwrap_or_default();
+    if let Some(allow) = allow_private {
+        crate::outbound_webhooks::address::check_url(url, allow)
+            .await
+            .map_err(|e| fail("http_refused", e, false))?;
+    }
+    let timeout = input["timeout"]
+        .as_str()
+        .and_then(|t| super::check::parse_duration(t).ok())
+        .map(|s| Duration::from_secs(s.max(1) as u64))
+        .unwrap_or(default_timeout);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = client.request(method, url).timeout(timeout);
+    if let Some(h) = input["headers"].as_object() {
+        for (k, v) in h {
+            req = req.header(k, v.as_str().unwrap_or_default());
+        }
+    }
+    if !input["body"].is_null() {
+        req = req.json(&input["body"]);
+    }
+    let response = req
+        .send()
+        .await
+        .map_err(|e| fail("http_error", format!("{url}: {e}"), true))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+    if !(200..300).contains(&status) {
+        return Err(fail(
+            "http_status",
+            format!("{url} answered {status}: {body}"),
+            status >= 500 || status == 429,
+        ));
+    }
+    Ok(json!({"status": status, "body": body}))
+}

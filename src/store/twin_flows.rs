@@ -1,0 +1,358 @@
+//! [`FlowStore`](super::FlowStore), written once for both backends (see [`super::twin`] for
+//! why that works): flows are not on the hot write path of missed calls, so both backends take
+//! their writes through sqlx transactions (on SQLite, in turn with the writer thread).
+
+/// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
+/// The backend supplies `self.tx()` and `super::conversations::journal_fact`.
+macro_rules! twin_flow_store {
+    ($store:ty, $read:ident, $row:ty) => {
+        use async_trait::async_trait;
+        use serde_json::Value;
+        use sqlx::Row;
+
+        use $crate::events::Fact;
+        use $crate::store::{
+            FlowRow, FlowStore, FlowVersion, NewRun, RunQuery, RunRow, RunUpdate, StepLine,
+            StoreError,
+        };
+        use $crate::time::Millis;
+
+        fn json_of(text: Option<String>) -> Option<Value> {
+            text.and_then(|t| serde_json::from_str(&t).ok())
+        }
+
+        fn run_from_row(r: &$row) -> Result<RunRow, sqlx::Error> {
+            let state: String = r.try_get("state_json")?;
+            Ok(RunRow {
+                id: r.try_get("id")?,
+                flow: r.try_get("flow")?,
+                version: r.try_get("version")?,
+                trigger_key: r.try_get("trigger_key")?,
+                contact: r.try_get("contact")?,
+                status: r.try_get("status")?,
+                due_at: r.try_get("due_at")?,
+                state: serde_json::from_str(&state).unwrap_or(Value::Null),
+                reply: json_of(r.try_get("reply_json")?),
+                error: r.try_get("error")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        fn version_from_row(r: &$row) -> Result<FlowVersion, sqlx::Error> {
+            Ok(FlowVersion {
+                version: r.try_get("version")?,
+                name: r.try_get("name")?,
+                source: r.try_get("source")?,
+                origin: r.try_get("origin")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn line_from_row(r: &$row) -> Result<StepLine, sqlx::Error> {
+            Ok(StepLine {
+                seq: u32::try_from(r.try_get::<i64, _>("seq")?).unwrap_or(u32::MAX),
+                at: r.try_get("at")?,
+                step: r.try_get("step")?,
+                kind: r.try_get("kind")?,
+                action_key: r.try_get("action_key")?,
+                input: json_of(r.try_get("input_json")?),
+                output: json_of(r.try_get("output_json")?),
+                error: r.try_get("error")?,
+            })
+        }
+
+        /// Statuses in which a run is not over.
+        const LIVE: &str = "('running', 'sleeping', 'awaiting_reply')";
+
+        #[async_trait]
+        impl FlowStore for $store {
+            async fn put_flow(&self, v: &FlowVersion, enabled: bool) -> Result<(), StoreError> {
+                let mut tx = self.tx().await?;
+                sqlx::query(
+                    "INSERT INTO flow_versions (version, name, source, origin, created_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO NOTHING",
+                )
+                .bind(&v.version)
+                .bind(&v.name)
+                .bind(&v.source)
+                .bind(&v.origin)
+                .bind(v.created_at)
+                .execute(tx.as_mut())
+                .await?;
+                sqlx::query(
+                    "INSERT INTO flows (name, version, enabled, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (name) DO UPDATE SET version = excluded.version,
+                         enabled = excluded.enabled, updated_at = excluded.updated_at",
+                )
+                .bind(&v.name)
+                .bind(&v.version)
+                .bind(enabled)
+                .bind(v.created_at)
+                .execute(tx.as_mut())
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn flows(&self) -> Result<Vec<FlowRow>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM flows ORDER BY name")
+                    .fetch_all(&self.$read)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(FlowRow {
+                        name: r.try_get("name")?,
+                        version: r.try_get("version")?,
+                        enabled: r.try_get("enabled")?,
+                        updated_at: r.try_get("updated_at")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn flow_version(&self, version: &str) -> Result<Option<FlowVersion>, StoreError> {
+                let row = sqlx::query("SELECT * FROM flow_versions WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                Ok(row.as_ref().map(version_from_row).transpose()?)
+            }
+
+            async fn start_runs(
+                &self,
+                runs: &[NewRun],
+                replies: &[(String, Value)],
+                cursor: Option<i64>,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut tx = self.tx().await?;
+                let mut started = Vec::new();
+                for r in runs {
+                    let done = sqlx::query(
+                        "INSERT INTO flow_runs (id, flow, version, trigger_key, contact, status, due_at,
+                             state_json, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $6, $6)
+                         ON CONFLICT (trigger_key) DO NOTHING",
+                    )
+                    .bind(&r.id)
+                    .bind(&r.flow)
+                    .bind(&r.version)
+                    .bind(&r.trigger_key)
+                    .bind(&r.contact)
+                    .bind(r.created_at)
+                    .bind(r.state.to_string())
+                    .execute(tx.as_mut())
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        started.push(r.id.clone());
+                    }
+                }
+                for (id, message) in replies {
+                    // Only a run still waiting takes it, and only the first reply.
+                    sqlx::query(
+                        "UPDATE flow_runs SET reply_json = $2, due_at = $3
+                         WHERE id = $1 AND status = 'awaiting_reply' AND reply_json IS NULL",
+                    )
+                    .bind(id)
+                    .bind(message.to_string())
+                    .bind(message["at"].as_i64().unwrap_or(0))
+                    .execute(tx.as_mut())
+                    .await?;
+                }
+                if let Some(c) = cursor {
+                    sqlx::query(
+                        "INSERT INTO flow_cursor (id, event_id) VALUES (1, $1)
+                         ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+                    )
+                    .bind(c)
+                    .execute(tx.as_mut())
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(started)
+            }
+
+            async fn flow_cursor(&self) -> Result<Option<i64>, StoreError> {
+                // Before the first pass: the newest event, so flows start with what happens next.
+                let row = sqlx::query(
+                    "SELECT COALESCE((SELECT event_id FROM flow_cursor WHERE id = 1),
+                                     (SELECT MAX(id) FROM events)) AS at",
+                )
+                .fetch_one(&self.$read)
+                .await?;
+                Ok(row.try_get("at")?)
+            }
+
+            async fn due_runs(&self, now: Millis, limit: u32) -> Result<Vec<RunRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM flow_runs WHERE due_at IS NOT NULL AND due_at <= $1
+                     ORDER BY due_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.$read)
+                .await?;
+                Ok(rows.iter().map(run_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn next_run_due(&self) -> Result<Option<Millis>, StoreError> {
+                let row = sqlx::query("SELECT MIN(due_at) AS due FROM flow_runs WHERE due_at IS NOT NULL")
+                    .fetch_one(&self.$read)
+                    .await?;
+                Ok(row.try_get("due")?)
+            }
+
+            async fn runs_awaiting(&self, contact: &str) -> Result<Vec<RunRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM flow_runs WHERE contact = $1 AND status = 'awaiting_reply'
+                     ORDER BY created_at",
+                )
+                .bind(contact)
+                .fetch_all(&self.$read)
+                .await?;
+                Ok(rows.iter().map(run_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn save_run(
+                &self,
+                u: &RunUpdate,
+                lines: &[StepLine],
+                fact: Option<&Fact>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.tx().await?;
+                // A reply is kept only while the run still waits for one.
+                let sql = format!(
+                    "UPDATE flow_runs SET status = $2, due_at = $3, state_json = $4, error = $5,
+                         updated_at = $6,
+                         reply_json = CASE WHEN $2 = 'awaiting_reply' THEN reply_json ELSE NULL END
+                     WHERE id = $1 AND status IN {LIVE}"
+                );
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&u.id)
+                    .bind(&u.status)
+                    .bind(u.due_at)
+                    .bind(u.state.to_string())
+                    .bind(&u.error)
+                    .bind(u.at)
+                    .execute(tx.as_mut())
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                if !lines.is_empty() {
+                    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM flow_steps WHERE run_id = $1")
+                        .bind(&u.id)
+                        .fetch_one(tx.as_mut())
+                        .await?;
+                    let last: i64 = row.try_get("last")?;
+                    for (i, l) in lines.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO flow_steps (run_id, seq, at, step, kind, action_key, input_json,
+                                 output_json, error)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(&u.id)
+                        .bind(last + 1 + i as i64)
+                        .bind(l.at)
+                        .bind(&l.step)
+                        .bind(&l.kind)
+                        .bind(&l.action_key)
+                        .bind(l.input.as_ref().map(Value::to_string))
+                        .bind(l.output.as_ref().map(Value::to_string))
+                        .bind(&l.error)
+                        .execute(tx.as_mut())
+                        .await?;
+                    }
+                }
+                if let Some(f) = fact {
+                    super::conversations::journal_fact(tx.as_mut(), f).await?;
+                }
+                tx.commit().await?;
+                if fact.is_some() {
+                    self.journaled.notify_one();
+                }
+                Ok(true)
+            }
+
+            async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+                let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                Ok(row.as_ref().map(run_from_row).transpose()?)
+            }
+
+            async fn run_by_trigger(&self, trigger_key: &str) -> Result<Option<RunRow>, StoreError> {
+                let row = sqlx::query("SELECT * FROM flow_runs WHERE trigger_key = $1")
+                    .bind(trigger_key)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                Ok(row.as_ref().map(run_from_row).transpose()?)
+            }
+
+            async fn runs(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError> {
+                let (before_at, before_id) = q.before.clone().unwrap_or((Millis::MAX, String::new()));
+                let rows = sqlx::query(
+                    "SELECT * FROM flow_runs
+                     WHERE ($1 IS NULL OR flow = $1) AND ($2 IS NULL OR status = $2)
+                       AND (created_at < $3 OR (created_at = $3 AND id < $4) OR $4 = '')
+                     ORDER BY created_at DESC, id DESC LIMIT $5",
+                )
+                .bind(&q.flow)
+                .bind(&q.status)
+                .bind(before_at)
+                .bind(before_id)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.$read)
+                .await?;
+                Ok(rows.iter().map(run_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn run_timeline(&self, id: &str) -> Result<Vec<StepLine>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM flow_steps WHERE run_id = $1 ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(&self.$read)
+                    .await?;
+                Ok(rows.iter().map(line_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn reopen_run(&self, id: &str, state: &Value, now: Millis) -> Result<bool, StoreError> {
+                let mut tx = self.tx().await?;
+                let n = sqlx::query(
+                    "UPDATE flow_runs SET status = 'running', due_at = $3, state_json = $2, error = NULL,
+                         updated_at = $3
+                     WHERE id = $1 AND status IN ('failed', 'cancelled')",
+                )
+                .bind(id)
+                .bind(state.to_string())
+                .bind(now)
+                .execute(tx.as_mut())
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn cancel_run(&self, id: &str, reason: &str, now: Millis) -> Result<bool, StoreError> {
+                let mut tx = self.tx().await?;
+                let sql = format!(
+                    "UPDATE flow_runs SET status = 'cancelled', due_at = NULL, error = $2, updated_at = $3,
+                         reply_json = NULL
+                     WHERE id = $1 AND status IN {LIVE}"
+                );
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(reason)
+                    .bind(now)
+                    .execute(tx.as_mut())
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(n == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use twin_flow_store;

@@ -1,0 +1,488 @@
+//! Flows run by the server: triggers from events and hooks, sends through the outbox, waits
+//! for replies (taken by a reply and by a timeout), failures that emit `flow.failed`, cancel and
+//! rerun, flows posted through the API. Both backends.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A server whose `flows.dir` holds `files` (name, TOML); `extra` are more overrides.
+async fn app_with_flows(
+    files: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().display().to_string();
+    let mut env = vec![("RINGBACK_FLOWS__DIR", path.as_str())];
+    env.extend_from_slice(extra);
+    (spawn_app_with(&env).await, dir)
+}
+
+/// Waits until run `id` has `status`, and returns it with its timeline.
+async fn run_in(app: &TestApp, id: &str, status: &str) -> Value {
+    let url = format!("{}/api/v1/flow-runs/{id}", app.base);
+    let last = std::sync::Mutex::new(Value::Null);
+    eventually_or(
+        Duration::from_secs(15),
+        || async {
+            let run = app.get_json(&url).await;
+            *last.lock().unwrap() = run.clone();
+            (run["status"] == status).then_some(run)
+        },
+        || format!("run {id} never became {status}: {}", last.lock().unwrap()),
+    )
+    .await
+}
+
+/// Message `id` once the Cloud API (the sandbox) has accepted it.
+async fn message_out(app: &TestApp, id: &str) -> Value {
+    eventually(|| async {
+        let m = app.message(id).await;
+        ["sent", "delivered", "read"]
+            .contains(&m["state"].as_str().unwrap_or_default())
+            .then_some(m)
+    })
+    .await
+}
+
+/// Waits until a message of `phone` is published (its window is open then).
+async fn received(app: &TestApp, phone: &str) {
+    eventually(|| async {
+        let events = app
+            .list(&format!("{}/api/v1/events?types=message.received", app.base))
+            .await;
+        events
+            .iter()
+            .any(|e| e["data"]["customer"]["phone"] == phone)
+            .then_some(())
+    })
+    .await
+}
+
+/// The runs of `flow`, once there are `n`.
+async fn runs_of(app: &TestApp, flow: &str, n: usize) -> Vec<Value> {
+    eventually(|| async {
+        let runs = app
+            .list(&format!("{}/api/v1/flows/{flow}/runs", app.base))
+            .await;
+        (runs.len() >= n).then_some(runs)
+    })
+    .await
+}
+
+async fn post_json(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let r = app
+        .raw_post(path, serde_json::to_vec(&body).unwrap(), headers)
+        .await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const MISSED: &str = r#"
+name = "missed"
+[trigger]
+on = "call.missed"
+[[steps]]
+id = "hello"
+type = "send_template"
+template = "call_follow_up"
+variables = ["{{ contact.name | default('there') }}"]
+"#;
+
+#[tokio::test]
+async fn a_flow_on_call_missed_replaces_the_builtin_reply() {
+    let (app, _flows) = app_with_flows(
+        &[("missed.toml", MISSED)],
+        &[("RINGBACK_MISSED_CALL__REPLY__BUILTIN", "false")],
+    )
+    .await;
+    let r = app.missed_call("flow-c1", "+919876500101").await;
+    assert_eq!(r.status(), 202);
+    let call = app.decided_call("flow-c1").await;
+    assert_eq!(call["decision"], "skipped", "{call}");
+    assert!(
+        call["reason"]
+            .as_str()
+            .unwrap()
+            .contains("flows on call.missed"),
+        "{call}"
+    );
+
+    let runs = runs_of(&app, "missed", 1).await;
+    let run = run_in(&app, runs[0]["id"].as_str().unwrap(), "done").await;
+    assert_eq!(run["contact"], "+919876500101");
+    let send = run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["step"] == "hello")
+        .cloned()
+        .expect("the send is on the timeline");
+    assert_eq!(send["output"]["status"], "queued", "{send}");
+    assert!(
+        send["action_key"].as_str().unwrap().contains("hello"),
+        "{send}"
+    );
+    let id = send["output"]["message_id"].as_str().unwrap().to_string();
+    let message = message_out(&app, &id).await;
+    assert_eq!(message["kind"], "template");
+    // The template went out once, and the built-in reply did not.
+    let sent = eventually(|| async {
+        let s = app.sandbox_sent().await;
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["body"]["template"]["name"], "call_follow_up", "{}", sent[0]);
+}
+
+const ASK: &str = r#"
+name = "ask"
+[trigger]
+on = "http"
+secret_env = "RINGBACK_FLOW_ASK_SECRET"
+[[steps]]
+id = "welcome"
+type = "send_template"
+to = "{{ trigger.phone }}"
+template = "lead_welcome"
+variables = ["{{ trigger.name }}", "solar panels"]
+[[steps]]
+id = "answer"
+type = "wait_for_reply"
+timeout = "2s"
+on_timeout = "quiet"
+[[steps]]
+id = "thanks"
+type = "send_text"
+text = "Thanks {{ trigger.name }}, you wrote: {{ steps.answer.text }}"
+next = "end"
+[[steps]]
+id = "quiet"
+type = "set"
+vars = { outcome = "no reply" }
+"#;
+
+const SECRET: (&str, &str) = ("RINGBACK_FLOW_ASK_SECRET", "hook-secret-1");
+
+#[tokio::test]
+async fn a_hook_starts_a_run_that_waits_for_a_reply_or_times_out() {
+    let (app, _flows) = app_with_flows(&[("ask.toml", ASK)], &[SECRET]).await;
+    let auth = "Bearer hook-secret-1";
+    let (status, replied) = post_json(
+        &app,
+        "/hooks/ask",
+        json!({"phone": "+919876500201", "name": "Ravi"}),
+        &[("Authorization", auth)],
+    )
+    .await;
+    assert_eq!(status, 202, "{replied}");
+    let replied = replied["run_id"].as_str().unwrap().to_string();
+    // Signed instead of sent: the same secret, as the generic call webhook signs.
+    let body = serde_json::to_vec(&json!({"phone": "+919876500202", "name": "Mia"})).unwrap();
+    let sig = ringback::signature::sign_sha256_hex(SECRET.1.as_bytes(), &body);
+    let r = app
+        .raw_post("/hooks/ask", body, &[("X-Ringback-Signature", &sig)])
+        .await;
+    assert_eq!(r.status(), 202);
+    let silent: Value = r.json().await.unwrap();
+    let silent = silent["run_id"].as_str().unwrap().to_string();
+
+    run_in(&app, &replied, "awaiting_reply").await;
+    app.user_writes("+919876500201", "How much for 5 kW?").await;
+    let run = run_in(&app, &replied, "done").await;
+    assert_eq!(
+        run["steps"]["answer"]["text"], "How much for 5 kW?",
+        "{run}"
+    );
+    assert_eq!(run["steps"]["answer"]["timed_out"], false);
+    let id = run["steps"]["thanks"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let thanks = message_out(&app, &id).await;
+    assert_eq!(thanks["kind"], "text", "{thanks}");
+
+    let run = run_in(&app, &silent, "done").await;
+    assert_eq!(run["steps"]["answer"]["timed_out"], true, "{run}");
+    assert_eq!(run["vars"]["outcome"], "no reply");
+    assert!(
+        run["steps"]["thanks"].is_null(),
+        "no thanks without a reply: {run}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_refuses_callers_without_the_secret_and_starts_one_run_per_key() {
+    let (app, _flows) = app_with_flows(&[("ask.toml", ASK)], &[SECRET]).await;
+    let lead = json!({"phone": "+919876500301", "name": "Ana"});
+    let (status, body) = post_json(&app, "/hooks/ask", lead.clone(), &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RINGBACK_FLOW_ASK_SECRET")
+    );
+    let sig = "sha256=00";
+    let (status, body) = post_json(
+        &app,
+        "/hooks/ask",
+        lead.clone(),
+        &[("X-Ringback-Signature", sig)],
+    )
+    .await;
+    assert_eq!(status, 401, "a wrong signature: {body}");
+
+    let auth = [
+        ("Authorization", "Bearer hook-secret-1"),
+        ("Idempotency-Key", "form-77"),
+    ];
+    let (status, first) = post_json(&app, "/hooks/ask", lead.clone(), &auth).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post_json(&app, "/hooks/ask", lead.clone(), &auth).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["run_id"], first["run_id"]);
+
+    let (status, body) = post_json(&app, "/hooks/nope", lead.clone(), &auth).await;
+    assert_eq!(status, 404, "{body}");
+    let r = app
+        .raw_post(
+            "/hooks/ask",
+            b"{not json".to_vec(),
+            &[("Authorization", "Bearer hook-secret-1")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let big = vec![b' '; 100_000];
+    let r = app
+        .raw_post(
+            "/hooks/ask",
+            big,
+            &[("Authorization", "Bearer hook-secret-1")],
+        )
+        .await;
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert_eq!(
+        runs_of(&app, "ask", 1).await.len(),
+        1,
+        "one run for the key, none for the refusals"
+    );
+}
+
+/// Why `ringback::app::start` refused, with `flows` in its flows directory.
+async fn refusal(flows: &[(&str, &str)], extra: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in flows {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let store = tempfile::tempdir().unwrap();
+    let mut env = base_env();
+    env.extend(store_env(store.path()).await);
+    env.push((
+        "RINGBACK_FLOWS__DIR".into(),
+        dir.path().display().to_string(),
+    ));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = ringback::config::Config::load_with_env(None, env)
+        .unwrap()
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    match ringback::app::start(settings, listener, Some(sb)).await {
+        Err(e) => e.to_string(),
+        Ok(running) => {
+            running.stop().await;
+            panic!("the server started with {flows:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_refuses_to_start_with_a_broken_flow_or_a_missing_hook_secret() {
+    let e = refusal(&[("ask.toml", ASK)], &[]).await;
+    assert!(e.contains("RINGBACK_FLOW_ASK_SECRET is not set"), "{e}");
+    let broken = ASK.replace("lead_welcome", "lead_welcom");
+    let e = refusal(&[("ask.toml", &broken)], &[SECRET]).await;
+    assert!(
+        e.contains("ask.toml:") && e.contains("step 'welcome'") && e.contains("lead_welcom"),
+        "{e}"
+    );
+}
+
+const STRICT: &str = r#"
+name = "strict"
+[trigger]
+on = "manual"
+[[steps]]
+id = "note"
+type = "send_text"
+to = "{{ trigger.phone }}"
+text = "Your order {{ trigger.order }} is ready."
+retry = { attempts = 1, wait = "1s" }
+"#;
+
+#[tokio::test]
+async fn a_refused_send_fails_the_run_with_flow_failed_and_a_rerun_goes_on() {
+    let (app, _flows) = app_with_flows(&[("strict.toml", STRICT)], &[]).await;
+    let (status, started) = post_json(
+        &app,
+        "/api/v1/flows/strict/runs",
+        json!({"phone": "+919876500401", "order": "A-17"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    // Free-form text with the customer's window closed: the policy refuses it, as for an API send.
+    let run = run_in(&app, &id, "failed").await;
+    let error = run["error"].as_str().unwrap();
+    assert!(error.contains("outside_window"), "{run}");
+    let failed = eventually(|| async {
+        let events = app
+            .list(&format!("{}/api/v1/events?types=flow.failed", app.base))
+            .await;
+        events
+            .into_iter()
+            .find(|e| e["data"]["run_id"] == id.as_str())
+    })
+    .await;
+    assert_eq!(failed["data"]["flow"], "strict");
+    assert_eq!(failed["data"]["step"], "note");
+    assert_eq!(failed["data"]["contact"], "+919876500401");
+
+    // A running run cannot be rerun; a failed one can, once the customer wrote.
+    app.user_writes("+919876500401", "is it ready?").await;
+    received(&app, "+919876500401").await;
+    let (status, rerun) = post_json(
+        &app,
+        &format!("/api/v1/flow-runs/{id}/rerun"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{rerun}");
+    let run = run_in(&app, &id, "done").await;
+    let timeline = run["timeline"].as_array().unwrap();
+    let attempts: Vec<&Value> = timeline
+        .iter()
+        .filter(|l| l["step"] == "note" && l["action_key"].is_string())
+        .collect();
+    assert_eq!(
+        attempts.len(),
+        2,
+        "the refused attempt and the rerun: {timeline:?}"
+    );
+    assert_ne!(attempts[0]["action_key"], attempts[1]["action_key"]);
+    let (status, again) = post_json(
+        &app,
+        &format!("/api/v1/flow-runs/{id}/rerun"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["error"]["code"], "wrong_state");
+}
+
+const SLOW: &str = r#"
+name = "slow"
+[trigger]
+on = "manual"
+[[steps]]
+id = "later"
+type = "delay"
+for = "1h"
+[[steps]]
+id = "hello"
+type = "send_template"
+to = "{{ trigger.phone }}"
+template = "call_follow_up"
+variables = ["there"]
+"#;
+
+#[tokio::test]
+async fn flows_are_posted_through_the_api_and_runs_are_cancelled() {
+    let app = spawn_app().await;
+    let (status, body) = post_json(&app, "/api/v1/flows", json!({"source": SLOW}), &[]).await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"].as_str().unwrap().to_string();
+    assert!(version.starts_with("slow@"), "{version}");
+    let bad = SLOW.replace("call_follow_up", "call_folow_up");
+    let (status, body) = post_json(&app, "/api/v1/flows", json!({"source": bad}), &[]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_flow");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("call_folow_up"),
+        "{body}"
+    );
+    let flows = app.list(&format!("{}/api/v1/flows", app.base)).await;
+    assert_eq!(flows.len(), 1);
+    assert_eq!(
+        flows[0]["version"],
+        version.as_str(),
+        "the refused version did not replace it"
+    );
+
+    let (status, started) = post_json(
+        &app,
+        "/api/v1/flows/slow/runs",
+        json!({"phone": "+919876500501"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let run = run_in(&app, &id, "sleeping").await;
+    assert!(run["due_at"].as_i64().unwrap() > ringback::time::now_ms() + 3_500_000);
+    let (status, cancelled) = post_json(
+        &app,
+        &format!("/api/v1/flow-runs/{id}/cancel"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["due_at"].is_null());
+    let (status, again) = post_json(
+        &app,
+        &format!("/api/v1/flow-runs/{id}/cancel"),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 409, "{again}");
+
+    let r = app
+        .http
+        .get(format!("{}/api/v1/flow-runs?status=sideways", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (status, body) = post_json(&app, "/api/v1/flows/none/runs", json!({}), &[]).await;
+    assert_eq!(status, 404, "{body}");
+}
