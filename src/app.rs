@@ -236,6 +236,17 @@ pub async fn start(
         catalog: crate::flows::catalog::Catalog::new(store.clone(), settings.flows.env.clone()),
         wake: Arc::new(Notify::new()),
     };
+    // Flows are checked against the templates Meta has: on a first start the store has none
+    // yet, so the registry is synced once before the flow files are read.
+    if !crate::flows::catalog::files_in(&settings.flows.dir)
+        .unwrap_or_default()
+        .is_empty()
+        && let Err(e) = templates
+            .sync(store.as_ref(), &client, &settings.senders)
+            .await
+    {
+        tracing::warn!(error.message = %e, "Template sync failed; flows are checked against the last known templates.");
+    }
     let known = crate::flows::catalog::known_templates(store.as_ref(), &settings).await?;
     let loaded = crate::flows::catalog::load_dir(
         &flows.catalog,

@@ -54,7 +54,10 @@ async fn message_out(app: &TestApp, id: &str) -> Value {
 async fn received(app: &TestApp, phone: &str) {
     eventually(|| async {
         let events = app
-            .list(&format!("{}/api/v1/events?types=message.received", app.base))
+            .list(&format!(
+                "{}/api/v1/events?types=message.received",
+                app.base
+            ))
             .await;
         events
             .iter()
@@ -147,7 +150,11 @@ async fn a_flow_on_call_missed_replaces_the_builtin_reply() {
     })
     .await;
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0]["body"]["template"]["name"], "call_follow_up", "{}", sent[0]);
+    assert_eq!(
+        sent[0]["body"]["template"]["name"], "call_follow_up",
+        "{}",
+        sent[0]
+    );
 }
 
 const ASK: &str = r#"

@@ -108,3 +108,134 @@ async fn kill_9_mid_send_loses_nothing_and_sends_nothing_twice() {
     to.dedup();
     assert_eq!(to.len(), 11);
 }
+
+/// A thousand flow runs wait on a delay when the server is killed; after the restart each
+/// one goes on once and sends once.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_while_1000_flow_runs_wait_then_each_sends_once() {
+    const RUNS: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(
+        flows.join("wait.toml"),
+        r#"
+name = "wait"
+[trigger]
+on = "http"
+secret_env = "RINGBACK_FLOW_WAIT_SECRET"
+[[steps]]
+id = "later"
+type = "delay"
+for = "10s"
+[[steps]]
+id = "hello"
+type = "send_template"
+to = "{{ trigger.phone }}"
+template = "call_follow_up"
+variables = ["there"]
+"#,
+    )
+    .unwrap();
+    let mut pair = Pair::start(
+        dir.path(),
+        &format!(
+            "[flows]\ndir = \"{}\"\n[outbox]\nthroughput_per_second = 1000\n[sandbox]\nthroughput_per_second = 1000\nstatus_delay_ms = 20\n",
+            flows.display()
+        ),
+    )
+    .await;
+    pair.env
+        .push(("RINGBACK_FLOW_WAIT_SECRET".into(), "wait-secret".into()));
+    let http = reqwest::Client::new();
+    let (base, sandbox) = (pair.base.clone(), pair.sandbox.clone());
+    let server = pair.serve(&dir.path().join("serve1.log")).await;
+    let started = std::time::Instant::now();
+    let hook = {
+        let (http, base) = (http.clone(), base.clone());
+        move |i: usize| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let r = http
+                    .post(format!("{base}/hooks/wait"))
+                    .header("Authorization", "Bearer wait-secret")
+                    .header("Idempotency-Key", format!("lead-{i}"))
+                    .json(&json!({"phone": format!("+9198770{i:05}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202, "{:?}", r.text().await);
+            }
+        }
+    };
+    let mut pending = tokio::task::JoinSet::new();
+    for chunk in (0..RUNS).collect::<Vec<_>>().chunks(RUNS / 16) {
+        let chunk = chunk.to_vec();
+        let hook = hook.clone();
+        pending.spawn(async move {
+            for i in chunk {
+                hook(i).await;
+            }
+        });
+    }
+    while let Some(done) = pending.join_next().await {
+        done.unwrap();
+    }
+    let sandbox_sent = || {
+        let (http, sandbox) = (http.clone(), sandbox.clone());
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{sandbox}/sandbox/messages"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"].as_array().unwrap().clone()
+        }
+    };
+    // Every run was stored before its 202, and none has come out of its delay yet.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "the hooks took {:?}: the delay is over, the test proves nothing",
+        started.elapsed()
+    );
+    assert_eq!(sandbox_sent().await.len(), 0);
+    drop(server); // SIGKILL
+
+    let _server = pair.serve(&dir.path().join("serve2.log")).await;
+    let sent = eventually_within(Duration::from_secs(90), || async {
+        let sent = sandbox_sent().await;
+        (sent.len() >= RUNS).then_some(sent)
+    })
+    .await;
+    // Once no run is running or sleeping, none can act again: the count below is final.
+    let runs = |status: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{base}/api/v1/flow-runs?status={status}&limit=500"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"].as_array().unwrap().len()
+        }
+    };
+    eventually_within(Duration::from_secs(30), || async {
+        (runs("sleeping").await == 0 && runs("running").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(runs("failed").await, 0);
+    let mut to: Vec<String> = sent
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(to.len(), RUNS, "one Cloud API request per run");
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), RUNS, "each customer once");
+}
