@@ -493,3 +493,79 @@ async fn flows_are_posted_through_the_api_and_runs_are_cancelled() {
     let (status, body) = post_json(&app, "/api/v1/flows/none/runs", json!({}), &[]).await;
     assert_eq!(status, 404, "{body}");
 }
+
+const NIGHTLY: &str = r#"
+name = "nightly"
+[trigger]
+on = "schedule"
+cron = "30 2 * * *"
+time_zone = "Europe/Berlin"
+[[steps]]
+id = "mark"
+type = "set"
+vars = { at = "{{ trigger.scheduled_at }}" }
+"#;
+
+/// The schedule fires on a driven clock across Berlin's autumn change (02:00-03:00 happens
+/// twice on 2026-10-25): 02:30 fires once that night, and once the next, each time once
+/// however often the same window is looked at.
+#[tokio::test]
+async fn a_schedule_fires_once_at_each_time_across_a_dst_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ringback::store::open(&store_url(dir.path()).await)
+        .await
+        .unwrap();
+    let catalog = ringback::flows::catalog::Catalog::new(store.clone(), Vec::new());
+    catalog
+        .put(NIGHTLY, "nightly", "test", None, 0)
+        .await
+        .unwrap();
+    let schedules = ringback::flows::follower::Schedules {
+        store: store.clone(),
+        catalog,
+        wake: Default::default(),
+    };
+    let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let (after, now) = (ms("2026-10-24T12:00:00Z"), ms("2026-10-26T12:00:00Z"));
+    let (upto, next) = schedules.fire_due(after, now).await.unwrap();
+    assert_eq!(upto, now);
+    // 2026-10-27 02:30 CET.
+    assert_eq!(next, Some(ms("2026-10-27T01:30:00Z")));
+    // Looked at again (a restart, a second node): nothing more.
+    schedules.fire_due(after, now).await.unwrap();
+    let runs = store
+        .runs(&ringback::store::RunQuery {
+            flow: Some("nightly".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = runs.iter().map(|r| r.trigger_key.as_str()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "schedule:nightly:2026-10-25T00:30:00Z",
+            "schedule:nightly:2026-10-26T01:30:00Z"
+        ],
+        "02:30 CEST on the night of the change, 02:30 CET the next"
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_every_second_starts_runs_in_the_server() {
+    let tick = NIGHTLY
+        .replace("30 2 * * *", "* * * * * *")
+        .replace("nightly", "tick");
+    let (app, _flows) = app_with_flows(&[("tick.toml", &tick)], &[]).await;
+    let runs = runs_of(&app, "tick", 2).await;
+    let mut at: Vec<&str> = runs
+        .iter()
+        .map(|r| r["trigger"]["scheduled_at"].as_str().unwrap())
+        .collect();
+    at.dedup();
+    assert_eq!(at.len(), runs.len(), "one run per second: {runs:?}");
+    let done = run_in(&app, runs[0]["id"].as_str().unwrap(), "done").await;
+    assert_eq!(done["vars"]["at"], done["trigger"]["scheduled_at"]);
+}
