@@ -39,6 +39,7 @@ use summary::grouped;
 mod cpu;
 pub mod events;
 mod external;
+mod flows;
 mod latency;
 mod pacing;
 mod policy;
@@ -95,6 +96,12 @@ pub struct BenchArgs {
     /// for --seconds; conversation list and transcript reads with --contacts stored messages.
     #[arg(long)]
     pub events: bool,
+    /// Benchmark flows instead: --calls runs of "HTTP hook → branch → template" over
+    /// --concurrency connections (hooks/s, runs/s end to end); --contacts runs waiting on a
+    /// delay (RSS, idle CPU); timers ending at --rate/s for --seconds (lateness p50/p99).
+    /// Example: ringback bench --flows --calls 20000 --contacts 100000
+    #[arg(long)]
+    pub flows: bool,
     /// Benchmark a long steady load instead: --rate calls/s (default 50) for --duration, with
     /// status webhooks and retention pruning rows older than --keep; prints a row a minute
     /// and a verdict on whether RSS, p99 latency and the database size stay flat.
@@ -174,6 +181,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.events {
         return events::run(args.calls, rate, args.seconds, args.contacts, args.json).await;
+    }
+    if args.flows {
+        return flows::run(
+            args.calls,
+            args.concurrency,
+            args.contacts,
+            rate,
+            args.seconds,
+            args.json,
+        )
+        .await;
     }
     if args.pacing {
         return pacing::run(args.numbers, rate, args.seconds, args.json, args.dry).await;

@@ -83,7 +83,14 @@ pub struct Catalog {
     /// The `RINGBACK_FLOW_…` variables: an HTTP trigger's secret must be among them.
     env: Arc<Vec<(String, String)>>,
     versions: Arc<RwLock<HashMap<String, Arc<Loaded>>>>,
+    /// The current version of each flow (enabled or not), as read at `.0`: a hook call looks
+    /// its flow up here, not in the store.
+    names: Arc<RwLock<(Option<std::time::Instant>, HashMap<String, String>)>>,
 }
+
+/// How long the names read from the store serve (a flow posted on another node is seen
+/// within this).
+const NAMES_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, env: Vec<(String, String)>) -> Catalog {
@@ -91,6 +98,7 @@ impl Catalog {
             store,
             env: Arc::new(env),
             versions: Default::default(),
+            names: Default::default(),
         }
     }
 
@@ -133,7 +141,35 @@ impl Catalog {
             .await?;
         let loaded = Arc::new(Loaded { version, flow });
         self.remember(&loaded);
+        self.names.write().unwrap_or_else(|p| p.into_inner()).0 = None;
         Ok(loaded)
+    }
+
+    /// The current version of flow `name`, enabled or not.
+    pub async fn named(&self, name: &str) -> Result<Option<Arc<Loaded>>, StoreError> {
+        let fresh = {
+            let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            names
+                .0
+                .filter(|at| at.elapsed() < NAMES_FOR)
+                .map(|_| names.1.get(name).cloned())
+        };
+        let version = match fresh {
+            Some(v) => v,
+            None => {
+                let rows = self.store.flows().await?;
+                let map: HashMap<String, String> =
+                    rows.into_iter().map(|r| (r.name, r.version)).collect();
+                let v = map.get(name).cloned();
+                *self.names.write().unwrap_or_else(|p| p.into_inner()) =
+                    (Some(std::time::Instant::now()), map);
+                v
+            }
+        };
+        match version {
+            Some(v) => self.version(&v).await,
+            None => Ok(None),
+        }
     }
 
     fn remember(&self, loaded: &Arc<Loaded>) {

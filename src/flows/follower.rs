@@ -43,6 +43,8 @@ pub fn new_run(
         version: flow.version.clone(),
         trigger_key,
         contact: phone,
+        status: "running".into(),
+        due_at: now,
         state: serde_json::to_value(&run).unwrap_or(Value::Null),
         created_at: now,
     }

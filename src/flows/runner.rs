@@ -6,8 +6,9 @@
 //!   due time: nothing polls it. The runner sleeps until the earliest due time, or until it is
 //!   woken (a run started, a reply delivered).
 //! - Each action's outcome is stored (with the run's new state, in one transaction) before the
-//!   next step; a crash repeats at most the action in flight, with the same key, and a send's
-//!   idempotency key makes the repeat find the message it queued (see [`super::actions`]).
+//!   next action is performed and before the run waits or ends; a crash repeats at most the
+//!   last action, with the same key, and a send's idempotency key makes the repeat find the
+//!   message it queued (see [`super::actions`]).
 //! - Runs of one customer are taken up one after the other, never at once, so two runs do not
 //!   interleave their sends to one person; other customers' runs go concurrently, up to
 //!   `flows.concurrency`.
@@ -155,6 +156,9 @@ impl Runner {
             zone: self.actions.settings.timezone.clone(),
         };
         let mut lines = Vec::new();
+        // An action completed and not stored yet: stored with the run's next wait or end, or
+        // before its next action, whichever comes first (one write per run for most flows).
+        let mut unsaved = false;
         let mut next = match (&run.status, row.reply) {
             (Status::AwaitingReply { .. }, Some(reply)) => {
                 let step = current(&engine, &run);
@@ -172,6 +176,17 @@ impl Runner {
             let now = now_ms();
             let (status, due_at, error, fact) = match next {
                 Next::Act(action) => {
+                    // The outcome of the action before is stored before this one is
+                    // performed: a crash repeats no action that completed.
+                    if unsaved {
+                        if !self
+                            .save(&row.id, &run, "running", Some(now), None, &lines, None)
+                            .await?
+                        {
+                            return Ok(());
+                        }
+                        lines.clear();
+                    }
                     let outcome = self
                         .actions
                         .perform(&row.id, &action, &run.contact, &run.trigger, now)
@@ -200,14 +215,7 @@ impl Runner {
                         error,
                     });
                     next = engine.complete(&mut run, outcome, now);
-                    // Stored before the next step: a crash repeats no action that completed.
-                    if !self
-                        .save(&row.id, &run, "running", Some(now), None, &lines, None)
-                        .await?
-                    {
-                        return Ok(());
-                    }
-                    lines.clear();
+                    unsaved = true;
                     continue;
                 }
                 Next::Sleep { until } => {

@@ -55,16 +55,7 @@ pub struct Started {
 impl Flows {
     /// The current version of flow `name`, enabled or not.
     pub async fn flow(&self, name: &str) -> Result<Option<Arc<Loaded>>, StoreError> {
-        let Some(row) = self
-            .store
-            .flows()
-            .await?
-            .into_iter()
-            .find(|f| f.name == name)
-        else {
-            return Ok(None);
-        };
-        self.catalog.version(&row.version).await
+        self.catalog.named(name).await
     }
 
     /// Stores a flow posted through the API.

@@ -42,6 +42,9 @@ pub struct NewRun {
     pub version: String,
     pub trigger_key: String,
     pub contact: Option<String>,
+    /// `running` (due at once) for a run a trigger starts.
+    pub status: String,
+    pub due_at: Millis,
     pub state: Value,
     pub created_at: Millis,
 }

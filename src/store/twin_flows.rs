@@ -1,9 +1,10 @@
 //! [`FlowStore`](super::FlowStore), written once for both backends (see [`super::twin`] for
-//! why that works): flows are not on the hot write path of missed calls, so both backends take
-//! their writes through sqlx transactions (on SQLite, in turn with the writer thread).
+//! why that works), except the two hot writes (see the macro).
 
 /// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
-/// The backend supplies `self.tx()` and `super::conversations::journal_fact`.
+/// The backend supplies `self.tx()` and the two writes every run makes, `start_runs_impl`
+/// and `save_run_impl`: SQLite's join its writer thread's group commits (one fsync for
+/// every run saved meanwhile), PostgreSQL's are sqlx transactions.
 macro_rules! twin_flow_store {
     ($store:ty, $read:ident, $row:ty) => {
         use async_trait::async_trait;
@@ -125,51 +126,7 @@ macro_rules! twin_flow_store {
                 replies: &[(String, Value)],
                 cursor: Option<i64>,
             ) -> Result<Vec<String>, StoreError> {
-                let mut tx = self.tx().await?;
-                let mut started = Vec::new();
-                for r in runs {
-                    let done = sqlx::query(
-                        "INSERT INTO flow_runs (id, flow, version, trigger_key, contact, status, due_at,
-                             state_json, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $6, $6)
-                         ON CONFLICT (trigger_key) DO NOTHING",
-                    )
-                    .bind(&r.id)
-                    .bind(&r.flow)
-                    .bind(&r.version)
-                    .bind(&r.trigger_key)
-                    .bind(&r.contact)
-                    .bind(r.created_at)
-                    .bind(r.state.to_string())
-                    .execute(tx.as_mut())
-                    .await?;
-                    if done.rows_affected() == 1 {
-                        started.push(r.id.clone());
-                    }
-                }
-                for (id, message) in replies {
-                    // Only a run still waiting takes it, and only the first reply.
-                    sqlx::query(
-                        "UPDATE flow_runs SET reply_json = $2, due_at = $3
-                         WHERE id = $1 AND status = 'awaiting_reply' AND reply_json IS NULL",
-                    )
-                    .bind(id)
-                    .bind(message.to_string())
-                    .bind(message["at"].as_i64().unwrap_or(0))
-                    .execute(tx.as_mut())
-                    .await?;
-                }
-                if let Some(c) = cursor {
-                    sqlx::query(
-                        "INSERT INTO flow_cursor (id, event_id) VALUES (1, $1)
-                         ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
-                    )
-                    .bind(c)
-                    .execute(tx.as_mut())
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(started)
+                self.start_runs_impl(runs, replies, cursor).await
             }
 
             async fn flow_cursor(&self) -> Result<Option<i64>, StoreError> {
@@ -219,60 +176,7 @@ macro_rules! twin_flow_store {
                 lines: &[StepLine],
                 fact: Option<&Fact>,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.tx().await?;
-                // A reply is kept only while the run still waits for one.
-                let sql = format!(
-                    "UPDATE flow_runs SET status = $2, due_at = $3, state_json = $4, error = $5,
-                         updated_at = $6,
-                         reply_json = CASE WHEN $2 = 'awaiting_reply' THEN reply_json ELSE NULL END
-                     WHERE id = $1 AND status IN {LIVE}"
-                );
-                let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&u.id)
-                    .bind(&u.status)
-                    .bind(u.due_at)
-                    .bind(u.state.to_string())
-                    .bind(&u.error)
-                    .bind(u.at)
-                    .execute(tx.as_mut())
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Ok(false);
-                }
-                if !lines.is_empty() {
-                    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM flow_steps WHERE run_id = $1")
-                        .bind(&u.id)
-                        .fetch_one(tx.as_mut())
-                        .await?;
-                    let last: i64 = row.try_get("last")?;
-                    for (i, l) in lines.iter().enumerate() {
-                        sqlx::query(
-                            "INSERT INTO flow_steps (run_id, seq, at, step, kind, action_key, input_json,
-                                 output_json, error)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(&u.id)
-                        .bind(last + 1 + i as i64)
-                        .bind(l.at)
-                        .bind(&l.step)
-                        .bind(&l.kind)
-                        .bind(&l.action_key)
-                        .bind(l.input.as_ref().map(Value::to_string))
-                        .bind(l.output.as_ref().map(Value::to_string))
-                        .bind(&l.error)
-                        .execute(tx.as_mut())
-                        .await?;
-                    }
-                }
-                if let Some(f) = fact {
-                    super::conversations::journal_fact(tx.as_mut(), f).await?;
-                }
-                tx.commit().await?;
-                if fact.is_some() {
-                    self.journaled.notify_one();
-                }
-                Ok(true)
+                self.save_run_impl(u, lines, fact).await
             }
 
             async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
