@@ -95,24 +95,27 @@ async fn post_json(
     )
 }
 
-const MISSED: &str = r#"
-name = "missed"
-[trigger]
-on = "call.missed"
-[[steps]]
-id = "hello"
-type = "send_template"
-template = "call_follow_up"
-variables = ["{{ contact.name | default('there') }}"]
-"#;
+/// The shipped example: the built-in reply written as a flow.
+const MISSED: &str = include_str!("../../examples/flows/missed-call-reply.toml");
+
+/// The one step `step` of run `id`'s timeline that acted.
+fn action<'a>(run: &'a Value, step: &str) -> &'a Value {
+    run["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["step"] == step && l["action_key"].is_string())
+        .unwrap_or_else(|| panic!("no action of {step} on the timeline: {run}"))
+}
 
 #[tokio::test]
-async fn a_flow_on_call_missed_replaces_the_builtin_reply() {
+async fn the_missed_call_reply_as_a_flow_replaces_the_builtin_one() {
     let (app, _flows) = app_with_flows(
-        &[("missed.toml", MISSED)],
+        &[("missed-call-reply.toml", MISSED)],
         &[("RINGBACK_MISSED_CALL__REPLY__BUILTIN", "false")],
     )
     .await;
+    // A caller who never wrote: the window is closed, the fallback template goes.
     let r = app.missed_call("flow-c1", "+919876500101").await;
     assert_eq!(r.status(), 202);
     let call = app.decided_call("flow-c1").await;
@@ -124,37 +127,36 @@ async fn a_flow_on_call_missed_replaces_the_builtin_reply() {
             .contains("flows on call.missed"),
         "{call}"
     );
-
-    let runs = runs_of(&app, "missed", 1).await;
+    let runs = runs_of(&app, "missed-call-reply", 1).await;
     let run = run_in(&app, runs[0]["id"].as_str().unwrap(), "done").await;
     assert_eq!(run["contact"], "+919876500101");
-    let send = run["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["step"] == "hello")
-        .cloned()
-        .expect("the send is on the timeline");
+    let send = action(&run, "reply");
     assert_eq!(send["output"]["status"], "queued", "{send}");
-    assert!(
-        send["action_key"].as_str().unwrap().contains("hello"),
-        "{send}"
-    );
+    assert_eq!(send["output"]["type"], "template", "{send}");
     let id = send["output"]["message_id"].as_str().unwrap().to_string();
     let message = message_out(&app, &id).await;
-    assert_eq!(message["kind"], "template");
-    // The template went out once, and the built-in reply did not.
+    assert_eq!(message["body"]["template"]["name"], "missed_call_followup");
+
+    // A caller who wrote today: free-form text.
+    app.user_writes("+919876500102", "hello?").await;
+    received(&app, "+919876500102").await;
+    app.missed_call("flow-c2", "+919876500102").await;
+    let runs = runs_of(&app, "missed-call-reply", 2).await;
+    let second = runs
+        .iter()
+        .find(|r| r["contact"] == "+919876500102")
+        .expect("a run for the second caller");
+    let run = run_in(&app, second["id"].as_str().unwrap(), "done").await;
+    let send = action(&run, "reply");
+    assert_eq!(send["output"]["type"], "text", "{send}");
+
+    // One message per call, and none from the built-in reply.
     let sent = eventually(|| async {
         let s = app.sandbox_sent().await;
-        (!s.is_empty()).then_some(s)
+        (s.len() >= 2).then_some(s)
     })
     .await;
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(
-        sent[0]["body"]["template"]["name"], "call_follow_up",
-        "{}",
-        sent[0]
-    );
+    assert_eq!(sent.len(), 2, "{sent:?}");
 }
 
 const ASK: &str = r#"

@@ -45,7 +45,7 @@ async fn the_example_flows_pass_the_check_and_a_broken_one_is_located() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flows");
     let (status, out) = ringback_flows(dir.path(), "check", &[examples], &[]).await;
     assert_eq!(status, 0, "{out}");
-    assert!(out.contains("3 flow(s) checked, 0 with problems"), "{out}");
+    assert!(out.contains("4 flow(s) checked, 0 with problems"), "{out}");
 
     let flows = dir.path().join("flows");
     std::fs::create_dir(&flows).unwrap();
