@@ -571,3 +571,54 @@ async fn a_schedule_every_second_starts_runs_in_the_server() {
     let done = run_in(&app, runs[0]["id"].as_str().unwrap(), "done").await;
     assert_eq!(done["vars"]["at"], done["trigger"]["scheduled_at"]);
 }
+
+/// A flow on call.missed that sends the caller two templates, `{tag}1` then `{tag}2`.
+fn two_sends(tag: &str) -> String {
+    format!(
+        r#"
+name = "two-{tag}"
+[trigger]
+on = "call.missed"
+[[steps]]
+id = "first"
+type = "send_template"
+template = "call_follow_up"
+variables = ["{tag}1"]
+[[steps]]
+id = "second"
+type = "send_template"
+template = "call_follow_up"
+variables = ["{tag}2"]
+"#
+    )
+}
+
+/// Two runs for one customer started by the same call: one's messages are all queued before
+/// the other's first, never interleaved.
+#[tokio::test]
+async fn runs_of_one_customer_do_not_interleave_their_sends() {
+    let (a, b) = (two_sends("a"), two_sends("b"));
+    let (app, _flows) = app_with_flows(&[("a.toml", &a), ("b.toml", &b)], &[]).await;
+    app.missed_call("two-c1", "+919876500601").await;
+    let mut queued: Vec<(i64, String, String)> = Vec::new();
+    for flow in ["two-a", "two-b"] {
+        let runs = runs_of(&app, flow, 1).await;
+        let run = run_in(&app, runs[0]["id"].as_str().unwrap(), "done").await;
+        for step in ["first", "second"] {
+            let line = action(&run, step);
+            let id = line["output"]["message_id"].as_str().unwrap().to_string();
+            let tag = line["input"]["template"]["variables"][0]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let m = app.message(&id).await;
+            queued.push((m["created_at"].as_i64().unwrap(), id, tag));
+        }
+    }
+    queued.sort();
+    let order: Vec<&str> = queued.iter().map(|(_, _, t)| t.as_str()).collect();
+    assert!(
+        order == ["a1", "a2", "b1", "b2"] || order == ["b1", "b2", "a1", "a2"],
+        "{order:?}"
+    );
+}
