@@ -16,6 +16,7 @@ pub mod holds;
 pub mod lane;
 pub mod pacing;
 pub mod starter;
+pub mod submit;
 
 pub use holds::Holds;
 pub use lane::{Lane, run_maintenance};

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::engine::{Action, Failure};
 use super::send;
 use crate::config::Settings;
-use crate::policy;
-use crate::store::{Enqueued, NewMessage, Store};
+use crate::outbox::submit::{NotQueued, Submission};
+use crate::store::Store;
 use crate::time::Millis;
 
 /// What performing an action needs.
@@ -120,79 +120,33 @@ impl Actions {
                 true,
             ));
         }
-        let facts = self
-            .store
-            .policy_facts(&sender.phone_number_id, s.to.digits())
+        let submitter = crate::outbox::submit::Submitter {
+            store: self.store.as_ref(),
+            templates: &self.templates,
+            book: &self.book,
+            wakers: &self.wakers,
+        };
+        let queued = submitter
+            .submit(Submission {
+                sender,
+                to: &s.to,
+                message: s.message,
+                fallback: s.fallback,
+                idempotency_key: Some(key),
+                origin: "sent by a flow",
+                now,
+            })
             .await
-            .map_err(store_failed)?;
-        let id = crate::outbox::new_message_id();
-        let approved = policy::check(
-            &facts,
-            &self.templates,
-            sender,
-            &s.to,
-            s.message,
-            s.fallback,
-            &id,
-            now,
-        )
-        .map_err(|r| fail(r.code(), r.to_string(), false))?;
-        let permission_request = action.kind == "request_call_permission";
-        let guard = if permission_request {
-            crate::calling::region::business_calls_available(&sender.display_number)
-                .map_err(|why| fail("calling_unavailable", why, false))?;
-            let guard = self.book.lock().await;
-            let record = self
-                .book
-                .get(&sender.phone_number_id, s.to.digits())
-                .await
-                .map_err(store_failed)?;
-            record
-                .may_request(now, &self.book.limits)
-                .map_err(|r| fail("call_permission_request_limit", r.message, false))?;
-            Some(guard)
-        } else {
-            None
-        };
-        let message = NewMessage {
-            id,
-            sender_id: sender.phone_number_id.clone(),
-            to: s.to.to_string(),
-            kind: approved.kind.clone(),
-            body: approved.body,
-            idempotency_key: Some(key),
-            // The policy words its reasons for API sends.
-            reason: approved
-                .reason
-                .replacen("sent through the API", "sent by a flow", 1),
-            created_at: now,
-        };
-        let (id, duplicate) = match self.store.enqueue(&message).await.map_err(store_failed)? {
-            Enqueued::New(id) => (id, false),
-            Enqueued::Existing(id) => (id, true),
-        };
-        if permission_request && !duplicate {
-            self.book
-                .apply_locked(
-                    &sender.phone_number_id,
-                    s.to.digits(),
-                    crate::calling::permission::Input::RequestSent { origin: id.clone() },
-                    now,
-                )
-                .await
-                .map_err(store_failed)?;
-        }
-        drop(guard);
-        if let (Some(until), false) = (approved.opens_free_entry_point, duplicate) {
-            self.store
-                .open_free_entry_point(&sender.phone_number_id, s.to.digits(), until)
-                .await
-                .map_err(store_failed)?;
-        }
-        self.wakers.wake(&sender.phone_number_id);
+            .map_err(|e| match e {
+                NotQueued::Refused(r) => fail(r.code(), r.to_string(), false),
+                NotQueued::CallingUnavailable(why) => fail("calling_unavailable", why, false),
+                NotQueued::PermissionLimit { code, message } => fail(code, message, false),
+                NotQueued::Store(e) => store_failed(e),
+            })?;
         Ok(json!({
-            "status": "queued", "message_id": id, "to": s.to.as_str(), "type": approved.kind,
-            "reason": message.reason, "duplicate": duplicate,
+            "status": "queued", "message_id": queued.id, "to": s.to.as_str(), "type": queued.kind,
+            "reason": queued.reason,
+            "duplicate": queued.duplicate,
         }))
     }
 }

@@ -85,8 +85,11 @@ pub struct Catalog {
     versions: Arc<RwLock<HashMap<String, Arc<Loaded>>>>,
     /// The current version of each flow (enabled or not), as read at `.0`: a hook call looks
     /// its flow up here, not in the store.
-    names: Arc<RwLock<(Option<std::time::Instant>, HashMap<String, String>)>>,
+    names: Arc<RwLock<Names>>,
 }
+
+/// When the names were read, and each flow's current version by name.
+type Names = (Option<std::time::Instant>, HashMap<String, String>);
 
 /// How long the names read from the store serve (a flow posted on another node is seen
 /// within this).

@@ -126,7 +126,7 @@ impl Flows {
                 what: "only a running, sleeping or waiting run can be cancelled",
             });
         }
-        Ok(self.run(id).await?)
+        self.run(id).await
     }
 
     /// Takes a failed (or cancelled) run up again at the step where it stopped, with a fresh
@@ -151,7 +151,7 @@ impl Flows {
             return Err(wrong("only a failed or cancelled run can be rerun"));
         }
         self.wake.notify_one();
-        Ok(self.run(id).await?)
+        self.run(id).await
     }
 
     pub async fn run(&self, id: &str) -> Result<RunRow, RunError> {

@@ -269,7 +269,7 @@ impl Trial<'_> {
                     "status": "sent", "message_id": id, "wamid": wamid, "to": s.to.as_str(),
                     "type": approved.kind,
                     // The policy words its reasons for API sends.
-                    "reason": approved.reason.replacen("sent through the API", "sent by the flow", 1),
+                    "reason": approved.reason.replacen("sent through the API", "sent by a flow", 1),
                 })),
                 Outcome::Retry { code, reason, .. } => Err(fail(meta_code(code), reason, true)),
                 Outcome::Fail { code, reason } => Err(fail(meta_code(code), reason, false)),

@@ -325,7 +325,7 @@ pub async fn hook(
     let signature = headers
         .get(crate::inbound::generic::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let by_secret = secret.as_deref().is_some_and(|secret| {
+    let by_secret = secret.is_some_and(|secret| {
         bearer.is_some_and(|b| crate::signature::tokens_equal(b, secret))
             || crate::signature::verify(
                 crate::signature::Algorithm::HmacSha256Hex,

@@ -25,9 +25,9 @@ use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::JsonBody;
 use super::authorize;
+use crate::outbox::submit::{NotQueued, Submission};
 use crate::phone::PhoneE164;
 use crate::policy::{self, Outgoing, Refusal};
-use crate::store::{Enqueued, NewMessage};
 use crate::time::now_ms;
 
 #[derive(Deserialize)]
@@ -127,7 +127,6 @@ pub(super) async fn send(
     }
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
-    let id = crate::outbox::new_message_id();
     let (kind, payload) = match (&req.text, &req.template, &req.message) {
         (Some(text), None, None) => {
             let n = text.chars().count();
@@ -170,80 +169,37 @@ pub(super) async fn send(
         }),
         None => None,
     };
-    let facts = s
-        .store
-        .policy_facts(&sender.phone_number_id, to.digits())
-        .await?;
-    let approved = policy::check(
-        &facts,
-        &s.templates,
-        sender,
-        &to,
-        Outgoing { kind, payload },
-        fallback,
-        &id,
-        now_ms(),
-    )
-    .map_err(refused)?;
-    // A call-permission request counts against Meta's limits (1 a day, 2 a week): refused
-    // here when Meta would refuse it, recorded once it is queued.
-    let permission_request = approved
-        .body
-        .pointer("/interactive/type")
-        .and_then(Value::as_str)
-        == Some("call_permission_request");
-    let mut permission_guard = None;
-    if permission_request {
-        crate::calling::region::business_calls_available(&sender.display_number)
-            .map_err(|why| unprocessable("calling_unavailable", why))?;
-        // Held until the request is recorded, so two concurrent requests cannot both pass
-        // a 1-per-24-h limit.
-        permission_guard = Some(s.book.lock().await);
-        let record = s.book.get(&sender.phone_number_id, to.digits()).await?;
-        if let Err(r) = record.may_request(now_ms(), &s.book.limits) {
-            let code = if r.code == 138017 {
-                "permanent_permission_exists"
-            } else {
-                "call_permission_request_limit"
-            };
-            return Err(unprocessable(code, r.message));
-        }
-    }
-    let opens_free_entry_point = approved.opens_free_entry_point;
-    let message = NewMessage {
-        id,
-        sender_id: sender.phone_number_id.clone(),
-        to: to.to_string(),
-        kind: approved.kind.clone(),
-        body: approved.body,
-        idempotency_key: key,
-        reason: approved.reason,
-        created_at: now_ms(),
+    let submitter = crate::outbox::submit::Submitter {
+        store: s.store.as_ref(),
+        templates: &s.templates,
+        book: &s.book,
+        wakers: &s.wakers,
     };
-    let (status, id, duplicate) = match s.store.enqueue(&message).await? {
-        Enqueued::New(id) => (StatusCode::ACCEPTED, id, false),
-        Enqueued::Existing(id) => (StatusCode::OK, id, true),
+    let queued = submitter
+        .submit(Submission {
+            sender,
+            to: &to,
+            message: Outgoing { kind, payload },
+            fallback,
+            idempotency_key: key,
+            origin: "sent through the API",
+            now: now_ms(),
+        })
+        .await
+        .map_err(|e| match e {
+            NotQueued::Refused(r) => refused(r),
+            NotQueued::CallingUnavailable(why) => unprocessable("calling_unavailable", why),
+            NotQueued::PermissionLimit { code, message } => unprocessable(code, message),
+            NotQueued::Store(e) => e.into(),
+        })?;
+    let status = if queued.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
     };
-    if permission_request && !duplicate {
-        s.book
-            .apply_locked(
-                &sender.phone_number_id,
-                to.digits(),
-                crate::calling::permission::Input::RequestSent { origin: id.clone() },
-                now_ms(),
-            )
-            .await?;
-    }
-    drop(permission_guard);
-    if let (Some(until), false) = (opens_free_entry_point, duplicate) {
-        s.store
-            .open_free_entry_point(&sender.phone_number_id, to.digits(), until)
-            .await?;
-    }
-    s.wakers.wake(&sender.phone_number_id);
     Ok((
         status,
-        Json(json!({"id": id, "duplicate": duplicate, "type": approved.kind})),
+        Json(json!({"id": queued.id, "duplicate": queued.duplicate, "type": queued.kind})),
     )
         .into_response())
 }

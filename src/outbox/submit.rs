@@ -1,0 +1,149 @@
+//! Queueing a message someone asked for — an API send or a flow's step — after the checks
+//! every such send passes: the send policy (the Cloud API rule book, the 24-hour window,
+//! consent), and for a call-permission request Meta's limits on those; then the row, the call
+//! permission's and the free entry point's bookkeeping, and the lane's wake-up. The missed-call
+//! reply takes its own road (the processor decides and queues in one transaction).
+
+use serde_json::Value;
+
+use crate::calling::PermissionBook;
+use crate::config::Sender;
+use crate::phone::PhoneE164;
+use crate::policy::{self, Outgoing, Refusal};
+use crate::store::{Enqueued, NewMessage, Store, StoreError};
+use crate::template_registry::Registry;
+use crate::time::Millis;
+
+/// What a send needs from the server.
+pub struct Submitter<'a> {
+    pub store: &'a dyn Store,
+    pub templates: &'a Registry,
+    pub book: &'a PermissionBook,
+    pub wakers: &'a super::Wakers,
+}
+
+/// One message to queue.
+pub struct Submission<'a> {
+    pub sender: &'a Sender,
+    pub to: &'a PhoneE164,
+    pub message: Outgoing,
+    /// Sent instead of a free-form message when the window is closed.
+    pub fallback: Option<Outgoing>,
+    pub idempotency_key: Option<String>,
+    /// Who asked, in the message's reason: "sent through the API", "sent by a flow".
+    pub origin: &'static str,
+    pub now: Millis,
+}
+
+/// A message queued (or found: its idempotency key was queued before).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub id: String,
+    pub kind: String,
+    pub reason: String,
+    pub duplicate: bool,
+}
+
+/// Why nothing was queued.
+#[derive(Debug, thiserror::Error)]
+pub enum NotQueued {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Business calling is not available for this number's country.
+    #[error("{0}")]
+    CallingUnavailable(String),
+    /// Meta's limits on permission requests (`code`: `permanent_permission_exists` or
+    /// `call_permission_request_limit`).
+    #[error("{message}")]
+    PermissionLimit { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Submitter<'_> {
+    pub async fn submit(&self, s: Submission<'_>) -> Result<Queued, NotQueued> {
+        let (sender, to) = (s.sender, s.to);
+        let id = super::new_message_id();
+        let facts = self
+            .store
+            .policy_facts(&sender.phone_number_id, to.digits())
+            .await?;
+        let approved = policy::check(
+            &facts,
+            self.templates,
+            sender,
+            to,
+            s.message,
+            s.fallback,
+            &id,
+            s.now,
+        )?;
+        // A call-permission request counts against Meta's limits (1 a day, 2 a week): refused
+        // here when Meta would refuse it, recorded once it is queued.
+        let permission_request = approved
+            .body
+            .pointer("/interactive/type")
+            .and_then(Value::as_str)
+            == Some("call_permission_request");
+        let mut guard = None;
+        if permission_request {
+            crate::calling::region::business_calls_available(&sender.display_number)
+                .map_err(NotQueued::CallingUnavailable)?;
+            // Held until the request is recorded, so two concurrent requests cannot both
+            // pass a 1-per-24-h limit.
+            guard = Some(self.book.lock().await);
+            let record = self.book.get(&sender.phone_number_id, to.digits()).await?;
+            if let Err(r) = record.may_request(s.now, &self.book.limits) {
+                let code = if r.code == 138017 {
+                    "permanent_permission_exists"
+                } else {
+                    "call_permission_request_limit"
+                };
+                return Err(NotQueued::PermissionLimit {
+                    code,
+                    message: r.message,
+                });
+            }
+        }
+        let message = NewMessage {
+            id,
+            sender_id: sender.phone_number_id.clone(),
+            to: to.to_string(),
+            kind: approved.kind.clone(),
+            body: approved.body,
+            idempotency_key: s.idempotency_key,
+            // The policy words its reasons for API sends.
+            reason: approved
+                .reason
+                .replacen("sent through the API", s.origin, 1),
+            created_at: s.now,
+        };
+        let (id, duplicate) = match self.store.enqueue(&message).await? {
+            Enqueued::New(id) => (id, false),
+            Enqueued::Existing(id) => (id, true),
+        };
+        if permission_request && !duplicate {
+            self.book
+                .apply_locked(
+                    &sender.phone_number_id,
+                    to.digits(),
+                    crate::calling::permission::Input::RequestSent { origin: id.clone() },
+                    s.now,
+                )
+                .await?;
+        }
+        drop(guard);
+        if let (Some(until), false) = (approved.opens_free_entry_point, duplicate) {
+            self.store
+                .open_free_entry_point(&sender.phone_number_id, to.digits(), until)
+                .await?;
+        }
+        self.wakers.wake(&sender.phone_number_id);
+        Ok(Queued {
+            id,
+            kind: approved.kind,
+            reason: message.reason,
+            duplicate,
+        })
+    }
+}
