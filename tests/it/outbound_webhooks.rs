@@ -116,10 +116,14 @@ async fn an_endpoint_down_then_up_gets_every_event_signed_and_in_order() {
         *ids.entry(r.header("webhook-id")).or_default() += 1;
     }
     assert_eq!(ids.len(), 4, "{ids:?}");
-    // The delivery log shows the failed attempts and the success.
-    let log = deliveries(&app, &endpoint).await;
+    // The delivery log shows the failed attempts and the success (recorded just after the
+    // receiver answered: waited for).
+    let log = eventually(|| async {
+        let log = deliveries(&app, &endpoint).await;
+        log.iter().all(|d| d["state"] == "delivered").then_some(log)
+    })
+    .await;
     assert_eq!(log.len(), 4);
-    assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
     let first = log.iter().map(|d| d["id"].as_i64().unwrap()).min().unwrap();
     let one = app
         .get_json(&format!("{}/api/v1/webhook-deliveries/{first}", app.base))
