@@ -53,8 +53,8 @@ CREATE TABLE flow_steps (
     PRIMARY KEY (run_id, seq)
 );
 
--- How far the trigger follower has read the published events.
+-- How far the trigger follower has read the published events (one row, name 'events').
 CREATE TABLE flow_cursor (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    name     TEXT PRIMARY KEY,
     event_id INTEGER NOT NULL
 );

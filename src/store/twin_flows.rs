@@ -132,7 +132,7 @@ macro_rules! twin_flow_store {
             async fn flow_cursor(&self) -> Result<Option<i64>, StoreError> {
                 // Before the first pass: the newest event, so flows start with what happens next.
                 let row = sqlx::query(
-                    "SELECT COALESCE((SELECT event_id FROM flow_cursor WHERE id = 1),
+                    "SELECT COALESCE((SELECT event_id FROM flow_cursor WHERE name = 'events'),
                                      (SELECT MAX(id) FROM events)) AS at",
                 )
                 .fetch_one(&self.$read)

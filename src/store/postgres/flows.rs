@@ -50,8 +50,8 @@ impl PostgresStore {
         }
         if let Some(c) = cursor {
             sqlx::query(
-                "INSERT INTO flow_cursor (id, event_id) VALUES (1, $1)
-                 ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+                "INSERT INTO flow_cursor (name, event_id) VALUES ('events', $1)
+                 ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id",
             )
             .bind(c)
             .execute(tx.as_mut())

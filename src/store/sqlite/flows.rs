@@ -84,8 +84,8 @@ fn start_runs(
     }
     if let Some(cursor) = cursor {
         c.prepare_cached(
-            "INSERT INTO flow_cursor (id, event_id) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+            "INSERT INTO flow_cursor (name, event_id) VALUES ('events', ?1)
+             ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id",
         )?
         .execute([cursor])?;
     }
