@@ -622,3 +622,57 @@ async fn runs_of_one_customer_do_not_interleave_their_sends() {
         "{order:?}"
     );
 }
+
+const CRM: &str = r#"
+name = "crm"
+[trigger]
+on = "manual"
+[[steps]]
+id = "post"
+type = "http"
+method = "POST"
+url = "{{ trigger.url }}"
+body = { name = "{{ trigger.name }}" }
+retry = { attempts = 2, wait = "1s" }
+"#;
+
+/// An HTTP step retries a 503, then records the answer; a private address is refused unless
+/// `flows.allow_private_addresses` (as for webhook endpoints).
+#[tokio::test]
+async fn an_http_step_retries_and_private_addresses_are_refused_by_default() {
+    let receiver = crate::receiver::Receiver::start(1).await;
+    let (app, _flows) = app_with_flows(
+        &[("crm.toml", CRM)],
+        &[("RINGBACK_FLOWS__ALLOW_PRIVATE_ADDRESSES", "true")],
+    )
+    .await;
+    let input = json!({"url": receiver.url, "name": "Ravi"});
+    let (status, started) = post_json(&app, "/api/v1/flows/crm/runs", input.clone(), &[]).await;
+    assert_eq!(status, 202, "{started}");
+    let run = run_in(&app, started["run_id"].as_str().unwrap(), "done").await;
+    assert_eq!(run["steps"]["post"]["status"], 204, "{run}");
+    let timeline = run["timeline"].as_array().unwrap();
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["http", "retry_wait", "http", "done"], "{run}");
+    assert!(
+        timeline[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("http_status")
+    );
+    assert_eq!(receiver.delivered(), [json!({"name": "Ravi"})]);
+
+    let (strict, _flows) = app_with_flows(&[("crm.toml", CRM)], &[]).await;
+    let (_, started) = post_json(&strict, "/api/v1/flows/crm/runs", input, &[]).await;
+    let run = run_in(&strict, started["run_id"].as_str().unwrap(), "failed").await;
+    let error = run["error"].as_str().unwrap();
+    assert!(error.contains("http_refused"), "{run}");
+    assert_eq!(
+        receiver.all().len(),
+        2,
+        "the refused request was never made"
+    );
+}
