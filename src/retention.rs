@@ -54,6 +54,7 @@ impl RetentionSettings {
             Kind::WebhookDeliveries => k.webhook_deliveries,
             Kind::Events => k.events,
             Kind::Conversations => k.conversations,
+            Kind::FlowRuns => k.flow_runs,
         }
     }
 

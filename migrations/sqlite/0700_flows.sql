@@ -39,6 +39,8 @@ CREATE TABLE flow_runs (
 CREATE INDEX flow_runs_due ON flow_runs(due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX flow_runs_awaiting ON flow_runs(contact) WHERE status = 'awaiting_reply';
 CREATE INDEX flow_runs_flow ON flow_runs(flow, created_at);
+-- Runs that ended (due_at is NULL only then), oldest first: what retention prunes.
+CREATE INDEX flow_runs_ended ON flow_runs(updated_at) WHERE due_at IS NULL;
 
 CREATE TABLE flow_steps (
     run_id      TEXT    NOT NULL,

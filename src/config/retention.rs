@@ -26,6 +26,7 @@ pub struct RetentionConfig {
     pub webhook_deliveries_days: u32,
     pub events_days: u32,
     pub conversations_days: u32,
+    pub flow_runs_days: u32,
 }
 
 /// Meta redelivers an unacknowledged webhook for up to 7 days; an event pruned sooner would
@@ -66,6 +67,7 @@ impl RetentionConfig {
                 webhook_deliveries: days(self.webhook_deliveries_days),
                 events: days(self.events_days),
                 conversations: days(self.conversations_days),
+                flow_runs: days(self.flow_runs_days),
             },
             cooldown_ms,
         })
@@ -103,6 +105,7 @@ pub struct Keep {
     pub webhook_deliveries: Option<Duration>,
     pub events: Option<Duration>,
     pub conversations: Option<Duration>,
+    pub flow_runs: Option<Duration>,
 }
 
 impl Keep {
@@ -121,6 +124,7 @@ impl Keep {
             webhook_deliveries: limit,
             events: limit,
             conversations: limit,
+            flow_runs: limit,
         }
     }
 }

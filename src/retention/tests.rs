@@ -97,6 +97,7 @@ async fn a_run_prunes_every_kind_in_batches_and_never_the_consent_ledger() {
         &mut c.webhook_deliveries_days,
         &mut c.events_days,
         &mut c.conversations_days,
+        &mut c.flow_runs_days,
     ] {
         *d = 1;
     }

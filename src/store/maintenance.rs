@@ -33,11 +33,13 @@ pub enum RowKind {
     Events,
     /// Ended conversations, with their transcripts (never an open one).
     Conversations,
+    /// Flow runs that ended (done, failed, cancelled), with their timelines.
+    FlowRuns,
 }
 
 impl RowKind {
     /// Deliveries come before events, so an event whose deliveries go in a run goes too.
-    pub const ALL: [RowKind; 12] = [
+    pub const ALL: [RowKind; 13] = [
         RowKind::Messages,
         RowKind::Attempts,
         RowKind::Statuses,
@@ -50,6 +52,7 @@ impl RowKind {
         RowKind::WebhookDeliveries,
         RowKind::Events,
         RowKind::Conversations,
+        RowKind::FlowRuns,
     ];
 
     /// The name used in metrics, logs and the configuration (`<name>_days`).
@@ -67,6 +70,7 @@ impl RowKind {
             RowKind::WebhookDeliveries => "webhook_deliveries",
             RowKind::Events => "events",
             RowKind::Conversations => "conversations",
+            RowKind::FlowRuns => "flow_runs",
         }
     }
 }

@@ -676,3 +676,69 @@ async fn an_http_step_retries_and_private_addresses_are_refused_by_default() {
         "the refused request was never made"
     );
 }
+
+/// Retention prunes runs that ended, with their timelines, and never a run still waiting.
+#[tokio::test]
+async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
+    use ringback::store::{NewRun, RowKind, RunUpdate, StepLine};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ringback::store::open(&store_url(dir.path()).await)
+        .await
+        .unwrap();
+    let run = |id: &str, at: i64| NewRun {
+        id: id.into(),
+        flow: "f".into(),
+        version: "f@0".into(),
+        trigger_key: id.into(),
+        contact: None,
+        status: "running".into(),
+        due_at: at,
+        state: json!({}),
+        created_at: at,
+    };
+    let runs = [
+        run("old-done", 1_000),
+        run("new-done", 1_000),
+        run("old-waiting", 1_000),
+    ];
+    store.start_runs(&runs, &[], None).await.unwrap();
+    let line = StepLine {
+        seq: 0,
+        at: 1_000,
+        step: "s".into(),
+        kind: "done".into(),
+        action_key: None,
+        input: None,
+        output: None,
+        error: None,
+    };
+    for (id, status, due_at, at) in [
+        ("old-done", "done", None, 2_000),
+        ("new-done", "failed", None, 9_000),
+        ("old-waiting", "sleeping", Some(99_000), 2_000),
+    ] {
+        let update = RunUpdate {
+            id: id.into(),
+            status: status.into(),
+            due_at,
+            state: json!({}),
+            error: None,
+            at,
+        };
+        assert!(
+            store
+                .save_run(&update, &[line.clone()], None)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.prune(RowKind::FlowRuns, 5_000, 100).await.unwrap(), 1);
+    assert!(store.run("old-done").await.unwrap().is_none());
+    assert!(store.run_timeline("old-done").await.unwrap().is_empty());
+    assert!(store.run("new-done").await.unwrap().is_some());
+    assert_eq!(store.run_timeline("old-waiting").await.unwrap().len(), 1);
+    assert_eq!(
+        store.run("old-waiting").await.unwrap().unwrap().status,
+        "sleeping"
+    );
+}

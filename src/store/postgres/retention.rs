@@ -109,6 +109,14 @@ fn plan(kind: Kind) -> String {
                 (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)",
             "at",
         ),
+        // A run that has not ended has a due time: kept; an ended one goes with its timeline.
+        Kind::FlowRuns => "WITH chosen AS (
+                 SELECT id FROM flow_runs WHERE due_at IS NULL AND updated_at < $1
+                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ),
+             gone_steps AS (DELETE FROM flow_steps WHERE run_id IN (SELECT id FROM chosen))
+             DELETE FROM flow_runs WHERE id IN (SELECT id FROM chosen)"
+            .to_string(),
         // An open conversation is never pruned; an ended one goes with its transcript.
         Kind::Conversations => "WITH chosen AS (
                  SELECT id FROM conversations WHERE ended_at IS NOT NULL AND ended_at < $1

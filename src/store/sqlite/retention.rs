@@ -139,6 +139,18 @@ fn plan(kind: Kind) -> Plan {
                 )],
             )
         }
+        Kind::FlowRuns => {
+            // A run that has not ended has a due time: kept.
+            let cond = "due_at IS NULL AND updated_at < $1";
+            let chosen = format!("SELECT id FROM flow_runs WHERE id IN ({keys}) AND {cond}");
+            (
+                format!("SELECT id FROM flow_runs WHERE {cond} ORDER BY updated_at LIMIT $2"),
+                vec![
+                    format!("DELETE FROM flow_steps WHERE run_id IN ({chosen})"),
+                    format!("DELETE FROM flow_runs WHERE id IN ({keys}) AND {cond}"),
+                ],
+            )
+        }
         Kind::Conversations => {
             let cond = "ended_at IS NOT NULL AND ended_at < $1";
             let chosen = format!("SELECT id FROM conversations WHERE id IN ({keys}) AND {cond}");
