@@ -727,7 +727,7 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
         };
         assert!(
             store
-                .save_run(&update, &[line.clone()], None)
+                .save_run(&update, std::slice::from_ref(&line), None)
                 .await
                 .unwrap()
         );
