@@ -83,7 +83,32 @@ impl Actions {
         }
     }
 
+    /// Queues the send; asked again after a crash (same key), the outbox answers with the
+    /// message it already holds. Only when the send is refused is the key looked up first:
+    /// the world may have changed since the first ask (a window closed), but a message that
+    /// was queued then stands.
     async fn send(
+        &self,
+        action: &Action,
+        phone: Option<&str>,
+        from: Option<&str>,
+        key: String,
+        now: Millis,
+    ) -> Result<Value, Failure> {
+        match self.queue(action, phone, from, key.clone(), now).await {
+            Err(f) if f.code != "store_unavailable" => {
+                match self.store.message_by_idempotency_key(&key).await {
+                    Ok(Some(id)) => {
+                        Ok(json!({"status": "queued", "message_id": id, "duplicate": true}))
+                    }
+                    _ => Err(f),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn queue(
         &self,
         action: &Action,
         phone: Option<&str>,
@@ -93,15 +118,6 @@ impl Actions {
     ) -> Result<Value, Failure> {
         let store_failed =
             |e: crate::store::StoreError| fail("store_unavailable", e.to_string(), true);
-        // Asked again after a crash: the message exists already.
-        if let Some(id) = self
-            .store
-            .message_by_idempotency_key(&key)
-            .await
-            .map_err(store_failed)?
-        {
-            return Ok(json!({"status": "queued", "message_id": id, "duplicate": true}));
-        }
         let s = send::from_action(action.kind, &action.input, phone)
             .map_err(|e| fail(e.code, e.message, false))?;
         let sender = self
