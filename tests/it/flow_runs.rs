@@ -466,6 +466,26 @@ async fn flows_are_posted_through_the_api_and_runs_are_cancelled() {
     let id = started["run_id"].as_str().unwrap().to_string();
     let run = run_in(&app, &id, "sleeping").await;
     assert!(run["due_at"].as_i64().unwrap() > ringback::time::now_ms() + 3_500_000);
+    assert_eq!(run["version"], version.as_str());
+    // The flow is edited while the run waits: the run keeps its version, new runs take the new.
+    let edited = SLOW.replace(r#"["there"]"#, r#"["friend"]"#);
+    let (status, body) = post_json(&app, "/api/v1/flows", json!({"source": edited}), &[]).await;
+    assert_eq!(status, 201, "{body}");
+    let newer = body["version"].as_str().unwrap().to_string();
+    assert_ne!(newer, version);
+    let run = app
+        .get_json(&format!("{}/api/v1/flow-runs/{id}", app.base))
+        .await;
+    assert_eq!(run["version"], version.as_str(), "{run}");
+    let (_, later) = post_json(
+        &app,
+        "/api/v1/flows/slow/runs",
+        json!({"phone": "+919876500502"}),
+        &[],
+    )
+    .await;
+    let later = run_in(&app, later["run_id"].as_str().unwrap(), "sleeping").await;
+    assert_eq!(later["version"], newer.as_str());
     let (status, cancelled) = post_json(
         &app,
         &format!("/api/v1/flow-runs/{id}/cancel"),

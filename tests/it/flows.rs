@@ -248,3 +248,80 @@ async fn a_trial_fails_on_a_policy_refusal_with_its_code() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains(r#""type":"text""#), "{out}");
 }
+
+/// The third example end to end: the schedule's run fetches two appointments (the answer
+/// given with --respond), reminds each patient through the sandbox — one phone number is not
+/// one, so that reminder fails and `on_error` logs it — and logs both results to a real
+/// endpoint. And the post-call example's third branch: a missed call ends without a message.
+#[tokio::test]
+async fn a_trial_loops_over_appointments_and_logs_each_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Receiver::start(0).await;
+    let flow = dir.path().join("reminders.toml");
+    std::fs::write(
+        &flow,
+        std::fs::read_to_string(example("appointment-reminders"))
+            .unwrap()
+            .replace("https://clinic.example.com/api/reminder-log", &log.url),
+    )
+    .unwrap();
+    let fetch = r#"fetch={"status": 200, "body": {"appointments": [
+        {"id": "a-1", "phone": "+919876543210", "name": "Asha", "date": "3 Dec", "time": "10:30"},
+        {"id": "a-2", "phone": "12", "name": "Ravi", "date": "3 Dec", "time": "11:00"}]}}"#;
+    let (status, out) = ringback_flows(
+        dir.path(),
+        "test",
+        &[flow.to_str().unwrap(), "--respond", fetch],
+        &[("RINGBACK_FLOW_CLINIC_TOKEN", "clinic-1")],
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    for wanted in [
+        r#""variables":{"date":"3 Dec","name":"Asha","time":"10:30"}"#,
+        r#""status":"sent""#,
+        "✗ invalid_phone:",
+        "done after 0s (simulated): 1 message(s) sent to the sandbox",
+    ] {
+        assert!(out.contains(wanted), "{wanted:?} not in:\n{out}");
+    }
+    let logged = log.delivered();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!(logged[0]["appointment"], "a-1");
+    assert_eq!(logged[0]["status"], "sent");
+    assert_eq!(logged[0]["error"], "");
+    assert_eq!(logged[1]["appointment"], "a-2");
+    assert_eq!(logged[1]["status"], "failed");
+    assert!(
+        logged[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_phone:"),
+        "{logged:?}"
+    );
+    let auth = log.all()[0].header("authorization");
+    assert_eq!(auth, "Bearer clinic-1");
+
+    let call = dir.path().join("missed.json");
+    std::fs::write(
+        &call,
+        r#"{"call": {"caller": "+919876543210", "outcome": "no-answer", "missed": true}}"#,
+    )
+    .unwrap();
+    let (status, out) = ringback_flows(
+        dir.path(),
+        "test",
+        &[
+            &example("post-call-follow-up"),
+            "--event",
+            call.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.contains("done after 5m (simulated): 0 message(s) sent to the sandbox"),
+        "{out}"
+    );
+    assert!(!out.contains("(send_template)"), "{out}");
+}
