@@ -165,6 +165,13 @@ async fn a_delivery_is_replayed_with_the_same_webhook_id() {
     .await;
     assert_eq!(all[0].header("webhook-id"), all[1].header("webhook-id"));
     assert_eq!(all[0].body, all[1].body);
+    // The replayed attempt is recorded just after the receiver answered: waited for, so the
+    // next replay does not race that record.
+    eventually(|| async {
+        let log = deliveries(&app, &endpoint).await;
+        (log.first()?["state"] == "delivered" && log.first()?["attempts"] == 2).then_some(())
+    })
+    .await;
     // A time range replays every delivery of its events to one endpoint.
     let r = app
         .http
