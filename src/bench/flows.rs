@@ -243,12 +243,17 @@ async fn timer_version(running: &crate::app::Running) -> anyhow::Result<String> 
         .version)
 }
 
+/// The timer flow read, and an empty context for its interpreter.
+fn timer_flow() -> anyhow::Result<(crate::flows::Flow, crate::flows::render::Context)> {
+    let flow = crate::flows::catalog::read(TIMER, "timer", None)
+        .map_err(|p| anyhow::anyhow!("the timer flow: {p:?}"))?;
+    Ok((flow, crate::flows::render::Context::default()))
+}
+
 /// Stores `n` runs sleeping for an hour; RSS with them stored, CPU over 5 s idle.
 async fn park(running: &crate::app::Running, n: usize) -> anyhow::Result<(f64, f64)> {
     let version = timer_version(running).await?;
-    let flow = crate::flows::catalog::read(TIMER, "timer", None)
-        .map_err(|p| anyhow::anyhow!("the timer flow: {p:?}"))?;
-    let base = crate::flows::render::Context::default();
+    let (flow, base) = timer_flow()?;
     let engine = Engine {
         flow: &flow,
         base: &base,
@@ -281,9 +286,7 @@ async fn lateness(
     seconds: u32,
 ) -> anyhow::Result<Vec<f64>> {
     let version = timer_version(running).await?;
-    let flow = crate::flows::catalog::read(TIMER, "timer", None)
-        .map_err(|p| anyhow::anyhow!("the timer flow: {p:?}"))?;
-    let base = crate::flows::render::Context::default();
+    let (flow, base) = timer_flow()?;
     let engine = Engine {
         flow: &flow,
         base: &base,

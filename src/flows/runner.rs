@@ -1,5 +1,5 @@
 //! The durable runner: takes up runs that are due, moves each through its flow with the
-//! interpreter, performs the actions it asks for and stores the run after every action.
+//! interpreter, performs the actions it asks for and stores the run (see below for when).
 //!
 //! - A run is due when it was just started, when its delay or retry wait is over, when its
 //!   wait for a reply timed out, or when a reply reached it. Between those it is a row with a
@@ -122,7 +122,8 @@ impl Runner {
         Ok(n)
     }
 
-    /// Moves one run on until it waits or ends, storing it after each action.
+    /// Moves one run on until it waits or ends, storing it before each action after the first
+    /// and when it waits or ends.
     async fn take_up(&self, row: RunRow) -> Result<(), StoreError> {
         let Some(loaded) = self.catalog.version(&row.version).await? else {
             let why = format!("version {} of the flow cannot be read", row.version);
