@@ -259,6 +259,11 @@ pub async fn start(
     if loaded > 0 {
         tracing::info!(count = loaded, dir = %settings.flows.dir.display(), "Flows loaded.");
     }
+    let assistants = crate::assistants::Assistants::from_settings(
+        &settings.assistants,
+        store.clone(),
+        reqwest::Client::new(),
+    );
     let flow_runner = crate::flows::runner::Runner {
         store: store.clone(),
         catalog: flows.catalog.clone(),
@@ -270,6 +275,7 @@ pub async fn start(
             sender_status: sender_status.clone(),
             book: book.clone(),
             http: reqwest::Client::new(),
+            assistants: assistants.clone(),
         },
         wake: flows.wake.clone(),
         env: Arc::new(settings.flows.env.clone()),
@@ -342,6 +348,7 @@ pub async fn start(
         published,
         sender_status,
         flows,
+        assistants,
     };
     let router = http::router(state);
     tasks.spawn(log_exit(

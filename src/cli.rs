@@ -57,6 +57,10 @@ pub enum Command {
     /// flows test FLOW --event fixture.json` runs one against a sandbox on a simulated clock.
     #[command(subcommand)]
     Flows(flows::FlowsCommand),
+    /// AI assistants (`[[assistants]]` in the configuration): list them, or ask one as a
+    /// customer would (`ringback assistants ask NAME --customer ID "text"`).
+    #[command(subcommand)]
+    Assistants(assistants::AssistantsCommand),
     /// Inbound events set aside as dead (unreadable or unprocessable): list and retry them.
     #[command(subcommand)]
     Events(events::EventsCommand),
@@ -237,6 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conversations(a) => conversations::run(&cli, a).await,
         Command::Webhooks(w) => webhooks::run(&cli, w).await,
         Command::Flows(f) => flows::run(&cli, f).await,
+        Command::Assistants(a) => assistants::run(&cli, a.clone()).await,
         Command::Calling(c) => calling::run(&cli, c).await,
         Command::Templates => admin::templates(&cli).await,
         Command::Store(s) => store_copy::run(s).await,
@@ -410,6 +415,7 @@ async fn calls(cli: &Cli, a: &MessagesArgs) -> anyhow::Result<()> {
 }
 
 mod admin;
+mod assistants;
 mod calling;
 mod cluster;
 mod conversations;

@@ -55,6 +55,13 @@ pub struct Config {
     pub conversations: events::ConversationsConfig,
     pub outbound_webhooks: events::OutboundWebhooksConfig,
     pub flows: flows::FlowsConfig,
+    /// Business-specific AI assistants (`[[assistants]]`).
+    #[serde(default)]
+    pub assistants: Vec<assistants::AssistantConfig>,
+    /// The environment variables that `[[assistants]]` name as `provider.api_key_env`, as
+    /// the configuration was loaded (keys never live in the file).
+    #[serde(skip)]
+    pub provider_keys: Vec<(String, String)>,
     /// The `RINGBACK_FLOW_…` variables of the environment the configuration was loaded with:
     /// what flows read as `env.*` and where HTTP triggers find their secrets.
     #[serde(skip)]
@@ -249,7 +256,8 @@ impl Config {
             merge(&mut merged, user);
         }
         let mut flow_env = Vec::new();
-        for (key, value) in env {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        for (key, value) in env.iter().cloned() {
             if key.starts_with(crate::flows::expr::ENV_PREFIX) && !key.contains("__") {
                 flow_env.push((key, value));
                 continue;
@@ -267,6 +275,17 @@ impl Config {
         let mut config =
             Config::deserialize(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.flow_env = flow_env;
+        let named: Vec<&str> = config
+            .assistants
+            .iter()
+            .filter_map(|a| a.provider.as_ref())
+            .map(|p| p.api_key_env.trim())
+            .filter(|v| !v.is_empty())
+            .collect();
+        config.provider_keys = env
+            .into_iter()
+            .filter(|(k, _)| named.contains(&k.as_str()))
+            .collect();
         Ok(config)
     }
 
@@ -357,8 +376,16 @@ fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<(), String>
                     t.insert((*part).to_string(), typed);
                     return Ok(());
                 }
-                t.entry((*part).to_string())
-                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                // A section the file leaves out: an array when the next part is an index
+                // (`ASSISTANTS__0__NAME` with no [[assistants]] written), else a table.
+                let indexed = parts[i + 1].parse::<usize>().is_ok();
+                t.entry((*part).to_string()).or_insert_with(|| {
+                    if indexed {
+                        toml::Value::Array(Vec::new())
+                    } else {
+                        toml::Value::Table(Default::default())
+                    }
+                })
             }
             toml::Value::Array(a) => {
                 let idx: usize = part
@@ -400,6 +427,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
     }
 }
 
+pub mod assistants;
 pub mod calling;
 pub mod cluster;
 pub mod events;

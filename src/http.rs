@@ -52,6 +52,8 @@ pub struct AppState {
     pub sender_status: crate::sender_status::SenderStatus,
     /// Flows and their runs (`/api/v1/flows`, `/hooks/{flow}`).
     pub flows: crate::flows::Flows,
+    /// AI assistants (`/api/v1/assistants`).
+    pub assistants: crate::assistants::Assistants,
 }
 
 /// The whole router.

@@ -32,6 +32,7 @@
 
 pub mod api_keys;
 pub mod app;
+pub mod assistants;
 pub mod bench;
 pub mod calling;
 pub mod cli;

@@ -2,7 +2,7 @@
 //!
 //! Two shapes of one rule (wait longer each time, never in lockstep):
 //! - [`Backoff`]: doubling from a minimum to a cap, for reconnecting to a PBX, replaying the
-//!   call spool, and store writes that must not be given up;
+//!   call spool, store writes that must not be given up, and a model provider's failed request within the reply's deadline;
 //! - [`RetryPolicy`]: a failed Cloud API send's schedule, the configured delays stretched by
 //!   Meta's `Retry-After` and the pair-rate rule (131056: wait 4^n seconds) from the Cloud API
 //!   reference. Whether an error is retried at all is `cloud_api::errors`' call.
@@ -41,6 +41,12 @@ impl Backoff {
     /// For PBX connections: 1 s to 30 s.
     pub fn pbx() -> Self {
         Self::new(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    /// For a model provider that failed or rate-limited without saying how long to wait:
+    /// 500 ms to 8 s (a reply has a deadline; see `crate::assistants`).
+    pub fn model_provider() -> Self {
+        Self::new(Duration::from_millis(500), Duration::from_secs(8))
     }
 
     /// For a store write that must not be given up (a send's outcome): 50 ms to 5 s, so a

@@ -7,7 +7,8 @@
 //! [`limits`] (throughput, pair rate, portfolio messaging limit), [`quality`] (rating from
 //! blocks and reports), [`users`] (simulated WhatsApp users; [`actions`]: their messages in
 //! Meta's shape), [`webhooks`] (signed, batched, retried delivery with fault injection),
-//! [`versions`] (the Graph API versions it answers) and [`control`] (faults, inspection).
+//! [`versions`] (the Graph API versions it answers), [`control`] (faults, inspection) and
+//! [`models`] (an OpenAI-compatible chat-completions endpoint for AI assistants).
 //!
 //! What it records is bounded ([`SandboxSettings::keep`]): a long-running `serve` must not grow
 //! with every message it ever saw.
@@ -30,6 +31,7 @@ pub mod calling;
 pub mod control;
 pub mod limits;
 pub mod messages;
+pub mod models;
 pub mod quality;
 pub mod templates;
 pub mod users;
@@ -249,6 +251,8 @@ pub struct Sandbox {
     pub(crate) settings: Arc<SandboxSettings>,
     pub(crate) state: Arc<Mutex<State>>,
     pub(crate) hooks: webhooks::Delivery,
+    /// The OpenAI-compatible model at `/v1/chat/completions` ([`models`]).
+    pub(crate) models: Arc<Mutex<models::Models>>,
 }
 
 impl Sandbox {
@@ -276,6 +280,7 @@ impl Sandbox {
             settings,
             state: Arc::new(Mutex::new(state)),
             hooks,
+            models: Arc::default(),
         }
     }
 
@@ -328,6 +333,9 @@ impl Sandbox {
                 "/sandbox/webhooks/faults",
                 post(control::set_webhook_faults),
             )
+            .route("/v1/chat/completions", post(models::complete))
+            .route("/sandbox/models/script", post(models::script))
+            .route("/sandbox/models/requests", get(models::requests))
             .route("/are-you-ok", get(|| async { "ok" }))
             .fallback(messages::unknown_path)
             .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))

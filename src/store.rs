@@ -20,6 +20,7 @@
 
 use std::sync::Arc;
 
+mod assistants;
 mod calling;
 mod cluster;
 mod contacts;
@@ -36,9 +37,11 @@ pub mod postgres;
 pub mod sqlite;
 mod templates;
 pub(crate) mod twin;
+pub(crate) mod twin_assistants;
 pub(crate) mod twin_flows;
 mod webhooks;
 
+pub use assistants::*;
 pub use calling::*;
 pub use cluster::*;
 pub use contacts::*;
@@ -111,6 +114,7 @@ pub trait Store:
     + ConversationStore
     + WebhookStore
     + FlowStore
+    + AssistantStore
 {
 }
 
@@ -127,5 +131,6 @@ impl<T> Store for T where
         + ConversationStore
         + WebhookStore
         + FlowStore
+        + AssistantStore
 {
 }

@@ -244,6 +244,19 @@ async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
         .ok_or_else(|| anyhow::anyhow!("the configuration has no [[senders]]"))?;
     // The business's zone: the one its hours are kept in.
     let zone = s.timezone.clone();
+    // Assistants answer as in the server (their model, their knowledge), remembering into a
+    // store that ends with the trial.
+    let scratch = tempfile::tempdir()?;
+    let scratch_store = crate::store::open(&format!(
+        "sqlite://{}",
+        scratch.path().join("trial.db").display()
+    ))
+    .await?;
+    let assistants = crate::assistants::Assistants::from_settings(
+        &s.assistants,
+        scratch_store,
+        reqwest::Client::new(),
+    );
     let mut trial = crate::flows::trial::Trial {
         engine: crate::flows::engine::Engine {
             flow: &flow,
@@ -259,6 +272,7 @@ async fn test(cli: &Cli, file: &Path, a: TrialArgs) -> anyhow::Result<bool> {
         ),
         sandbox,
         canned,
+        assistants,
         replies: a.replies,
         window_open: a.window_open,
         http_timeout: std::time::Duration::from_secs(10),

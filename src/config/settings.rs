@@ -63,6 +63,8 @@ pub struct Settings {
     pub conversation_inactivity: i64,
     pub outbound_webhooks: super::events::OutboundWebhookSettings,
     pub flows: super::flows::FlowSettings,
+    /// `[[assistants]]`, validated (knowledge files read, provider keys found).
+    pub assistants: Vec<super::assistants::AssistantSettings>,
 }
 
 /// One WhatsApp business number.
@@ -324,6 +326,8 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         .map_err(invalid)?,
         outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
         flows: c.flows.settings(&c.flow_env).map_err(invalid)?,
+        assistants: super::assistants::settings(&c.assistants, &c.provider_keys)
+            .map_err(invalid)?,
     })
 }
 

@@ -29,6 +29,7 @@ pub struct Actions {
     pub sender_status: crate::sender_status::SenderStatus,
     pub book: crate::calling::PermissionBook,
     pub http: reqwest::Client,
+    pub assistants: crate::assistants::Assistants,
 }
 
 fn fail(code: &str, message: impl Into<String>, retryable: bool) -> Failure {
@@ -70,11 +71,7 @@ impl Actions {
                 .await
             }
             "hand_off" => Ok(json!({"handed_off": true, "note": action.input["note"]})),
-            "generate_reply" => Err(fail(
-                "no_assistant",
-                "assistants are not in this version of Ringback",
-                false,
-            )),
+            "generate_reply" => generate_reply(&self.assistants, &action.input).await,
             other => Err(fail(
                 "unsupported",
                 format!("a {other} step cannot run here"),
@@ -214,4 +211,32 @@ pub async fn http_request(
         ));
     }
     Ok(json!({"status": status, "body": body}))
+}
+
+/// A `generate_reply` step: the assistant's reply through the same code as
+/// `POST /api/v1/assistants/{name}/replies`. The output is the reply (`reply`, `parts`,
+/// `conversation_id`, `handed_off`, `source`, `usage`); a model that fails is a hand-off in
+/// the output, not a step failure, so the flow can send the hand-off message and branch on
+/// `steps.<id>.handed_off`.
+pub async fn generate_reply(
+    assistants: &crate::assistants::Assistants,
+    input: &Value,
+) -> Result<Value, Failure> {
+    use crate::assistants::{Ask, AskError};
+    let name = input["assistant"].as_str().unwrap_or_default();
+    let ask = Ask {
+        customer_id: input["customer"].as_str().unwrap_or_default().to_string(),
+        message: input["message"].as_str().unwrap_or_default().to_string(),
+        variables: input["variables"].as_object().cloned().unwrap_or_default(),
+    };
+    match assistants.reply(name, ask).await {
+        Ok(reply) => Ok(serde_json::to_value(reply).unwrap_or(Value::Null)),
+        Err(AskError::NotFound(n)) => Err(fail(
+            "no_assistant",
+            format!("no assistant is named \"{n}\"; declare it under [[assistants]]"),
+            false,
+        )),
+        Err(AskError::Invalid(m)) => Err(fail("invalid_input", m, false)),
+        Err(AskError::Store(e)) => Err(fail("store_unavailable", e.to_string(), true)),
+    }
 }

@@ -35,6 +35,8 @@ pub struct Trial<'a> {
     /// The customer wrote just before the trigger (the customer service window is open).
     pub window_open: bool,
     pub http_timeout: Duration,
+    /// The configured assistants, remembering into a throw-away store.
+    pub assistants: crate::assistants::Assistants,
 }
 
 /// One line of the trial's report.
@@ -287,15 +289,9 @@ impl Trial<'_> {
                 )
                 .await
             }
-            "generate_reply" => Err(fail(
-                "no_assistant",
-                format!(
-                    "assistants are not in this version of Ringback; give the step's output with \
-                     --respond {}='{{\"reply\": \"…\"}}'",
-                    action.step
-                ),
-                false,
-            )),
+            "generate_reply" => {
+                super::actions::generate_reply(&self.assistants, &action.input).await
+            }
             "hand_off" => Ok(json!({"handed_off": true, "note": action.input["note"]})),
             other => Err(fail(
                 "unsupported",

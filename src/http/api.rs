@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery};
 
+mod assistants;
 mod calling;
 mod consent;
 mod conversations;
@@ -85,6 +86,8 @@ pub fn router() -> Router<AppState> {
             "/api/v1/webhook-deliveries/{id}/replay",
             post(webhook_endpoints::replay),
         )
+        .route("/api/v1/assistants", get(assistants::list))
+        .route("/api/v1/assistants/{name}/replies", post(assistants::reply))
         .route("/api/v1/flows", get(flows::list).post(flows::create))
         .route("/api/v1/flows/{name}", get(flows::show))
         .route(

@@ -34,6 +34,7 @@ use super::*;
 use crate::inbound::IngestRequest;
 use crate::time::Millis;
 
+mod assistants;
 mod calling;
 mod cluster;
 pub mod connect;

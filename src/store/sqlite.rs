@@ -20,6 +20,7 @@ use super::*;
 use crate::inbound::IngestRequest;
 use crate::time::Millis;
 
+mod assistants;
 mod calling;
 mod checkpoint;
 mod cluster;

@@ -1,4 +1,5 @@
 //! Integration tests: the real router over HTTP against the sandbox.
+mod assistants;
 mod burst;
 mod calling;
 mod cluster;

@@ -123,3 +123,52 @@ async fn every_series_and_the_health_check_name_the_node() {
     let health: serde_json::Value = r.json().await.unwrap();
     assert_eq!(health["node"], "node-under-test", "{health}");
 }
+
+#[tokio::test]
+async fn assistant_replies_are_counted_by_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringback.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[assistants]]\nname = \"desk\"\nknowledge = [\"{}/examples/assistants/smile-dental.md\"]\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let path = config.display().to_string();
+    let app = serve(dir.path(), &[("RINGBACK_CONFIG", path.as_str())]).await;
+    let http = reqwest::Client::new();
+    for message in [
+        "When are you open on Saturday?",
+        "I want a human",
+        "Do you sell bikes?",
+    ] {
+        let r = http
+            .post(format!("{}/api/v1/assistants/desk/replies", app.base))
+            .json(&json!({"customer_id": "c1", "message": message}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{message}");
+    }
+    let series = |outcome: &str| {
+        format!("ringback_assistant_replies_total{{assistant=\"desk\",outcome=\"{outcome}\"}}")
+    };
+    assert_eq!(app.metric(&series("knowledge")).await, Some(1.0));
+    assert_eq!(app.metric(&series("hand_off:keyword")).await, Some(1.0));
+    let low = app
+        .metric(&series("hand_off:low_confidence"))
+        .await
+        .unwrap_or(0.0)
+        + app
+            .metric(&series("hand_off:no_knowledge"))
+            .await
+            .unwrap_or(0.0);
+    assert_eq!(low, 1.0);
+    assert!(
+        app.metrics()
+            .await
+            .contains("ringback_assistant_overhead_seconds")
+    );
+}

@@ -279,8 +279,18 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn start(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(settings, dir, sandbox_listener).await
+}
+
+/// As [`start`], the sandbox on a listener bound already (whose address the configuration
+/// names, as an assistant's model does).
+pub async fn start_on(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    sandbox_listener: tokio::net::TcpListener,
+) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = ringback::app::start(settings.clone(), listener, Some(sandbox_listener))
         .await
         .expect("app starts");

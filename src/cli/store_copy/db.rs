@@ -27,6 +27,7 @@ pub(super) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite"
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Int(Option<i64>),
+    Real(Option<f64>),
     Text(Option<String>),
     Blob(Option<Vec<u8>>),
     Bool(Option<bool>),
@@ -93,6 +94,7 @@ macro_rules! bind_all {
                 Value::Text(x) => q.bind(x.clone()),
                 Value::Blob(x) => q.bind(x.clone()),
                 Value::Bool(x) => q.bind(*x),
+                Value::Real(x) => q.bind(*x),
             };
         }
         q
@@ -113,6 +115,7 @@ macro_rules! decode_row {
                     Kind::Text => Value::Text(row.try_get(i)?),
                     Kind::Blob => Value::Blob(row.try_get(i)?),
                     Kind::Bool => Value::Bool(row.try_get(i)?),
+                    Kind::Real => Value::Real(row.try_get(i)?),
                 })
             })
             .collect::<Result<Row, sqlx::Error>>()

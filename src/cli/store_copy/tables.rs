@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Blob,
     /// `bool`: SQLite INTEGER 0/1, PostgreSQL BOOLEAN.
     Bool,
+    /// `f64`: SQLite REAL, PostgreSQL DOUBLE PRECISION.
+    Real,
 }
 
 /// One column.
@@ -52,7 +54,7 @@ impl Table {
     }
 }
 
-use Kind::{Blob, Bool, Int, Text};
+use Kind::{Blob, Bool, Int, Real, Text};
 
 const fn req(name: &'static str, kind: Kind) -> Column {
     Column {
@@ -495,5 +497,36 @@ pub(crate) static TABLES: &[Table] = &[
         name: "flow_cursor",
         key: &["name"],
         columns: &[req("name", Text), req("event_id", Int)],
+    },
+    Table {
+        name: "assistant_threads",
+        key: &["id"],
+        columns: &[
+            req("id", Text),
+            req("assistant", Text),
+            req("customer_id", Text),
+            req("created_at", Int),
+            req("updated_at", Int),
+            opt("handed_off_at", Int),
+            opt("hand_off_reason", Text),
+            req("variables_json", Text),
+        ],
+    },
+    Table {
+        name: "assistant_turns",
+        key: &["id"],
+        columns: &[
+            req("id", Int),
+            req("thread_id", Text),
+            req("at", Int),
+            req("role", Text),
+            req("content", Text),
+            opt("source", Text),
+            opt("prompt_tokens", Int),
+            opt("completion_tokens", Int),
+            opt("cost", Real),
+            opt("latency_ms", Int),
+            opt("error", Text),
+        ],
     },
 ];

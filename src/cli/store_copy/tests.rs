@@ -39,6 +39,7 @@ fn row(table: &Table, i: usize) -> Row {
                 Kind::Text => Value::Text((!null).then(|| format!("{i:05} it's “ünïcode” ✓ \\"))),
                 Kind::Blob => Value::Blob((!null).then(|| vec![0, 0xff, i as u8, b'\''])),
                 Kind::Bool => Value::Bool((!null).then_some(i.is_multiple_of(2))),
+                Kind::Real => Value::Real((!null).then_some(i as f64 / 3.0)),
             }
         })
         .collect()
@@ -196,6 +197,8 @@ fn expected(backend: Backend) -> Vec<String> {
                     (Backend::Sqlite, Kind::Int | Kind::Bool) => "INTEGER",
                     (Backend::Sqlite, Kind::Text) => "TEXT",
                     (Backend::Sqlite, Kind::Blob) => "BLOB",
+                    (Backend::Sqlite, Kind::Real) => "REAL",
+                    (Backend::Postgres, Kind::Real) => "double precision",
                     (Backend::Postgres, Kind::Int) => "bigint",
                     (Backend::Postgres, Kind::Bool) => "boolean",
                     (Backend::Postgres, Kind::Text) => "text",

@@ -1,0 +1,32 @@
+-- AI assistants (src/assistants): memory per (assistant, customer identifier).
+
+CREATE TABLE assistant_threads (
+    id              TEXT PRIMARY KEY,
+    assistant       TEXT    NOT NULL,
+    customer_id     TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    handed_off_at   INTEGER,
+    hand_off_reason TEXT,
+    -- What the assistant recorded (declared variables), a JSON object.
+    variables_json  TEXT    NOT NULL DEFAULT '{}',
+    UNIQUE (assistant, customer_id)
+);
+
+-- Each question and each answer; an answer carries what it cost.
+CREATE TABLE assistant_turns (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    thread_id         TEXT    NOT NULL REFERENCES assistant_threads (id) ON DELETE CASCADE,
+    at                INTEGER NOT NULL,
+    role              TEXT    NOT NULL,
+    content           TEXT    NOT NULL,
+    -- model, knowledge or hand_off (answers only)
+    source            TEXT,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    cost              REAL,
+    latency_ms        INTEGER,
+    error             TEXT
+);
+CREATE INDEX assistant_turns_thread ON assistant_turns (thread_id, id);
+CREATE INDEX assistant_turns_at ON assistant_turns (at);
