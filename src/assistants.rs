@@ -190,10 +190,9 @@ impl Assistants {
             .clone();
         check(&a.settings, &ask)?;
         let message = ask.message.trim();
-        let thread = self
-            .store
-            .assistant_thread(name, ask.customer_id.trim(), now_ms())
-            .await?;
+        // The customer's thread is started (or found) by the one write that records the reply;
+        // only a model needs a read first, for the memory.
+        let customer_id = ask.customer_id.trim();
         let mut usage = Usage::default();
         let mut recorded = Map::new();
         let mut confidence = None;
@@ -202,7 +201,10 @@ impl Assistants {
         let (text, source, handed_off) = if let Some(word) = keyword(&a.settings, message) {
             hand_off(&a, "keyword", format!("the customer wrote \"{word}\""))
         } else if let Some(provider) = &a.provider {
-            let memory = self.store.assistant_turns(&thread.id, MEMORY_TURNS).await?;
+            let memory = self
+                .store
+                .assistant_turns(name, customer_id, MEMORY_TURNS)
+                .await?;
             let memory = prompt::within_budget(&memory, a.settings.memory_tokens);
             let asked = ask_model(
                 &a,
@@ -265,9 +267,12 @@ impl Assistants {
         let parts = answer::fit(&text, a.settings.max_reply_chars, a.settings.long_replies);
         let reply = parts.join("\n\n");
         usage.latency_ms = started.elapsed().as_millis() as u64;
-        self.store
+        let conversation_id = self
+            .store
             .record_assistant_reply(&RecordedReply {
-                thread_id: thread.id.clone(),
+                assistant: name.to_string(),
+                customer_id: customer_id.to_string(),
+                new_thread_id: uuid::Uuid::now_v7().to_string(),
                 at: now_ms(),
                 question: message.to_string(),
                 answer: reply.clone(),
@@ -290,7 +295,7 @@ impl Assistants {
         Ok(Reply {
             reply,
             parts,
-            conversation_id: thread.id,
+            conversation_id,
             source,
             handed_off,
             confidence,

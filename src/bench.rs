@@ -36,6 +36,7 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use summary::grouped;
 
+mod assistants;
 mod cpu;
 pub mod events;
 mod external;
@@ -96,6 +97,12 @@ pub struct BenchArgs {
     /// for --seconds; conversation list and transcript reads with --contacts stored messages.
     #[arg(long)]
     pub events: bool,
+    /// Benchmark AI assistants instead: retrieval over a 1,000-entry FAQ (p50/p99), Ringback's
+    /// own time per reply over --calls replies (the sandbox's model answering at once), and
+    /// --contacts replies waiting at once on a model answering in 2 s while missed calls
+    /// arrive. Example: ringback bench --assistants --calls 2000 --contacts 1000
+    #[arg(long)]
+    pub assistants: bool,
     /// Benchmark flows instead: --calls runs of "HTTP hook → branch → template" over
     /// --concurrency connections (hooks/s, runs/s end to end); --contacts runs waiting on a
     /// delay (RSS, idle CPU); timers ending at --rate/s for --seconds (lateness p50/p99).
@@ -181,6 +188,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.events {
         return events::run(args.calls, rate, args.seconds, args.contacts, args.json).await;
+    }
+    if args.assistants {
+        return assistants::run(args.calls, args.contacts, args.json).await;
     }
     if args.flows {
         return flows::run(

@@ -36,7 +36,10 @@ pub struct AssistantTurn {
 /// A reply to record: the question, the answer, what it cost, and what changed on the thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedReply {
-    pub thread_id: String,
+    pub assistant: String,
+    pub customer_id: String,
+    /// The id the thread gets if this reply starts it (if it exists, its id stays).
+    pub new_thread_id: String,
     pub at: Millis,
     pub question: String,
     pub answer: String,
@@ -55,21 +58,26 @@ pub struct RecordedReply {
 
 #[async_trait]
 pub trait AssistantStore: Send + Sync {
-    /// The thread of (`assistant`, `customer_id`), created if new.
+    /// The thread of (`assistant`, `customer_id`), if the customer asked before.
     async fn assistant_thread(
         &self,
         assistant: &str,
         customer_id: &str,
-        now: Millis,
-    ) -> Result<AssistantThread, StoreError>;
+    ) -> Result<Option<AssistantThread>, StoreError>;
 
-    /// The thread's last `limit` turns, oldest first.
+    /// The last `limit` turns of the customer's thread with `assistant`, oldest first (one
+    /// read, no thread lookup first).
     async fn assistant_turns(
         &self,
-        thread_id: &str,
+        assistant: &str,
+        customer_id: &str,
         limit: u32,
     ) -> Result<Vec<AssistantTurn>, StoreError>;
 
-    /// Records a question and its answer in one transaction, with the thread's new state.
-    async fn record_assistant_reply(&self, reply: &RecordedReply) -> Result<(), StoreError>;
+    /// Records a question and its answer in one transaction, with the thread's new state
+    /// (starting the thread if it is the customer's first question); returns the thread's id.
+    /// One write per reply: on SQLite it joins the writer thread's group commits, so a
+    /// thousand replies finishing together do not queue a thousand commits in front of
+    /// webhooks.
+    async fn record_assistant_reply(&self, reply: &RecordedReply) -> Result<String, StoreError>;
 }

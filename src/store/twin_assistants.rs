@@ -1,6 +1,6 @@
 //! [`AssistantStore`](super::AssistantStore), written once for both backends (see
-//! [`super::twin`] for why that works). None of these writes is hot enough for SQLite's
-//! writer thread: a reply waits on a model for far longer than its commit takes.
+//! [`super::twin`] for why that works), except its one write, `record_assistant_reply_impl`:
+//! SQLite's joins the writer thread's group commits, PostgreSQL's is a sqlx transaction.
 
 /// `$store`: the backend's store type; `$read`: its read pool field; `$row`: its row type.
 macro_rules! twin_assistant_store {
@@ -11,7 +11,6 @@ macro_rules! twin_assistant_store {
         use $crate::store::{
             AssistantStore, AssistantThread, AssistantTurn, RecordedReply, StoreError,
         };
-        use $crate::time::Millis;
 
         fn thread_from_row(r: &$row) -> Result<AssistantThread, sqlx::Error> {
             let vars: String = r.try_get("variables_json")?;
@@ -23,8 +22,7 @@ macro_rules! twin_assistant_store {
                 updated_at: r.try_get("updated_at")?,
                 handed_off_at: r.try_get("handed_off_at")?,
                 hand_off_reason: r.try_get("hand_off_reason")?,
-                variables: serde_json::from_str(&vars)
-                    .unwrap_or_else(|_| serde_json::json!({})),
+                variables: serde_json::from_str(&vars).unwrap_or_else(|_| serde_json::json!({})),
             })
         }
 
@@ -34,48 +32,31 @@ macro_rules! twin_assistant_store {
                 &self,
                 assistant: &str,
                 customer_id: &str,
-                now: Millis,
-            ) -> Result<AssistantThread, StoreError> {
-                let select = "SELECT * FROM assistant_threads WHERE assistant = $1 AND customer_id = $2";
-                if let Some(r) = sqlx::query(select)
-                    .bind(assistant)
-                    .bind(customer_id)
-                    .fetch_optional(&self.$read)
-                    .await?
-                {
-                    return Ok(thread_from_row(&r)?);
-                }
-                let mut tx = self.tx().await?;
-                sqlx::query(
-                    "INSERT INTO assistant_threads (id, assistant, customer_id, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $4)
-                     ON CONFLICT (assistant, customer_id) DO NOTHING",
+            ) -> Result<Option<AssistantThread>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT * FROM assistant_threads WHERE assistant = $1 AND customer_id = $2",
                 )
-                .bind(uuid::Uuid::now_v7().to_string())
                 .bind(assistant)
                 .bind(customer_id)
-                .bind(now)
-                .execute(tx.as_mut())
+                .fetch_optional(&self.$read)
                 .await?;
-                let r = sqlx::query(select)
-                    .bind(assistant)
-                    .bind(customer_id)
-                    .fetch_one(tx.as_mut())
-                    .await?;
-                tx.commit().await?;
-                Ok(thread_from_row(&r)?)
+                Ok(row.as_ref().map(thread_from_row).transpose()?)
             }
 
             async fn assistant_turns(
                 &self,
-                thread_id: &str,
+                assistant: &str,
+                customer_id: &str,
                 limit: u32,
             ) -> Result<Vec<AssistantTurn>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT role, content, at FROM assistant_turns WHERE thread_id = $1
-                     ORDER BY id DESC LIMIT $2",
+                    "SELECT u.role, u.content, u.at FROM assistant_threads t
+                     JOIN assistant_turns u ON u.thread_id = t.id
+                     WHERE t.assistant = $1 AND t.customer_id = $2
+                     ORDER BY u.id DESC LIMIT $3",
                 )
-                .bind(thread_id)
+                .bind(assistant)
+                .bind(customer_id)
                 .bind(i64::from(limit))
                 .fetch_all(&self.$read)
                 .await?;
@@ -93,59 +74,43 @@ macro_rules! twin_assistant_store {
                 Ok(turns)
             }
 
-            async fn record_assistant_reply(&self, r: &RecordedReply) -> Result<(), StoreError> {
-                let mut tx = self.tx().await?;
-                sqlx::query(
-                    "INSERT INTO assistant_turns (thread_id, at, role, content) VALUES ($1, $2, 'user', $3)",
-                )
-                .bind(&r.thread_id)
-                .bind(r.at)
-                .bind(&r.question)
-                .execute(tx.as_mut())
-                .await?;
-                sqlx::query(
-                    "INSERT INTO assistant_turns (thread_id, at, role, content, source, prompt_tokens,
-                         completion_tokens, cost, latency_ms, error)
-                     VALUES ($1, $2, 'assistant', $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&r.thread_id)
-                .bind(r.at)
-                .bind(&r.answer)
-                .bind(&r.source)
-                .bind(r.prompt_tokens)
-                .bind(r.completion_tokens)
-                .bind(r.cost)
-                .bind(r.latency_ms)
-                .bind(&r.error)
-                .execute(tx.as_mut())
-                .await?;
-                let vars: String = sqlx::query("SELECT variables_json FROM assistant_threads WHERE id = $1")
-                    .bind(&r.thread_id)
-                    .fetch_one(tx.as_mut())
-                    .await?
-                    .try_get("variables_json")?;
-                let mut vars: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&vars).unwrap_or_default();
-                for (k, v) in &r.recorded {
-                    vars.insert(k.clone(), serde_json::Value::String(v.clone()));
-                }
-                sqlx::query(
-                    "UPDATE assistant_threads SET updated_at = $2, variables_json = $3,
-                         handed_off_at = CASE WHEN $4 IS NULL THEN handed_off_at ELSE $2 END,
-                         hand_off_reason = COALESCE($4, hand_off_reason)
-                     WHERE id = $1",
-                )
-                .bind(&r.thread_id)
-                .bind(r.at)
-                .bind(serde_json::Value::Object(vars).to_string())
-                .bind(&r.hand_off_reason)
-                .execute(tx.as_mut())
-                .await?;
-                tx.commit().await?;
-                Ok(())
+            async fn record_assistant_reply(
+                &self,
+                r: &RecordedReply,
+            ) -> Result<String, StoreError> {
+                self.record_assistant_reply_impl(r).await
             }
         }
     };
 }
 
 pub(crate) use twin_assistant_store;
+
+/// The thread's variables with `recorded` merged in, as stored JSON.
+pub(crate) fn merged_variables(stored: &str, recorded: &[(String, String)]) -> String {
+    let mut vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).unwrap_or_default();
+    for (k, v) in recorded {
+        vars.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    serde_json::Value::Object(vars).to_string()
+}
+
+/// The statements of the one write, numbered alike for both drivers (`$N`; SQLite reads
+/// `$N` as `?N`).
+pub(crate) const INSERT_THREAD: &str =
+    "INSERT INTO assistant_threads (id, assistant, customer_id, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (assistant, customer_id) DO NOTHING";
+pub(crate) const SELECT_THREAD: &str =
+    "SELECT id, variables_json FROM assistant_threads WHERE assistant = $1 AND customer_id = $2";
+pub(crate) const INSERT_QUESTION: &str =
+    "INSERT INTO assistant_turns (thread_id, at, role, content) VALUES ($1, $2, 'user', $3)";
+pub(crate) const INSERT_ANSWER: &str =
+    "INSERT INTO assistant_turns (thread_id, at, role, content, source, prompt_tokens,
+         completion_tokens, cost, latency_ms, error)
+     VALUES ($1, $2, 'assistant', $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const UPDATE_THREAD: &str =
+    "UPDATE assistant_threads SET updated_at = $2, variables_json = $3,
+         handed_off_at = CASE WHEN $4 IS NULL THEN handed_off_at ELSE $2 END,
+         hand_off_reason = COALESCE($4, hand_off_reason)
+     WHERE id = $1";
