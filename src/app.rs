@@ -291,6 +291,15 @@ pub async fn start(
         settings.outbound_webhooks.clone(),
         published.clone(),
     );
+    let auto_reply = crate::assistants::auto_reply::AutoReply {
+        store: store.clone(),
+        assistants: assistants.clone(),
+        settings: settings.clone(),
+        templates: templates.clone(),
+        book: book.clone(),
+        wakers: wakers.clone(),
+        published: published.clone(),
+    };
     tasks.spawn(leader(
         Leader {
             store: store.clone(),
@@ -300,6 +309,7 @@ pub async fn start(
             dispatcher,
             flows: flows.clone(),
             flow_runner,
+            auto_reply,
             lanes: lanes.clone(),
             resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
             max_attempts: settings.outbox.max_attempts,
@@ -381,6 +391,8 @@ struct Leader {
     /// Flows: runs started from events and schedules, and taken up when due.
     flows: crate::flows::Flows,
     flow_runner: crate::flows::runner::Runner,
+    /// Assistants answering the numbers they are given.
+    auto_reply: crate::assistants::auto_reply::AutoReply,
     lanes: Vec<Lane>,
     resend_after: Duration,
     /// Attempts after which an unanswered send is given up (see `requeue_uncertain`).
@@ -423,6 +435,7 @@ async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
             work.spawn(tracker.run(term.clone()));
             work.spawn(l.dispatcher.clone().run(term.clone()));
             work.spawn(l.flow_runner.clone().run(term.clone()));
+            work.spawn(l.auto_reply.clone().run(term.clone()));
             work.spawn(
                 crate::flows::follower::Follower {
                     store: l.store.clone(),

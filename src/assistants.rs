@@ -40,6 +40,7 @@ use crate::store::{RecordedReply, Store, StoreError};
 use crate::time::now_ms;
 
 pub mod answer;
+pub mod auto_reply;
 pub mod knowledge;
 pub mod prompt;
 pub mod provider;

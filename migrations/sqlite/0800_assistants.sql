@@ -30,3 +30,15 @@ CREATE TABLE assistant_turns (
 );
 CREATE INDEX assistant_turns_thread ON assistant_turns (thread_id, id);
 CREATE INDEX assistant_turns_at ON assistant_turns (at);
+
+-- Auto-reply paused for a customer of a number (a person answered through the API, or the
+-- assistant handed off): for that conversation, or, when none was open, for conversations
+-- that started by `at`. The customer's next conversation is answered again.
+CREATE TABLE assistant_pauses (
+    sender_id       TEXT NOT NULL,
+    contact         TEXT NOT NULL,
+    conversation_id TEXT,
+    at        INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    PRIMARY KEY (sender_id, contact)
+);

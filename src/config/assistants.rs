@@ -57,6 +57,14 @@ pub struct AssistantConfig {
     /// The whole reply's deadline, retries included.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Business numbers (display number or phone number id) whose inbound WhatsApp messages
+    /// this assistant answers by itself.
+    #[serde(default)]
+    pub auto_reply: Vec<String>,
+    /// When auto-reply answers: `always`, or `business` (within `[missed_call.business_hours]`;
+    /// outside them the customer gets the hand-off message and a person takes over).
+    #[serde(default = "default_hours")]
+    pub hours: String,
     /// An OpenAI-compatible model; absent, the assistant answers from its knowledge alone.
     #[serde(default)]
     pub provider: Option<ProviderConfig>,
@@ -105,6 +113,9 @@ fn default_memory_tokens() -> usize {
 }
 fn default_timeout_ms() -> u64 {
     30_000
+}
+fn default_hours() -> String {
+    "always".into()
 }
 fn default_auth() -> String {
     "bearer".into()
@@ -165,6 +176,10 @@ pub struct AssistantSettings {
     pub long_replies: LongReplies,
     pub memory_tokens: usize,
     pub timeout: Duration,
+    /// The phone number ids it answers by itself.
+    pub auto_reply: Vec<String>,
+    /// Auto-reply only within the business hours (else it hands off).
+    pub business_hours_only: bool,
     pub provider: Option<ProviderSettings>,
 }
 
@@ -173,13 +188,43 @@ pub struct AssistantSettings {
 pub fn settings(
     entries: &[AssistantConfig],
     env: &[(String, String)],
+    senders: &[super::Sender],
+    business_hours: Option<&super::BusinessHours>,
 ) -> Result<Vec<AssistantSettings>, String> {
     let mut out: Vec<AssistantSettings> = Vec::with_capacity(entries.len());
     for (i, a) in entries.iter().enumerate() {
         let at = format!("assistants[{i}]");
-        let s = one(a, &at, env)?;
+        let mut s = one(a, &at, env)?;
+        if s.business_hours_only && business_hours.is_none() {
+            return Err(format!(
+                "assistant \"{}\": hours = \"business\" but [missed_call.business_hours] is not set; set it, or hours = \"always\"",
+                s.name
+            ));
+        }
         if out.iter().any(|o| o.name == s.name) {
             return Err(format!("{at}: a second assistant is named \"{}\"", s.name));
+        }
+        for number in &a.auto_reply {
+            let n = number.trim();
+            let sender = senders
+                .iter()
+                .find(|x| x.phone_number_id == n || x.display_number.as_str() == n)
+                .ok_or_else(|| {
+                    format!(
+                        "assistant \"{}\": auto_reply names {n}, which is not one of [[senders]] (give its display number or phone_number_id)",
+                        s.name
+                    )
+                })?;
+            if let Some(other) = out
+                .iter()
+                .find(|o| o.auto_reply.contains(&sender.phone_number_id))
+            {
+                return Err(format!(
+                    "assistant \"{}\": number {n} is already answered by assistant \"{}\"; one assistant per number",
+                    s.name, other.name
+                ));
+            }
+            s.auto_reply.push(sender.phone_number_id.clone());
         }
         out.push(s);
     }
@@ -282,6 +327,16 @@ fn one(
         long_replies,
         memory_tokens: a.memory_tokens,
         timeout: Duration::from_millis(a.timeout_ms),
+        auto_reply: Vec::new(),
+        business_hours_only: match a.hours.as_str() {
+            "always" => false,
+            "business" => true,
+            other => {
+                return Err(format!(
+                    "{at}: hours = \"{other}\"; use \"always\" or \"business\""
+                ));
+            }
+        },
         provider,
     })
 }

@@ -274,6 +274,13 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
     c.freeswitch.validate().map_err(invalid)?;
 
     let templates = declared_templates(c, &senders)?;
+    let assistants = super::assistants::settings(
+        &c.assistants,
+        &c.provider_keys,
+        &senders,
+        business_hours.as_ref(),
+    )
+    .map_err(invalid)?;
     Ok(Settings {
         templates,
         listen,
@@ -326,8 +333,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         .map_err(invalid)?,
         outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
         flows: c.flows.settings(&c.flow_env).map_err(invalid)?,
-        assistants: super::assistants::settings(&c.assistants, &c.provider_keys)
-            .map_err(invalid)?,
+        assistants,
     })
 }
 

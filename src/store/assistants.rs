@@ -56,6 +56,27 @@ pub struct RecordedReply {
     pub recorded: Vec<(String, String)>,
 }
 
+/// Auto-reply paused for one customer of one number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoReplyPause {
+    pub sender_id: String,
+    pub contact: String,
+    /// The conversation it pauses; `None` when none was open (then: those started by `at`).
+    pub conversation_id: Option<String>,
+    pub at: Millis,
+    pub reason: String,
+}
+
+impl AutoReplyPause {
+    /// Whether it pauses a conversation (`id`, started at `started_at`).
+    pub fn covers(&self, id: &str, started_at: Millis) -> bool {
+        match &self.conversation_id {
+            Some(paused) => paused == id,
+            None => started_at <= self.at,
+        }
+    }
+}
+
 #[async_trait]
 pub trait AssistantStore: Send + Sync {
     /// The thread of (`assistant`, `customer_id`), if the customer asked before.
@@ -80,4 +101,20 @@ pub trait AssistantStore: Send + Sync {
     /// thousand replies finishing together do not queue a thousand commits in front of
     /// webhooks.
     async fn record_assistant_reply(&self, reply: &RecordedReply) -> Result<String, StoreError>;
+
+    /// Auto-reply stops for (`sender_id`, `contact`): for `conversation_id`, or with none,
+    /// for conversations that started by `at` (the latest pause wins).
+    async fn pause_auto_reply(&self, pause: &AutoReplyPause) -> Result<(), StoreError>;
+
+    /// The latest pause of (`sender_id`, `contact`).
+    async fn auto_reply_pause(
+        &self,
+        sender_id: &str,
+        contact: &str,
+    ) -> Result<Option<AutoReplyPause>, StoreError>;
+
+    /// The last event the auto-replier finished with (the newest event, the first time).
+    async fn auto_reply_cursor(&self) -> Result<Option<i64>, StoreError>;
+
+    async fn set_auto_reply_cursor(&self, event_id: i64) -> Result<(), StoreError>;
 }

@@ -80,6 +80,78 @@ macro_rules! twin_assistant_store {
             ) -> Result<String, StoreError> {
                 self.record_assistant_reply_impl(r).await
             }
+
+            async fn pause_auto_reply(
+                &self,
+                p: &$crate::store::AutoReplyPause,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tx().await?;
+                sqlx::query(
+                    "INSERT INTO assistant_pauses (sender_id, contact, conversation_id, at, reason)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (sender_id, contact) DO UPDATE SET
+                         conversation_id = excluded.conversation_id, at = excluded.at,
+                         reason = excluded.reason
+                     WHERE excluded.at >= assistant_pauses.at",
+                )
+                .bind(&p.sender_id)
+                .bind(&p.contact)
+                .bind(&p.conversation_id)
+                .bind(p.at)
+                .bind(&p.reason)
+                .execute(tx.as_mut())
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn auto_reply_pause(
+                &self,
+                sender_id: &str,
+                contact: &str,
+            ) -> Result<Option<$crate::store::AutoReplyPause>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT * FROM assistant_pauses WHERE sender_id = $1 AND contact = $2",
+                )
+                .bind(sender_id)
+                .bind(contact)
+                .fetch_optional(&self.$read)
+                .await?;
+                Ok(row
+                    .map(|r| {
+                        Ok::<_, sqlx::Error>($crate::store::AutoReplyPause {
+                            sender_id: r.try_get("sender_id")?,
+                            contact: r.try_get("contact")?,
+                            conversation_id: r.try_get("conversation_id")?,
+                            at: r.try_get("at")?,
+                            reason: r.try_get("reason")?,
+                        })
+                    })
+                    .transpose()?)
+            }
+
+            async fn auto_reply_cursor(&self) -> Result<Option<i64>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COALESCE((SELECT event_id FROM flow_cursor WHERE name = 'assistants'),
+                                     (SELECT MAX(id) FROM events)) AS cursor",
+                )
+                .fetch_one(&self.$read)
+                .await?;
+                Ok(row.try_get("cursor")?)
+            }
+
+            async fn set_auto_reply_cursor(&self, event_id: i64) -> Result<(), StoreError> {
+                let mut tx = self.tx().await?;
+                sqlx::query(
+                    "INSERT INTO flow_cursor (name, event_id) VALUES ('assistants', $1)
+                     ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id",
+                )
+                .bind(event_id)
+                .execute(tx.as_mut())
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
         }
     };
 }

@@ -427,6 +427,16 @@ async fn a_missing_key_or_knowledge_file_stops_the_start_with_what_to_set() {
         huge.display()
     ));
     assert!(e.contains("the limit is 2048 KiB"), "{e}");
+    let e = build("[[assistants]]\nname = \"x\"\nauto_reply = [\"+19995550000\"]\n".into());
+    assert!(
+        e.contains("auto_reply names +19995550000, which is not one of [[senders]]"),
+        "{e}"
+    );
+    let e = build("[[assistants]]\nname = \"x\"\nextract = { type = \"string\" }\n".into());
+    assert!(
+        e.contains("extract must be a JSON schema of an object"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -478,4 +488,203 @@ message = "{{ trigger.question }}"
         api["conversation_id"],
         done["steps"]["answer"]["conversation_id"]
     );
+}
+
+const CUSTOMER: &str = "+919876500777";
+
+/// A knowledge-only assistant answering the test number by itself.
+async fn auto_reply_app() -> TestApp {
+    app_with(
+        &format!(
+            "[[assistants]]\nname = \"desk\"\nknowledge = [\"{EXAMPLE_KNOWLEDGE}\"]\nauto_reply = [\"{BUSINESS}\"]\n"
+        ),
+        &[],
+    )
+    .await
+}
+
+impl TestApp {
+    /// The texts the sandbox received for `CUSTOMER`, once there are `n`.
+    async fn texts_to_customer(&self, n: usize) -> Vec<String> {
+        eventually(|| async {
+            let texts: Vec<String> = self
+                .sandbox_sent()
+                .await
+                .iter()
+                .filter(|m| m["to"] == CUSTOMER.trim_start_matches('+'))
+                .filter_map(|m| m["body"]["text"]["body"].as_str().map(str::to_string))
+                .collect();
+            (texts.len() >= n).then_some(texts)
+        })
+        .await
+    }
+
+    /// Waits until the auto-replier is done with the customer's message `text` (its cursor
+    /// is past the message's event).
+    async fn auto_reply_done_with(&self, text: &str) {
+        let store = ringback::store::open(&self.settings.store_url)
+            .await
+            .unwrap();
+        let id = eventually(|| async {
+            self.list(&format!(
+                "{}/api/v1/events?types=message.received&limit=1000",
+                self.base
+            ))
+            .await
+            .iter()
+            .find(|e| e["data"]["message"]["text"] == text)
+            .and_then(|e| e["id"].as_i64())
+        })
+        .await;
+        eventually(|| async {
+            (store.auto_reply_cursor().await.unwrap().unwrap_or(0) >= id).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn auto_reply_answers_the_number_and_stops_after_a_hand_off_until_the_next_conversation() {
+    let app = auto_reply_app().await;
+    app.user_writes(CUSTOMER, "What are your opening hours on Saturday?")
+        .await;
+    let texts = app.texts_to_customer(1).await;
+    assert!(texts[0].contains("Saturday 9:00 to 13:00"), "{texts:?}");
+
+    // A question the knowledge cannot answer: the hand-off message, then silence.
+    app.user_writes(CUSTOMER, "Do you sell bicycles?").await;
+    let texts = app.texts_to_customer(2).await;
+    assert!(
+        texts[1].starts_with("Thanks, I've passed your message"),
+        "{texts:?}"
+    );
+    app.user_writes(CUSTOMER, "Where can I park?").await;
+    app.auto_reply_done_with("Where can I park?").await;
+    assert_eq!(
+        app.texts_to_customer(2).await.len(),
+        2,
+        "paused after the hand-off"
+    );
+
+    // The conversation ends; the customer's next one is answered again.
+    let conversation = eventually(|| async {
+        app.list(&format!(
+            "{}/api/v1/conversations?contact={}",
+            app.base,
+            CUSTOMER.trim_start_matches('+')
+        ))
+        .await
+        .first()
+        .and_then(|c| c["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/close",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually(|| async {
+        let c = app
+            .get_json(&format!("{}/api/v1/conversations/{conversation}", app.base))
+            .await;
+        c["ended_at"].as_i64()
+    })
+    .await;
+    app.user_writes(CUSTOMER, "Where can I park, please?").await;
+    let texts = app.texts_to_customer(3).await;
+    assert!(
+        texts[2].contains("Free parking behind the practice"),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_person_replying_through_the_api_pauses_auto_reply() {
+    let app = auto_reply_app().await;
+    app.user_writes(CUSTOMER, "How much is a check-up?").await;
+    let texts = app.texts_to_customer(1).await;
+    assert!(texts[0].contains("£45"), "{texts:?}");
+    let (status, body) = app
+        .send_message(json!({"to": CUSTOMER, "text": "Hi, this is Sam from reception."}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.texts_to_customer(2).await;
+    app.user_writes(CUSTOMER, "Thanks Sam, and the opening hours?")
+        .await;
+    app.auto_reply_done_with("Thanks Sam, and the opening hours?")
+        .await;
+    let texts = app.texts_to_customer(2).await;
+    assert_eq!(texts.len(), 2, "the assistant stays quiet: {texts:?}");
+}
+
+#[tokio::test]
+async fn outside_business_hours_auto_reply_hands_off() {
+    // Closed every day: every message comes outside the hours.
+    let app = app_with(
+        &format!(
+            "[missed_call.business_hours]\nenabled = true\nmonday = \"\"\ntuesday = \"\"\nwednesday = \"\"\nthursday = \"\"\nfriday = \"\"\n\n\
+             [[assistants]]\nname = \"desk\"\nknowledge = [\"{EXAMPLE_KNOWLEDGE}\"]\nauto_reply = [\"{BUSINESS}\"]\nhours = \"business\"\n"
+        ),
+        &[],
+    )
+    .await;
+    app.user_writes(CUSTOMER, "What are your opening hours on Saturday?")
+        .await;
+    let texts = app.texts_to_customer(1).await;
+    assert!(
+        texts[0].starts_with("Thanks, I've passed your message"),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_cli_asks_through_the_same_code_and_remembers_in_the_store() {
+    if sqlite_only("the CLI test names a SQLite file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ringback.toml");
+    std::fs::write(
+        &config,
+        format!("[[assistants]]\nname = \"desk\"\nknowledge = [\"{EXAMPLE_KNOWLEDGE}\"]\n"),
+    )
+    .unwrap();
+    let store = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let ask = |question: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringback"))
+            .args([
+                "assistants",
+                "ask",
+                "desk",
+                "--customer",
+                "+447700900123",
+                "--json",
+            ])
+            .arg(question)
+            .env("RINGBACK_CONFIG", &config)
+            .env("RINGBACK_STORE__URL", &store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = ask("Are you open on Saturday?");
+    assert!(
+        first["reply"]
+            .as_str()
+            .unwrap()
+            .contains("Saturday 9:00 to 13:00")
+    );
+    let second = ask("Do you sell bikes?");
+    assert_eq!(second["source"], "hand_off");
+    assert_eq!(second["conversation_id"], first["conversation_id"]);
 }

@@ -529,4 +529,15 @@ pub(crate) static TABLES: &[Table] = &[
             opt("error", Text),
         ],
     },
+    Table {
+        name: "assistant_pauses",
+        key: &["sender_id", "contact"],
+        columns: &[
+            req("sender_id", Text),
+            req("contact", Text),
+            opt("conversation_id", Text),
+            req("at", Int),
+            req("reason", Text),
+        ],
+    },
 ];

@@ -192,6 +192,36 @@ pub(super) async fn send(
             NotQueued::PermissionLimit { code, message } => unprocessable(code, message),
             NotQueued::Store(e) => e.into(),
         })?;
+    // A person answered this customer: an assistant answering the number stops until the
+    // customer's next conversation (see `crate::assistants::auto_reply`).
+    if !queued.duplicate
+        && s.settings
+            .assistants
+            .iter()
+            .any(|a| a.auto_reply.contains(&sender.phone_number_id))
+    {
+        let open = s
+            .store
+            .conversations(&crate::store::ConversationQuery {
+                open: Some(true),
+                sender_id: Some(sender.phone_number_id.clone()),
+                contact: Some(to.digits().to_string()),
+                started_after: None,
+                started_before: None,
+                before: None,
+                limit: 1,
+            })
+            .await?;
+        s.store
+            .pause_auto_reply(&crate::store::AutoReplyPause {
+                sender_id: sender.phone_number_id.clone(),
+                contact: to.digits().to_string(),
+                conversation_id: open.first().map(|c| c.id.clone()),
+                at: now_ms(),
+                reason: "a person replied through the API".into(),
+            })
+            .await?;
+    }
     let status = if queued.duplicate {
         StatusCode::OK
     } else {
