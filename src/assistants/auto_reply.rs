@@ -36,6 +36,8 @@ use crate::time::now_ms;
 const BATCH: u32 = 256;
 /// Replies in progress at once (each mostly waits on its model).
 const MAX_IN_FLIGHT: usize = 4096;
+/// Tries of one reply whose store writes fail.
+const ATTEMPTS: u32 = 12;
 
 /// Follows the events and answers; cheap to clone.
 #[derive(Clone)]
@@ -173,12 +175,37 @@ impl AutoReply {
                 .clone();
             in_flight.ids.lock().expect("in-flight lock").insert(e.id);
             let (me, e, flight) = (self.clone(), e.clone(), in_flight.clone());
+            let contact = contact.to_string();
             tokio::spawn(async move {
                 let turn = lock.lock().await;
-                if let Err(err) = me.answer(&assistant, &e).await {
-                    tracing::error!(event = e.id, error.message = %err, "Auto-reply failed; the message stays unanswered.");
+                // A store that fails is waited out (a minute at most): the reply is keyed, so
+                // asking again never sends twice.
+                let mut backoff = crate::retry::Backoff::store_write();
+                for attempt in 1..=ATTEMPTS {
+                    match me.answer(&assistant, &e).await {
+                        Ok(()) => break,
+                        Err(err) if attempt == ATTEMPTS => {
+                            tracing::error!(event = e.id, error.message = %err, "Auto-reply failed; the message stays unanswered.");
+                        }
+                        Err(err) => {
+                            tracing::warn!(event = e.id, error.message = %err, "Auto-reply failed; trying again.");
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                    }
                 }
                 drop(turn);
+                {
+                    // The customer's lock goes once no other reply of theirs holds it (the
+                    // map's and this task's are the only references).
+                    let mut customers = flight.customers.lock().expect("customers lock");
+                    if customers
+                        .get(&contact)
+                        .is_some_and(|l| Arc::strong_count(l) == 2)
+                    {
+                        customers.remove(&contact);
+                    }
+                }
+                drop(lock);
                 flight.ids.lock().expect("in-flight lock").remove(&e.id);
                 flight.done.notify_one();
             });
@@ -260,7 +287,10 @@ impl AutoReply {
             if a.settings.variables.iter().any(|v| v == "customer_name")
                 && let Some(name) = d.pointer("/customer/name").and_then(Value::as_str)
             {
-                variables.insert("customer_name".into(), Value::String(name.into()));
+                // The customer chose this name on WhatsApp: one short line, never a paragraph
+                // of instructions in the system prompt.
+                let name: String = name.chars().filter(|c| !c.is_control()).take(60).collect();
+                variables.insert("customer_name".into(), Value::String(name));
             }
             let reply = self
                 .assistants
