@@ -300,6 +300,11 @@ pub async fn start(
         wakers: wakers.clone(),
         published: published.clone(),
     };
+    let evaluator = crate::assistants::evaluate::Evaluator {
+        store: store.clone(),
+        assistants: assistants.clone(),
+        published: published.clone(),
+    };
     tasks.spawn(leader(
         Leader {
             store: store.clone(),
@@ -310,6 +315,7 @@ pub async fn start(
             flows: flows.clone(),
             flow_runner,
             auto_reply,
+            evaluator,
             lanes: lanes.clone(),
             resend_after: Duration::from_secs(settings.outbox.uncertain_resend_after_seconds),
             max_attempts: settings.outbox.max_attempts,
@@ -393,6 +399,8 @@ struct Leader {
     flow_runner: crate::flows::runner::Runner,
     /// Assistants answering the numbers they are given.
     auto_reply: crate::assistants::auto_reply::AutoReply,
+    /// Assistants extracting variables from conversations that ended.
+    evaluator: crate::assistants::evaluate::Evaluator,
     lanes: Vec<Lane>,
     resend_after: Duration,
     /// Attempts after which an unanswered send is given up (see `requeue_uncertain`).
@@ -436,6 +444,7 @@ async fn leader(l: Leader, shutdown: crate::shutdown::Shutdown) {
             work.spawn(l.dispatcher.clone().run(term.clone()));
             work.spawn(l.flow_runner.clone().run(term.clone()));
             work.spawn(l.auto_reply.clone().run(term.clone()));
+            work.spawn(l.evaluator.clone().run(term.clone()));
             work.spawn(
                 crate::flows::follower::Follower {
                     store: l.store.clone(),

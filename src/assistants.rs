@@ -41,6 +41,7 @@ use crate::time::now_ms;
 
 pub mod answer;
 pub mod auto_reply;
+pub mod evaluate;
 pub mod knowledge;
 pub mod prompt;
 pub mod provider;
@@ -68,7 +69,7 @@ pub struct Assistant {
 /// Every configured assistant; cheap to clone.
 #[derive(Clone)]
 pub struct Assistants {
-    by_name: Arc<HashMap<String, Arc<Assistant>>>,
+    pub(crate) by_name: Arc<HashMap<String, Arc<Assistant>>>,
     store: Arc<dyn Store>,
 }
 
@@ -454,7 +455,7 @@ async fn ask_model(
 }
 
 /// One request, retried while the error is retryable and the deadline allows.
-async fn with_retries(
+pub(crate) async fn with_retries(
     provider: &dyn ModelProvider,
     request: &async_openai::types::chat::CreateChatCompletionRequest,
     deadline: Instant,

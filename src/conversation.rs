@@ -264,8 +264,10 @@ pub fn ended_payload(
         "ended_at": c.ended_at,
         "transcript": lines,
         "transcript_text": transcript_text(lines),
-        // Filled by AI assistants when they evaluate a conversation (not yet configured).
+        // Filled by the number's assistant when it declares `extract` (see
+        // `crate::assistants::evaluate`); `extraction_error` says why when it could not.
         "extracted_variables": {},
+        "extraction_error": null,
         "input_variables": {},
     })
 }

@@ -171,6 +171,15 @@ pub enum Fact {
         contact: Option<String>,
         at: Millis,
     },
+    /// An assistant extracted the declared variables of a conversation that ended (or could
+    /// not): `conversation.ended` is published with them, its payload held until now.
+    Evaluated {
+        conversation_id: String,
+        payload: serde_json::Value,
+        variables: serde_json::Value,
+        error: Option<String>,
+        at: Millis,
+    },
     /// A webhook endpoint failed for too long and was disabled.
     EndpointDisabled {
         endpoint_id: String,
@@ -193,6 +202,7 @@ impl Fact {
             Fact::CloseRequested { .. } => "close_requested",
             Fact::EndpointDisabled { .. } => "endpoint_disabled",
             Fact::FlowFailed { .. } => "flow_failed",
+            Fact::Evaluated { .. } => "evaluated",
             Fact::SenderStatus { .. } => "sender_status",
             Fact::CallPermission { .. } => "call_permission",
         }
@@ -209,6 +219,7 @@ impl Fact {
             | Fact::CloseRequested { at, .. }
             | Fact::EndpointDisabled { at, .. }
             | Fact::FlowFailed { at, .. }
+            | Fact::Evaluated { at, .. }
             | Fact::SenderStatus { at, .. }
             | Fact::CallPermission { at, .. } => *at,
         }

@@ -42,3 +42,12 @@ CREATE TABLE assistant_pauses (
     reason    TEXT NOT NULL,
     PRIMARY KEY (sender_id, contact)
 );
+
+-- Conversations that ended on a number whose assistant extracts variables: `conversation.ended`
+-- (its payload here) is published once the extraction is done (src/assistants/evaluate.rs).
+CREATE TABLE assistant_endings (
+    conversation_id TEXT PRIMARY KEY,
+    assistant       TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    payload_json    TEXT NOT NULL
+);

@@ -301,6 +301,9 @@ fn one(
                     "{at}: extract must be a JSON schema of an object: type = \"object\" and a properties table"
                 ));
             }
+            if let Err(e) = jsonschema::validator_for(&json) {
+                return Err(format!("{at}: extract is not a valid JSON schema: {e}"));
+            }
             Some(json)
         }
     };
@@ -417,5 +420,16 @@ fn provider(
         auth,
         temperature: p.temperature,
         max_tokens: p.max_tokens,
+    })
+}
+
+/// The assistant that evaluates the conversations of `sender_id` when they end: the one
+/// answering the number, when it declares `extract` and has a model to extract with.
+pub fn evaluator<'a>(
+    assistants: &'a [AssistantSettings],
+    sender_id: &str,
+) -> Option<&'a AssistantSettings> {
+    assistants.iter().find(|a| {
+        a.extract.is_some() && a.provider.is_some() && a.auto_reply.iter().any(|n| n == sender_id)
     })
 }

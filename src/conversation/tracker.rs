@@ -392,7 +392,20 @@ impl<'a> Pass<'a> {
             .remove(&(ended.sender_id.clone(), ended.contact.clone()));
         self.touch(id);
         let payload = ended_payload(self.settings(), &ended, &transcript);
-        self.emit("conversation.ended", at, Some(id.to_string()), payload);
+        // A number whose assistant extracts variables: the event waits for them (the
+        // assistant's evaluator journals `Fact::Evaluated`, published below).
+        match crate::config::assistants::evaluator(&self.settings().assistants, &ended.sender_id) {
+            Some(a) => {
+                let held = crate::store::HeldEnding {
+                    conversation_id: id.to_string(),
+                    assistant: a.name.clone(),
+                    at,
+                    payload,
+                };
+                self.tracker.store.hold_ending(&held).await?;
+            }
+            None => self.emit("conversation.ended", at, Some(id.to_string()), payload),
+        }
         Ok(())
     }
 
@@ -582,6 +595,23 @@ impl<'a> Pass<'a> {
                 let mut data = sender_json(self.settings(), phone_number_id);
                 data["reason"] = json!(reason);
                 self.emit(kind, *at, None, data);
+            }
+            Fact::Evaluated {
+                conversation_id,
+                payload,
+                variables,
+                error,
+                at,
+            } => {
+                let mut payload = payload.clone();
+                payload["extracted_variables"] = variables.clone();
+                payload["extraction_error"] = json!(error);
+                self.emit(
+                    "conversation.ended",
+                    *at,
+                    Some(conversation_id.clone()),
+                    payload,
+                );
             }
             Fact::FlowFailed {
                 flow,

@@ -203,8 +203,15 @@ pub async fn complete(State(sb): State<Sandbox>, body: Bytes) -> Response {
 }
 
 /// The stand-in answer: the system prompt's knowledge passage sharing the most words with the
-/// last user message (at least two), else a hand-off.
+/// last user message (at least two), else a hand-off; `{}` when JSON is asked for.
 fn unscripted(request: &Value) -> Scripted {
+    if request.get("response_format").is_some() {
+        // Structured output asked for: an object that says nothing.
+        return Scripted {
+            content: Some("{}".into()),
+            ..Default::default()
+        };
+    }
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
     let text = |m: &Value| m["content"].as_str().unwrap_or_default().to_string();
     let system = messages

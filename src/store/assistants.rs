@@ -56,6 +56,16 @@ pub struct RecordedReply {
     pub recorded: Vec<(String, String)>,
 }
 
+/// A `conversation.ended` waiting for its extracted variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldEnding {
+    pub conversation_id: String,
+    pub assistant: String,
+    pub at: Millis,
+    /// The event's payload, without the extraction.
+    pub payload: Value,
+}
+
 /// Auto-reply paused for one customer of one number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoReplyPause {
@@ -117,4 +127,19 @@ pub trait AssistantStore: Send + Sync {
     async fn auto_reply_cursor(&self) -> Result<Option<i64>, StoreError>;
 
     async fn set_auto_reply_cursor(&self, event_id: i64) -> Result<(), StoreError>;
+
+    /// Holds a conversation's `conversation.ended` until its variables are extracted (once:
+    /// a second hold of the same conversation changes nothing).
+    async fn hold_ending(&self, ending: &HeldEnding) -> Result<(), StoreError>;
+
+    /// Held endings, oldest first.
+    async fn held_endings(&self, limit: u32) -> Result<Vec<HeldEnding>, StoreError>;
+
+    /// Journals `fact` (a [`crate::events::Fact::Evaluated`]) and lets the held ending go, in
+    /// one transaction.
+    async fn finish_ending(
+        &self,
+        conversation_id: &str,
+        fact: &crate::events::Fact,
+    ) -> Result<(), StoreError>;
 }

@@ -130,6 +130,61 @@ macro_rules! twin_assistant_store {
                     .transpose()?)
             }
 
+            async fn hold_ending(&self, h: &$crate::store::HeldEnding) -> Result<(), StoreError> {
+                let mut tx = self.tx().await?;
+                sqlx::query(
+                    "INSERT INTO assistant_endings (conversation_id, assistant, at, payload_json)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id) DO NOTHING",
+                )
+                .bind(&h.conversation_id)
+                .bind(&h.assistant)
+                .bind(h.at)
+                .bind(h.payload.to_string())
+                .execute(tx.as_mut())
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn held_endings(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::HeldEnding>, StoreError> {
+                let rows = sqlx::query("SELECT * FROM assistant_endings ORDER BY at LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$read)
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let payload: String = r.try_get("payload_json")?;
+                        Ok($crate::store::HeldEnding {
+                            conversation_id: r.try_get("conversation_id")?,
+                            assistant: r.try_get("assistant")?,
+                            at: r.try_get("at")?,
+                            payload: serde_json::from_str(&payload)
+                                .unwrap_or(serde_json::Value::Null),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?)
+            }
+
+            async fn finish_ending(
+                &self,
+                conversation_id: &str,
+                fact: &$crate::events::Fact,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tx().await?;
+                super::conversations::journal_fact(tx.as_mut(), fact).await?;
+                sqlx::query("DELETE FROM assistant_endings WHERE conversation_id = $1")
+                    .bind(conversation_id)
+                    .execute(tx.as_mut())
+                    .await?;
+                tx.commit().await?;
+                self.journaled.notify_one();
+                Ok(())
+            }
+
             async fn auto_reply_cursor(&self) -> Result<Option<i64>, StoreError> {
                 let row = sqlx::query(
                     "SELECT COALESCE((SELECT event_id FROM flow_cursor WHERE name = 'assistants'),

@@ -688,3 +688,117 @@ async fn the_cli_asks_through_the_same_code_and_remembers_in_the_store() {
     assert_eq!(second["source"], "hand_off");
     assert_eq!(second["conversation_id"], first["conversation_id"]);
 }
+
+const EXTRACT: &str = r#"
+[assistants.extract]
+type = "object"
+required = ["preferred_day"]
+[assistants.extract.properties.preferred_day]
+type = "string"
+enum = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+"#;
+
+async fn extracting_app() -> TestApp {
+    let toml = format!(
+        "{}{EXTRACT}",
+        model_assistant(&format!("auto_reply = [\"{BUSINESS}\"]"))
+    );
+    app_with(&toml, &[("TEST_MODEL_KEY", "k")]).await
+}
+
+/// Closes `CUSTOMER`'s open conversation; returns its `conversation.ended` event.
+async fn close_and_wait_for_the_end(app: &TestApp) -> Value {
+    let conversation = eventually(|| async {
+        app.list(&format!(
+            "{}/api/v1/conversations?contact={}",
+            app.base,
+            CUSTOMER.trim_start_matches('+')
+        ))
+        .await
+        .first()
+        .and_then(|c| c["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let r = app
+        .http
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/close",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually(|| async {
+        app.list(&format!(
+            "{}/api/v1/events?types=conversation.ended",
+            app.base
+        ))
+        .await
+        .into_iter()
+        .find(|e| e["data"]["conversation_id"] == conversation.as_str())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_conversation_that_ends_carries_the_variables_its_assistant_extracted() {
+    let app = extracting_app().await;
+    app.script(json!([
+        {"content": "Happy to book you in. Which day suits you?"},
+        // The extraction: not JSON first (asked again, with the reason), then valid.
+        {"content": "The customer prefers Tuesday."},
+        {"content": "{\"preferred_day\": \"Tuesday\"}"}
+    ]))
+    .await;
+    app.user_writes(CUSTOMER, "I'd like a check-up, Tuesdays are best for me")
+        .await;
+    app.texts_to_customer(1).await;
+    let ended = close_and_wait_for_the_end(&app).await;
+    assert_eq!(
+        ended["data"]["extracted_variables"],
+        json!({"preferred_day": "Tuesday"}),
+        "{ended}"
+    );
+    assert_eq!(ended["data"]["extraction_error"], Value::Null);
+    assert!(
+        ended["data"]["transcript_text"]
+            .as_str()
+            .unwrap()
+            .contains("Tuesdays are best")
+    );
+    // The extraction asked for JSON under the schema, and the retry said why.
+    let requests = app.model_requests().await;
+    let extraction = &requests[1];
+    assert_eq!(extraction["response_format"]["type"], "json_schema");
+    assert_eq!(
+        extraction["response_format"]["json_schema"]["schema"]["required"],
+        json!(["preferred_day"])
+    );
+    let retry = requests[2]["messages"].as_array().unwrap();
+    assert!(
+        retry.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .contains("it is not JSON"),
+        "{retry:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_extraction_invalid_twice_is_recorded_and_the_end_still_published() {
+    let app = extracting_app().await;
+    app.script(json!([
+        {"content": "Hello!"},
+        {"content": "{\"preferred_day\": \"Someday\"}"},
+        {"content": "{\"preferred_day\": 3}"}
+    ]))
+    .await;
+    app.user_writes(CUSTOMER, "Hello there").await;
+    app.texts_to_customer(1).await;
+    let ended = close_and_wait_for_the_end(&app).await;
+    assert_eq!(ended["data"]["extracted_variables"], json!({}));
+    let error = ended["data"]["extraction_error"].as_str().unwrap();
+    assert!(error.contains("invalid twice"), "{error}");
+    assert!(error.contains("does not match the schema"), "{error}");
+}

@@ -540,4 +540,14 @@ pub(crate) static TABLES: &[Table] = &[
             req("reason", Text),
         ],
     },
+    Table {
+        name: "assistant_endings",
+        key: &["conversation_id"],
+        columns: &[
+            req("conversation_id", Text),
+            req("assistant", Text),
+            req("at", Int),
+            req("payload_json", Text),
+        ],
+    },
 ];
