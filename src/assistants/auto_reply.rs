@@ -339,9 +339,12 @@ impl AutoReply {
             match queued {
                 Ok(_) => {}
                 Err(NotQueued::Refused(r)) => {
-                    // Outside the window (a message read long after it came), opted out …:
-                    // the policy's reason is the message's record; nothing more to send.
-                    tracing::info!(event = e.id, reason = %r, "Auto-reply refused by the send policy.");
+                    // Outside the window (a message that reached us more than 24 hours after
+                    // it was written), opted out …: WhatsApp would refuse it too. Nothing is
+                    // queued; the reason is logged and counted.
+                    tracing::warn!(event = e.id, reason = %r, "Auto-reply refused by the send policy.");
+                    metrics::counter!("ringback_assistant_auto_replies_refused_total", "assistant" => assistant.to_string())
+                        .increment(1);
                     break;
                 }
                 Err(other) => return Err(other.into()),

@@ -802,3 +802,23 @@ async fn an_extraction_invalid_twice_is_recorded_and_the_end_still_published() {
     assert!(error.contains("invalid twice"), "{error}");
     assert!(error.contains("does not match the schema"), "{error}");
 }
+
+#[tokio::test]
+async fn auto_reply_to_a_message_older_than_the_window_is_refused_by_the_send_policy() {
+    let app = auto_reply_app().await;
+    // Written a year ago (Meta's webhook timestamp), delivered now: the window it opened has
+    // closed, so a free-form reply would fail with 131047.
+    let old = wa_envelope(json!({
+        "contacts": [{"profile": {"name": "Ravi"}, "wa_id": CUSTOMER.trim_start_matches('+')}],
+        "messages": [{"from": CUSTOMER.trim_start_matches('+'), "id": "wamid.old.1", "timestamp": "1763900000",
+                      "type": "text", "text": {"body": "What are your opening hours on Saturday?"}}]
+    }));
+    assert_eq!(app.whatsapp(&old).await.status(), 200);
+    app.auto_reply_done_with("What are your opening hours on Saturday?")
+        .await;
+    // And a message written now is answered: the number is not stuck.
+    app.user_writes(CUSTOMER, "Where can I park?").await;
+    let texts = app.texts_to_customer(1).await;
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("Free parking"), "{texts:?}");
+}
