@@ -366,3 +366,34 @@ impl AutoReply {
         Ok(())
     }
 }
+
+/// A person takes over (`sender_id`, `contact`): auto-reply stops for the customer's open
+/// conversation (or, with none open, for conversations started until now). Used when a person
+/// replies through the API and by a flow's `hand_off` step; returns the conversation paused.
+pub async fn hand_to_person(
+    store: &dyn Store,
+    sender_id: &str,
+    contact: &str,
+    reason: &str,
+) -> Result<Option<String>, StoreError> {
+    let open = store
+        .conversations(&crate::store::ConversationQuery {
+            open: Some(true),
+            sender_id: Some(sender_id.to_string()),
+            contact: Some(contact.to_string()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    let conversation_id = open.first().map(|c| c.id.clone());
+    store
+        .pause_auto_reply(&AutoReplyPause {
+            sender_id: sender_id.into(),
+            contact: contact.into(),
+            conversation_id: conversation_id.clone(),
+            at: now_ms(),
+            reason: reason.into(),
+        })
+        .await?;
+    Ok(conversation_id)
+}

@@ -70,7 +70,7 @@ impl Actions {
                 )
                 .await
             }
-            "hand_off" => Ok(json!({"handed_off": true, "note": action.input["note"]})),
+            "hand_off" => self.hand_off(run_id, action, contact, trigger).await,
             "generate_reply" => generate_reply(&self.assistants, &action.input).await,
             other => Err(fail(
                 "unsupported",
@@ -78,6 +78,51 @@ impl Actions {
                 false,
             )),
         }
+    }
+
+    /// Marks the customer's conversation as a person's: the number's assistant stops
+    /// answering it (`GET /api/v1/conversations/{id}` shows `hand_off`).
+    async fn hand_off(
+        &self,
+        run_id: &str,
+        action: &Action,
+        contact: &Value,
+        trigger: &Value,
+    ) -> Result<Value, Failure> {
+        let note = action.input["note"].as_str().unwrap_or_default();
+        let from = trigger
+            .pointer("/sender/phone_number_id")
+            .and_then(Value::as_str);
+        let sender = self
+            .settings
+            .sender(from)
+            .map_err(|e| fail("unknown_sender", e, false))?;
+        let Some(phone) = contact["phone"]
+            .as_str()
+            .and_then(|p| crate::phone::PhoneE164::parse_international(p).ok())
+        else {
+            return Err(fail(
+                "invalid_phone",
+                "the run has no customer phone number to hand off",
+                false,
+            ));
+        };
+        let reason = if note.is_empty() {
+            format!("handed off by flow run {run_id}")
+        } else {
+            format!("handed off by flow run {run_id}: {note}")
+        };
+        let conversation = crate::assistants::auto_reply::hand_to_person(
+            self.store.as_ref(),
+            &sender.phone_number_id,
+            phone.digits(),
+            &reason,
+        )
+        .await
+        .map_err(|e| fail("store_unavailable", e.to_string(), true))?;
+        Ok(
+            json!({"handed_off": true, "note": action.input["note"], "conversation_id": conversation}),
+        )
     }
 
     /// Queues the send; asked again after a crash (same key), the outbox answers with the

@@ -565,6 +565,27 @@ async fn auto_reply_answers_the_number_and_stops_after_a_hand_off_until_the_next
         2,
         "paused after the hand-off"
     );
+    // The conversation says a person has it, and why.
+    let open = app
+        .list(&format!(
+            "{}/api/v1/conversations?contact={}",
+            app.base,
+            CUSTOMER.trim_start_matches('+')
+        ))
+        .await;
+    let shown = app
+        .get_json(&format!(
+            "{}/api/v1/conversations/{}",
+            app.base,
+            open[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    let reason = shown["hand_off"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("handed off (low_confidence")
+            || reason.starts_with("handed off (no_knowledge"),
+        "{shown}"
+    );
 
     // The conversation ends; the customer's next one is answered again.
     let conversation = eventually(|| async {
@@ -821,4 +842,63 @@ async fn auto_reply_to_a_message_older_than_the_window_is_refused_by_the_send_po
     let texts = app.texts_to_customer(1).await;
     assert_eq!(texts.len(), 1, "{texts:?}");
     assert!(texts[0].contains("Free parking"), "{texts:?}");
+}
+
+#[tokio::test]
+async fn a_flow_hand_off_marks_the_conversation_and_quiets_the_assistant() {
+    let flows = tempfile::tempdir().unwrap();
+    std::fs::write(
+        flows.path().join("complaints.toml"),
+        r#"
+name = "complaints"
+[trigger]
+on = "message.received"
+regex = "(?i)parking"
+
+[[steps]]
+id = "person"
+type = "hand_off"
+note = "complaint"
+"#,
+    )
+    .unwrap();
+    let dir = flows.path().display().to_string();
+    let app = app_with(
+        &format!(
+            "[[assistants]]\nname = \"desk\"\nknowledge = [\"{EXAMPLE_KNOWLEDGE}\"]\nauto_reply = [\"{BUSINESS}\"]\n"
+        ),
+        &[("RINGBACK_FLOWS__DIR", &dir)],
+    )
+    .await;
+    // The assistant can answer this (every word of it is in the knowledge), so only the flow
+    // hands off.
+    app.user_writes(CUSTOMER, "Where is the parking?").await;
+    let run = eventually(|| async {
+        app.list(&format!("{}/api/v1/flows/complaints/runs", app.base))
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "done")
+    })
+    .await;
+    let conversation = run["steps"]["person"]["conversation_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_string();
+    let shown = app
+        .get_json(&format!("{}/api/v1/conversations/{conversation}", app.base))
+        .await;
+    assert!(
+        shown["hand_off"]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with(": complaint"),
+        "{shown}"
+    );
+    // Whatever the assistant said to that (it may have answered first), it says nothing more
+    // in this conversation.
+    app.auto_reply_done_with("Where is the parking?").await;
+    let before = app.texts_to_customer(0).await.len();
+    app.user_writes(CUSTOMER, "Where can I park?").await;
+    app.auto_reply_done_with("Where can I park?").await;
+    assert_eq!(app.texts_to_customer(0).await.len(), before);
 }

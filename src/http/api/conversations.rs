@@ -114,6 +114,13 @@ pub async fn show(
     let c = found(&s, &id).await?;
     let transcript = s.store.transcript(&id).await?;
     let mut body = view(&s.settings, &c);
+    // A person took over (an assistant's hand-off, a flow's, a reply through the API): the
+    // number's assistant does not answer this conversation.
+    let pause = s.store.auto_reply_pause(&c.sender_id, &c.contact).await?;
+    body["hand_off"] = match pause.filter(|p| p.covers(&c.id, c.started_at)) {
+        Some(p) => json!({"at": p.at, "reason": p.reason}),
+        None => serde_json::Value::Null,
+    };
     body["transcript"] = json!(transcript);
     body["transcript_text"] = json!(crate::conversation::transcript_text(&transcript));
     Ok(Json(body).into_response())

@@ -200,27 +200,13 @@ pub(super) async fn send(
             .iter()
             .any(|a| a.auto_reply.contains(&sender.phone_number_id))
     {
-        let open = s
-            .store
-            .conversations(&crate::store::ConversationQuery {
-                open: Some(true),
-                sender_id: Some(sender.phone_number_id.clone()),
-                contact: Some(to.digits().to_string()),
-                started_after: None,
-                started_before: None,
-                before: None,
-                limit: 1,
-            })
-            .await?;
-        s.store
-            .pause_auto_reply(&crate::store::AutoReplyPause {
-                sender_id: sender.phone_number_id.clone(),
-                contact: to.digits().to_string(),
-                conversation_id: open.first().map(|c| c.id.clone()),
-                at: now_ms(),
-                reason: "a person replied through the API".into(),
-            })
-            .await?;
+        crate::assistants::auto_reply::hand_to_person(
+            s.store.as_ref(),
+            &sender.phone_number_id,
+            to.digits(),
+            "a person replied through the API",
+        )
+        .await?;
     }
     let status = if queued.duplicate {
         StatusCode::OK
