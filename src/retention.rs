@@ -55,6 +55,7 @@ impl RetentionSettings {
             Kind::Events => k.events,
             Kind::Conversations => k.conversations,
             Kind::FlowRuns => k.flow_runs,
+            Kind::AssistantMemory => k.assistant_memory,
         }
     }
 

@@ -29,7 +29,8 @@ CREATE TABLE assistant_turns (
     error             TEXT
 );
 CREATE INDEX assistant_turns_thread ON assistant_turns (thread_id, id);
-CREATE INDEX assistant_turns_at ON assistant_turns (at);
+-- Retention takes the threads not replied to for longest.
+CREATE INDEX assistant_threads_updated ON assistant_threads (updated_at);
 
 -- Auto-reply paused for a customer of a number (a person answered through the API, or the
 -- assistant handed off): for that conversation, or, when none was open, for conversations

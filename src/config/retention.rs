@@ -27,6 +27,7 @@ pub struct RetentionConfig {
     pub events_days: u32,
     pub conversations_days: u32,
     pub flow_runs_days: u32,
+    pub assistant_memory_days: u32,
 }
 
 /// Meta redelivers an unacknowledged webhook for up to 7 days; an event pruned sooner would
@@ -68,6 +69,7 @@ impl RetentionConfig {
                 events: days(self.events_days),
                 conversations: days(self.conversations_days),
                 flow_runs: days(self.flow_runs_days),
+                assistant_memory: days(self.assistant_memory_days),
             },
             cooldown_ms,
         })
@@ -106,6 +108,7 @@ pub struct Keep {
     pub events: Option<Duration>,
     pub conversations: Option<Duration>,
     pub flow_runs: Option<Duration>,
+    pub assistant_memory: Option<Duration>,
 }
 
 impl Keep {
@@ -125,6 +128,7 @@ impl Keep {
             events: limit,
             conversations: limit,
             flow_runs: limit,
+            assistant_memory: limit,
         }
     }
 }

@@ -98,6 +98,7 @@ async fn a_run_prunes_every_kind_in_batches_and_never_the_consent_ledger() {
         &mut c.events_days,
         &mut c.conversations_days,
         &mut c.flow_runs_days,
+        &mut c.assistant_memory_days,
     ] {
         *d = 1;
     }

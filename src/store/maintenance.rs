@@ -35,11 +35,13 @@ pub enum RowKind {
     Conversations,
     /// Flow runs that ended (done, failed, cancelled), with their timelines.
     FlowRuns,
+    /// Assistants' memory of a customer (the thread and its turns), counted from the last reply.
+    AssistantMemory,
 }
 
 impl RowKind {
     /// Deliveries come before events, so an event whose deliveries go in a run goes too.
-    pub const ALL: [RowKind; 13] = [
+    pub const ALL: [RowKind; 14] = [
         RowKind::Messages,
         RowKind::Attempts,
         RowKind::Statuses,
@@ -53,6 +55,7 @@ impl RowKind {
         RowKind::Events,
         RowKind::Conversations,
         RowKind::FlowRuns,
+        RowKind::AssistantMemory,
     ];
 
     /// The name used in metrics, logs and the configuration (`<name>_days`).
@@ -71,6 +74,7 @@ impl RowKind {
             RowKind::Events => "events",
             RowKind::Conversations => "conversations",
             RowKind::FlowRuns => "flow_runs",
+            RowKind::AssistantMemory => "assistant_memory",
         }
     }
 }

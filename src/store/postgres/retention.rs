@@ -117,6 +117,14 @@ fn plan(kind: Kind) -> String {
              gone_steps AS (DELETE FROM flow_steps WHERE run_id IN (SELECT id FROM chosen))
              DELETE FROM flow_runs WHERE id IN (SELECT id FROM chosen)"
             .to_string(),
+        // A customer's memory goes whole: the thread with its turns.
+        Kind::AssistantMemory => "WITH chosen AS (
+                 SELECT id FROM assistant_threads WHERE updated_at < $1
+                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ),
+             gone_turns AS (DELETE FROM assistant_turns WHERE thread_id IN (SELECT id FROM chosen))
+             DELETE FROM assistant_threads WHERE id IN (SELECT id FROM chosen)"
+            .to_string(),
         // An open conversation is never pruned; an ended one goes with its transcript.
         Kind::Conversations => "WITH chosen AS (
                  SELECT id FROM conversations WHERE ended_at IS NOT NULL AND ended_at < $1

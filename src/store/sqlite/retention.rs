@@ -151,6 +151,20 @@ fn plan(kind: Kind) -> Plan {
                 ],
             )
         }
+        Kind::AssistantMemory => {
+            let cond = "updated_at < $1";
+            let chosen =
+                format!("SELECT id FROM assistant_threads WHERE id IN ({keys}) AND {cond}");
+            (
+                format!(
+                    "SELECT id FROM assistant_threads WHERE {cond} ORDER BY updated_at LIMIT $2"
+                ),
+                vec![
+                    format!("DELETE FROM assistant_turns WHERE thread_id IN ({chosen})"),
+                    format!("DELETE FROM assistant_threads WHERE id IN ({keys}) AND {cond}"),
+                ],
+            )
+        }
         Kind::Conversations => {
             let cond = "ended_at IS NOT NULL AND ended_at < $1";
             let chosen = format!("SELECT id FROM conversations WHERE id IN ({keys}) AND {cond}");

@@ -213,3 +213,30 @@ async fn finished_deliveries_then_their_events_go_and_what_is_owed_or_open_stays
     assert_eq!(count(&s, "conversations WHERE id IN ('c2', 'c3')").await, 2);
     assert_eq!(count(&s, "conversation_messages").await, 1);
 }
+
+#[tokio::test]
+async fn an_assistant_forgets_a_customer_whole_once_the_last_reply_is_old() {
+    let (_d, s) = store().await;
+    exec(
+        &s,
+        &format!(
+        "INSERT INTO assistant_threads (id, assistant, customer_id, created_at, updated_at) VALUES
+           ('old', 'desk', 'c1', {OLD}, {OLD}), ('new', 'desk', 'c2', {OLD}, {NEW});
+         INSERT INTO assistant_turns (thread_id, at, role, content) VALUES
+           ('old', {OLD}, 'user', 'hi'), ('old', {OLD}, 'assistant', 'hello'),
+           ('new', {OLD}, 'user', 'hi'), ('new', {NEW}, 'user', 'again');"
+    ),
+    )
+    .await;
+    assert_eq!(prune(&s, Kind::AssistantMemory).await, 1);
+    assert_eq!(count(&s, "assistant_threads").await, 1);
+    // The thread goes with every turn; a thread replied to lately keeps even its old turns.
+    assert_eq!(
+        count(&s, "assistant_turns WHERE thread_id = 'old'").await,
+        0
+    );
+    assert_eq!(
+        count(&s, "assistant_turns WHERE thread_id = 'new'").await,
+        2
+    );
+}
