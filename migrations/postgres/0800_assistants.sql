@@ -50,5 +50,9 @@ CREATE TABLE assistant_endings (
     conversation_id TEXT PRIMARY KEY,
     assistant       TEXT NOT NULL,
     at              BIGINT NOT NULL,
-    payload_json    TEXT NOT NULL
+    payload_json    TEXT NOT NULL,
+    -- Set once `Fact::Evaluated` is journaled: the row stays a week, so that a conversation
+    -- ended again by a tracker pass that had to be redone is not evaluated (and published)
+    -- twice.
+    evaluated_at    BIGINT
 );

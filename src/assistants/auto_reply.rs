@@ -32,6 +32,14 @@ use crate::shutdown::Shutdown;
 use crate::store::{AutoReplyPause, Store, StoreError};
 use crate::time::now_ms;
 
+/// A reply decided: asked of the assistant once, delivered until it is queued.
+struct Decided {
+    phone: PhoneE164,
+    parts: Vec<String>,
+    /// Why a person takes over, when the reply is the hand-off message.
+    handed_off: Option<String>,
+}
+
 /// Events read per pass.
 const BATCH: u32 = 256;
 /// Replies in progress at once (each mostly waits on its model).
@@ -52,12 +60,46 @@ pub struct AutoReply {
 }
 
 /// The events being answered, for the cursor.
+/// The events being answered, for the cursor, and each customer's last reply in progress.
 #[derive(Default)]
 struct InFlight {
     ids: Mutex<BTreeSet<i64>>,
     done: Notify,
-    /// One lock per customer: their messages are answered in order.
-    customers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per customer: the generation and completion of their latest reply. The next reply of
+    /// that customer waits for it, so their messages are answered in the order they came.
+    customers: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// Ends a reply's bookkeeping however its task ends (done, failed, panicked, aborted): the
+/// event leaves the in-flight set (so the cursor can move), the customer's next reply may go.
+struct Finish {
+    flight: Arc<InFlight>,
+    event: i64,
+    contact: String,
+    generation: u64,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let _ = self.done.send(true);
+        {
+            let mut customers = self.flight.customers.lock().expect("customers lock");
+            if customers
+                .get(&self.contact)
+                .is_some_and(|(g, _)| *g == self.generation)
+            {
+                customers.remove(&self.contact);
+            }
+        }
+        self.flight
+            .ids
+            .lock()
+            .expect("in-flight lock")
+            .remove(&self.event);
+        self.flight.done.notify_one();
+    }
 }
 
 impl AutoReply {
@@ -82,6 +124,9 @@ impl AutoReply {
         let mut published = self.published.subscribe();
         let mut backoff = crate::retry::Backoff::store_write();
         let in_flight = Arc::new(InFlight::default());
+        // The replies in progress belong to this run: when it ends (shutdown, or this node no
+        // longer leads), they are dropped with it, and the next leader answers from the cursor.
+        let mut replies = tokio::task::JoinSet::new();
         let mut next = loop {
             match self.begin().await {
                 Ok(c) => break c,
@@ -96,7 +141,8 @@ impl AutoReply {
         };
         let mut stored = next;
         loop {
-            let wait = match self.pass(next, &in_flight).await {
+            while replies.try_join_next().is_some() {}
+            let wait = match self.pass(next, &in_flight, &mut replies).await {
                 Ok((read, last)) => {
                     next = last;
                     backoff.reset();
@@ -118,8 +164,13 @@ impl AutoReply {
                 .expect("in-flight lock")
                 .first()
                 .map_or(next, |first| first - 1);
-            if durable > stored && self.store.set_auto_reply_cursor(durable).await.is_ok() {
-                stored = durable;
+            if durable > stored {
+                match self.store.set_auto_reply_cursor(durable).await {
+                    Ok(()) => stored = durable,
+                    Err(e) => {
+                        tracing::warn!(error.message = %e, "Storing the auto-reply cursor failed; a restart would look at some messages again (their replies are keyed).");
+                    }
+                }
             }
             if wait.is_zero() {
                 continue;
@@ -146,6 +197,7 @@ impl AutoReply {
         &self,
         after: i64,
         in_flight: &Arc<InFlight>,
+        replies: &mut tokio::task::JoinSet<()>,
     ) -> Result<(usize, i64), StoreError> {
         if in_flight.ids.lock().expect("in-flight lock").len() >= MAX_IN_FLIGHT {
             return Ok((0, after));
@@ -165,56 +217,73 @@ impl AutoReply {
                 .data
                 .pointer("/customer/contact")
                 .and_then(Value::as_str)
-                .unwrap_or_default();
-            let lock = in_flight
+                .unwrap_or_default()
+                .to_string();
+            let generation = in_flight
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (done, mine) = watch::channel(false);
+            // The customer's previous reply in progress, if any: this one waits for it.
+            let previous = in_flight
                 .customers
                 .lock()
                 .expect("customers lock")
-                .entry(contact.to_string())
-                .or_default()
-                .clone();
+                .insert(contact.clone(), (generation, mine))
+                .map(|(_, rx)| rx);
             in_flight.ids.lock().expect("in-flight lock").insert(e.id);
-            let (me, e, flight) = (self.clone(), e.clone(), in_flight.clone());
-            let contact = contact.to_string();
-            tokio::spawn(async move {
-                let turn = lock.lock().await;
-                // A store that fails is waited out (a minute at most): the reply is keyed, so
-                // asking again never sends twice.
-                let mut backoff = crate::retry::Backoff::store_write();
-                for attempt in 1..=ATTEMPTS {
-                    match me.answer(&assistant, &e).await {
-                        Ok(()) => break,
-                        Err(err) if attempt == ATTEMPTS => {
-                            tracing::error!(event = e.id, error.message = %err, "Auto-reply failed; the message stays unanswered.");
-                        }
-                        Err(err) => {
-                            tracing::warn!(event = e.id, error.message = %err, "Auto-reply failed; trying again.");
-                            tokio::time::sleep(backoff.next_delay()).await;
-                        }
-                    }
+            let finish = Finish {
+                flight: in_flight.clone(),
+                event: e.id,
+                contact,
+                generation,
+                done,
+            };
+            let (me, e) = (self.clone(), e.clone());
+            replies.spawn(async move {
+                let _finish = finish;
+                if let Some(mut previous) = previous {
+                    let _ = previous.wait_for(|done| *done).await;
                 }
-                drop(turn);
-                {
-                    // The customer's lock goes once no other reply of theirs holds it (the
-                    // map's and this task's are the only references).
-                    let mut customers = flight.customers.lock().expect("customers lock");
-                    if customers
-                        .get(&contact)
-                        .is_some_and(|l| Arc::strong_count(l) == 2)
-                    {
-                        customers.remove(&contact);
-                    }
-                }
-                drop(lock);
-                flight.ids.lock().expect("in-flight lock").remove(&e.id);
-                flight.done.notify_one();
+                me.answer_with_retries(&assistant, &e).await;
             });
         }
         Ok((events.len(), last))
     }
 
-    /// Answers one `message.received` event.
-    async fn answer(&self, assistant: &str, e: &Event) -> anyhow::Result<()> {
+    /// Decides the reply once, then delivers it, waiting out a failing store (a minute at
+    /// most): the parts are keyed, so delivering again never sends twice, and the model is
+    /// not asked again.
+    async fn answer_with_retries(&self, assistant: &str, e: &Event) {
+        let mut backoff = crate::retry::Backoff::store_write();
+        let mut decided: Option<Decided> = None;
+        for attempt in 1..=ATTEMPTS {
+            let result = match &decided {
+                None => match self.decide(assistant, e).await {
+                    Ok(None) => return,
+                    Ok(Some(d)) => {
+                        let d = decided.insert(d);
+                        self.deliver(assistant, e, d).await
+                    }
+                    Err(err) => Err(err),
+                },
+                Some(d) => self.deliver(assistant, e, d).await,
+            };
+            match result {
+                Ok(()) => return,
+                Err(err) if attempt == ATTEMPTS => {
+                    tracing::error!(event = e.id, error.message = %err, "Auto-reply failed; the message stays unanswered.");
+                }
+                Err(err) => {
+                    tracing::warn!(event = e.id, error.message = %err, "Auto-reply failed; trying again.");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// What to answer to one `message.received` event; `None` when nothing is to be sent
+    /// (answered before, paused, no phone number to send to).
+    async fn decide(&self, assistant: &str, e: &Event) -> anyhow::Result<Option<Decided>> {
         let d = &e.data;
         let sender_id = d
             .pointer("/sender/phone_number_id")
@@ -229,7 +298,7 @@ impl AutoReply {
             .and_then(Value::as_str)
             .and_then(|p| PhoneE164::parse_international(p).ok())
         else {
-            return Ok(()); // A username user without a phone number: nothing to send to.
+            return Ok(None); // A username user without a phone number: nothing to send to.
         };
         // Asked before (a crash after the reply was queued): the outbox holds it already.
         if self
@@ -238,7 +307,7 @@ impl AutoReply {
             .await?
             .is_some()
         {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(pause) = self.store.auto_reply_pause(sender_id, contact).await? {
             let conversation = match &e.conversation_id {
@@ -251,7 +320,7 @@ impl AutoReply {
                     reason = pause.reason,
                     "Auto-reply paused for this customer."
                 );
-                return Ok(());
+                return Ok(None);
             }
         }
         let text = d
@@ -309,6 +378,26 @@ impl AutoReply {
                 .map(|h| format!("{}: {}", h.code, h.reason));
             (reply.parts, handed)
         };
+        Ok(Some(Decided {
+            phone,
+            parts,
+            handed_off,
+        }))
+    }
+
+    /// Queues the decided parts (keyed: a second delivery finds them queued) and, after a
+    /// hand-off, pauses auto-reply for the conversation.
+    async fn deliver(&self, assistant: &str, e: &Event, decided: &Decided) -> anyhow::Result<()> {
+        let d = &e.data;
+        let sender_id = d
+            .pointer("/sender/phone_number_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let contact = d
+            .pointer("/customer/contact")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let phone = &decided.phone;
         let sender = self
             .settings
             .senders
@@ -321,11 +410,11 @@ impl AutoReply {
             book: &self.book,
             wakers: &self.wakers,
         };
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in decided.parts.iter().enumerate() {
             let queued = submitter
                 .submit(Submission {
                     sender,
-                    to: &phone,
+                    to: phone,
                     message: Outgoing {
                         kind: "text".into(),
                         payload: serde_json::json!({"preview_url": false, "body": part}),
@@ -350,7 +439,7 @@ impl AutoReply {
                 Err(other) => return Err(other.into()),
             }
         }
-        if let Some(reason) = handed_off {
+        if let Some(reason) = &decided.handed_off {
             self.store
                 .pause_auto_reply(&AutoReplyPause {
                     sender_id: sender_id.into(),

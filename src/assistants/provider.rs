@@ -129,11 +129,10 @@ trait WithoutUrl {
 
 impl WithoutUrl for reqwest::Error {
     fn without_url_string(&self) -> String {
-        let mut e = std::error::Error::source(self)
+        let e = std::error::Error::source(self)
             .map(ToString::to_string)
             .unwrap_or_else(|| "connection failed".into());
-        e.truncate(200);
-        e
+        clip(&e, 200)
     }
 }
 
@@ -146,9 +145,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v >= 0.0)
     };
+    // A value past an hour is not a wait a reply can make: capped (the deadline decides).
+    let capped = |secs: f64| Duration::try_from_secs_f64(secs.min(3600.0)).ok();
     read("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| read("retry-after").map(Duration::from_secs_f64))
+        .and_then(|ms| capped(ms / 1000.0))
+        .or_else(|| read("retry-after").and_then(capped))
 }
 
 /// An error answer, classified. The message comes from `{error:{message, code}}` when the
@@ -157,10 +158,12 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Provider
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let error = json.as_ref().and_then(|j| j.get("error"));
     let text = |k: &str| error.and_then(|e| e.get(k)).and_then(|v| v.as_str());
-    let mut message = text("message")
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    message.truncate(300);
+    let message = clip(
+        &text("message")
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string()),
+        300,
+    );
     let quota = [text("code"), text("type")].into_iter().flatten().any(|c| {
         c == "insufficient_quota"
             || c.contains("balance")
@@ -173,6 +176,11 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Provider
         408 | 409 | 500..=599 => ProviderError::Server { status, message },
         _ => ProviderError::Rejected { status, message },
     }
+}
+
+/// At most `max` characters of `s` (a provider's error page is not a log line).
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 fn parse(body: &[u8]) -> Result<Completion, ProviderError> {
@@ -203,6 +211,16 @@ mod tests {
         );
         assert!(classify(503, None, b"upstream down").retryable());
         assert!(!classify(401, None, b"{}").retryable());
+    }
+
+    #[test]
+    fn odd_answers_do_not_panic() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "1e20".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3600)));
+        let page = format!("{}’ upstream", "x".repeat(299));
+        let e = classify(502, None, page.as_bytes());
+        assert!(matches!(e, ProviderError::Server { status: 502, .. }));
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct HeldEnding {
     pub payload: Value,
 }
 
+/// See [`AutoReplyPause::covers`].
+const OPENED_BY_THE_PAUSING_MESSAGE_MS: Millis = 60_000;
+
 /// Auto-reply paused for one customer of one number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoReplyPause {
@@ -78,11 +81,14 @@ pub struct AutoReplyPause {
 }
 
 impl AutoReplyPause {
-    /// Whether it pauses a conversation (`id`, started at `started_at`).
+    /// Whether it pauses a conversation (`id`, started at `started_at`). Without a
+    /// conversation (none was open: a person's template opens one), it covers those started
+    /// by a minute after the pause — the one the person's message opens starts when Meta
+    /// accepts that message, seconds later.
     pub fn covers(&self, id: &str, started_at: Millis) -> bool {
         match &self.conversation_id {
             Some(paused) => paused == id,
-            None => started_at <= self.at,
+            None => started_at <= self.at + OPENED_BY_THE_PAUSING_MESSAGE_MS,
         }
     }
 }
@@ -135,8 +141,8 @@ pub trait AssistantStore: Send + Sync {
     /// Held endings, oldest first.
     async fn held_endings(&self, limit: u32) -> Result<Vec<HeldEnding>, StoreError>;
 
-    /// Journals `fact` (a [`crate::events::Fact::Evaluated`]) and lets the held ending go, in
-    /// one transaction.
+    /// Journals `fact` (a [`crate::events::Fact::Evaluated`]) and marks the held ending
+    /// evaluated, in one transaction (marked rows go after a week).
     async fn finish_ending(
         &self,
         conversation_id: &str,

@@ -150,7 +150,9 @@ macro_rules! twin_assistant_store {
                 &self,
                 limit: u32,
             ) -> Result<Vec<$crate::store::HeldEnding>, StoreError> {
-                let rows = sqlx::query("SELECT * FROM assistant_endings ORDER BY at LIMIT $1")
+                let rows = sqlx::query(
+                    "SELECT * FROM assistant_endings WHERE evaluated_at IS NULL ORDER BY at LIMIT $1",
+                )
                     .bind(i64::from(limit))
                     .fetch_all(&self.$read)
                     .await?;
@@ -176,8 +178,16 @@ macro_rules! twin_assistant_store {
             ) -> Result<(), StoreError> {
                 let mut tx = self.tx().await?;
                 super::conversations::journal_fact(tx.as_mut(), fact).await?;
-                sqlx::query("DELETE FROM assistant_endings WHERE conversation_id = $1")
-                    .bind(conversation_id)
+                let now = $crate::time::now_ms();
+                sqlx::query(
+                    "UPDATE assistant_endings SET evaluated_at = $2 WHERE conversation_id = $1",
+                )
+                .bind(conversation_id)
+                .bind(now)
+                .execute(tx.as_mut())
+                .await?;
+                sqlx::query("DELETE FROM assistant_endings WHERE evaluated_at < $1")
+                    .bind(now - 7 * 24 * 3600 * 1000)
                     .execute(tx.as_mut())
                     .await?;
                 tx.commit().await?;

@@ -548,6 +548,7 @@ pub(crate) static TABLES: &[Table] = &[
             req("assistant", Text),
             req("at", Int),
             req("payload_json", Text),
+            opt("evaluated_at", Int),
         ],
     },
 ];

@@ -200,13 +200,19 @@ pub(super) async fn send(
             .iter()
             .any(|a| a.auto_reply.contains(&sender.phone_number_id))
     {
-        crate::assistants::auto_reply::hand_to_person(
+        // The message is queued: a failure here must not answer 5xx (a retry would send it
+        // again); it is logged and counted instead.
+        if let Err(e) = crate::assistants::auto_reply::hand_to_person(
             s.store.as_ref(),
             &sender.phone_number_id,
             to.digits(),
             "a person replied through the API",
         )
-        .await?;
+        .await
+        {
+            tracing::warn!(error.message = %e, "Pausing the number's assistant for this customer failed; it may answer their next message.");
+            metrics::counter!("ringback_assistant_pause_failures_total").increment(1);
+        }
     }
     let status = if queued.duplicate {
         StatusCode::OK

@@ -18,7 +18,9 @@ impl PostgresStore {
             .bind(r.at)
             .execute(tx.as_mut())
             .await?;
-        let row = sqlx::query(SELECT_THREAD)
+        // Locked: two replies to one customer at once must not each merge the variables into
+        // what they read and overwrite the other's.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_THREAD} FOR UPDATE")))
             .bind(&r.assistant)
             .bind(&r.customer_id)
             .fetch_one(tx.as_mut())
