@@ -285,14 +285,7 @@ impl AutoReply {
     /// (answered before, paused, no phone number to send to).
     async fn decide(&self, assistant: &str, e: &Event) -> anyhow::Result<Option<Decided>> {
         let d = &e.data;
-        let sender_id = d
-            .pointer("/sender/phone_number_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let contact = d
-            .pointer("/customer/contact")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (sender_id, contact) = who(e);
         let Some(phone) = d
             .pointer("/customer/phone")
             .and_then(Value::as_str)
@@ -388,15 +381,7 @@ impl AutoReply {
     /// Queues the decided parts (keyed: a second delivery finds them queued) and, after a
     /// hand-off, pauses auto-reply for the conversation.
     async fn deliver(&self, assistant: &str, e: &Event, decided: &Decided) -> anyhow::Result<()> {
-        let d = &e.data;
-        let sender_id = d
-            .pointer("/sender/phone_number_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let contact = d
-            .pointer("/customer/contact")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let (sender_id, contact) = who(e);
         let phone = &decided.phone;
         let sender = self
             .settings
@@ -454,6 +439,17 @@ impl AutoReply {
         }
         Ok(())
     }
+}
+
+/// The business number and the customer of a `message.received` event.
+fn who(e: &Event) -> (&str, &str) {
+    let text = |p: &str| {
+        e.data
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    (text("/sender/phone_number_id"), text("/customer/contact"))
 }
 
 /// A person takes over (`sender_id`, `contact`): auto-reply stops for the customer's open

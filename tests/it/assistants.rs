@@ -588,34 +588,7 @@ async fn auto_reply_answers_the_number_and_stops_after_a_hand_off_until_the_next
     );
 
     // The conversation ends; the customer's next one is answered again.
-    let conversation = eventually(|| async {
-        app.list(&format!(
-            "{}/api/v1/conversations?contact={}",
-            app.base,
-            CUSTOMER.trim_start_matches('+')
-        ))
-        .await
-        .first()
-        .and_then(|c| c["id"].as_str().map(str::to_string))
-    })
-    .await;
-    let r = app
-        .http
-        .post(format!(
-            "{}/api/v1/conversations/{conversation}/close",
-            app.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    eventually(|| async {
-        let c = app
-            .get_json(&format!("{}/api/v1/conversations/{conversation}", app.base))
-            .await;
-        c["ended_at"].as_i64()
-    })
-    .await;
+    close_and_wait_for_the_end(&app).await;
     app.user_writes(CUSTOMER, "Where can I park, please?").await;
     let texts = app.texts_to_customer(3).await;
     assert!(
