@@ -8,22 +8,6 @@ use serde_json::Value;
 use super::StoreError;
 use crate::time::Millis;
 
-/// One customer's conversation with one assistant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AssistantThread {
-    pub id: String,
-    pub assistant: String,
-    /// A phone number, an email, a CRM id: whatever the caller identifies the customer by.
-    pub customer_id: String,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    /// When the last hand-off to a person happened, and why.
-    pub handed_off_at: Option<Millis>,
-    pub hand_off_reason: Option<String>,
-    /// What the assistant recorded (declared variables only), as a JSON object.
-    pub variables: Value,
-}
-
 /// One remembered turn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssistantTurn {
@@ -95,13 +79,6 @@ impl AutoReplyPause {
 
 #[async_trait]
 pub trait AssistantStore: Send + Sync {
-    /// The thread of (`assistant`, `customer_id`), if the customer asked before.
-    async fn assistant_thread(
-        &self,
-        assistant: &str,
-        customer_id: &str,
-    ) -> Result<Option<AssistantThread>, StoreError>;
-
     /// The last `limit` turns of the customer's thread with `assistant`, oldest first (one
     /// read, no thread lookup first).
     async fn assistant_turns(

@@ -9,40 +9,11 @@ macro_rules! twin_assistant_store {
         use sqlx::Row;
 
         use $crate::store::{
-            AssistantStore, AssistantThread, AssistantTurn, RecordedReply, StoreError,
+            AssistantStore, AssistantTurn, RecordedReply, StoreError,
         };
-
-        fn thread_from_row(r: &$row) -> Result<AssistantThread, sqlx::Error> {
-            let vars: String = r.try_get("variables_json")?;
-            Ok(AssistantThread {
-                id: r.try_get("id")?,
-                assistant: r.try_get("assistant")?,
-                customer_id: r.try_get("customer_id")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                handed_off_at: r.try_get("handed_off_at")?,
-                hand_off_reason: r.try_get("hand_off_reason")?,
-                variables: serde_json::from_str(&vars).unwrap_or_else(|_| serde_json::json!({})),
-            })
-        }
 
         #[async_trait]
         impl AssistantStore for $store {
-            async fn assistant_thread(
-                &self,
-                assistant: &str,
-                customer_id: &str,
-            ) -> Result<Option<AssistantThread>, StoreError> {
-                let row = sqlx::query(
-                    "SELECT * FROM assistant_threads WHERE assistant = $1 AND customer_id = $2",
-                )
-                .bind(assistant)
-                .bind(customer_id)
-                .fetch_optional(&self.$read)
-                .await?;
-                Ok(row.as_ref().map(thread_from_row).transpose()?)
-            }
-
             async fn assistant_turns(
                 &self,
                 assistant: &str,
