@@ -38,6 +38,8 @@ pub struct Running {
     /// Where the SIP missed-call number listens, when `[sip]` is enabled.
     pub sip_udp: Option<SocketAddr>,
     pub sip_tcp: Option<SocketAddr>,
+    /// The token of the console's one-time first-admin link, when `serve` offers one.
+    pub setup_token: Option<String>,
     trigger: Trigger,
     tasks: JoinSet<()>,
 }
@@ -337,6 +339,13 @@ pub async fn start(
     )
     .await?;
 
+    // While no one can sign in to the console, a server on loopback offers a one-time link
+    // that creates the first admin (only someone at this machine's terminal sees it).
+    let setup = crate::users::SetupLink::default();
+    let setup_token = (settings.console.enabled
+        && settings.listen.ip().is_loopback()
+        && store.users().await?.is_empty())
+    .then(|| setup.issue());
     let state = AppState {
         whatsapp: WhatsAppSource::new(
             settings.app_secret.clone(),
@@ -365,6 +374,8 @@ pub async fn start(
         sender_status,
         flows,
         assistants,
+        sessions: crate::users::Sessions::new(settings.console.session_lifetime),
+        setup: setup.clone(),
     };
     let router = http::router(state);
     tasks.spawn(log_exit(
@@ -380,6 +391,7 @@ pub async fn start(
         lanes,
         sip_udp: telephony.sip.udp,
         sip_tcp: telephony.sip.tcp,
+        setup_token,
         trigger,
         tasks,
     })
@@ -496,7 +508,25 @@ async fn log_exit(name: &'static str, fut: impl Future<Output = std::io::Result<
 
 /// What `serve` prints so a person knows what to do next.
 pub fn banner(settings: &Settings, running: &Running) -> String {
-    banner_for(settings, running.addr, running.sandbox_addr)
+    let mut out = banner_for(settings, running.addr, running.sandbox_addr);
+    out += &console_banner(settings, running.addr, running.setup_token.as_deref());
+    out
+}
+
+/// Where the console is, and how to get in.
+fn console_banner(settings: &Settings, addr: SocketAddr, setup_token: Option<&str>) -> String {
+    if !settings.console.enabled {
+        return String::new();
+    }
+    let base = format!("http://{addr}");
+    match setup_token {
+        // The one secret the banner shows: it is the purpose of the line, it works once, only
+        // while no user exists, and only on a loopback server.
+        Some(token) => format!(
+            "\nConsole: {base}/ — no one can sign in yet. Create the first admin (this link works once):\n  {base}/setup?token={token}\n"
+        ),
+        None => format!("\nConsole: {base}/ (sign in with a user from `ringback users create`)\n"),
+    }
 }
 
 /// The banner for a server on `addr` (and the sandbox on `sandbox_addr`, if it runs).

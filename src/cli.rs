@@ -67,6 +67,10 @@ pub enum Command {
     /// Manage API keys for /api/v1.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// The people who sign in to the web console (http://<server.listen>/): create, list,
+    /// disable. Roles: admin (settings too) or agent.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// List the message templates Ringback knows (synced from the Cloud API), with their
     /// variables and a preview.
     Templates,
@@ -237,6 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sandbox(a) => sandbox::run(&cli, a).await,
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
+        Command::Users(u) => users::users(&cli, u).await,
         Command::Events(e) => events::run(&cli, e).await,
         Command::Conversations(a) => conversations::run(&cli, a).await,
         Command::Webhooks(w) => webhooks::run(&cli, w).await,
@@ -424,5 +429,6 @@ mod flow_runs;
 pub mod flows;
 mod sandbox;
 mod store_copy;
+mod users;
 mod webhooks;
 pub use sandbox::SandboxArgs;

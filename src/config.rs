@@ -55,6 +55,7 @@ pub struct Config {
     pub conversations: events::ConversationsConfig,
     pub outbound_webhooks: events::OutboundWebhooksConfig,
     pub flows: flows::FlowsConfig,
+    pub console: console::ConsoleConfig,
     /// Business-specific AI assistants (`[[assistants]]`).
     #[serde(default)]
     pub assistants: Vec<assistants::AssistantConfig>,
@@ -430,6 +431,7 @@ fn typed_value(existing: Option<&toml::Value>, raw: &str) -> Result<toml::Value,
 pub mod assistants;
 pub mod calling;
 pub mod cluster;
+pub mod console;
 pub mod events;
 pub mod flows;
 pub mod http;

@@ -21,6 +21,7 @@ use crate::outbox::Wakers;
 use crate::store::Store;
 
 pub mod api;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod serve;
@@ -54,16 +55,26 @@ pub struct AppState {
     pub flows: crate::flows::Flows,
     /// AI assistants (`/api/v1/assistants`).
     pub assistants: crate::assistants::Assistants,
+    /// The console's sign-ins ([`console`]).
+    pub sessions: crate::users::Sessions,
+    /// The one-time link that creates the first admin, while there is none.
+    pub setup: crate::users::SetupLink,
 }
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
+    let console = if state.settings.console.enabled {
+        console::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(webhooks::router())
         .merge(api::router())
+        .merge(console)
         .fallback(extract::not_found)
         .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -66,4 +66,5 @@ pub mod telemetry;
 pub mod telephony;
 pub mod template_registry;
 pub mod time;
+pub mod users;
 pub mod window;

@@ -5,8 +5,9 @@
 //! them), [`OutboxStore`] (messages, claims, attempts), [`ContactStore`] (contacts, windows and
 //! the consent ledger), [`TemplateStore`], [`NumberStore`], [`CallingStore`] (WhatsApp
 //! Business Calling), [`KeyStore`] (API keys), [`MaintenanceStore`] (migrations, retention,
-//! write health), [`ClusterStore`] (nodes and leases) and [`FlowStore`] (flows and their
-//! runs). [`Store`] is all of them: what the app holds as `Arc<dyn Store>`.
+//! write health), [`ClusterStore`] (nodes and leases), [`FlowStore`] (flows and their
+//! runs), [`AssistantStore`] and [`ConsoleStore`] (the console's users, sessions and
+//! figures). [`Store`] is all of them: what the app holds as `Arc<dyn Store>`.
 //!
 //! The store stores; it does not decide. The rules that say what a row becomes (which message
 //! state may follow which, what an attempt's outcome does, which facts a send is checked
@@ -23,6 +24,7 @@ use std::sync::Arc;
 mod assistants;
 mod calling;
 mod cluster;
+mod console;
 mod contacts;
 mod conversations;
 mod events;
@@ -38,12 +40,14 @@ pub mod sqlite;
 mod templates;
 pub(crate) mod twin;
 pub(crate) mod twin_assistants;
+pub(crate) mod twin_console;
 pub(crate) mod twin_flows;
 mod webhooks;
 
 pub use assistants::*;
 pub use calling::*;
 pub use cluster::*;
+pub use console::*;
 pub use contacts::*;
 pub use conversations::*;
 pub use events::*;
@@ -115,6 +119,7 @@ pub trait Store:
     + WebhookStore
     + FlowStore
     + AssistantStore
+    + ConsoleStore
 {
 }
 
@@ -132,5 +137,6 @@ impl<T> Store for T where
         + WebhookStore
         + FlowStore
         + AssistantStore
+        + ConsoleStore
 {
 }

@@ -30,3 +30,22 @@ fn the_banner_shows_the_shipped_demo_calls_secret_so_the_demo_works() {
         "{banner}"
     );
 }
+
+#[test]
+fn the_banner_offers_the_first_admin_link_only_while_it_is_issued() {
+    let s = settings(&[]);
+    let with_link = console_banner(&s, addr(), Some("0123abcd"));
+    assert!(
+        with_link.contains("http://127.0.0.1:8080/setup?token=0123abcd")
+            && with_link.contains("works once"),
+        "{with_link}"
+    );
+    let without = console_banner(&s, addr(), None);
+    assert!(
+        without.contains("http://127.0.0.1:8080/") && without.contains("ringback users create"),
+        "{without}"
+    );
+    assert!(!without.contains("setup?token"));
+    let off = settings(&[("RINGBACK_CONSOLE__ENABLED", "false")]);
+    assert_eq!(console_banner(&off, addr(), None), "");
+}

@@ -63,6 +63,8 @@ pub struct Settings {
     pub conversation_inactivity: i64,
     pub outbound_webhooks: super::events::OutboundWebhookSettings,
     pub flows: super::flows::FlowSettings,
+    /// The web console (`[console]`).
+    pub console: super::console::ConsoleSettings,
     /// `[[assistants]]`, validated (knowledge files read, provider keys found).
     pub assistants: Vec<super::assistants::AssistantSettings>,
 }
@@ -333,6 +335,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         .map_err(invalid)?,
         outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
         flows: c.flows.settings(&c.flow_env).map_err(invalid)?,
+        console: c.console.settings(listen)?,
         assistants,
     })
 }

@@ -164,11 +164,60 @@ fn an_exposed_server_with_every_secret_set_starts() {
             ("RINGBACK_WHATSAPP__VERIFY_TOKEN", "a-real-verify-token"),
             ("RINGBACK_CALLS__SECRET", "a-real-calls-secret"),
             ("RINGBACK_SENDERS__0__ACCESS_TOKEN", "a-real-access-token"),
+            ("RINGBACK_CONSOLE__SECURE_COOKIES", "true"),
         ]),
     )
     .unwrap();
     let s = c.build().unwrap();
     assert!(!s.demo_secrets);
+    assert!(s.console.secure_cookies);
+}
+
+#[test]
+fn an_exposed_console_without_https_cookies_refuses_to_start_saying_what_to_set() {
+    let exposed = [
+        ("RINGBACK_SERVER__LISTEN", "0.0.0.0:8080"),
+        ("RINGBACK_SERVER__API_TOKEN", "a-real-api-token"),
+        ("RINGBACK_WHATSAPP__APP_SECRET", "a-real-app-secret"),
+        ("RINGBACK_WHATSAPP__VERIFY_TOKEN", "a-real-verify-token"),
+        ("RINGBACK_CALLS__SECRET", "a-real-calls-secret"),
+        ("RINGBACK_SENDERS__0__ACCESS_TOKEN", "a-real-access-token"),
+    ];
+    let e = Config::load_with_env(None, env(&exposed))
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.listen = 0.0.0.0:8080"), "{e}");
+    assert!(
+        e.contains("RINGBACK_CONSOLE__SECURE_COOKIES=true")
+            && e.contains("RINGBACK_CONSOLE__ENABLED=false"),
+        "{e}"
+    );
+    // Without the console there is nothing to protect.
+    let mut off = exposed.to_vec();
+    off.push(("RINGBACK_CONSOLE__ENABLED", "false"));
+    let built = Config::load_with_env(None, env(&off)).unwrap().build();
+    assert!(built.is_ok(), "{:?}", built.err());
+    // On loopback (the demo) the cookie may travel over plain HTTP.
+    let s = Config::load_with_env(None, env(&[]))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(s.console.enabled && !s.console.secure_cookies);
+}
+
+#[test]
+fn a_session_lifetime_out_of_range_is_refused() {
+    let e = Config::load_with_env(None, env(&[("RINGBACK_CONSOLE__SESSION_HOURS", "0")]))
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("console.session_hours = 0") && e.contains("1 to 720"),
+        "{e}"
+    );
 }
 
 #[test]

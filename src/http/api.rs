@@ -22,7 +22,7 @@ mod assistants;
 mod calling;
 mod consent;
 mod conversations;
-mod events;
+pub(super) mod events;
 mod flows;
 mod send;
 mod webhook_endpoints;

@@ -103,6 +103,15 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
+/// `text/html`: a console page.
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/html"))
+}
+
 fn unsupported_media_type(given: Option<&str>) -> ApiError {
     let given = match given {
         Some(g) => format!("Content-Type is '{g}'"),
@@ -150,7 +159,11 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// status and the headers that tell the client what to do (`Allow`, `Retry-After`).
 pub async fn json_errors(res: Response) -> Response {
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(res.headers()) {
+    // The console's pages explain their errors in HTML themselves.
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(res.headers())
+        || is_html(res.headers())
+    {
         return res;
     }
     let (parts, body) = res.into_parts();

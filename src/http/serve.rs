@@ -43,7 +43,7 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin, as
                     // axum::serve does.
@@ -54,14 +54,20 @@ pub async fn serve(
             },
             () = shutdown.wait() => break,
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched {
             inner: stream,
             activity: activity.clone(),
         });
-        let conn =
-            graceful.watch(builder.serve_connection(io, TowerToHyperService::new(router.clone())));
+        // Handlers that need the client's address (the console's sign-in limits) read it as
+        // axum's `ConnectInfo`.
+        let service = tower_http::add_extension::AddExtension::new(
+            router.clone(),
+            axum::extract::ConnectInfo(peer),
+        );
+        let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service)));
         let idle = timeouts.idle;
         tokio::spawn(async move {
             tokio::select! {

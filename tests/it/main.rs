@@ -4,6 +4,8 @@ mod burst;
 mod calling;
 mod cluster;
 mod consent;
+mod console;
+mod console_browser;
 mod conversations;
 mod durability;
 mod flow_runs;

@@ -551,4 +551,27 @@ pub(crate) static TABLES: &[Table] = &[
             opt("evaluated_at", Int),
         ],
     },
+    Table {
+        name: "users",
+        key: &["id"],
+        columns: &[
+            req("id", Text),
+            req("email", Text),
+            req("role", Text),
+            req("password_hash", Text),
+            req("created_at", Int),
+            opt("disabled_at", Int),
+        ],
+    },
+    Table {
+        name: "sessions",
+        key: &["token_hash"],
+        columns: &[
+            req("token_hash", Text),
+            req("user_id", Text),
+            req("csrf", Text),
+            req("created_at", Int),
+            req("expires_at", Int),
+        ],
+    },
 ];

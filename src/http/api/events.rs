@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -100,13 +100,21 @@ pub async fn stream(
         Some(a) => a,
         None => latest(&s).await?,
     };
-    Ok(Sse::new(follow(s, after, types))
+    let events = follow(s, after, types).map(|e| {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .id(e.id.to_string())
+                .event(e.kind.clone())
+                .data(e.envelope().to_string()),
+        )
+    });
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
 
 /// The id of the newest event.
-async fn latest(s: &AppState) -> Result<i64, ApiError> {
+pub(in crate::http) async fn latest(s: &AppState) -> Result<i64, ApiError> {
     let mut after = *s.published.borrow();
     // The watch only knows what this node published; the store knows everything.
     loop {
@@ -127,11 +135,13 @@ struct Follow {
     published: tokio::sync::watch::Receiver<i64>,
 }
 
-fn follow(
+/// Every event of `types` published after `after`, as it is published (on this node or, within
+/// a second, on another): what the API's stream and the console's live feed send.
+pub(in crate::http) fn follow(
     s: AppState,
     after: i64,
     types: Vec<String>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+) -> impl Stream<Item = crate::events::Event> {
     let published = s.published.subscribe();
     let start = Follow {
         s,
@@ -144,11 +154,7 @@ fn follow(
         loop {
             if let Some(e) = f.queue.pop_front() {
                 f.after = e.id;
-                let sse = SseEvent::default()
-                    .id(e.id.to_string())
-                    .event(e.kind.clone())
-                    .data(e.envelope().to_string());
-                return Some((Ok(sse), f));
+                return Some((e, f));
             }
             // Marks the current value seen before reading, so a publication after the read
             // wakes the wait below.

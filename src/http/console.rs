@@ -1,0 +1,66 @@
+//! The web console: server-rendered pages for the people who run the business (sign in,
+//! Today with its live feed, Settings), styled and scripted by files embedded in the binary
+//! (no CDN, no build step).
+//!
+//! Pages read the same store and domain code as `/api/v1`; what they add is presentation.
+//! Every page is rendered by an askama template, which escapes what it prints (a customer's
+//! WhatsApp name is attacker-controlled), and is sent with a Content-Security-Policy that
+//! allows scripts from this server only, so markup that slipped through could not run.
+//!
+//! Security: a session is a random token in an HttpOnly, SameSite=Strict cookie (only its
+//! hash is stored); every form also carries the session's CSRF token, and a POST whose
+//! `Origin` is another site is refused before anything else. Sign-in attempts are limited
+//! per account and per address ([`crate::users::Sessions`]).
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::AppState;
+
+mod assets;
+mod page;
+mod session;
+mod settings;
+mod sign_in;
+mod today;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(sign_in::home))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/setup", get(sign_in::setup_form).post(sign_in::setup))
+        .route("/today", get(today::page))
+        .route("/today/feed", get(today::feed))
+        .route("/settings", get(settings::page))
+        .route("/assets/{file}", get(assets::file))
+        .layer(axum::middleware::map_response(protect))
+}
+
+/// Headers every console response carries: scripts, styles and connections from this server
+/// only, no framing (clickjacking), no referrer to other sites, no caching of pages.
+async fn protect(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}

@@ -1,0 +1,524 @@
+//! The web console over HTTP: the first admin from the one-time link, signing in and out,
+//! limits on guessing, CSRF and cross-site posts, roles, expired sessions, escaping of what
+//! customers write, and the live feed. (The same pages in a real browser:
+//! `console_browser.rs`.)
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::support::*;
+
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A client that shows redirects instead of following them, so a test sees the 303s and
+/// the cookie.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An HTML form's body (`application/x-www-form-urlencoded`).
+trait FormBody {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// The session token a response sets.
+fn session_cookie(res: &reqwest::Response) -> String {
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    set.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("rb_session=")
+        .expect("the rb_session cookie")
+        .to_string()
+}
+
+async fn create_user(app: &TestApp, email: &str, role: ringback::users::Role) {
+    let store = &app.running.as_ref().unwrap().store;
+    ringback::users::create(store.as_ref(), email, role, PASSWORD)
+        .await
+        .expect("user created");
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    browser()
+        .post(format!("{}/sign-in", app.base))
+        .form_body(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in and returns the session cookie.
+async fn signed_in(app: &TestApp, email: &str) -> String {
+    let res = sign_in(app, email, PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/today");
+    session_cookie(&res)
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = browser().get(format!("{}{path}", app.base));
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("rb_session={c}"));
+    }
+    req.send().await.unwrap()
+}
+
+/// The body of a page that must have answered 200 with HTML.
+async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
+    let res = get(app, path, Some(cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK, "{path}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    res.text().await.unwrap()
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(html: &str) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let at = html.find(needle).expect("a csrf field") + needle.len();
+    html[at..at + 64].to_string()
+}
+
+/// The value on a Today card.
+fn figure(html: &str, id: &str) -> String {
+    let card = &html[html.find(&format!("id=\"figure-{id}\"")).expect("the card")..];
+    let needle = "class=\"value\">";
+    let value = &card[card.find(needle).unwrap() + needle.len()..];
+    value[..value.find('<').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn the_first_admin_comes_from_the_one_time_link_which_works_once() {
+    let app = spawn_app().await;
+    let token = app
+        .running
+        .as_ref()
+        .unwrap()
+        .setup_token
+        .clone()
+        .expect("no user yet, loopback: a setup link");
+    let form = get(&app, &format!("/setup?token={token}"), None).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let wrong = get(&app, "/setup?token=0000", None).await;
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+
+    let post = |password: &'static str| {
+        let base = app.base.clone();
+        let token = token.clone();
+        async move {
+            browser()
+                .post(format!("{base}/setup"))
+                .form_body(&[
+                    ("token", token.as_str()),
+                    ("email", "Owner@Clinic.example"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let short = post("short").await;
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    assert!(short.text().await.unwrap().contains("use at least 10"));
+
+    let made = post(PASSWORD).await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&made);
+    let today = page(&app, "/today", &cookie).await;
+    assert!(today.contains("owner@clinic.example (admin)"), "{today}");
+
+    let again = post(PASSWORD).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("This link has been used")
+    );
+    let users = app.running.as_ref().unwrap().store.users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].role, "admin");
+}
+
+#[tokio::test]
+async fn signing_in_opens_today_and_signing_out_ends_the_session() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+
+    let anonymous = get(&app, "/today", None).await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.headers()["location"], "/sign-in");
+
+    let wrong = sign_in(&app, "ann@clinic.example", "not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let body = wrong.text().await.unwrap();
+    assert!(
+        body.contains("the email or the password is wrong"),
+        "{body}"
+    );
+    // An unknown email reads exactly the same.
+    let unknown = sign_in(&app, "nobody@clinic.example", PASSWORD).await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+
+    // Emails are compared in lower case.
+    let cookie = signed_in(&app, "Ann@Clinic.Example").await;
+    let today = page(&app, "/today", &cookie).await;
+    assert!(today.contains("ann@clinic.example (agent)"));
+
+    // Signing out needs the session's CSRF token…
+    let forged = browser()
+        .post(format!("{}/sign-out", app.base))
+        .header("cookie", format!("rb_session={cookie}"))
+        .form_body(&[("csrf", &"0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&app, "/today", Some(&cookie)).await.status(),
+        StatusCode::OK,
+        "a forged sign-out ends nothing"
+    );
+    let out = browser()
+        .post(format!("{}/sign-out", app.base))
+        .header("cookie", format!("rb_session={cookie}"))
+        .form_body(&[("csrf", &csrf_of(&today))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // …and the old cookie opens nothing any more.
+    let after = get(&app, "/today", Some(&cookie)).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_slowed_per_account() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Admin).await;
+    for _ in 0..5 {
+        let r = sign_in(&app, "ann@clinic.example", "guess-guess-guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password waits now: the limit does not tell a guesser when they hit it.
+    let limited = sign_in(&app, "ann@clinic.example", PASSWORD).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry), "{retry}");
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("too many sign-in attempts")
+    );
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Admin).await;
+    let r = browser()
+        .post(format!("{}/sign-in", app.base))
+        .header("origin", "https://evil.example")
+        .form_body(&[("email", "ann@clinic.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("https://evil.example"));
+    // The same form from the console's own origin works.
+    let host = app.base.trim_start_matches("http://").to_string();
+    let ok = browser()
+        .post(format!("{}/sign-in", app.base))
+        .header("origin", format!("http://{host}"))
+        .form_body(&[("email", "ann@clinic.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_agent_cannot_open_settings_and_an_admin_sees_users_and_keys() {
+    let app = spawn_app().await;
+    create_user(&app, "agent@clinic.example", ringback::users::Role::Agent).await;
+    create_user(&app, "boss@clinic.example", ringback::users::Role::Admin).await;
+    let agent = signed_in(&app, "agent@clinic.example").await;
+    let refused = get(&app, "/settings", Some(&agent)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("For admins only"));
+    assert!(
+        !page(&app, "/today", &agent)
+            .await
+            .contains("href=\"/settings\"")
+    );
+
+    let admin = signed_in(&app, "boss@clinic.example").await;
+    let settings = page(&app, "/settings", &admin).await;
+    assert!(settings.contains("agent@clinic.example") && settings.contains("boss@clinic.example"));
+    assert!(
+        !settings.contains("$argon2"),
+        "no password hash on any page"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_goes_back_to_sign_in() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Admin).await;
+    let store = &app.running.as_ref().unwrap().store;
+    let (user, _) = store
+        .user_credentials("ann@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = ringback::time::now_ms();
+    store
+        .create_session(&ringback::store::NewSession {
+            token_hash: ringback::api_keys::hash("expired-token"),
+            user_id: user.id,
+            csrf: "c".repeat(64),
+            created_at: now - 13 * 3_600_000,
+            expires_at: now - 3_600_000,
+        })
+        .await
+        .unwrap();
+    let r = get(&app, "/today", Some("expired-token")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/sign-in");
+}
+
+#[tokio::test]
+async fn a_customer_name_with_markup_is_shown_as_text() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.sandbox_post(
+        "simulate/message",
+        json!({"from": "+919876543210", "text": "<img src=x onerror=alert(2)>", "name": "<script>alert(1)</script>"}),
+    )
+    .await;
+    let today = eventually(|| async {
+        let body = page(&app, "/today", &cookie).await;
+        body.contains("class=\"line message_received\"")
+            .then_some(body)
+    })
+    .await;
+    assert!(
+        today.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || today.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{today}"
+    );
+    assert!(!today.contains("<script>alert(1)"));
+    assert!(!today.contains("<img src=x"));
+    // And were markup to slip through, the policy allows no inline script.
+    let res = get(&app, "/today", Some(&cookie)).await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn the_live_feed_sends_a_missed_call_as_it_happens() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    let feed = get(&app, "/today/feed", Some(&cookie)).await;
+    assert_eq!(feed.status(), StatusCode::OK);
+    assert!(
+        feed.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(
+        app.missed_call("feed-1", "+919876543210").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let mut feed = feed;
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("\"what\":\"Missed call\"") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(found, Ok(true)), "the feed sent: {seen}");
+    assert!(
+        seen.contains("event: line") && seen.contains("+919876543210"),
+        "{seen}"
+    );
+    // Without a session there is no feed.
+    let anonymous = get(&app, "/today/feed", None).await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn today_counts_the_missed_calls_and_the_replies() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    for (i, from) in ["+919876543210", "+919876543211"].iter().enumerate() {
+        app.missed_call(&format!("count-{i}"), from).await;
+    }
+    let last = std::sync::Mutex::new(String::new());
+    eventually_or(
+        Duration::from_secs(10),
+        || async {
+            let body = page(&app, "/today", &cookie).await;
+            let counted = figure(&body, "missed") == "2" && figure(&body, "sent") == "2";
+            *last.lock().unwrap() = format!(
+                "missed {}, sent {}",
+                figure(&body, "missed"),
+                figure(&body, "sent")
+            );
+            counted.then_some(())
+        },
+        || last.lock().unwrap().clone(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_console_can_be_turned_off() {
+    let app = spawn_app_with(&[("RINGBACK_CONSOLE__ENABLED", "false")]).await;
+    assert!(app.running.as_ref().unwrap().setup_token.is_none());
+    let r = get(&app, "/sign-in", None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+}
+
+#[tokio::test]
+async fn users_create_reads_the_password_from_stdin_and_stores_only_its_hash() {
+    if sqlite_only("the CLI test names a SQLite file") {
+        return;
+    }
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringback"))
+            .args(args)
+            .env("RINGBACK_STORE__URL", &store)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let create = [
+        "users",
+        "create",
+        "--email",
+        "ann@clinic.example",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    let short = run(&create, "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("use at least 10"));
+    let made = run(&create, &format!("{PASSWORD}\n"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let again = run(&create, &format!("{PASSWORD}\n"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let list = run(&["users", "list"], "");
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        listed.contains("ann@clinic.example") && listed.contains("admin"),
+        "{listed}"
+    );
+    assert!(!listed.contains("$argon2"));
+
+    let opened = ringback::store::open(&store).await.unwrap();
+    let (_, hash) = opened
+        .user_credentials("ann@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(PASSWORD));
+    let sessions = ringback::users::Sessions::new(Duration::from_secs(60));
+    let ip = "127.0.0.1".parse().unwrap();
+    assert!(
+        sessions
+            .sign_in(opened.as_ref(), "ann@clinic.example", PASSWORD, ip)
+            .await
+            .is_ok()
+    );
+
+    let disabled = run(&["users", "disable", "ann@clinic.example"], "");
+    assert!(disabled.status.success());
+    assert!(matches!(
+        sessions
+            .sign_in(opened.as_ref(), "ann@clinic.example", PASSWORD, ip)
+            .await,
+        Err(ringback::users::SignInError::Wrong)
+    ));
+}
