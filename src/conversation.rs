@@ -225,6 +225,30 @@ pub fn transcript_text(lines: &[Line]) -> String {
         .join("\n")
 }
 
+/// A person ends `c` now (the API's close, the console's button). The end is journaled and
+/// applied by the tracker in order with everything else, so it cannot race a message arriving
+/// at the same moment; `conversation.ended` follows. `Ok(Err(why))` when it has ended already.
+pub async fn request_close(
+    store: &dyn crate::store::Store,
+    c: &Conversation,
+    now: Millis,
+) -> Result<Result<(), String>, crate::store::StoreError> {
+    if !c.is_open() {
+        return Ok(Err(format!(
+            "conversation '{}' ended already ({})",
+            c.id,
+            c.end_reason.as_deref().unwrap_or("?")
+        )));
+    }
+    store
+        .record_fact(&crate::events::Fact::CloseRequested {
+            conversation_id: c.id.clone(),
+            at: now,
+        })
+        .await?;
+    Ok(Ok(()))
+}
+
 /// A conversation as the API and events show it (without its transcript).
 pub fn view(settings: &crate::config::Settings, c: &Conversation) -> Value {
     json!({

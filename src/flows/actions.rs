@@ -199,6 +199,9 @@ impl Actions {
                 NotQueued::Refused(r) => fail(r.code(), r.to_string(), false),
                 NotQueued::CallingUnavailable(why) => fail("calling_unavailable", why, false),
                 NotQueued::PermissionLimit { code, message } => fail(code, message, false),
+                // Only a person's send is refused for an offline number (this step checks
+                // the number itself before sending).
+                NotQueued::SenderOffline(why) => fail("sender_offline", why, true),
                 NotQueued::Store(e) => store_failed(e),
             })?;
         Ok(json!({

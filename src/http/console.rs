@@ -1,5 +1,5 @@
 //! The web console: server-rendered pages for the people who run the business (sign in,
-//! Today with its live feed, Settings), styled and scripted by files embedded in the binary
+//! Today with its live feed, Conversations with the reply box, Settings), styled and scripted by files embedded in the binary
 //! (no CDN, no build step).
 //!
 //! Pages read the same store and domain code as `/api/v1`; what they add is presentation.
@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use super::AppState;
 
 mod assets;
+mod conversations;
 mod page;
 mod session;
 mod settings;
@@ -34,6 +35,14 @@ pub fn router() -> Router<AppState> {
         .route("/setup", get(sign_in::setup_form).post(sign_in::setup))
         .route("/today", get(today::page))
         .route("/today/feed", get(today::feed))
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/{id}", get(conversations::show))
+        .route("/conversations/{id}/reply", post(conversations::reply))
+        .route(
+            "/conversations/{id}/template",
+            post(conversations::send_template),
+        )
+        .route("/conversations/{id}/close", post(conversations::close))
         .route("/settings", get(settings::page))
         .route("/assets/{file}", get(assets::file))
         .layer(axum::middleware::map_response(protect))

@@ -56,11 +56,57 @@ pub enum NotQueued {
     /// `call_permission_request_limit`).
     #[error("{message}")]
     PermissionLimit { code: &'static str, message: String },
+    /// The sending number is offline and `outbox.when_sender_offline = "refuse"`.
+    #[error("{0}")]
+    SenderOffline(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl Submitter<'_> {
+    /// A message a person sends (through the API or the console): refused while the number
+    /// is offline when the configuration says so, then queued like any other; once queued,
+    /// an assistant answering the number stops for this customer's conversation (see
+    /// `crate::assistants::auto_reply`), because a person took over.
+    pub async fn submit_as_person(
+        &self,
+        settings: &crate::config::Settings,
+        sender_status: &crate::sender_status::SenderStatus,
+        s: Submission<'_>,
+        who: &str,
+    ) -> Result<Queued, NotQueued> {
+        let (sender, to) = (s.sender, s.to);
+        let status = sender_status.get(&sender.phone_number_id);
+        if !status.online && settings.outbox.when_sender_offline == "refuse" {
+            return Err(NotQueued::SenderOffline(format!(
+                "number {} is offline: {}; nothing was queued (with outbox.when_sender_offline = \"queue\" it would wait for the number)",
+                sender.phone_number_id,
+                status.reason.as_deref().unwrap_or("unknown")
+            )));
+        }
+        let queued = self.submit(s).await?;
+        let answered_by_assistant = settings
+            .assistants
+            .iter()
+            .any(|a| a.auto_reply.contains(&sender.phone_number_id));
+        if !queued.duplicate && answered_by_assistant {
+            // The message is queued: a failure here must not fail the send (a retry would
+            // send it again); it is logged and counted instead.
+            if let Err(e) = crate::assistants::auto_reply::hand_to_person(
+                self.store,
+                &sender.phone_number_id,
+                to.digits(),
+                &format!("{who} replied"),
+            )
+            .await
+            {
+                tracing::warn!(error.message = %e, "Pausing the number's assistant for this customer failed; it may answer their next message.");
+                metrics::counter!("ringback_assistant_pause_failures_total").increment(1);
+            }
+        }
+        Ok(queued)
+    }
+
     pub async fn submit(&self, s: Submission<'_>) -> Result<Queued, NotQueued> {
         let (sender, to) = (s.sender, s.to);
         let id = super::new_message_id();

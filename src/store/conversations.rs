@@ -58,6 +58,9 @@ pub struct ConversationQuery {
     pub started_before: Option<Millis>,
     /// Conversations that started before this one in the list's order (newest first).
     pub before: Option<(Millis, String)>,
+    /// Part of the customer's number or WhatsApp name (case-insensitive): the console's
+    /// search box.
+    pub search: Option<String>,
     pub limit: u32,
 }
 

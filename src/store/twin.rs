@@ -198,6 +198,23 @@ macro_rules! twin_store {
                     clauses.push(format!("contact = ${i}"));
                     texts.push((i, c.clone()));
                 }
+                if let Some(text) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                    // LIKE patterns with the user's own % and _ taken literally.
+                    let like = |t: &str| {
+                        let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                        format!("%{escaped}%")
+                    };
+                    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+                    let (a, b) = (next(), next());
+                    clauses.push(format!(
+                        "(contact LIKE ${a} ESCAPE '\\' OR LOWER(COALESCE(contact_name, '')) LIKE ${b} ESCAPE '\\')"
+                    ));
+                    // A number is searched by its digits ("+91 98765" finds 9198765…); a
+                    // search with no digit matches no number (no contact is empty).
+                    let number = if digits.is_empty() { String::new() } else { like(&digits) };
+                    texts.push((a, number));
+                    texts.push((b, like(&text.to_lowercase())));
+                }
                 if let Some(t) = q.started_after {
                     let i = next();
                     clauses.push(format!("started_at >= ${i}"));

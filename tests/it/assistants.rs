@@ -617,6 +617,50 @@ async fn a_person_replying_through_the_api_pauses_auto_reply() {
 }
 
 #[tokio::test]
+async fn a_person_replying_in_the_console_pauses_auto_reply_and_the_page_says_so() {
+    use crate::console::{PASSWORD, create_user, page, post_form, signed_in};
+    let app = auto_reply_app().await;
+    create_user(&app, "sam@clinic.example", ringback::users::Role::Agent).await;
+    let _ = PASSWORD;
+    let cookie = signed_in(&app, "sam@clinic.example").await;
+    app.user_writes(CUSTOMER, "How much is a check-up?").await;
+    app.texts_to_customer(1).await;
+    let id = app
+        .list(&format!(
+            "{}/api/v1/conversations?contact={}",
+            app.base,
+            CUSTOMER.trim_start_matches('+')
+        ))
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    assert!(!html.contains("id=\"hand-off\""), "{html}");
+    let r = post_form(
+        &app,
+        &cookie,
+        &format!("/conversations/{id}/reply"),
+        &html,
+        &[("text", "Hi, this is Sam from reception.")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    app.texts_to_customer(2).await;
+    app.user_writes(CUSTOMER, "Thanks Sam, and the opening hours?")
+        .await;
+    app.auto_reply_done_with("Thanks Sam, and the opening hours?")
+        .await;
+    let texts = app.texts_to_customer(2).await;
+    assert_eq!(texts.len(), 2, "the assistant stays quiet: {texts:?}");
+    let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    assert!(
+        html.contains("id=\"hand-off\">sam@clinic.example (in the console) replied"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
 async fn outside_business_hours_auto_reply_hands_off() {
     // Closed every day: every message comes outside the hours.
     let app = app_with(

@@ -11,11 +11,11 @@ use serde_json::json;
 
 use crate::support::*;
 
-const PASSWORD: &str = "correct-horse-battery";
+pub(crate) const PASSWORD: &str = "correct-horse-battery";
 
 /// A client that shows redirects instead of following them, so a test sees the 303s and
 /// the cookie.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
@@ -23,7 +23,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// An HTML form's body (`application/x-www-form-urlencoded`).
-trait FormBody {
+pub(crate) trait FormBody {
     fn form_body(self, pairs: &[(&str, &str)]) -> Self;
 }
 
@@ -57,7 +57,7 @@ fn session_cookie(res: &reqwest::Response) -> String {
         .to_string()
 }
 
-async fn create_user(app: &TestApp, email: &str, role: ringback::users::Role) {
+pub(crate) async fn create_user(app: &TestApp, email: &str, role: ringback::users::Role) {
     let store = &app.running.as_ref().unwrap().store;
     ringback::users::create(store.as_ref(), email, role, PASSWORD)
         .await
@@ -74,14 +74,14 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Respons
 }
 
 /// Signs in and returns the session cookie.
-async fn signed_in(app: &TestApp, email: &str) -> String {
+pub(crate) async fn signed_in(app: &TestApp, email: &str) -> String {
     let res = sign_in(app, email, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], "/today");
     session_cookie(&res)
 }
 
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut req = browser().get(format!("{}{path}", app.base));
     if let Some(c) = cookie {
         req = req.header("cookie", format!("rb_session={c}"));
@@ -90,7 +90,7 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Respon
 }
 
 /// The body of a page that must have answered 200 with HTML.
-async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
+pub(crate) async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
     let res = get(app, path, Some(cookie)).await;
     assert_eq!(res.status(), StatusCode::OK, "{path}");
     assert!(
@@ -103,7 +103,7 @@ async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let needle = "name=\"csrf\" value=\"";
     let at = html.find(needle).expect("a csrf field") + needle.len();
     html[at..at + 64].to_string()
@@ -521,4 +521,255 @@ async fn users_create_reads_the_password_from_stdin_and_stores_only_its_hash() {
             .await,
         Err(ringback::users::SignInError::Wrong)
     ));
+}
+
+/// The value of a hidden field a page's form carries.
+pub(crate) fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("a {name} field"))
+        + needle.len();
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// The id of the conversation with `contact` (digits), once it exists.
+async fn conversation_of(app: &TestApp, contact: &str) -> String {
+    eventually(|| async {
+        app.list(&format!(
+            "{}/api/v1/conversations?contact={contact}",
+            app.base
+        ))
+        .await
+        .first()
+        .and_then(|c| c["id"].as_str().map(str::to_string))
+    })
+    .await
+}
+
+/// Posts a conversation's form with the page's CSRF token and one-time key.
+pub(crate) async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    page_html: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = csrf_of(page_html);
+    let idem = hidden(page_html, "idem");
+    let mut all = vec![("csrf", csrf.as_str()), ("idem", idem.as_str())];
+    all.extend_from_slice(fields);
+    browser()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", format!("rb_session={cookie}"))
+        .form_body(&all)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_person_finds_a_conversation_and_replies_inside_the_window_once() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.user_writes("+919876543210", "Are you open today?")
+        .await;
+    let id = conversation_of(&app, "919876543210").await;
+
+    // Found by name and by part of the number; not by a name it does not have.
+    for q in ["asha", "98765 43", "%2B91"] {
+        let list = page(&app, &format!("/conversations?q={q}"), &cookie).await;
+        assert!(
+            list.contains(&format!("/conversations/{id}")),
+            "{q}: {list}"
+        );
+    }
+    let none = page(&app, "/conversations?q=zebra", &cookie).await;
+    assert!(none.contains("No conversation matches"));
+
+    let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    assert!(html.contains("Are you open today?"), "{html}");
+    assert!(
+        html.contains("open: 23 h") || html.contains("open: 24 h"),
+        "{html}"
+    );
+    let r = post_form(
+        &app,
+        &cookie,
+        &format!("/conversations/{id}/reply"),
+        &html,
+        &[("text", "Yes, until 6 pm.")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/conversations/{id}?sent=1").as_str()
+    );
+    // The same form sent twice (a double click) queues one message.
+    let again = post_form(
+        &app,
+        &cookie,
+        &format!("/conversations/{id}/reply"),
+        &html,
+        &[("text", "Yes, until 6 pm.")],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let sent = eventually(|| async {
+        let sent: Vec<_> = app
+            .sandbox_sent()
+            .await
+            .into_iter()
+            .filter(|m| m["body"]["text"]["body"] == "Yes, until 6 pm.")
+            .collect();
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    // The reply joins the transcript once WhatsApp accepted it.
+    eventually(|| async {
+        let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+        html.contains("bubble outbound").then_some(())
+    })
+    .await;
+
+    // An empty message is refused with the sentence, nothing is queued.
+    let empty = post_form(
+        &app,
+        &cookie,
+        &format!("/conversations/{id}/reply"),
+        &html,
+        &[("text", "  ")],
+    )
+    .await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty
+            .text()
+            .await
+            .unwrap()
+            .contains("WhatsApp allows 1 to 4096")
+    );
+}
+
+#[tokio::test]
+async fn outside_the_window_a_template_is_checked_then_sent() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.templates_synced().await;
+    app.missed_call("tpl-1", "+919876543210").await;
+    let id = conversation_of(&app, "919876543210").await;
+    let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    assert!(html.contains("closed: only an approved template"), "{html}");
+    assert!(
+        !html.contains("name=\"text\""),
+        "no free-form box outside the window"
+    );
+
+    let chosen = page(
+        &app,
+        &format!("/conversations/{id}?template=missed_call_followup%7Cen_US"),
+        &cookie,
+    )
+    .await;
+    assert!(chosen.contains("name=\"var.1\""), "{chosen}");
+    let path = format!("/conversations/{id}/template");
+    let template = ("template", "missed_call_followup|en_US");
+    // A variable left empty: the policy's sentence, and the values typed stay.
+    let missing = post_form(
+        &app,
+        &cookie,
+        &path,
+        &chosen,
+        &[
+            template,
+            ("var.1", "Asha"),
+            ("var.2", ""),
+            ("var.3", "9:00"),
+        ],
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = missing.text().await.unwrap();
+    assert!(
+        body.contains("Fill in every variable: {{2}} is empty"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"Asha\""), "{body}");
+    // A template the registry does not know: the send policy's own sentence.
+    let unknown = post_form(
+        &app,
+        &cookie,
+        &path,
+        &chosen,
+        &[("template", "no_such_template|en_US"), ("var.1", "Asha")],
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = unknown.text().await.unwrap();
+    assert!(body.contains("no_such_template"), "{body}");
+    let before = app.sandbox_sent().await.len();
+
+    let ok = post_form(
+        &app,
+        &cookie,
+        &path,
+        &chosen,
+        &[
+            template,
+            ("var.1", "Asha"),
+            ("var.2", "Demo Bakery"),
+            ("var.3", "9:00"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    eventually(|| async {
+        let sent = app.sandbox_sent().await;
+        (sent.len() > before
+            && sent.iter().any(|m| {
+                m["body"]["template"]["components"]
+                    .to_string()
+                    .contains("Demo Bakery")
+            }))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_closes_a_conversation() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.user_writes("+919876543210", "Hello").await;
+    let id = conversation_of(&app, "919876543210").await;
+    let html = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    let r = post_form(
+        &app,
+        &cookie,
+        &format!("/conversations/{id}/close"),
+        &html,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    eventually(|| async {
+        let c = app
+            .get_json(&format!("{}/api/v1/conversations/{id}", app.base))
+            .await;
+        (c["state"] == "ended").then_some(())
+    })
+    .await;
+    let ended = page(&app, &format!("/conversations/{id}"), &cookie).await;
+    assert!(ended.contains("ended ("), "{ended}");
+    assert!(
+        !ended.contains("/close"),
+        "no reply box on an ended conversation"
+    );
+    let unknown = get(&app, "/conversations/cnv_nope", Some(&cookie)).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }

@@ -223,6 +223,89 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
     appears(&b, "#activity-chart canvas").await;
     shoot(&b, "today").await;
 
+    // Conversations: the customer who wrote is inside the window; reply to them.
+    b.goto(&format!("{}/conversations?q=98765%2043299", app.base))
+        .await
+        .unwrap();
+    shoot(&b, "conversations").await;
+    appears(&b, "#conversations a").await.click().await.unwrap();
+    appears(&b, "#window.open").await;
+    b.find(Locator::Css("#text"))
+        .await
+        .unwrap()
+        .send_keys("Thanks for writing, we open at 9.")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = appears(&b, "#notice").await.text().await.unwrap();
+    assert!(notice.starts_with("Queued"), "{notice}");
+    eventually(|| async {
+        app.sandbox_sent()
+            .await
+            .iter()
+            .any(|m| m["body"]["text"]["body"] == "Thanks for writing, we open at 9.")
+            .then_some(())
+    })
+    .await;
+    appears(&b, ".bubble.outbound").await;
+    shoot(&b, "conversation").await;
+
+    // The caller who only rang is outside the window: a template, its variables checked.
+    b.goto(&format!("{}/conversations?q=98765%2043210", app.base))
+        .await
+        .unwrap();
+    appears(&b, "#conversations a").await.click().await.unwrap();
+    appears(&b, "#window.closed").await;
+    assert!(
+        b.find(Locator::Css("#text")).await.is_err(),
+        "no free-form box"
+    );
+    let select = b.find(Locator::Css("#template")).await.unwrap();
+    select
+        .select_by_value("missed_call_followup|en_US")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#choose"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    appears(&b, "#var-1").await.send_keys("Asha").await.unwrap();
+    b.find(Locator::Css("#var-3"))
+        .await
+        .unwrap()
+        .send_keys("9:00")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#send-template"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let refused = appears(&b, "#error").await.text().await.unwrap();
+    assert!(refused.contains("{{2}} is empty"), "{refused}");
+    shoot(&b, "conversation-template-refused").await;
+    b.find(Locator::Css("#var-2"))
+        .await
+        .unwrap()
+        .send_keys("Demo Bakery")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#send-template"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    appears(&b, "#notice").await;
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;

@@ -13,7 +13,6 @@ use super::super::error::ApiError;
 use super::super::extract::{ApiPath, ApiQuery};
 use super::authorize;
 use crate::conversation::view;
-use crate::events::Fact;
 use crate::store::ConversationQuery;
 use crate::time::{Millis, now_ms};
 
@@ -88,6 +87,7 @@ pub async fn list(
             .transpose()?,
         started_before: q.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
         before,
+        search: None,
         limit,
     };
     let rows = s.store.conversations(&query).await?;
@@ -126,9 +126,8 @@ pub async fn show(
     Ok(Json(body).into_response())
 }
 
-/// Ends a conversation now. The end is journaled and applied by the tracker in order with
-/// everything else, so it cannot race a message arriving at the same moment; the answer is
-/// 202 and `conversation.ended` follows.
+/// Ends a conversation now ([`crate::conversation::request_close`]); the answer is 202 and
+/// `conversation.ended` follows.
 pub async fn close(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -136,22 +135,13 @@ pub async fn close(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let c = found(&s, &id).await?;
-    if !c.is_open() {
+    if let Err(why) = crate::conversation::request_close(s.store.as_ref(), &c, now_ms()).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conversation_ended",
-            format!(
-                "conversation '{id}' ended already ({})",
-                c.end_reason.as_deref().unwrap_or("?")
-            ),
+            why,
         ));
     }
-    s.store
-        .record_fact(&Fact::CloseRequested {
-            conversation_id: id.clone(),
-            at: now_ms(),
-        })
-        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "closing"})),

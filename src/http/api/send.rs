@@ -113,18 +113,6 @@ pub(super) async fn send(
             .into_response());
     }
     let sender = super::sender(s, req.from.as_deref())?;
-    let status = s.sender_status.get(&sender.phone_number_id);
-    if !status.online && s.settings.outbox.when_sender_offline == "refuse" {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sender_offline",
-            format!(
-                "number {} is offline: {}; nothing was queued (with outbox.when_sender_offline = \"queue\" it would wait for the number)",
-                sender.phone_number_id,
-                status.reason.as_deref().unwrap_or("unknown")
-            ),
-        ));
-    }
     let to = PhoneE164::parse_international(&req.to)
         .map_err(|e| ApiError::bad_request("invalid_phone_number", e))?;
     let (kind, payload) = match (&req.text, &req.template, &req.message) {
@@ -176,44 +164,30 @@ pub(super) async fn send(
         wakers: &s.wakers,
     };
     let queued = submitter
-        .submit(Submission {
-            sender,
-            to: &to,
-            message: Outgoing { kind, payload },
-            fallback,
-            idempotency_key: key,
-            origin: "sent through the API",
-            now: now_ms(),
-        })
+        .submit_as_person(
+            &s.settings,
+            &s.sender_status,
+            Submission {
+                sender,
+                to: &to,
+                message: Outgoing { kind, payload },
+                fallback,
+                idempotency_key: key,
+                origin: "sent through the API",
+                now: now_ms(),
+            },
+            "a person (through the API)",
+        )
         .await
         .map_err(|e| match e {
             NotQueued::Refused(r) => refused(r),
             NotQueued::CallingUnavailable(why) => unprocessable("calling_unavailable", why),
             NotQueued::PermissionLimit { code, message } => unprocessable(code, message),
+            NotQueued::SenderOffline(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sender_offline", why)
+            }
             NotQueued::Store(e) => e.into(),
         })?;
-    // A person answered this customer: an assistant answering the number stops until the
-    // customer's next conversation (see `crate::assistants::auto_reply`).
-    if !queued.duplicate
-        && s.settings
-            .assistants
-            .iter()
-            .any(|a| a.auto_reply.contains(&sender.phone_number_id))
-    {
-        // The message is queued: a failure here must not answer 5xx (a retry would send it
-        // again); it is logged and counted instead.
-        if let Err(e) = crate::assistants::auto_reply::hand_to_person(
-            s.store.as_ref(),
-            &sender.phone_number_id,
-            to.digits(),
-            "a person replied through the API",
-        )
-        .await
-        {
-            tracing::warn!(error.message = %e, "Pausing the number's assistant for this customer failed; it may answer their next message.");
-            metrics::counter!("ringback_assistant_pause_failures_total").increment(1);
-        }
-    }
     let status = if queued.duplicate {
         StatusCode::OK
     } else {

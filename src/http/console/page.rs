@@ -77,3 +77,27 @@ pub fn unavailable(e: impl std::fmt::Display) -> Response {
 pub fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
+
+/// [`see_other`] to a path made at run time (one of this console's own).
+pub fn see_other_to(to: &str) -> Response {
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => see_other("/today"),
+    }
+}
+
+/// A moment as a person reads it, in the business's time zone: "Wed 2 Dec 15:52".
+pub fn when(at: crate::time::Millis, tz: &jiff::tz::TimeZone) -> String {
+    format_at(at, tz, "%a %-d %b %H:%M")
+}
+
+/// The time of day, in the business's time zone: "15:52:07".
+pub fn clock(at: crate::time::Millis, tz: &jiff::tz::TimeZone) -> String {
+    format_at(at, tz, "%H:%M:%S")
+}
+
+fn format_at(at: crate::time::Millis, tz: &jiff::tz::TimeZone, format: &str) -> String {
+    jiff::Timestamp::from_millisecond(at)
+        .map(|t| t.to_zoned(tz.clone()).strftime(format).to_string())
+        .unwrap_or_default()
+}

@@ -13,12 +13,12 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::page::{self, Chrome, html};
+use super::page::{self, Chrome, clock, html};
 use super::session::Visitor;
 use crate::events::Event;
 use crate::http::AppState;
 use crate::http::api::events::{follow, latest};
-use crate::time::{HOUR_MS, Millis};
+use crate::time::HOUR_MS;
 
 /// What the feed shows: the moments a person acts on, not every status.
 const FEED_TYPES: &[&str] = &[
@@ -59,6 +59,8 @@ pub struct FeedLine {
     pub what: &'static str,
     pub who: String,
     pub detail: String,
+    /// The conversation it belongs to: a conversation's page adds its own lines live.
+    pub conversation: Option<String>,
 }
 
 fn text(v: &Value) -> String {
@@ -129,6 +131,7 @@ pub fn feed_line(e: &Event, tz: &jiff::tz::TimeZone) -> FeedLine {
         what,
         who,
         detail: clip(detail, 300),
+        conversation: e.conversation_id.clone(),
     }
 }
 
@@ -138,12 +141,6 @@ fn clip(s: String, max: usize) -> String {
         return s;
     }
     s.chars().take(max - 1).chain(['…']).collect()
-}
-
-fn clock(at: Millis, tz: &jiff::tz::TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(at)
-        .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string())
-        .unwrap_or_default()
 }
 
 /// One figure on a card.
