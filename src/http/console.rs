@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use super::AppState;
 
 mod assets;
+mod calls;
 mod conversations;
+mod messages;
 mod page;
 mod session;
 mod settings;
@@ -35,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/setup", get(sign_in::setup_form).post(sign_in::setup))
         .route("/today", get(today::page))
         .route("/today/feed", get(today::feed))
+        .route("/calls", get(calls::list))
+        .route("/messages", get(messages::list))
+        .route("/messages/{id}", get(messages::show))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::show))
         .route("/conversations/{id}/reply", post(conversations::reply))

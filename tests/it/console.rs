@@ -773,3 +773,41 @@ async fn a_person_closes_a_conversation() {
     let unknown = get(&app, "/conversations/cnv_nope", Some(&cookie)).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn calls_and_messages_show_the_decision_and_metas_error_in_words() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.fault(json!([{"code": 131026}])).await;
+    app.missed_call("words-1", "+919876500201").await;
+    let call = app.decided_call("words-1").await;
+    let id = call["message_id"].as_str().unwrap().to_string();
+    app.message_in_state(&id, "failed").await;
+
+    let calls = page(&app, "/calls", &cookie).await;
+    assert!(
+        calls.contains("+919876500201") && calls.contains("<strong>replied</strong>"),
+        "{calls}"
+    );
+    assert!(calls.contains("customer service window closed"), "{calls}");
+    assert!(calls.contains(&format!("href=\"/messages/{id}\"")));
+
+    let list = page(&app, "/messages", &cookie).await;
+    assert!(
+        list.contains(&format!("/messages/{id}")) && list.contains("(#131026)"),
+        "{list}"
+    );
+    let one = page(&app, &format!("/messages/{id}"), &cookie).await;
+    assert!(
+        one.contains("Decided") && one.contains("Attempt 1"),
+        "{one}"
+    );
+    assert!(one.contains("(#131026)") && one.contains("Fix:"), "{one}");
+    assert!(
+        one.contains("missed_call_followup"),
+        "the content in words: {one}"
+    );
+    let unknown = get(&app, "/messages/msg_nope", Some(&cookie)).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}

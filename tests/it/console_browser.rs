@@ -306,6 +306,16 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
         .unwrap();
     appears(&b, "#notice").await;
 
+    b.goto(&format!("{}/calls", app.base)).await.unwrap();
+    appears(&b, "#calls").await;
+    shoot(&b, "calls").await;
+    appears(&b, "#calls a").await.click().await.unwrap();
+    appears(&b, "#timeline").await;
+    shoot(&b, "message").await;
+    b.goto(&format!("{}/messages", app.base)).await.unwrap();
+    appears(&b, "#messages").await;
+    shoot(&b, "messages").await;
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;
