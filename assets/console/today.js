@@ -1,22 +1,7 @@
-// Today: the hourly chart (uPlot, vendored) and the live feed (Server-Sent Events).
+// Today: the live feed (Server-Sent Events).
 // Everything a customer wrote is inserted as text (textContent), never as HTML.
 (function () {
   "use strict";
-
-  function chart() {
-    var el = document.getElementById("activity-chart");
-    if (!el || typeof uPlot === "undefined") return;
-    var s = JSON.parse(el.dataset.series);
-    var colours = ["#a4161a", "#0b6e4f", "#1d4ed8"];
-    var series = [{}].concat(s.names.map(function (name, i) {
-      return { label: name, stroke: colours[i % colours.length], width: 2 };
-    }));
-    var width = function () { return Math.max(280, el.clientWidth - 16); };
-    var plot = new uPlot({ width: width(), height: 220, series: series,
-      axes: [{}, { label: "per hour" }], scales: { x: { time: true } } },
-      [s.hours].concat(s.counts), el);
-    window.addEventListener("resize", function () { plot.setSize({ width: width(), height: 220 }); });
-  }
 
   function line(l) {
     var li = document.createElement("li");
@@ -51,6 +36,5 @@
     });
   }
 
-  chart();
   feed();
 })();

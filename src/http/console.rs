@@ -23,10 +23,12 @@ mod assets;
 mod calls;
 mod conversations;
 mod messages;
+mod numbers;
 mod page;
 mod session;
 mod settings;
 mod sign_in;
+mod templates;
 mod today;
 
 pub fn router() -> Router<AppState> {
@@ -48,6 +50,8 @@ pub fn router() -> Router<AppState> {
             post(conversations::send_template),
         )
         .route("/conversations/{id}/close", post(conversations::close))
+        .route("/templates", get(templates::list))
+        .route("/numbers", get(numbers::list))
         .route("/settings", get(settings::page))
         .route("/assets/{file}", get(assets::file))
         .layer(axum::middleware::map_response(protect))

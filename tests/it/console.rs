@@ -811,3 +811,33 @@ async fn calls_and_messages_show_the_decision_and_metas_error_in_words() {
     let unknown = get(&app, "/messages/msg_nope", Some(&cookie)).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn templates_and_numbers_show_what_meta_said() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    app.templates_synced().await;
+    let templates = page(&app, "/templates", &cookie).await;
+    assert!(
+        templates.contains("missed_call_followup") && templates.contains("approved"),
+        "{templates}"
+    );
+    assert!(templates.contains("Hi "), "a preview: {templates}");
+
+    app.sandbox_post(
+        "numbers/throughput",
+        json!({"phone_number_id": PNID, "per_second": 1000}),
+    )
+    .await;
+    let numbers = eventually(|| async {
+        let html = page(&app, "/numbers", &cookie).await;
+        html.contains("THROUGHPUT_UPGRADE").then_some(html)
+    })
+    .await;
+    assert!(
+        numbers.contains("+15550100001") && numbers.contains("online"),
+        "{numbers}"
+    );
+    assert!(numbers.contains("class=\"chart\""), "{numbers}");
+}

@@ -316,6 +316,21 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
     appears(&b, "#messages").await;
     shoot(&b, "messages").await;
 
+    b.goto(&format!("{}/templates", app.base)).await.unwrap();
+    appears(&b, "#templates").await;
+    shoot(&b, "templates").await;
+    app.sandbox_post(
+        "numbers/throughput",
+        json!({"phone_number_id": PNID, "per_second": 1000}),
+    )
+    .await;
+    eventually(|| async {
+        b.goto(&format!("{}/numbers", app.base)).await.ok()?;
+        b.find(Locator::Css(".number .chart canvas")).await.ok()
+    })
+    .await;
+    shoot(&b, "numbers").await;
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;

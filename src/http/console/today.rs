@@ -255,7 +255,8 @@ pub async fn page(State(s): State<AppState>, visitor: Visitor) -> Response {
         &TodayPage {
             chrome: Some(visitor.chrome("today")),
             figures,
-            series_json: json!({"hours": hours, "names": names, "counts": series}).to_string(),
+            series_json: json!({"x": hours, "names": names, "values": series, "unit": "per hour"})
+                .to_string(),
             chart_summary: format!("Per hour over the last 24 hours. {chart_summary}."),
             lines: recent.iter().map(|e| feed_line(e, tz)).collect(),
             after,
