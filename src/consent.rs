@@ -62,6 +62,7 @@ pub const SOURCES: &[&str] = &[
     "whatsapp_message",
     "import",
     "meta_user_preferences",
+    "console",
 ];
 
 /// One ledger record.

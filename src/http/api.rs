@@ -20,7 +20,7 @@ use super::extract::{ApiPath, ApiQuery};
 
 mod assistants;
 mod calling;
-mod consent;
+pub(super) mod consent;
 mod conversations;
 pub(super) mod events;
 mod flows;

@@ -21,6 +21,7 @@ use super::AppState;
 
 mod assets;
 mod calls;
+mod contacts;
 mod conversations;
 mod messages;
 mod numbers;
@@ -52,6 +53,9 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/close", post(conversations::close))
         .route("/templates", get(templates::list))
         .route("/numbers", get(numbers::list))
+        .route("/contacts", get(contacts::page))
+        .route("/contacts/consent", post(contacts::record))
+        .route("/contacts/export.csv", get(contacts::export_csv))
         .route("/settings", get(settings::page))
         .route("/assets/{file}", get(assets::file))
         .layer(axum::middleware::map_response(protect))

@@ -841,3 +841,65 @@ async fn templates_and_numbers_show_what_meta_said() {
     );
     assert!(numbers.contains("class=\"chart\""), "{numbers}");
 }
+
+#[tokio::test]
+async fn consent_is_recorded_by_hand_shown_per_contact_and_exported_without_formulas() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    let cookie = signed_in(&app, "ann@clinic.example").await;
+    let html = page(&app, "/contacts", &cookie).await;
+    let record = |evidence: &'static str, to: &'static str| {
+        let html = html.clone();
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            browser()
+                .post(format!("{}/contacts/consent", app.base))
+                .header("cookie", format!("rb_session={cookie}"))
+                .form_body(&[
+                    ("csrf", csrf_of(&html).as_str()),
+                    ("to", to),
+                    ("action", "opt_out"),
+                    ("category", "marketing"),
+                    ("evidence", evidence),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let bad = record("asked on the phone", "not a number").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("id=\"error\""));
+    let ok = record("=HYPERLINK(\"http://evil.example\")", "+91 98765 43210").await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let ledger = page(&app, "/contacts?q=%2B919876543210", &cookie).await;
+    assert!(
+        ledger.contains("<strong>opt_out</strong>") && ledger.contains("console"),
+        "{ledger}"
+    );
+    assert!(
+        ledger.contains("recorded by ann@clinic.example"),
+        "{ledger}"
+    );
+
+    let csv = get(&app, "/contacts/export.csv", Some(&cookie)).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("consent-ledger.csv")
+    );
+    let text = csv.text().await.unwrap();
+    assert!(text.contains("'=HYPERLINK"), "{text}");
+    assert!(
+        !text.contains(",=HYPERLINK") && !text.contains("\"=HYPERLINK"),
+        "{text}"
+    );
+    // The export needs a session like every page.
+    assert_eq!(
+        get(&app, "/contacts/export.csv", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}

@@ -331,6 +331,30 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
     .await;
     shoot(&b, "numbers").await;
 
+    b.goto(&format!("{}/contacts?q=%2B919876543210", app.base))
+        .await
+        .unwrap();
+    appears(&b, "#evidence")
+        .await
+        .send_keys("asked on the phone")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#to"))
+        .await
+        .unwrap()
+        .send_keys("")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#record"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    appears(&b, "#notice").await;
+    appears(&b, "#ledger").await;
+    shoot(&b, "contacts").await;
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;

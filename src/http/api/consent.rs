@@ -16,7 +16,7 @@ use crate::consent::{Action, Category, Record, SOURCES, subject};
 use crate::phone::PhoneE164;
 use crate::time::now_ms;
 
-mod export;
+pub(in crate::http) mod export;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

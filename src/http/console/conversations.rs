@@ -65,7 +65,8 @@ fn customer(c: &Conversation) -> String {
     }
 }
 
-fn number(s: &AppState, sender_id: &str) -> String {
+/// A sending number as people know it: "+15550100001 (Demo Bakery)".
+pub fn number_name(s: &AppState, sender_id: &str) -> String {
     s.settings
         .sender(Some(sender_id))
         .map(|x| format!("{} ({})", x.display_number, x.business_name))
@@ -98,7 +99,7 @@ pub async fn list(
         .map(|c| ListRow {
             id: c.id.clone(),
             customer: customer(c),
-            number: number(&s, &c.sender_id),
+            number: number_name(&s, &c.sender_id),
             kind: c.kind.replace('_', " "),
             state: c.state(),
             last: when(c.last_message_at, tz),
@@ -278,7 +279,7 @@ async fn render(
             chrome: Some(visitor.chrome("conversations")),
             id: c.id.clone(),
             customer: customer(&c),
-            number: number(s, &c.sender_id),
+            number: number_name(s, &c.sender_id),
             state: match &c.end_reason {
                 Some(r) => format!("ended ({r})"),
                 None => "open".into(),

@@ -140,11 +140,7 @@ pub async fn show(State(s): State<AppState>, visitor: Visitor, Path(id): Path<St
             chrome: Some(visitor.chrome("messages")),
             id: m.id.clone(),
             to: format!("+{}", m.to.trim_start_matches('+')),
-            from: s
-                .settings
-                .sender(Some(&m.sender_id))
-                .map(|x| format!("{} ({})", x.display_number, x.business_name))
-                .unwrap_or_else(|_| m.sender_id.clone()),
+            from: super::conversations::number_name(&s, &m.sender_id),
             kind: m.kind.clone(),
             state: m.state.clone(),
             wamid: m.wamid.clone(),
