@@ -382,7 +382,7 @@ pub async fn start(
         "http",
         http::serve::serve(listener, router, settings.http_timeouts, shutdown.clone()),
     ));
-    tracing::info!(%addr, sandbox = ?sandbox_addr, store = %settings.store_url, "Ringback is running.");
+    tracing::info!(%addr, sandbox = ?sandbox_addr, store = %crate::config::redact::url(&settings.store_url), "Ringback is running.");
     Ok(Running {
         addr,
         sandbox_addr,
@@ -546,7 +546,10 @@ fn banner_for(settings: &Settings, addr: SocketAddr, sandbox_addr: Option<Socket
             )
         }
     }
-    out += &format!("Store: {}\n", settings.store_url);
+    out += &format!(
+        "Store: {}\n",
+        crate::config::redact::url(&settings.store_url)
+    );
     out += &format!(
         "\nTry a missed call:\n  ringback simulate call --from \"+91 98765 43210\" --status no-answer\n\
          or, with curl:\n  body='{{\"call_id\":\"demo-1\",\"from\":\"+919876543210\",\"to\":\"{}\",\"status\":\"no-answer\"}}'\n  \

@@ -215,7 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "configuration is valid: {} sender(s), store {}, WhatsApp endpoint {}",
                 s.senders.len(),
-                s.store_url,
+                crate::config::redact::url(&s.store_url),
                 s.api_base.as_deref().unwrap_or("the built-in sandbox")
             );
             if s.demo_secrets {
@@ -230,7 +230,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::store::open(&s.store_url)
                 .await
                 .context("opening the store")?;
-            println!("database at {} is up to date", s.store_url);
+            println!(
+                "database at {} is up to date",
+                crate::config::redact::url(&s.store_url)
+            );
             Ok(())
         }
         Command::Serve(args) => serve(&cli, args).await,

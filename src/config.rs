@@ -67,6 +67,10 @@ pub struct Config {
     /// what flows read as `env.*` and where HTTP triggers find their secrets.
     #[serde(skip)]
     pub flow_env: Vec<(String, String)>,
+    /// The merged configuration as TOML with secrets redacted ([`redact::effective`]): what
+    /// the console's Settings page shows.
+    #[serde(skip)]
+    pub effective_toml: String,
 }
 
 /// One `[[templates]]` entry.
@@ -273,9 +277,11 @@ impl Config {
                     .map_err(|m| ConfigError::Invalid(format!("{key}: {m}")))?;
             }
         }
+        let effective = redact::effective(&merged);
         let mut config =
             Config::deserialize(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.flow_env = flow_env;
+        config.effective_toml = effective;
         let named: Vec<&str> = config
             .assistants
             .iter()
@@ -436,6 +442,7 @@ pub mod events;
 pub mod flows;
 pub mod http;
 mod listeners;
+pub mod redact;
 pub mod reply;
 pub mod retention;
 pub use events::DEFAULT_CONVERSATION_INACTIVITY_MS;

@@ -67,6 +67,8 @@ pub struct Settings {
     pub console: super::console::ConsoleSettings,
     /// `[[assistants]]`, validated (knowledge files read, provider keys found).
     pub assistants: Vec<super::assistants::AssistantSettings>,
+    /// The configuration as loaded, secrets redacted (for the console's Settings page).
+    pub effective_toml: String,
 }
 
 /// One WhatsApp business number.
@@ -336,6 +338,7 @@ pub(super) fn build(c: &Config) -> Result<Settings, ConfigError> {
         outbound_webhooks: c.outbound_webhooks.settings().map_err(invalid)?,
         flows: c.flows.settings(&c.flow_env).map_err(invalid)?,
         console: c.console.settings(listen)?,
+        effective_toml: c.effective_toml.clone(),
         assistants,
     })
 }

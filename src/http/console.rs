@@ -57,6 +57,10 @@ pub fn router() -> Router<AppState> {
         .route("/contacts/consent", post(contacts::record))
         .route("/contacts/export.csv", get(contacts::export_csv))
         .route("/settings", get(settings::page))
+        .route("/settings/users", post(settings::add_user))
+        .route("/settings/users/disable", post(settings::disable_user))
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/revoke", post(settings::revoke_key))
         .route("/assets/{file}", get(assets::file))
         .layer(axum::middleware::map_response(protect))
 }

@@ -903,3 +903,134 @@ async fn consent_is_recorded_by_hand_shown_per_contact_and_exported_without_form
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn an_admin_adds_and_disables_users_and_creates_and_revokes_keys() {
+    let app = spawn_app().await;
+    create_user(&app, "boss@clinic.example", ringback::users::Role::Admin).await;
+    create_user(&app, "desk@clinic.example", ringback::users::Role::Agent).await;
+    let admin = signed_in(&app, "boss@clinic.example").await;
+    let html = page(&app, "/settings", &admin).await;
+    // The configuration in effect, without a secret.
+    assert!(html.contains("id=\"config\""), "{html}");
+    assert!(
+        !html.contains(CALLS_SECRET) && !html.contains(APP_SECRET),
+        "{html}"
+    );
+    assert!(
+        html.contains("&#60;redacted&#62;") || html.contains("&lt;redacted&gt;"),
+        "{html}"
+    );
+
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>, cookie: String| {
+        let app = &app;
+        let csrf = csrf_of(&html);
+        async move {
+            let mut all = vec![("csrf", csrf)];
+            all.extend(fields);
+            let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser()
+                .post(format!("{}{path}", app.base))
+                .header("cookie", format!("rb_session={cookie}"))
+                .form_body(&pairs)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let short = post(
+        "/settings/users",
+        vec![
+            ("email", "new@clinic.example".into()),
+            ("role", "agent".into()),
+            ("password", "short".into()),
+        ],
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let added = post(
+        "/settings/users",
+        vec![
+            ("email", "new@clinic.example".into()),
+            ("role", "agent".into()),
+            ("password", PASSWORD.into()),
+        ],
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    signed_in(&app, "new@clinic.example").await;
+
+    let desk = signed_in(&app, "desk@clinic.example").await;
+    let disabled = post(
+        "/settings/users/disable",
+        vec![("email", "desk@clinic.example".into())],
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, "/today", Some(&desk)).await.status(),
+        StatusCode::SEE_OTHER,
+        "their session ended"
+    );
+    assert_eq!(
+        sign_in(&app, "desk@clinic.example", PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An agent cannot create keys even with a valid form of their own.
+    let agent = signed_in(&app, "new@clinic.example").await;
+    let agent_page = page(&app, "/today", &agent).await;
+    let forbidden = browser()
+        .post(format!("{}/settings/keys", app.base))
+        .header("cookie", format!("rb_session={agent}"))
+        .form_body(&[("csrf", &csrf_of(&agent_page)), ("name", "crm")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    let created = post(
+        "/settings/keys",
+        vec![("name", "crm".into())],
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body = created.text().await.unwrap();
+    let at = body.find("id=\"new-key\">").unwrap() + 13;
+    let key = body[at..at + body[at..].find('<').unwrap()].to_string();
+    assert!(key.starts_with("rbk_"), "{key}");
+    let api = |key: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/v1/messages"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(api(key.clone()).await, StatusCode::OK);
+    // Shown once: the page does not show it again.
+    assert!(!page(&app, "/settings", &admin).await.contains(&key));
+    let id = app
+        .running
+        .as_ref()
+        .unwrap()
+        .store
+        .api_keys()
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let revoked = post("/settings/keys/revoke", vec![("id", id)], admin.clone()).await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(api(key).await, StatusCode::UNAUTHORIZED);
+}

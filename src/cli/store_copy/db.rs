@@ -67,22 +67,7 @@ impl Backend {
 }
 
 /// `url` with any password replaced by `***`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &url[scheme_end + at..]
-        ),
-        _ => url.to_string(),
-    }
-}
+pub(crate) use crate::config::redact::url as redact;
 
 /// Binds `values` in order onto a query of either backend (the `Value` → Rust type mapping).
 macro_rules! bind_all {
