@@ -190,10 +190,12 @@ pub enum SignInError {
 pub struct Sessions {
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Accounts waiting after too many wrong passwords, until when.
+    blocked: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
     lifetime: Duration,
 }
 
-/// Attempts per account: 5 at once, then one every 12 seconds (5 a minute).
+/// Wrong passwords per account: 5 at once, then one every 12 seconds (5 a minute).
 const ACCOUNT_BURST: u32 = 5;
 const ACCOUNT_PERIOD: Duration = Duration::from_secs(12);
 /// Attempts per address: 20 at once, then one every 3 seconds.
@@ -218,6 +220,7 @@ impl Sessions {
         Sessions {
             per_account: limiter(ACCOUNT_BURST, ACCOUNT_PERIOD),
             per_address: limiter(ADDRESS_BURST, ADDRESS_PERIOD),
+            blocked: Default::default(),
             lifetime,
         }
     }
@@ -240,11 +243,32 @@ impl Sessions {
             Some((user, _)) if matches && user.disabled_at.is_none() => {
                 self.open(store, user).await
             }
-            _ => Err(SignInError::Wrong),
+            _ => {
+                self.failed(&email);
+                Err(SignInError::Wrong)
+            }
         }
     }
 
-    /// Counts one attempt against the account and the address; refuses when either is spent.
+    /// Counts a wrong password against the account; once its allowance is spent, the account
+    /// takes no attempt (not even a right one) until the wait is over.
+    fn failed(&self, email: &str) {
+        if let Err(not_until) = self.per_account.check_key(&email.to_string()) {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if blocked.len() > KEYS_KEPT {
+                blocked.retain(|_, until| *until > now);
+            }
+            blocked.insert(email.to_string(), now + wait.max(Duration::from_secs(1)));
+        }
+    }
+
+    /// Counts one attempt against the address (each costs an Argon2 hash), and refuses while
+    /// either the address or the account (after wrong passwords: [`Sessions::failed`]) must
+    /// wait. A right password does not count against the account, so a stranger's guesses
+    /// lock it only for as long as they keep guessing.
     fn admit(&self, email: &str, address: IpAddr) -> Result<(), SignInError> {
         if self.per_account.len() > KEYS_KEPT || self.per_address.len() > KEYS_KEPT {
             self.per_account.retain_recent();
@@ -257,10 +281,18 @@ impl Sessions {
                 retry_after_seconds: not_until.wait_time_from(clock.now()).as_secs().max(1),
             }
         };
+        let blocked_for = self
+            .blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(email)
+            .and_then(|until| until.checked_duration_since(std::time::Instant::now()));
+        if let Some(left) = blocked_for {
+            return Err(SignInError::TooMany {
+                retry_after_seconds: left.as_secs().max(1),
+            });
+        }
         self.per_address.check_key(&address).map_err(wait)?;
-        self.per_account
-            .check_key(&email.to_string())
-            .map_err(wait)?;
         Ok(())
     }
 
@@ -392,11 +424,12 @@ mod tests {
     }
 
     #[test]
-    fn the_sixth_quick_attempt_on_one_account_waits() {
+    fn after_five_quick_wrong_passwords_the_account_waits() {
         let s = Sessions::new(Duration::from_secs(60));
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..ACCOUNT_BURST {
+        for _ in 0..=ACCOUNT_BURST {
             s.admit("ann@clinic.example", ip).unwrap();
+            s.failed("ann@clinic.example");
         }
         match s.admit("ann@clinic.example", ip) {
             Err(SignInError::TooMany {

@@ -22,8 +22,34 @@ fn is_secret(field: &str) -> bool {
     !f.ends_with("_env") && SECRET_PARTS.iter().any(|p| f.contains(p))
 }
 
-/// `url` with any password replaced by `***` (`postgres://rb:***@db/rb`).
+/// `url` with any password replaced by `***`: in the authority (`postgres://rb:***@db/rb`)
+/// and in the query (`?password=***`, as sqlx and libpq also accept).
 pub fn url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = authority_without_password(base);
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if is_secret(k) || k.eq_ignore_ascii_case("sslpassword") => {
+                    if v.is_empty() {
+                        pair.to_string()
+                    } else {
+                        format!("{k}=***")
+                    }
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", pairs.join("&"));
+    }
+    out
+}
+
+fn authority_without_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };

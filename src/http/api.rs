@@ -9,10 +9,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
@@ -24,81 +27,58 @@ pub(super) mod consent;
 mod conversations;
 pub(super) mod events;
 mod flows;
+pub mod openapi;
+mod openapi_page;
 mod send;
 mod webhook_endpoints;
 
+/// Every `/api/v1` route (and `/hooks/{flow}`), each registered together with its OpenAPI
+/// description ([`openapi`]).
+pub(super) fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(list_messages, send::send_message))
+        .routes(routes!(get_message))
+        .routes(routes!(list_calls, calling::place_call))
+        .routes(routes!(calling::list_outbound))
+        .routes(routes!(calling::request_permission))
+        .routes(routes!(calling::get_permission))
+        .routes(routes!(list_numbers))
+        .routes(routes!(number_events))
+        .routes(routes!(list_templates))
+        .routes(routes!(consent::list, consent::record))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::show))
+        .routes(routes!(conversations::close))
+        .routes(routes!(events::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(webhook_endpoints::list, webhook_endpoints::create))
+        .routes(routes!(
+            webhook_endpoints::show,
+            webhook_endpoints::update,
+            webhook_endpoints::delete
+        ))
+        .routes(routes!(webhook_endpoints::rotate_secret))
+        .routes(routes!(webhook_endpoints::replay_range))
+        .routes(routes!(webhook_endpoints::deliveries))
+        .routes(routes!(webhook_endpoints::delivery))
+        .routes(routes!(webhook_endpoints::replay))
+        .routes(routes!(assistants::list))
+        .routes(routes!(assistants::reply))
+        .routes(routes!(flows::list, flows::create))
+        .routes(routes!(flows::show))
+        .routes(routes!(flows::runs_of_flow, flows::start))
+        .routes(routes!(flows::all_runs))
+        .routes(routes!(flows::show_run))
+        .routes(routes!(flows::cancel))
+        .routes(routes!(flows::rerun))
+        .routes(routes!(flows::hook))
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/messages",
-            get(list_messages).post(send::send_message),
-        )
-        .route("/api/v1/messages/{id}", get(get_message))
-        .route("/api/v1/calls", get(list_calls).post(calling::place_call))
-        .route("/api/v1/calls/outbound", get(calling::list_outbound))
-        .route(
-            "/api/v1/calls/permission-requests",
-            axum::routing::post(calling::request_permission),
-        )
-        .route(
-            "/api/v1/contacts/{wa_id}/call-permission",
-            get(calling::get_permission),
-        )
-        .route("/api/v1/numbers", get(list_numbers))
-        .route("/api/v1/numbers/{id}/events", get(number_events))
-        .route("/api/v1/templates", get(list_templates))
-        .route("/api/v1/consents", get(consent::list).post(consent::record))
-        .route("/api/v1/conversations", get(conversations::list))
-        .route("/api/v1/conversations/{id}", get(conversations::show))
-        .route(
-            "/api/v1/conversations/{id}/close",
-            post(conversations::close),
-        )
-        .route("/api/v1/events", get(events::list))
-        .route("/api/v1/events/stream", get(events::stream))
-        .route(
-            "/api/v1/webhook-endpoints",
-            get(webhook_endpoints::list).post(webhook_endpoints::create),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}",
-            get(webhook_endpoints::show)
-                .patch(webhook_endpoints::update)
-                .delete(webhook_endpoints::delete),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}/rotate-secret",
-            post(webhook_endpoints::rotate_secret),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}/replay",
-            post(webhook_endpoints::replay_range),
-        )
-        .route(
-            "/api/v1/webhook-deliveries",
-            get(webhook_endpoints::deliveries),
-        )
-        .route(
-            "/api/v1/webhook-deliveries/{id}",
-            get(webhook_endpoints::delivery),
-        )
-        .route(
-            "/api/v1/webhook-deliveries/{id}/replay",
-            post(webhook_endpoints::replay),
-        )
-        .route("/api/v1/assistants", get(assistants::list))
-        .route("/api/v1/assistants/{name}/replies", post(assistants::reply))
-        .route("/api/v1/flows", get(flows::list).post(flows::create))
-        .route("/api/v1/flows/{name}", get(flows::show))
-        .route(
-            "/api/v1/flows/{name}/runs",
-            get(flows::runs_of_flow).post(flows::start),
-        )
-        .route("/api/v1/flow-runs", get(flows::all_runs))
-        .route("/api/v1/flow-runs/{id}", get(flows::show_run))
-        .route("/api/v1/flow-runs/{id}/cancel", post(flows::cancel))
-        .route("/api/v1/flow-runs/{id}/rerun", post(flows::rerun))
-        .route("/hooks/{name}", post(flows::hook))
+    let (router, _) = documented().split_for_parts();
+    router
+        .route("/api/openapi.json", get(openapi::json))
+        .route("/api/docs", get(openapi::docs))
 }
 
 /// Bearer auth: `server.api_token` or a key from `ringback keys create`. With neither
@@ -140,7 +120,8 @@ pub(super) fn sender<'a>(
         .map_err(|e| ApiError::bad_request("unknown_sender", format!("from = {e}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     #[serde(default = "default_limit")]
     limit: u32,
@@ -150,6 +131,14 @@ fn default_limit() -> u32 {
     50
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages",
+    tag = "messages",
+    operation_id = "messages_list_messages",
+    params(ListQuery),
+    responses((status = 200, description = "The newest messages, each with its state and the reason it was sent", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn list_messages(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -160,6 +149,14 @@ async fn list_messages(
     Ok(Json(json!({"data": rows})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    operation_id = "messages_get_message",
+    params(("id" = String, Path, description = "The message id (msg_…)")),
+    responses((status = 200, description = "The message with its body, attempts, statuses and Meta's error explained", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn get_message(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -181,6 +178,14 @@ async fn get_message(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls",
+    tag = "calls",
+    operation_id = "calls_list_calls",
+    params(ListQuery),
+    responses((status = 200, description = "The newest calls, with Ringback's decision and the reason", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn list_calls(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -192,6 +197,13 @@ async fn list_calls(
 }
 
 /// The template registry: each template with its variables and a preview.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    tag = "templates",
+    operation_id = "templates_list_templates",
+    responses((status = 200, description = "The template registry, each template with its variables and a preview", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn list_templates(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -212,6 +224,14 @@ async fn list_templates(
 }
 
 /// The history of what Meta announced about one number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/numbers/{id}/events",
+    tag = "numbers",
+    operation_id = "numbers_number_events",
+    params(("id" = String, Path, description = "The number's phone_number_id")),
+    responses((status = 200, description = "What Meta announced about the number, newest first", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn number_events(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -228,6 +248,13 @@ async fn number_events(
 }
 
 /// What Meta last said about each sending number, with the pace the outbox keeps.
+#[utoipa::path(
+    get,
+    path = "/api/v1/numbers",
+    tag = "numbers",
+    operation_id = "numbers_list_numbers",
+    responses((status = 200, description = "Each sending number: quality, tier, status, throughput and whether it can send", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 async fn list_numbers(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let known = s.store.numbers().await?;

@@ -72,6 +72,8 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<Vec<ActivityCount>, StoreError>;
     /// The newest `limit` events of `types`, newest first.
     async fn latest_events(&self, types: &[&str], limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// The id of the newest published event (0 when there is none).
+    async fn latest_event_id(&self) -> Result<i64, StoreError>;
     /// Conversations that have not ended.
     async fn open_conversation_count(&self) -> Result<u64, StoreError>;
 }

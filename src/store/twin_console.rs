@@ -177,7 +177,10 @@ macro_rules! twin_console_store {
                 since: i64,
                 bucket_ms: i64,
             ) -> Result<Vec<ActivityCount>, StoreError> {
-                let Some(first) = self.first_event_since(since).await? else {
+                // An event's `at` is when its fact happened, which may be a little before it
+                // was published (a retried webhook, an inactivity ending): the search starts an
+                // hour early and the query keeps only what happened since `since`.
+                let Some(first) = self.first_event_since(since - 3_600_000).await? else {
                     return Ok(Vec::new());
                 };
                 if types.is_empty() || bucket_ms <= 0 {
@@ -185,10 +188,13 @@ macro_rules! twin_console_store {
                 }
                 let sql = format!(
                     "SELECT type, (at / $2) * $2 AS bucket, COUNT(*) AS n FROM events
-                     WHERE id >= $1 AND type IN ({}) GROUP BY type, (at / $2) * $2",
-                    placeholders(3, types.len())
+                     WHERE id >= $1 AND at >= $3 AND type IN ({}) GROUP BY type, (at / $2) * $2",
+                    placeholders(4, types.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(first).bind(bucket_ms);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(first)
+                    .bind(bucket_ms)
+                    .bind(since);
                 for t in types {
                     q = q.bind(*t);
                 }
@@ -223,6 +229,13 @@ macro_rules! twin_console_store {
                 }
                 let rows = q.fetch_all(&self.$read).await?;
                 Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn latest_event_id(&self) -> Result<i64, StoreError> {
+                let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+                    .fetch_one(&self.$read)
+                    .await?;
+                Ok(id.unwrap_or(0))
             }
 
             async fn open_conversation_count(&self) -> Result<u64, StoreError> {

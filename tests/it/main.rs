@@ -15,6 +15,7 @@ mod inbound;
 mod listener;
 mod metrics;
 mod missed_calls;
+mod openapi;
 mod outbound_webhooks;
 mod outbox;
 mod pacing;

@@ -28,6 +28,13 @@ impl From<AskError> for ApiError {
 }
 
 /// `GET /api/v1/assistants`: each assistant with its model (never its key) and knowledge.
+#[utoipa::path(
+    get,
+    path = "/api/v1/assistants",
+    tag = "assistants",
+    operation_id = "assistants_list",
+    responses((status = 200, description = "Each assistant with its model (never its key) and knowledge", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let data: Vec<Value> = s
@@ -52,7 +59,7 @@ pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(Json(json!({"data": data})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplyRequest {
     customer_id: String,
@@ -65,6 +72,15 @@ struct ReplyRequest {
 /// `{reply, parts, conversation_id, source, handed_off, usage, …}`. A model that fails answers
 /// 200 with the hand-off message and `handed_off` saying why: the customer still gets an
 /// answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/assistants/{name}/replies",
+    tag = "assistants",
+    operation_id = "assistants_reply",
+    params(("name" = String, Path, description = "The assistant's name")),
+    request_body(content = ReplyRequest, content_type = "application/json"),
+    responses((status = 200, description = "The reply, its conversation, and usage (or the hand-off message and why)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn reply(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -22,7 +22,7 @@ use crate::calling::book::BusinessCall;
 use crate::phone::PhoneE164;
 use crate::time::now_ms;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceCall {
     to: String,
@@ -32,6 +32,14 @@ pub struct PlaceCall {
     session: Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/calls",
+    tag = "calling",
+    operation_id = "calling_place_call",
+    request_body(content = PlaceCall, content_type = "application/json"),
+    responses((status = 202, description = "The business-initiated WhatsApp call, started", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn place_call(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -135,7 +143,8 @@ pub async fn place_call(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Limit {
     #[serde(default = "fifty")]
     limit: u32,
@@ -145,6 +154,14 @@ fn fifty() -> u32 {
     50
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls/outbound",
+    tag = "calling",
+    operation_id = "calling_list_outbound",
+    params(Limit),
+    responses((status = 200, description = "Business-initiated WhatsApp calls, newest first", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list_outbound(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -155,7 +172,7 @@ pub async fn list_outbound(
     Ok(Json(json!({"calls": calls})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionRequest {
     to: String,
@@ -167,6 +184,14 @@ pub struct PermissionRequest {
     idempotency_key: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/calls/permission-requests",
+    tag = "calling",
+    operation_id = "calling_request_permission",
+    request_body(content = PermissionRequest, content_type = "application/json"),
+    responses((status = 202, description = "The call-permission request, queued as a message", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn request_permission(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -197,12 +222,21 @@ pub async fn request_permission(
     super::send::send(&s, &headers, &bytes).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PermissionQuery {
     #[serde(default)]
     from: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{wa_id}/call-permission",
+    tag = "calling",
+    operation_id = "calling_get_permission",
+    params(("wa_id" = String, Path, description = "The customer's WhatsApp id (digits)"), PermissionQuery),
+    responses((status = 200, description = "Whether the business may call this customer, and until when", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn get_permission(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -18,7 +18,7 @@ use crate::time::now_ms;
 
 pub(in crate::http) mod export;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRecord {
     /// Sending number; defaults to the first sender.
@@ -46,6 +46,14 @@ fn api() -> String {
     "api".into()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/consents",
+    tag = "consent",
+    operation_id = "consent_record",
+    request_body(content = NewRecord, content_type = "application/json"),
+    responses((status = 201, description = "The record, added to the ledger", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn record(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -105,7 +113,8 @@ pub async fn record(
     Ok((StatusCode::CREATED, Json(json!({"recorded": record}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this person (E.164 or digits).
     to: Option<String>,
@@ -113,6 +122,14 @@ pub struct ListQuery {
     format: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/consents",
+    tag = "consent",
+    operation_id = "consent_list",
+    params(ListQuery),
+    responses((status = 200, description = "The consent ledger (JSON, or CSV with `format=csv`)", content((serde_json::Value = "application/json"), (String = "text/csv"))), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(
     State(s): State<AppState>,
     headers: HeaderMap,

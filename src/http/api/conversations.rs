@@ -16,7 +16,8 @@ use crate::conversation::view;
 use crate::store::ConversationQuery;
 use crate::time::{Millis, now_ms};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `open` or `ended`.
@@ -45,6 +46,14 @@ pub fn parse_time(field: &str, v: &str) -> Result<Millis, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_query", format!("{field} = {e}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "conversations",
+    operation_id = "conversations_list",
+    params(ListQuery),
+    responses((status = 200, description = "Conversations, newest first, with `next_cursor`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -105,6 +114,14 @@ async fn found(s: &AppState, id: &str) -> Result<crate::conversation::Conversati
         .ok_or_else(|| ApiError::not_found(format!("no conversation with id '{id}'")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}",
+    tag = "conversations",
+    operation_id = "conversations_show",
+    params(("id" = String, Path, description = "The conversation id (cnv_…)")),
+    responses((status = 200, description = "The conversation with its transcript and hand-off", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -128,6 +145,14 @@ pub async fn show(
 
 /// Ends a conversation now ([`crate::conversation::request_close`]); the answer is 202 and
 /// `conversation.ended` follows.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/close",
+    tag = "conversations",
+    operation_id = "conversations_close",
+    params(("id" = String, Path, description = "The conversation id (cnv_…)")),
+    responses((status = 202, description = "Closing: `conversation.ended` follows", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn close(
     State(s): State<AppState>,
     headers: HeaderMap,

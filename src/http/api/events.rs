@@ -23,7 +23,8 @@ const STREAM_PAGE: u32 = 500;
 /// How often a stream looks for events published on another node.
 const STREAM_POLL: Duration = Duration::from_secs(1);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// The last event id already seen (0 = from the start).
@@ -52,6 +53,14 @@ fn types(q: &Option<String>) -> Result<Vec<String>, ApiError> {
     Ok(list)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    operation_id = "events_list",
+    params(EventsQuery),
+    responses((status = 200, description = "Published events after the cursor, with `next_cursor`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -68,7 +77,8 @@ pub async fn list(
     Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Start after this event id; `Last-Event-ID` wins when both are given. Without either,
@@ -77,6 +87,14 @@ pub struct StreamQuery {
     types: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/stream",
+    tag = "events",
+    operation_id = "events_stream",
+    params(StreamQuery),
+    responses((status = 200, description = "Server-Sent Events, one per published event (`id` is the cursor; resume with `Last-Event-ID`)", content_type = "text/event-stream", body = String), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -113,17 +131,9 @@ pub async fn stream(
         .into_response())
 }
 
-/// The id of the newest event.
+/// The id of the newest event (one indexed read, whichever node published it).
 pub(in crate::http) async fn latest(s: &AppState) -> Result<i64, ApiError> {
-    let mut after = *s.published.borrow();
-    // The watch only knows what this node published; the store knows everything.
-    loop {
-        let page = s.store.events_after(after, &[], 1000).await?;
-        match page.last() {
-            Some(e) => after = e.id,
-            None => return Ok(after),
-        }
-    }
+    Ok(s.store.latest_event_id().await?)
 }
 
 /// Where one stream stands.

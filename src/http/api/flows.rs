@@ -42,6 +42,13 @@ fn run_view(r: &RunRow) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flows",
+    tag = "flows",
+    operation_id = "flows_list",
+    responses((status = 200, description = "Every flow with its current version", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let mut data = Vec::new();
@@ -59,6 +66,14 @@ pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(Json(json!({"data": data})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flows/{name}",
+    tag = "flows",
+    operation_id = "flows_show",
+    params(("name" = String, Path, description = "The flow's name")),
+    responses((status = 200, description = "The flow, its source and its versions", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -80,7 +95,7 @@ pub async fn show(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewFlow {
     /// The flow file's text (TOML).
@@ -89,6 +104,14 @@ struct NewFlow {
 
 /// `POST /api/v1/flows {"source": "<the flow's TOML>"}`: checked as `ringback flows check`
 /// checks a file, then stored as the flow's current version.
+#[utoipa::path(
+    post,
+    path = "/api/v1/flows",
+    tag = "flows",
+    operation_id = "flows_create",
+    request_body(content = NewFlow, content_type = "application/json"),
+    responses((status = 201, description = "The flow, checked and stored as its current version", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -123,7 +146,8 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     status: Option<String>,
@@ -188,6 +212,14 @@ async fn list_runs(s: &AppState, flow: Option<String>, q: RunsQuery) -> Result<R
     Ok(Json(json!({"data": data, "next_cursor": next_cursor})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flows/{name}/runs",
+    tag = "flows",
+    operation_id = "flows_runs_of_flow",
+    params(("name" = String, Path, description = "The flow's name"), RunsQuery),
+    responses((status = 200, description = "The flow's runs, newest first, with `next_cursor`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn runs_of_flow(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -201,6 +233,14 @@ pub async fn runs_of_flow(
     list_runs(&s, Some(name), q).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flow-runs",
+    tag = "flows",
+    operation_id = "flows_all_runs",
+    params(RunsQuery),
+    responses((status = 200, description = "Every flow's runs, newest first, with `next_cursor`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn all_runs(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -244,6 +284,15 @@ fn started(st: crate::flows::runs::Started) -> Response {
 }
 
 /// `POST /api/v1/flows/{name}/runs`: starts a run by hand; the body is `trigger`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/flows/{name}/runs",
+    tag = "flows",
+    operation_id = "flows_start",
+    params(("name" = String, Path, description = "The flow's name")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 202, description = "The run, stored (its id)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn start(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -259,6 +308,14 @@ pub async fn start(
     Ok(started(st))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flow-runs/{id}",
+    tag = "flows",
+    operation_id = "flows_show_run",
+    params(("id" = String, Path, description = "The run id (run_…)")),
+    responses((status = 200, description = "The run's timeline: each step, when, input, output, error, retries", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn show_run(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -272,6 +329,14 @@ pub async fn show_run(
     Ok(Json(view).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/flow-runs/{id}/cancel",
+    tag = "flows",
+    operation_id = "flows_cancel",
+    params(("id" = String, Path, description = "The run id (run_…)")),
+    responses((status = 200, description = "Cancelled", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn cancel(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -282,6 +347,14 @@ pub async fn cancel(
     Ok(Json(run_view(&run)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/flow-runs/{id}/rerun",
+    tag = "flows",
+    operation_id = "flows_rerun",
+    params(("id" = String, Path, description = "The run id (run_…)")),
+    responses((status = 202, description = "Started again from its failed step", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn rerun(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -297,6 +370,15 @@ pub async fn rerun(
 /// `Authorization: Bearer <secret>` or `X-Ringback-Signature: sha256=<hex HMAC-SHA256 of the
 /// body>`, or sends an API key. The JSON body is the run's `trigger`; the run is stored before
 /// the answer (202 with its id), and an `Idempotency-Key` starts one run however often sent.
+#[utoipa::path(
+    post,
+    path = "/hooks/{name}",
+    tag = "flows",
+    operation_id = "flows_hook",
+    params(("name" = String, Path, description = "The flow's name (a flow with `on = \"http\"`)")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 202, description = "The run, stored (its id); the body is the run's `trigger`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn hook(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -30,7 +30,7 @@ use crate::phone::PhoneE164;
 use crate::policy::{self, Outgoing, Refusal};
 use crate::time::now_ms;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendRequest {
     #[serde(default)]
@@ -48,7 +48,7 @@ struct SendRequest {
     idempotency_key: Option<String>,
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TemplateRequest {
     name: String,
@@ -76,6 +76,14 @@ fn refused(r: Refusal) -> ApiError {
     unprocessable(r.code(), r.to_string())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "messages",
+    operation_id = "messages_send_message",
+    request_body(content = SendRequest, content_type = "application/json"),
+    responses((status = 202, description = "Queued (200 with `duplicate: true` when the idempotency key was seen before)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn send_message(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -17,7 +17,7 @@ use crate::outbound_webhooks::{self, EndpointInput};
 use crate::store::{DeliveryQuery, Endpoint};
 use crate::time::now_ms;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     url: String,
@@ -28,7 +28,7 @@ pub struct NewEndpoint {
     description: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointChange {
     url: Option<String>,
@@ -59,6 +59,14 @@ async fn found(s: &AppState, id: &str) -> Result<Endpoint, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no webhook endpoint with id '{id}'")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints",
+    tag = "webhooks",
+    operation_id = "webhooks_create",
+    request_body(content = NewEndpoint, content_type = "application/json"),
+    responses((status = 201, description = "The endpoint, with its signing secret (shown once)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn create(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -79,12 +87,27 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints",
+    tag = "webhooks",
+    operation_id = "webhooks_list",
+    responses((status = 200, description = "Every endpoint (secrets never shown)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s, &headers).await?;
     let data: Vec<_> = s.store.endpoints().await?.iter().map(view).collect();
     Ok(Json(json!({"data": data})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "webhooks_show",
+    params(("id" = String, Path, description = "The endpoint id (ep_…)")),
+    responses((status = 200, description = "The endpoint", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -94,6 +117,15 @@ pub async fn show(
     Ok(Json(view(&found(&s, &id).await?)).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "webhooks_update",
+    params(("id" = String, Path, description = "The endpoint id (ep_…)")),
+    request_body(content = EndpointChange, content_type = "application/json"),
+    responses((status = 200, description = "The endpoint, changed", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn update(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -122,6 +154,14 @@ pub async fn update(
     Ok(Json(view(&e)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "webhooks_delete",
+    params(("id" = String, Path, description = "The endpoint id (ep_…)")),
+    responses((status = 200, description = "Deleted", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn delete(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -137,6 +177,14 @@ pub async fn delete(
 }
 
 /// A new secret; the old one keeps signing alongside it for a day.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/rotate-secret",
+    tag = "webhooks",
+    operation_id = "webhooks_rotate_secret",
+    params(("id" = String, Path, description = "The endpoint id (ep_…)")),
+    responses((status = 200, description = "The new secret (the old one keeps signing for a day)", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn rotate_secret(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -152,7 +200,7 @@ pub async fn rotate_secret(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRange {
     /// Events that happened at or after (RFC 3339 or unix milliseconds).
@@ -162,6 +210,15 @@ pub struct ReplayRange {
 }
 
 /// Delivers again every event of a time range to one endpoint.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/replay",
+    tag = "webhooks",
+    operation_id = "webhooks_replay_range",
+    params(("id" = String, Path, description = "The endpoint id (ep_…)")),
+    request_body(content = ReplayRange, content_type = "application/json"),
+    responses((status = 202, description = "The events of the range, queued again for this endpoint", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn replay_range(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -183,7 +240,8 @@ pub async fn replay_range(
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": n}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     endpoint: Option<String>,
@@ -199,6 +257,14 @@ fn default_limit() -> u32 {
     50
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-deliveries",
+    tag = "webhooks",
+    operation_id = "webhooks_deliveries",
+    params(DeliveriesQuery),
+    responses((status = 200, description = "Deliveries, newest first, with `next_cursor`", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn deliveries(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -229,6 +295,14 @@ pub async fn deliveries(
     Ok(Json(json!({"data": rows, "next_cursor": next_cursor})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-deliveries/{id}",
+    tag = "webhooks",
+    operation_id = "webhooks_delivery",
+    params(("id" = i64, Path, description = "The delivery id")),
+    responses((status = 200, description = "The delivery with each attempt", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn delivery(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -246,6 +320,14 @@ pub async fn delivery(
 }
 
 /// Delivers one event again (whatever became of it), with the same `webhook-id`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-deliveries/{id}/replay",
+    tag = "webhooks",
+    operation_id = "webhooks_replay",
+    params(("id" = i64, Path, description = "The delivery id")),
+    responses((status = 202, description = "Queued again, with the same webhook id", body = serde_json::Value), (status = "4XX", description = "Refused: `error.code` names the problem, `error.message` says what to change", body = crate::http::api::openapi::ErrorBody), (status = "5XX", description = "The server could not do it now (the store is unavailable); try again", body = crate::http::api::openapi::ErrorBody))
+)]
 pub async fn replay(
     State(s): State<AppState>,
     headers: HeaderMap,

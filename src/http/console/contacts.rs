@@ -35,6 +35,8 @@ struct ContactsPage {
     subject_display: String,
     rows: Vec<Row>,
     csrf: String,
+    /// The sending numbers (consent is recorded per number): (phone_number_id, label).
+    numbers: Vec<(String, String)>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -89,6 +91,15 @@ async fn render(
             q,
             rows,
             csrf: visitor.session.csrf.clone(),
+            numbers: s
+                .settings
+                .senders
+                .iter()
+                .map(|x| {
+                    let id = x.phone_number_id.clone();
+                    (id.clone(), super::conversations::number_name(s, &id))
+                })
+                .collect(),
             error,
             notice,
         },
@@ -111,6 +122,8 @@ pub struct ConsentForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    from: String,
+    #[serde(default)]
     to: String,
     #[serde(default)]
     action: String,
@@ -126,7 +139,7 @@ pub async fn record(
     headers: HeaderMap,
     Form(f): Form<ConsentForm>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     let refuse = |why: String| {
@@ -163,8 +176,10 @@ pub async fn record(
     if f.evidence.trim().is_empty() {
         return refuse("Say what proves this consent (a call, a form, a note).".into()).await;
     }
-    let Ok(sender) = s.settings.sender(None) else {
-        return refuse("No sending number is configured.".into()).await;
+    let from = Some(f.from.as_str()).filter(|f| !f.is_empty());
+    let sender = match s.settings.sender(from) {
+        Ok(x) => x,
+        Err(e) => return refuse(e).await,
     };
     let record = Record {
         sender_id: sender.phone_number_id.clone(),

@@ -386,7 +386,7 @@ async fn send(
     // The form's one-time key: a double click or a resent form queues one message.
     let key = Some(idempotency)
         .filter(|k| !k.is_empty() && k.len() <= 64)
-        .map(|k| format!("console:{k}"));
+        .map(|k| format!("console:{id}:{k}"));
     let result = submitter
         .submit_as_person(
             &s.settings,
@@ -404,6 +404,13 @@ async fn send(
         )
         .await;
     match result {
+        Ok(q) if q.duplicate => {
+            let extra = Extra {
+                notice: Some("This form was sent already; its message was queued then, and nothing new was queued now.".into()),
+                ..Extra::default()
+            };
+            render(s, visitor, id, StatusCode::OK, extra).await
+        }
         Ok(q) => {
             tracing::info!(message_id = %q.id, user = %visitor.session.user.id, "A person replied from the console.");
             page::see_other_to(&format!("/conversations/{id}?sent=1"))
@@ -439,7 +446,7 @@ pub async fn reply(
     headers: HeaderMap,
     Form(f): Form<ReplyForm>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     let n = f.text.trim().chars().count();
@@ -472,7 +479,7 @@ pub async fn send_template(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    if let Err(res) = visitor.check_form(&headers, &field("csrf")) {
+    if let Err(res) = visitor.check_form(&s, &headers, &field("csrf")) {
         return res;
     }
     let key = field("template");
@@ -556,7 +563,7 @@ pub async fn close(
     headers: HeaderMap,
     Form(f): Form<CloseForm>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     let c = match s.store.conversation(&id).await {

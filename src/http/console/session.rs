@@ -98,8 +98,13 @@ impl Visitor {
         clippy::result_large_err,
         reason = "the refusal is the page sent back, made once per refused form"
     )]
-    pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> Result<(), Response> {
-        same_origin(headers)?;
+    pub fn check_form(
+        &self,
+        s: &AppState,
+        headers: &HeaderMap,
+        csrf: &str,
+    ) -> Result<(), Response> {
+        same_origin(s, headers)?;
         if crate::signature::tokens_equal(csrf, &self.session.csrf) {
             Ok(())
         } else {
@@ -113,16 +118,25 @@ impl Visitor {
     }
 }
 
-/// Refuses a post whose `Origin` (which browsers send with every POST) is another site: a
+/// Refuses a post whose `Origin` (which browsers send with every POST) is neither this host
+/// nor `server.public_base_url`: a
 /// cross-site form cannot sign someone in as the attacker or act in their session.
 #[expect(
     clippy::result_large_err,
     reason = "the refusal is the page sent back, made once per refused form"
 )]
-pub fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+pub fn same_origin(s: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
+    // Behind a proxy that rewrites `Host`, the public address is what browsers send.
+    if s.settings
+        .public_base_url
+        .as_deref()
+        .is_some_and(|public| public.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -135,7 +135,7 @@ pub async fn add_user(
     headers: HeaderMap,
     Form(f): Form<NewUser>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     let role = match Role::parse(&f.role) {
@@ -184,7 +184,7 @@ pub async fn disable_user(
     headers: HeaderMap,
     Form(f): Form<Named>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     if f.email == visitor.session.user.email {
@@ -220,7 +220,7 @@ pub async fn create_key(
     headers: HeaderMap,
     Form(f): Form<Named>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     let name = f.name.trim();
@@ -249,7 +249,7 @@ pub async fn revoke_key(
     headers: HeaderMap,
     Form(f): Form<Named>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     match s.store.revoke_api_key(&f.id, crate::time::now_ms()).await {

@@ -89,7 +89,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(c): Form<Credentials>,
 ) -> Response {
-    if let Err(res) = same_origin(&headers) {
+    if let Err(res) = same_origin(&s, &headers) {
         return res;
     }
     let ip = address(peer.as_ref().map(|e| &e.0));
@@ -145,7 +145,7 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(res) = visitor.check_form(&headers, &f.csrf) {
+    if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
     if let Err(e) = s.sessions.close(&*s.store, &visitor.token).await {
@@ -182,9 +182,23 @@ fn link_spent() -> Response {
     )
 }
 
+/// Whether the one-time link still works: its token, and no user yet (one may have been
+/// made with `ringback users create`, or on another node, since the link was printed).
+async fn link_open(s: &AppState, token: &str) -> Result<bool, Response> {
+    if !s.setup.valid(token) {
+        return Ok(false);
+    }
+    match s.store.users().await {
+        Ok(u) => Ok(u.is_empty()),
+        Err(e) => Err(page::unavailable(e)),
+    }
+}
+
 pub async fn setup_form(State(s): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
-    if !s.setup.valid(&q.token) {
-        return link_spent();
+    match link_open(&s, &q.token).await {
+        Ok(true) => {}
+        Ok(false) => return link_spent(),
+        Err(res) => return res,
     }
     html(
         StatusCode::OK,
@@ -213,11 +227,13 @@ pub async fn setup(
     headers: HeaderMap,
     Form(f): Form<SetupForm>,
 ) -> Response {
-    if let Err(res) = same_origin(&headers) {
+    if let Err(res) = same_origin(&s, &headers) {
         return res;
     }
-    if !s.setup.valid(&f.token) {
-        return link_spent();
+    match link_open(&s, &f.token).await {
+        Ok(true) => {}
+        Ok(false) => return link_spent(),
+        Err(res) => return res,
     }
     let retry = |error: String| SetupPage {
         chrome: None,
@@ -237,8 +253,12 @@ pub async fn setup(
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error.message = %e, "The first admin could not be created.");
+            let status = match e {
+                users::CreateError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
             return page::problem(
-                StatusCode::SERVICE_UNAVAILABLE,
+                status,
                 "Not created",
                 format!("{e}. Create the first admin with `ringback users create --role admin`."),
                 None,

@@ -274,7 +274,7 @@ pub struct FeedQuery {
 /// `?after=`, the newest event the page showed.
 pub async fn feed(
     State(s): State<AppState>,
-    _visitor: Visitor,
+    visitor: Visitor,
     headers: HeaderMap,
     Query(q): Query<FeedQuery>,
 ) -> Response {
@@ -291,15 +291,27 @@ pub async fn feed(
     };
     let tz = s.settings.timezone.clone();
     let types = FEED_TYPES.iter().map(|t| t.to_string()).collect();
-    let lines = follow(s, after, types).map(move |e| {
-        let line = feed_line(&e, &tz);
-        Ok::<_, Infallible>(
-            SseEvent::default()
-                .id(e.id.to_string())
-                .event("line")
-                .data(serde_json::to_string(&line).unwrap_or_default()),
-        )
-    });
+    // The session is checked again before each line: a person who signed out (or was
+    // disabled) receives nothing more, and the stream ends.
+    let (sessions, store, token) = (s.sessions.clone(), s.store.clone(), visitor.token);
+    let lines = follow(s, after, types)
+        .then(move |e| {
+            let (sessions, store, token) = (sessions.clone(), store.clone(), token.clone());
+            async move {
+                let valid = !matches!(sessions.find(&*store, &token).await, Ok(None));
+                (valid, e)
+            }
+        })
+        .take_while(|(valid, _)| std::future::ready(*valid))
+        .map(move |(_, e)| {
+            let line = feed_line(&e, &tz);
+            Ok::<_, Infallible>(
+                SseEvent::default()
+                    .id(e.id.to_string())
+                    .event("line")
+                    .data(serde_json::to_string(&line).unwrap_or_default()),
+            )
+        });
     Sse::new(lines)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
