@@ -622,7 +622,13 @@ async fn a_person_finds_a_conversation_and_replies_inside_the_window_once() {
     )
     .await;
     assert_eq!(again.status(), StatusCode::OK);
-    assert!(again.text().await.unwrap().contains("This form was sent already"));
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("This form was sent already")
+    );
     let sent = eventually(|| async {
         let sent: Vec<_> = app
             .sandbox_sent()
