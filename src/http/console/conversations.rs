@@ -59,10 +59,7 @@ pub struct ListQuery {
 /// "Name +phone", or whichever is known.
 fn customer(c: &Conversation) -> String {
     let phone = c.customer_phone().unwrap_or_else(|| c.contact.clone());
-    match c.contact_name.as_deref().filter(|n| !n.trim().is_empty()) {
-        Some(name) => format!("{name} {phone}"),
-        None => phone,
-    }
+    page::customer_label(c.contact_name.as_deref(), phone)
 }
 
 /// A sending number as people know it: "+15550100001 (Demo Bakery)".

@@ -86,6 +86,15 @@ pub fn see_other_to(to: &str) -> Response {
     }
 }
 
+/// A customer as the pages name them: "Name +phone", or the phone alone when WhatsApp gave
+/// no name.
+pub fn customer_label(name: Option<&str>, phone: String) -> String {
+    match name.filter(|n| !n.trim().is_empty()) {
+        Some(name) => format!("{name} {phone}"),
+        None => phone,
+    }
+}
+
 /// A moment as a person reads it, in the business's time zone: "Wed 2 Dec 15:52".
 pub fn when(at: crate::time::Millis, tz: &jiff::tz::TimeZone) -> String {
     format_at(at, tz, "%a %-d %b %H:%M")

@@ -117,6 +117,22 @@ fn done(what: String) -> Outcome {
     }
 }
 
+/// The page after a change the store may not find anything to apply to (disable a user,
+/// revoke a key): `did` when it changed something, 404 with `missing` when not.
+async fn answer(
+    s: &AppState,
+    visitor: &Visitor,
+    changed: Result<bool, crate::store::StoreError>,
+    did: String,
+    missing: String,
+) -> Response {
+    match changed {
+        Ok(true) => render(s, visitor, StatusCode::OK, done(did)).await,
+        Ok(false) => render(s, visitor, StatusCode::NOT_FOUND, refused(missing)).await,
+        Err(e) => page::unavailable(e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct NewUser {
     #[serde(default)]
@@ -191,27 +207,10 @@ pub async fn disable_user(
         let why = "You cannot disable yourself; ask another admin.".to_string();
         return render(&s, &visitor, StatusCode::UNPROCESSABLE_ENTITY, refused(why)).await;
     }
-    match s.store.disable_user(&f.email, crate::time::now_ms()).await {
-        Ok(true) => {
-            render(
-                &s,
-                &visitor,
-                StatusCode::OK,
-                done(format!("Disabled {}; their sessions have ended.", f.email)),
-            )
-            .await
-        }
-        Ok(false) => {
-            render(
-                &s,
-                &visitor,
-                StatusCode::NOT_FOUND,
-                refused(format!("No active user has the email {}.", f.email)),
-            )
-            .await
-        }
-        Err(e) => page::unavailable(e),
-    }
+    let changed = s.store.disable_user(&f.email, crate::time::now_ms()).await;
+    let did = format!("Disabled {}; their sessions have ended.", f.email);
+    let missing = format!("No active user has the email {}.", f.email);
+    answer(&s, &visitor, changed, did, missing).await
 }
 
 pub async fn create_key(
@@ -252,25 +251,8 @@ pub async fn revoke_key(
     if let Err(res) = visitor.check_form(&s, &headers, &f.csrf) {
         return res;
     }
-    match s.store.revoke_api_key(&f.id, crate::time::now_ms()).await {
-        Ok(true) => {
-            render(
-                &s,
-                &visitor,
-                StatusCode::OK,
-                done(format!("Revoked {}.", f.id)),
-            )
-            .await
-        }
-        Ok(false) => {
-            render(
-                &s,
-                &visitor,
-                StatusCode::NOT_FOUND,
-                refused(format!("No active key has the id {}.", f.id)),
-            )
-            .await
-        }
-        Err(e) => page::unavailable(e),
-    }
+    let changed = s.store.revoke_api_key(&f.id, crate::time::now_ms()).await;
+    let did = format!("Revoked {}.", f.id);
+    let missing = format!("No active key has the id {}.", f.id);
+    answer(&s, &visitor, changed, did, missing).await
 }

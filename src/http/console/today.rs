@@ -74,10 +74,7 @@ fn person(customer: &Value) -> String {
         .map(str::to_string)
         .or_else(|| customer["contact"].as_str().map(|c| format!("+{c}")))
         .unwrap_or_default();
-    match customer["name"].as_str().filter(|n| !n.trim().is_empty()) {
-        Some(name) => format!("{name} {phone}"),
-        None => phone,
-    }
+    page::customer_label(customer["name"].as_str(), phone)
 }
 
 /// An event in a sentence or two.
