@@ -37,6 +37,7 @@ use crate::config::Config;
 use summary::grouped;
 
 mod assistants;
+mod console;
 mod cpu;
 pub mod events;
 mod external;
@@ -109,6 +110,16 @@ pub struct BenchArgs {
     /// Example: ringback bench --flows --calls 20000 --contacts 100000
     #[arg(long)]
     pub flows: bool,
+    /// Benchmark the web console instead: a temporary store filled with --contacts customers
+    /// (each with a conversation, a missed call and a consent record) and --messages messages
+    /// with their events; every page fetched 200 times signed in (p50/p99), then missed calls
+    /// timed from the webhook to their line on the live feed.
+    /// Example: ringback bench --console --contacts 100000 --messages 1000000
+    #[arg(long)]
+    pub console: bool,
+    /// With --console: how many messages the store holds.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: usize,
     /// Benchmark a long steady load instead: --rate calls/s (default 50) for --duration, with
     /// status webhooks and retention pruning rows older than --keep; prints a row a minute
     /// and a verdict on whether RSS, p99 latency and the database size stay flat.
@@ -185,6 +196,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let rate = args.rate.unwrap_or(100);
     if args.policy {
         return policy::run(args.contacts, 20_000, args.json).await;
+    }
+    if args.console {
+        return console::run(args.contacts.max(1), args.messages, args.json).await;
     }
     if args.events {
         return events::run(args.calls, rate, args.seconds, args.contacts, args.json).await;

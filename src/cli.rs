@@ -71,6 +71,11 @@ pub enum Command {
     /// disable. Roles: admin (settings too) or agent.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Click-to-chat links: a wa.me link, the app's deep link and a QR code (PNG, SVG) that
+    /// open a chat with the business, optionally tracked (`/l/CODE` counts clicks; the first
+    /// message is attributed to the link).
+    #[command(subcommand)]
+    Links(links::LinksCommand),
     /// List the message templates Ringback knows (synced from the Cloud API), with their
     /// variables and a preview.
     Templates,
@@ -245,6 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => crate::bench::run(a).await,
         Command::Keys(k) => admin::keys(&cli, k).await,
         Command::Users(u) => users::users(&cli, u).await,
+        Command::Links(l) => links::run(&cli, l).await,
         Command::Events(e) => events::run(&cli, e).await,
         Command::Conversations(a) => conversations::run(&cli, a).await,
         Command::Webhooks(w) => webhooks::run(&cli, w).await,
@@ -430,6 +436,7 @@ mod conversations;
 mod events;
 mod flow_runs;
 pub mod flows;
+mod links;
 mod sandbox;
 mod store_copy;
 mod users;

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub mod calling;
 pub mod errors;
+pub mod qr;
 pub mod rules;
 pub mod template;
 pub mod wire;

@@ -63,6 +63,7 @@ pub const SOURCES: &[&str] = &[
     "import",
     "meta_user_preferences",
     "console",
+    "click_to_chat",
 ];
 
 /// One ledger record.

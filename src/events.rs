@@ -41,6 +41,8 @@ pub const TYPES: &[&str] = &[
     "number.online",
     "webhook_endpoint.disabled",
     "flow.failed",
+    "link.clicked",
+    "conversation.attributed",
 ];
 
 /// Checks a list of event type names (a filter), naming the first unknown one.
@@ -180,6 +182,24 @@ pub enum Fact {
         error: Option<String>,
         at: Millis,
     },
+    /// Someone followed a tracked click-to-chat link (`/l/{code}`); who is not known yet.
+    LinkClicked {
+        code: String,
+        source: String,
+        sender_id: String,
+        clicks: i64,
+        at: Millis,
+    },
+    /// A customer's message carried a click-to-chat link's reference: their conversation came
+    /// from that link.
+    Attributed {
+        sender_id: String,
+        contact: String,
+        code: String,
+        source: String,
+        wamid: String,
+        at: Millis,
+    },
     /// A webhook endpoint failed for too long and was disabled.
     EndpointDisabled {
         endpoint_id: String,
@@ -205,6 +225,8 @@ impl Fact {
             Fact::Evaluated { .. } => "evaluated",
             Fact::SenderStatus { .. } => "sender_status",
             Fact::CallPermission { .. } => "call_permission",
+            Fact::LinkClicked { .. } => "link_clicked",
+            Fact::Attributed { .. } => "attributed",
         }
     }
 
@@ -221,7 +243,9 @@ impl Fact {
             | Fact::FlowFailed { at, .. }
             | Fact::Evaluated { at, .. }
             | Fact::SenderStatus { at, .. }
-            | Fact::CallPermission { at, .. } => *at,
+            | Fact::CallPermission { at, .. }
+            | Fact::LinkClicked { at, .. }
+            | Fact::Attributed { at, .. } => *at,
         }
     }
 
@@ -263,6 +287,21 @@ pub fn facts(effects: &[Effect]) -> Vec<Fact> {
                     } if id == event_id => Some(consent(record)),
                     _ => None,
                 }));
+                out.extend(effects.iter().filter_map(|c| match c {
+                    Effect::LinkAttributed {
+                        event_id: id,
+                        link,
+                        contact,
+                    } if id == event_id => Some(Fact::Attributed {
+                        sender_id: message.phone_number_id.clone(),
+                        contact: contact.clone(),
+                        code: link.code.clone(),
+                        source: link.source.clone(),
+                        wamid: message.wamid.clone(),
+                        at: message.timestamp,
+                    }),
+                    _ => None,
+                }));
             }
             Effect::Consent { event_id, record } if !caused_by_message(*event_id) => {
                 out.push(consent(record))
@@ -284,6 +323,8 @@ pub fn facts(effects: &[Effect]) -> Vec<Fact> {
                 at: crate::time::now_ms(),
             }),
             Effect::NumberUpdate { update, .. } => out.extend(number_quality(update)),
+            // Always caused by a message: journaled right after it, above.
+            Effect::LinkAttributed { .. } => {}
             Effect::Enqueue { .. } | Effect::Finish { .. } => {}
         }
     }

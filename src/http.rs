@@ -25,6 +25,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod serve;
+pub mod short_link;
 pub mod trace;
 pub mod webhooks;
 
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(webhooks::router())
         .merge(api::router())
+        .merge(short_link::router())
         .merge(console)
         .fallback(extract::not_found)
         .method_not_allowed_fallback(extract::method_not_allowed)

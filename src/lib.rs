@@ -24,6 +24,8 @@
 //!   in the same transactions as what they describe; the conversation tracker places them in
 //!   conversations and publishes them as events, which [`outbound_webhooks`] delivers, signed.
 //! - [`flows`]: automations written as files (trigger, steps), read and checked before they run.
+//! - [`links`]: click-to-chat links (wa.me, the app's deep link, QR codes, tracked short
+//!   links whose first message is attributed to them).
 //! - [`sender_status`]: whether each sending number can send.
 //! - [`retention`]: a worker that prunes old rows in small batches so the database stops growing.
 //! - [`http`]: the axum router (webhooks, API, health, metrics); [`app`] wires everything and
@@ -46,6 +48,7 @@ pub mod flows;
 pub mod http;
 pub mod inbound;
 pub mod ingestor;
+pub mod links;
 pub mod message;
 pub mod missed_call;
 pub mod numbers;

@@ -184,6 +184,7 @@ impl Processor {
                     }
                 }
                 self.consent_keyword(e.id, m, batch);
+                self.link_reference(e.id, m, batch).await?;
                 if let Some(tap) = &m.reply {
                     // Kept with the message (type, title, context); no automatic action yet.
                     tracing::info!(event_id = e.id, phone_number_id = %m.phone_number_id, kind = %tap.kind, id = %tap.id, context = ?m.context_id, "A user tapped a reply the business offered.");
@@ -647,6 +648,57 @@ impl Processor {
             .entry(sender.phone_number_id.clone())
             .or_default() += 1;
         batch.effects.push(Effect::Enqueue { event_id, message });
+    }
+
+    /// A message that kept a tracked click-to-chat link's reference: the conversation is
+    /// attributed to the link and, for someone the ledger does not know, the link is recorded
+    /// as the consent source ([`crate::links::consent_record`]). The store is asked only when
+    /// the text carries a reference, which almost no message does.
+    async fn link_reference(
+        &self,
+        event_id: i64,
+        m: &crate::inbound::InboundMessage,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        let (Some(text), Some(subject)) = (
+            m.text.as_deref(),
+            crate::consent::subject(m.from_wa_id.as_deref(), m.from_user_id.as_deref()),
+        ) else {
+            return Ok(());
+        };
+        let Some(code) = crate::links::reference_in(text) else {
+            return Ok(());
+        };
+        let Some(link) = self
+            .store
+            .link(&code)
+            .await?
+            .filter(|l| l.tracked && l.sender_id == m.phone_number_id)
+        else {
+            return Ok(());
+        };
+        let state = self
+            .consent_state(batch, &m.phone_number_id, &subject)
+            .await?;
+        if let Some(record) = crate::links::consent_record(
+            &link,
+            &state,
+            &subject,
+            m.from_wa_id.as_deref(),
+            m.from_user_id.as_deref(),
+            &m.wamid,
+            m.timestamp,
+        ) {
+            batch.consent.push(record.clone());
+            batch.effects.push(Effect::Consent { event_id, record });
+        }
+        tracing::info!(event_id, link = %link.code, source = %link.source, "A conversation came from a click-to-chat link.");
+        batch.effects.push(Effect::LinkAttributed {
+            event_id,
+            link,
+            contact: subject,
+        });
+        Ok(())
     }
 
     /// Meta's `user_preferences` webhook: marketing stop / resume.

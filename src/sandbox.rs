@@ -8,7 +8,8 @@
 //! blocks and reports), [`users`] (simulated WhatsApp users; [`actions`]: their messages in
 //! Meta's shape), [`webhooks`] (signed, batched, retried delivery with fault injection),
 //! [`versions`] (the Graph API versions it answers), [`control`] (faults, inspection) and
-//! [`models`] (an OpenAI-compatible chat-completions endpoint for AI assistants).
+//! [`models`] (an OpenAI-compatible chat-completions endpoint for AI assistants) and [`qr`]
+//! (Meta's QR codes and short links).
 //!
 //! What it records is bounded ([`SandboxSettings::keep`]): a long-running `serve` must not grow
 //! with every message it ever saw.
@@ -32,6 +33,7 @@ pub mod control;
 pub mod limits;
 pub mod messages;
 pub mod models;
+pub mod qr;
 pub mod quality;
 pub mod templates;
 pub mod users;
@@ -210,6 +212,8 @@ pub(crate) struct State {
     /// (number, user) pairs where the user blocked the business.
     pub(crate) blocked: HashSet<(String, String)>,
     pub(crate) calling: calling::CallingState,
+    /// Meta's QR codes and short links, by phone number id.
+    pub(crate) qr_codes: HashMap<String, Vec<crate::cloud_api::qr::QrCode>>,
     pub(crate) next_id: u64,
 }
 
@@ -272,6 +276,7 @@ impl Sandbox {
             opted_out: HashSet::new(),
             blocked: HashSet::new(),
             calling: calling::CallingState::default(),
+            qr_codes: HashMap::new(),
             next_id: 0,
         };
         let settings = Arc::new(settings);
@@ -302,6 +307,14 @@ impl Sandbox {
             )
             .route("/{version}/{id}/calls", post(calling::action))
             .route(
+                "/{version}/{id}/message_qrdls",
+                get(qr::list).post(qr::create),
+            )
+            .route(
+                "/{version}/{id}/message_qrdls/{code}",
+                get(qr::show).delete(qr::delete),
+            )
+            .route(
                 "/{version}/{id}/call_permissions",
                 get(calling::get_permissions),
             )
@@ -313,6 +326,7 @@ impl Sandbox {
             .merge(cloud_api)
             .route("/sandbox/users/answer-call", post(calling::answer_call))
             .route("/sandbox/calls", get(calling::inspect))
+            .route("/sandbox/qr/{file}", get(qr::image))
             .route("/sandbox/messages", get(control::list_messages))
             .route("/sandbox/messages/count", get(control::count_messages))
             .route("/sandbox/conversations", get(control::conversations))

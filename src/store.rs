@@ -31,6 +31,7 @@ mod events;
 mod flows;
 pub(crate) mod health;
 mod keys;
+mod links;
 mod maintenance;
 mod numbers;
 mod outbox;
@@ -42,6 +43,7 @@ pub(crate) mod twin;
 pub(crate) mod twin_assistants;
 pub(crate) mod twin_console;
 pub(crate) mod twin_flows;
+pub(crate) mod twin_links;
 mod webhooks;
 
 pub use assistants::*;
@@ -53,6 +55,7 @@ pub use conversations::*;
 pub use events::*;
 pub use flows::*;
 pub use keys::*;
+pub use links::*;
 pub use maintenance::*;
 pub use numbers::*;
 pub use outbox::*;
@@ -120,6 +123,7 @@ pub trait Store:
     + FlowStore
     + AssistantStore
     + ConsoleStore
+    + LinkStore
 {
 }
 
@@ -138,5 +142,7 @@ impl<T> Store for T where
         + FlowStore
         + AssistantStore
         + ConsoleStore
+        + LinkStore
+        + LinkStore
 {
 }

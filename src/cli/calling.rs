@@ -93,7 +93,7 @@ fn sender<'a>(s: &'a Settings, n: &NumberArg) -> anyhow::Result<&'a Sender> {
         .map_err(|e| anyhow::anyhow!("--number {e}"))
 }
 
-fn client(s: &Settings) -> anyhow::Result<crate::cloud_api::Client> {
+pub(super) fn client(s: &Settings) -> anyhow::Result<crate::cloud_api::Client> {
     let base = match (&s.api_base, s.sandbox_listen) {
         (Some(b), _) => b.clone(),
         (None, Some(addr)) => format!("http://{addr}"),

@@ -65,7 +65,7 @@ impl Client {
         .await
     }
 
-    async fn graph(
+    pub(super) async fn graph(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -189,6 +189,9 @@ impl<'a> Pass<'a> {
                 }
                 | Fact::CallPermission {
                     sender_id, contact, ..
+                }
+                | Fact::Attributed {
+                    sender_id, contact, ..
                 } => Some((sender_id.clone(), contact.clone())),
                 Fact::Call {
                     sender_id: Some(s),
@@ -627,6 +630,32 @@ impl<'a> Pass<'a> {
                     None,
                     json!({"flow": flow, "run_id": run_id, "step": step, "error": error, "contact": contact}),
                 );
+            }
+            Fact::LinkClicked {
+                code,
+                source,
+                sender_id,
+                clicks,
+                at,
+            } => {
+                let mut data = sender_json(self.settings(), sender_id);
+                data["link"] = json!({"code": code, "source": source, "clicks": clicks});
+                self.emit("link.clicked", *at, None, data);
+            }
+            Fact::Attributed {
+                sender_id,
+                contact,
+                code,
+                source,
+                wamid,
+                at,
+            } => {
+                // The message was placed just before: this is its conversation.
+                let conversation = self.current(sender_id, contact, *at, None).await?;
+                let data = json!({"contact": contact, "wamid": wamid,
+                    "link": {"code": code, "source": source},
+                    "sender": sender_json(self.settings(), sender_id)});
+                self.emit("conversation.attributed", *at, conversation, data);
             }
             Fact::EndpointDisabled {
                 endpoint_id,

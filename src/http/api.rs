@@ -27,6 +27,7 @@ pub(super) mod consent;
 mod conversations;
 pub(super) mod events;
 mod flows;
+pub(super) mod links;
 pub mod openapi;
 mod openapi_page;
 mod send;
@@ -72,6 +73,9 @@ pub(super) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(flows::cancel))
         .routes(routes!(flows::rerun))
         .routes(routes!(flows::hook))
+        .routes(routes!(links::list, links::create))
+        .routes(routes!(links::show))
+        .routes(routes!(links::qr))
 }
 
 pub fn router() -> Router<AppState> {

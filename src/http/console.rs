@@ -23,6 +23,7 @@ mod assets;
 mod calls;
 mod contacts;
 mod conversations;
+mod links;
 mod messages;
 mod numbers;
 mod page;
@@ -53,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/close", post(conversations::close))
         .route("/templates", get(templates::list))
         .route("/numbers", get(numbers::list))
+        .route("/links", get(links::page).post(links::create))
+        .route("/links/{code}/{file}", get(links::qr))
         .route("/contacts", get(contacts::page))
         .route("/contacts/consent", post(contacts::record))
         .route("/contacts/export.csv", get(contacts::export_csv))

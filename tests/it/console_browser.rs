@@ -355,6 +355,40 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
     appears(&b, "#ledger").await;
     shoot(&b, "contacts").await;
 
+    // A click-to-chat link: made in the form, shown with its QR code (an image that loaded).
+    b.goto(&format!("{}/links", app.base)).await.unwrap();
+    appears(&b, "#link-text")
+        .await
+        .send_keys("Hi, I missed your call")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#link-source"))
+        .await
+        .unwrap()
+        .send_keys("flyer")
+        .await
+        .unwrap();
+    b.find(Locator::Css("#make-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    appears(&b, "#made img.qr").await;
+    let qr_width = eventually(|| async {
+        let w = b
+            .execute(
+                "return document.querySelector('#made img.qr').naturalWidth;",
+                vec![],
+            )
+            .await
+            .ok()?;
+        w.as_u64().filter(|w| *w > 0)
+    })
+    .await;
+    assert!(qr_width >= 200, "the QR code image loaded: {qr_width}");
+    shoot(&b, "links").await;
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;

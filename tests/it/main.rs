@@ -12,6 +12,7 @@ mod flow_runs;
 mod flows;
 mod http_errors;
 mod inbound;
+mod links;
 mod listener;
 mod metrics;
 mod missed_calls;

@@ -54,11 +54,12 @@ async fn every_documented_operation_is_served_and_every_one_is_described() {
             assert!(!body.contains("no route for"), "{method} {path}: {body}");
         }
     }
-    assert_eq!(count, 40, "every /api/v1 operation and /hooks/{{flow}}");
+    assert_eq!(count, 44, "every /api/v1 operation and /hooks/{{flow}}");
     for expected in [
         "/api/v1/messages",
         "/api/v1/conversations/{id}/close",
         "/hooks/{name}",
+        "/api/v1/links/{code}/{image}",
     ] {
         assert!(paths.contains_key(expected), "{expected}");
     }

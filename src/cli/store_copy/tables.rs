@@ -574,4 +574,22 @@ pub(crate) static TABLES: &[Table] = &[
             req("expires_at", Int),
         ],
     },
+    Table {
+        name: "links",
+        key: &["code"],
+        columns: &[
+            req("code", Text),
+            req("sender_id", Text),
+            req("number", Text),
+            req("text", Text),
+            req("source", Text),
+            req("tracked", Bool),
+            opt("meta_code", Text),
+            opt("meta_deep_link", Text),
+            req("clicks", Int),
+            req("conversations", Int),
+            req("created_at", Int),
+            opt("last_clicked_at", Int),
+        ],
+    },
 ];

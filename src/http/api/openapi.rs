@@ -54,6 +54,7 @@ pub struct ErrorDetail {
         (name = "webhooks", description = "Your endpoints and the deliveries to them"),
         (name = "assistants", description = "AI assistants"),
         (name = "flows", description = "Flows and their runs"),
+        (name = "links", description = "Click-to-chat links: wa.me, the app deep link, QR codes, tracked short links"),
     )
 )]
 pub struct ApiDoc;

@@ -6,6 +6,7 @@ use super::*;
 
 crate::store::twin::twin_store!(PostgresStore, pool, PgRow, sqlx::PgConnection);
 crate::store::twin_console::twin_console_store!(PostgresStore, pool, PgRow);
+crate::store::twin_links::twin_link_store!(PostgresStore, pool, PgRow);
 
 /// Writes facts to the journal in the caller's transaction: one statement for all of them.
 pub(super) async fn journal(tx: &mut Tx, facts: &[Fact]) -> Result<(), StoreError> {

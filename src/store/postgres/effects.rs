@@ -437,3 +437,12 @@ pub(super) async fn record_consent(
     .await?;
     Ok(())
 }
+
+/// One more conversation started through a click-to-chat link.
+pub(super) async fn link_attributed(tx: &mut Tx, code: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE links SET conversations = conversations + 1 WHERE code = $1")
+        .bind(code)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -231,6 +231,9 @@ impl EventStore for PostgresStore {
                         let note = effects::number_update(&mut tx, update).await?;
                         finished.push(*event_id, note);
                     }
+                    Effect::LinkAttributed { link, .. } => {
+                        effects::link_attributed(&mut tx, &link.code).await?;
+                    }
                     // Gathered above.
                     Effect::Call { .. } | Effect::Status { .. } | Effect::Finish { .. } => {}
                 }

@@ -7,6 +7,7 @@ use super::*;
 
 crate::store::twin::twin_store!(SqliteStore, read, SqliteRow, sqlx::SqliteConnection);
 crate::store::twin_console::twin_console_store!(SqliteStore, read, SqliteRow);
+crate::store::twin_links::twin_link_store!(SqliteStore, read, SqliteRow);
 
 impl AsMut<sqlx::SqliteConnection> for SqlxWrite {
     fn as_mut(&mut self) -> &mut sqlx::SqliteConnection {

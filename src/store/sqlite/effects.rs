@@ -102,6 +102,11 @@ pub(super) fn apply(c: &Connection, effect: &Effect) -> Result<(), StoreError> {
             finish(c, *event_id, &format!("queued {}", message.id))
         }
         Effect::NumberUpdate { event_id, update } => number_update(c, *event_id, update),
+        Effect::LinkAttributed { link, .. } => {
+            c.prepare_cached("UPDATE links SET conversations = conversations + 1 WHERE code = ?1")?
+                .execute(params![link.code])?;
+            Ok(())
+        }
         Effect::Finish { event_id, note } => finish(c, *event_id, note),
     }
 }

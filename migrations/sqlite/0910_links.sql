@@ -1,0 +1,18 @@
+-- Click-to-chat links (src/links.rs): wa.me links, QR codes and tracked short links.
+
+CREATE TABLE links (
+    code            TEXT PRIMARY KEY,
+    sender_id       TEXT    NOT NULL,
+    number          TEXT    NOT NULL,
+    text            TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    tracked         INTEGER NOT NULL,
+    meta_code       TEXT,
+    meta_deep_link  TEXT,
+    clicks          INTEGER NOT NULL DEFAULT 0,
+    -- Conversations whose first message carried the link's reference.
+    conversations   INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    last_clicked_at INTEGER
+);
+CREATE INDEX links_created ON links (created_at);
