@@ -26,22 +26,35 @@ macro_rules! twin_console_store {
             /// since ids follow publication (and `at`) and `events` has no index on `at`,
             /// which every publication would pay for.
             async fn first_event_since(&self, since: i64) -> Result<Option<i64>, StoreError> {
+                // Two subqueries, not `SELECT MIN(id), MAX(id)`: SQLite answers a lone MIN or
+                // MAX from the end of the key, but both in one select scan the whole table
+                // (90 ms at a million events).
                 let bounds: (Option<i64>, Option<i64>) =
-                    sqlx::query_as("SELECT MIN(id), MAX(id) FROM events")
+                    sqlx::query_as("SELECT (SELECT MIN(id) FROM events), (SELECT MAX(id) FROM events)")
                         .fetch_one(&self.$read)
                         .await?;
                 let (Some(mut lo), Some(mut hi)) = bounds else {
                     return Ok(None);
                 };
+
                 let mut found = None;
                 while lo <= hi {
                     let mid = lo + (hi - lo) / 2;
-                    let next: Option<(i64, i64)> = sqlx::query_as(
-                        "SELECT id, at FROM events WHERE id >= $1 ORDER BY id LIMIT 1",
-                    )
-                    .bind(mid)
-                    .fetch_optional(&self.$read)
-                    .await?;
+                    // Ids are dense but for what retention deleted: look the id up, and only
+                    // when it is gone ask for the next one.
+                    let mut next: Option<(i64, i64)> =
+                        sqlx::query_as("SELECT id, at FROM events WHERE id = $1")
+                            .bind(mid)
+                            .fetch_optional(&self.$read)
+                            .await?;
+                    if next.is_none() {
+                        next = sqlx::query_as(
+                            "SELECT id, at FROM events WHERE id >= $1 ORDER BY id LIMIT 1",
+                        )
+                        .bind(mid)
+                        .fetch_optional(&self.$read)
+                        .await?;
+                    }
                     match next {
                         Some((id, at)) if at >= since => {
                             found = Some(id);
@@ -186,8 +199,10 @@ macro_rules! twin_console_store {
                 if types.is_empty() || bucket_ms <= 0 {
                     return Ok(Vec::new());
                 }
+                // The rows since `first`, read in id order: SQLite would rather skip-scan the
+                // (type, id) index and fetch each row's `at` from the table, four times slower.
                 let sql = format!(
-                    "SELECT type, (at / $2) * $2 AS bucket, COUNT(*) AS n FROM events
+                    "SELECT type, (at / $2) * $2 AS bucket, COUNT(*) AS n FROM {EVENTS_BY_ID}
                      WHERE id >= $1 AND at >= $3 AND type IN ({}) GROUP BY type, (at / $2) * $2",
                     placeholders(4, types.len())
                 );

@@ -5,6 +5,8 @@ use super::effects::Tx;
 use super::*;
 
 crate::store::twin::twin_store!(PostgresStore, pool, PgRow, sqlx::PgConnection);
+/// The events table read in id order by the console's counts (see `activity`).
+const EVENTS_BY_ID: &str = "events";
 crate::store::twin_console::twin_console_store!(PostgresStore, pool, PgRow);
 crate::store::twin_links::twin_link_store!(PostgresStore, pool, PgRow);
 

@@ -6,6 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 
 crate::store::twin::twin_store!(SqliteStore, read, SqliteRow, sqlx::SqliteConnection);
+/// The events table read in id order by the console's counts (see `activity`).
+const EVENTS_BY_ID: &str = "events NOT INDEXED";
 crate::store::twin_console::twin_console_store!(SqliteStore, read, SqliteRow);
 crate::store::twin_links::twin_link_store!(SqliteStore, read, SqliteRow);
 
