@@ -376,6 +376,7 @@ pub async fn start(
         assistants,
         sessions: crate::users::Sessions::new(settings.console.session_lifetime),
         setup: setup.clone(),
+        link_clicks: crate::http::short_link::click_limiter(),
     };
     let router = http::router(state);
     tasks.spawn(log_exit(

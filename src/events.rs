@@ -292,6 +292,7 @@ pub fn facts(effects: &[Effect]) -> Vec<Fact> {
                         event_id: id,
                         link,
                         contact,
+                        ..
                     } if id == event_id => Some(Fact::Attributed {
                         sender_id: message.phone_number_id.clone(),
                         contact: contact.clone(),

@@ -60,6 +60,8 @@ pub struct AppState {
     pub sessions: crate::users::Sessions,
     /// The one-time link that creates the first admin, while there is none.
     pub setup: crate::users::SetupLink,
+    /// Clicks on tracked links counted per second ([`short_link`]).
+    pub link_clicks: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 /// The whole router.

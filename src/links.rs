@@ -52,7 +52,7 @@ pub struct Link {
     pub meta_code: Option<String>,
     pub meta_deep_link: Option<String>,
     pub clicks: i64,
-    /// Conversations whose first message carried the link's reference.
+    /// Customers whose message carried the link's reference (each counted once).
     pub conversations: i64,
     pub created_at: Millis,
     pub last_clicked_at: Option<Millis>,
@@ -156,6 +156,13 @@ pub fn is_code(s: &str) -> bool {
     s.len() == CODE_LEN && s.bytes().all(|b| ALPHABET.contains(&b))
 }
 
+/// A code as a person may type it (in lower case), in the form it is stored; `None` when it
+/// cannot be a code.
+pub fn normalize_code(s: &str) -> Option<String> {
+    let upper = s.to_ascii_uppercase();
+    is_code(&upper).then_some(upper)
+}
+
 static REFERENCE: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"(?i)\(ref ([23456789ABCDEFGHJKMNPQRSTUVWXYZ]{6})\)")
         .expect("the reference pattern is valid")
@@ -231,7 +238,12 @@ pub fn check(new: &NewLink) -> Result<(), LinkError> {
             "the text has {chars} characters; a link's text may have at most {MAX_TEXT_CHARS}"
         ));
     }
-    if new.meta && chars + " (ref XXXXXX)".len() > META_MAX_TEXT_CHARS {
+    let reference = if new.tracked {
+        " (ref XXXXXX)".len()
+    } else {
+        0
+    };
+    if new.meta && chars + reference > META_MAX_TEXT_CHARS {
         return invalid(format!(
             "Meta's QR codes take at most {META_MAX_TEXT_CHARS} characters of text (the reference included); this text has {chars}"
         ));
@@ -277,6 +289,13 @@ pub async fn create(
         created_at: now,
         last_clicked_at: None,
     };
+    // The QR code must hold what it encodes: wa.me percent-encodes the text, so a long text
+    // in a non-Latin script can outgrow it before the 1,000-character limit.
+    if let Err(e) = qr::svg(&link.qr_target(settings.public_base_url.as_deref()), 64) {
+        return Err(LinkError::Invalid(format!(
+            "{e}: shorten the text (or set server.public_base_url, so the QR code holds the short address)"
+        )));
+    }
     // A code is random; on the rare clash, draw again.
     for _ in 0..5 {
         if store.link(&link.code).await?.is_none() {
@@ -297,7 +316,19 @@ pub async fn create(
         link.meta_code = Some(qr.code);
         link.meta_deep_link = Some(qr.deep_link_url);
     }
-    if !store.create_link(&link).await? {
+    let stored = store.create_link(&link).await;
+    if !matches!(stored, Ok(true))
+        && let Some(code) = &link.meta_code
+    {
+        // Meta allows 2,000 codes a number: do not leave one behind for a link not kept.
+        if let Err(e) = cloud_api
+            .delete_qr(&sender.phone_number_id, &sender.access_token, code)
+            .await
+        {
+            tracing::warn!(error.message = %e, code, "Meta's QR code of a link that was not stored could not be deleted.");
+        }
+    }
+    if !stored? {
         return Err(LinkError::Invalid(format!(
             "the code {} is taken; try again",
             link.code
@@ -377,6 +408,8 @@ mod tests {
         }
         assert!(!is_code("../../"));
         assert!(!is_code("K7Q2MXX"));
+        assert_eq!(normalize_code("k7q2mx").as_deref(), Some("K7Q2MX"));
+        assert_eq!(normalize_code("k7q2m0"), None);
     }
 
     #[test]
@@ -414,9 +447,17 @@ mod tests {
         let long = NewLink {
             text: "x".repeat(130),
             meta: true,
+            tracked: true,
             ..ok.clone()
         };
         assert!(check(&long).unwrap_err().to_string().contains("140"));
+        let untracked = NewLink {
+            text: "x".repeat(140),
+            meta: true,
+            tracked: false,
+            ..ok.clone()
+        };
+        assert!(check(&untracked).is_ok(), "no reference added: 140 fit");
         let bad_source = NewLink {
             source: "<script>".into(),
             ..ok

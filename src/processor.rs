@@ -650,8 +650,9 @@ impl Processor {
         batch.effects.push(Effect::Enqueue { event_id, message });
     }
 
-    /// A message that kept a tracked click-to-chat link's reference: the conversation is
-    /// attributed to the link and, for someone the ledger does not know, the link is recorded
+    /// A message that kept a tracked click-to-chat link's reference, from a customer the link
+    /// has not brought before: the conversation is attributed to the link and, for someone the
+    /// ledger does not know, the link is recorded
     /// as the consent source ([`crate::links::consent_record`]). The store is asked only when
     /// the text carries a reference, which almost no message does.
     async fn link_reference(
@@ -677,6 +678,18 @@ impl Processor {
         else {
             return Ok(());
         };
+        // A customer is attributed to a link once: the same text sent again, or into a
+        // conversation that was already going, brings nobody new.
+        let key = (link.code.clone(), subject.clone());
+        if batch.attributed.contains(&key)
+            || self
+                .store
+                .link_contact_seen(&link.code, &link.sender_id, &subject)
+                .await?
+        {
+            return Ok(());
+        }
+        batch.attributed.insert(key);
         let state = self
             .consent_state(batch, &m.phone_number_id, &subject)
             .await?;
@@ -697,6 +710,7 @@ impl Processor {
             event_id,
             link,
             contact: subject,
+            at: m.timestamp,
         });
         Ok(())
     }
@@ -768,6 +782,8 @@ struct Batch {
     numbers: Vec<crate::store::NumberUpdate>,
     templates: Vec<(String, String, String)>,
     consent: Vec<crate::consent::Record>,
+    /// (link code, customer) pairs attributed by this batch.
+    attributed: HashSet<(String, String)>,
 }
 
 /// The sender whose `lines` include the called number, else the first sender.

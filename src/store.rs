@@ -143,6 +143,5 @@ impl<T> Store for T where
         + AssistantStore
         + ConsoleStore
         + LinkStore
-        + LinkStore
 {
 }

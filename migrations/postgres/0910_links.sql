@@ -10,9 +10,18 @@ CREATE TABLE links (
     meta_code       TEXT,
     meta_deep_link  TEXT,
     clicks          BIGINT  NOT NULL DEFAULT 0,
-    -- Conversations whose first message carried the link's reference.
+    -- Customers whose message carried the link's reference (each counted once).
     conversations   BIGINT  NOT NULL DEFAULT 0,
     created_at      BIGINT  NOT NULL,
     last_clicked_at BIGINT
 );
 CREATE INDEX links_created ON links (created_at);
+
+-- Who came through which link: a customer is attributed to a link once.
+CREATE TABLE link_contacts (
+    code      TEXT     NOT NULL,
+    sender_id TEXT     NOT NULL,
+    contact   TEXT     NOT NULL,
+    first_at  BIGINT NOT NULL,
+    PRIMARY KEY (code, sender_id, contact)
+);

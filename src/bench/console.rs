@@ -283,6 +283,8 @@ pub async fn run(contacts: usize, messages: usize, json_out: bool) -> anyhow::Re
             Box::new(|c| format!("/contacts?q=%2B9198{c:08}")),
         ),
         ("Numbers", Box::new(|_| "/numbers".into())),
+        ("Flows", Box::new(|_| "/flows".into())),
+        ("Webhooks", Box::new(|_| "/webhooks".into())),
         ("Links", Box::new(|_| "/links".into())),
         ("Settings", Box::new(|_| "/settings".into())),
     ];

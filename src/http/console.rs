@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use super::AppState;
 
 mod assets;
+mod automation;
 mod calls;
 mod contacts;
 mod conversations;
@@ -55,6 +56,10 @@ pub fn router() -> Router<AppState> {
         .route("/templates", get(templates::list))
         .route("/numbers", get(numbers::list))
         .route("/links", get(links::page).post(links::create))
+        .route("/flows", get(automation::flows))
+        .route("/flows/runs/{id}", get(automation::run))
+        .route("/webhooks", get(automation::webhooks))
+        .route("/webhooks/deliveries/{id}", get(automation::delivery))
         .route("/links/{code}/{file}", get(links::qr))
         .route("/contacts", get(contacts::page))
         .route("/contacts/consent", post(contacts::record))

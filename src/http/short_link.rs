@@ -3,10 +3,23 @@
 //!
 //! The redirect target is only ever built from the stored link — a business number and its
 //! text — never from the request, so the route cannot be used as an open redirect; a path that
-//! is not a code at all is refused before the store is asked.
+//! is not a code at all is refused before the store is asked. Clicks written to the store are
+//! limited ([`CLICKS_PER_SECOND`]); beyond it a click still redirects, uncounted.
+
+/// Clicks counted per second, all links together: the writes a public address may cause.
+pub const CLICKS_PER_SECOND: u32 = 50;
+
+/// The limiter of counted clicks.
+pub fn click_limiter() -> std::sync::Arc<governor::DefaultDirectRateLimiter> {
+    let per_second =
+        std::num::NonZeroU32::new(CLICKS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
+    std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+        per_second,
+    )))
+}
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -19,18 +32,22 @@ pub fn router() -> axum::Router<AppState> {
 
 async fn follow(
     State(s): State<AppState>,
+    method: Method,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let missing = || ApiError::not_found("this link does not exist (or is no longer tracked)");
-    if !crate::links::is_code(&code) {
-        return Err(missing());
+    let code = crate::links::normalize_code(&code).ok_or_else(missing)?;
+    // A HEAD (a link checker, a preview) is not a click; nor are clicks beyond what the
+    // store is given to write (the address is public: a loop on it must not fill the events).
+    let count = method != Method::HEAD && s.link_clicks.check().is_ok();
+    let link = if count {
+        s.store.link_clicked(&code, crate::time::now_ms()).await?
+    } else {
+        s.store.link(&code).await?.filter(|l| l.tracked)
     }
-    let link = s
-        .store
-        .link_clicked(&code, crate::time::now_ms())
-        .await?
-        .ok_or_else(missing)?;
-    metrics::counter!("ringback_link_clicks_total").increment(1);
+    .ok_or_else(missing)?;
+    let outcome = if count { "counted" } else { "not_counted" };
+    metrics::counter!("ringback_link_clicks_total", "outcome" => outcome).increment(1);
     Ok((
         StatusCode::FOUND,
         [

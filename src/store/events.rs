@@ -77,13 +77,14 @@ pub enum Effect {
         /// call-permission reply that answers no request): kept as the event's note.
         note: Option<String>,
     },
-    /// A customer's message carried a click-to-chat link's reference: the link counts one
-    /// more conversation (the message itself is its own effect).
+    /// A customer's message carried a click-to-chat link's reference, for the first time for
+    /// this customer: the link counts one more (the message itself is its own effect).
     LinkAttributed {
         event_id: i64,
         link: crate::links::Link,
         /// The ledger key of the customer ([`crate::consent::subject`]).
         contact: String,
+        at: Millis,
     },
     /// A status webhook applied to the message it names.
     Status { event_id: i64, status: StatusUpdate },

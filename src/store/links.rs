@@ -1,5 +1,5 @@
 //! Click-to-chat links ([`crate::links`]): stored once, counted on each click and on each
-//! conversation they start.
+//! customer they bring.
 
 use async_trait::async_trait;
 
@@ -17,4 +17,11 @@ pub trait LinkStore: Send + Sync {
     /// Counts a click on a tracked link and journals `link.clicked`, in one transaction; the
     /// link as it is now, or `None` when no tracked link has this code.
     async fn link_clicked(&self, code: &str, at: Millis) -> Result<Option<Link>, StoreError>;
+    /// Whether this customer of this number was attributed to the link already.
+    async fn link_contact_seen(
+        &self,
+        code: &str,
+        sender_id: &str,
+        contact: &str,
+    ) -> Result<bool, StoreError>;
 }

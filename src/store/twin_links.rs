@@ -68,6 +68,23 @@ macro_rules! twin_link_store {
                 Ok(row.as_ref().map(link_from_row).transpose()?)
             }
 
+            async fn link_contact_seen(
+                &self,
+                code: &str,
+                sender_id: &str,
+                contact: &str,
+            ) -> Result<bool, StoreError> {
+                let row = sqlx::query(
+                    "SELECT 1 FROM link_contacts WHERE code = $1 AND sender_id = $2 AND contact = $3",
+                )
+                .bind(code)
+                .bind(sender_id)
+                .bind(contact)
+                .fetch_optional(&self.$read)
+                .await?;
+                Ok(row.is_some())
+            }
+
             async fn link_clicked(&self, code: &str, at: i64) -> Result<Option<Link>, StoreError> {
                 let mut tx = self.tx().await?;
                 let row = sqlx::query(

@@ -1046,3 +1046,92 @@ async fn an_admin_adds_and_disables_users_and_creates_and_revokes_keys() {
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(api(key).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn flows_and_webhooks_pages_show_runs_with_their_timeline_and_deliveries_with_attempts() {
+    let app = spawn_app().await;
+    create_user(&app, "ann@clinic.example", ringback::users::Role::Agent).await;
+    create_user(&app, "owner@clinic.example", ringback::users::Role::Admin).await;
+    // Step inputs and endpoint URLs can hold secrets: admins only.
+    let agent = signed_in(&app, "ann@clinic.example").await;
+    for path in ["/flows", "/webhooks"] {
+        let r = get(&app, path, Some(&agent)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let cookie = signed_in(&app, "owner@clinic.example").await;
+    assert!(page(&app, "/flows", &cookie).await.contains("No flow yet"));
+    assert!(
+        page(&app, "/webhooks", &cookie)
+            .await
+            .contains("No endpoint yet")
+    );
+
+    // A flow whose run fails (free-form text with the customer's window closed).
+    let flow = "name = \"strict\"\n[trigger]\non = \"manual\"\n[[steps]]\nid = \"note\"\ntype = \"send_text\"\nto = \"{{ trigger.phone }}\"\ntext = \"Your order is ready.\"\nretry = { attempts = 1, wait = \"1s\" }\n";
+    let r = app
+        .http
+        .post(format!("{}/api/v1/flows", app.base))
+        .json(&json!({"source": flow}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/flows/strict/runs", app.base))
+        .json(&json!({"phone": "+919876500401"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let run: serde_json::Value = r.json().await.unwrap();
+    let id = run["run_id"].as_str().unwrap().to_string();
+    let flows = eventually(|| async {
+        let html = page(&app, "/flows?state=failed", &cookie).await;
+        html.contains(&id).then_some(html)
+    })
+    .await;
+    assert!(
+        flows.contains("strict") && flows.contains("manual"),
+        "{flows}"
+    );
+    let shown = page(&app, &format!("/flows/runs/{id}"), &cookie).await;
+    assert!(shown.contains("id=\"timeline\""));
+    assert!(shown.contains("outside_window"), "{shown}");
+    let missing = get(&app, "/flows/runs/run_nope", Some(&cookie)).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // An endpoint nobody answers: its delivery and its failed attempts.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook?token=abc", closed.local_addr().unwrap());
+    drop(closed);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/webhook-endpoints", app.base))
+        .json(&json!({"url": url, "events": ["call.missed"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.missed_call("console-hook-1", "+919876500402").await;
+    let delivery = eventually(|| async {
+        let list = app
+            .list(&format!("{}/api/v1/webhook-deliveries", app.base))
+            .await;
+        list.into_iter()
+            .find(|d| d["attempts"].as_u64() >= Some(1))
+            .map(|d| d["id"].as_i64().unwrap())
+    })
+    .await;
+    let hooks = page(&app, "/webhooks", &cookie).await;
+    assert!(
+        hooks.contains("/hook?token=***") && !hooks.contains("token=abc"),
+        "{hooks}"
+    );
+    assert!(hooks.contains("call.missed"));
+    assert!(hooks.contains(&format!("/webhooks/deliveries/{delivery}")));
+    let one = page(&app, &format!("/webhooks/deliveries/{delivery}"), &cookie).await;
+    assert!(one.contains("id=\"attempts\""));
+    let missing = get(&app, "/webhooks/deliveries/abc", Some(&cookie)).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

@@ -73,6 +73,14 @@ async fn a_tracked_link_counts_clicks_and_its_first_message_is_attributed_with_c
     );
     assert_eq!(click.headers()["cache-control"], "no-store");
     assert_eq!(link(&app, &code).await["clicks"], 1);
+    // A HEAD (a link checker) is no click; a code typed in lower case is the same link.
+    let head = browser()
+        .head(format!("{}/l/{}", app.base, code.to_lowercase()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::FOUND);
+    assert_eq!(link(&app, &code).await["clicks"], 1);
     let clicked =
         eventually(|| async { events(&app, "link.clicked").await.into_iter().next() }).await;
     assert_eq!(clicked["data"]["link"]["code"], code);
@@ -110,6 +118,17 @@ async fn a_tracked_link_counts_clicks_and_its_first_message_is_attributed_with_c
         "{evidence}"
     );
     assert_eq!(link(&app, &code).await["conversations"], 1);
+
+    // The same text again brings nobody new: no second attribution, no second count.
+    app.user_writes("+447700900123", &prefilled).await;
+    app.user_writes("+447700900125", &prefilled).await;
+    eventually(|| async {
+        (events(&app, "conversation.attributed").await.len() == 2).then_some(())
+    })
+    .await;
+    let attributed = events(&app, "conversation.attributed").await;
+    assert_eq!(attributed[1]["data"]["contact"], "447700900125");
+    assert_eq!(link(&app, &code).await["conversations"], 2);
 }
 
 #[tokio::test]
@@ -360,8 +379,11 @@ async fn the_console_makes_a_link_and_shows_its_qr_code() {
         .send()
         .await
         .unwrap();
-    assert_eq!(made.status(), StatusCode::CREATED);
-    let body = made.text().await.unwrap();
+    // Answered with a redirect, so a reload makes nothing twice.
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let location = made.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/links?made="), "{location}");
+    let body = page(&app, &location, &cookie).await;
     assert!(
         body.contains("&#60;b&#62;Hi&#60;/b&#62;"),
         "escaped: {body}"

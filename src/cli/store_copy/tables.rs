@@ -592,4 +592,14 @@ pub(crate) static TABLES: &[Table] = &[
             opt("last_clicked_at", Int),
         ],
     },
+    Table {
+        name: "link_contacts",
+        key: &["code", "sender_id", "contact"],
+        columns: &[
+            req("code", Text),
+            req("sender_id", Text),
+            req("contact", Text),
+            req("first_at", Int),
+        ],
+    },
 ];

@@ -142,10 +142,8 @@ pub async fn list(
 
 async fn find(s: &AppState, code: &str) -> Result<Link, ApiError> {
     let missing = || ApiError::not_found(format!("no link has the code '{code}'"));
-    if !crate::links::is_code(code) {
-        return Err(missing());
-    }
-    s.store.link(code).await?.ok_or_else(missing)
+    let code = crate::links::normalize_code(code).ok_or_else(missing)?;
+    s.store.link(&code).await?.ok_or_else(missing)
 }
 
 /// `GET /api/v1/links/{code}`.

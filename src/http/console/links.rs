@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -107,8 +107,29 @@ async fn render(s: &AppState, visitor: &Visitor, status: StatusCode, r: Render) 
     )
 }
 
-pub async fn page(State(s): State<AppState>, visitor: Visitor) -> Response {
-    render(&s, &visitor, StatusCode::OK, Render::default()).await
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// The link just made (the form redirects here, so a reload makes nothing twice).
+    made: Option<String>,
+}
+
+pub async fn page(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let made = match q.made.as_deref().and_then(crate::links::normalize_code) {
+        Some(code) => match s.store.link(&code).await {
+            Ok(l) => l,
+            Err(e) => return page::unavailable(e),
+        },
+        None => None,
+    };
+    let r = Render {
+        made,
+        ..Default::default()
+    };
+    render(&s, &visitor, StatusCode::OK, r).await
 }
 
 #[derive(Deserialize)]
@@ -155,11 +176,7 @@ pub async fn create(
     match made {
         Ok(link) => {
             tracing::info!(by = %visitor.session.user.id, link = %link.code, "A click-to-chat link was made.");
-            let r = Render {
-                made: Some(link),
-                ..Default::default()
-            };
-            render(&s, &visitor, StatusCode::CREATED, r).await
+            page::see_other_to(&format!("/links?made={}", link.code))
         }
         Err(LinkError::Store(e)) => page::unavailable(e),
         Err(e) => {
@@ -184,9 +201,9 @@ pub async fn qr(
     _visitor: Visitor,
     Path((code, file)): Path<(String, String)>,
 ) -> Response {
-    let link = match crate::links::is_code(&code) {
-        true => s.store.link(&code).await,
-        false => Ok(None),
+    let link = match crate::links::normalize_code(&code) {
+        Some(code) => s.store.link(&code).await,
+        None => Ok(None),
     };
     match link {
         Ok(Some(l)) => {

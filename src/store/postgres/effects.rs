@@ -438,11 +438,25 @@ pub(super) async fn record_consent(
     Ok(())
 }
 
-/// One more conversation started through a click-to-chat link.
-pub(super) async fn link_attributed(tx: &mut Tx, code: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE links SET conversations = conversations + 1 WHERE code = $1")
-        .bind(code)
-        .execute(&mut **tx)
-        .await?;
+/// A customer came through a click-to-chat link: counted once per customer.
+pub(super) async fn link_attributed(
+    tx: &mut Tx,
+    link: &crate::links::Link,
+    contact: &str,
+    at: crate::time::Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH new AS (
+             INSERT INTO link_contacts (code, sender_id, contact, first_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING code
+         )
+         UPDATE links SET conversations = conversations + 1 WHERE code IN (SELECT code FROM new)",
+    )
+    .bind(&link.code)
+    .bind(&link.sender_id)
+    .bind(contact)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -231,8 +231,10 @@ impl EventStore for PostgresStore {
                         let note = effects::number_update(&mut tx, update).await?;
                         finished.push(*event_id, note);
                     }
-                    Effect::LinkAttributed { link, .. } => {
-                        effects::link_attributed(&mut tx, &link.code).await?;
+                    Effect::LinkAttributed {
+                        link, contact, at, ..
+                    } => {
+                        effects::link_attributed(&mut tx, link, contact, *at).await?;
                     }
                     // Gathered above.
                     Effect::Call { .. } | Effect::Status { .. } | Effect::Finish { .. } => {}

@@ -102,9 +102,21 @@ pub(super) fn apply(c: &Connection, effect: &Effect) -> Result<(), StoreError> {
             finish(c, *event_id, &format!("queued {}", message.id))
         }
         Effect::NumberUpdate { event_id, update } => number_update(c, *event_id, update),
-        Effect::LinkAttributed { link, .. } => {
-            c.prepare_cached("UPDATE links SET conversations = conversations + 1 WHERE code = ?1")?
+        Effect::LinkAttributed {
+            link, contact, at, ..
+        } => {
+            let new = c
+                .prepare_cached(
+                    "INSERT INTO link_contacts (code, sender_id, contact, first_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![link.code, link.sender_id, contact, at])?;
+            if new == 1 {
+                c.prepare_cached(
+                    "UPDATE links SET conversations = conversations + 1 WHERE code = ?1",
+                )?
                 .execute(params![link.code])?;
+            }
             Ok(())
         }
         Effect::Finish { event_id, note } => finish(c, *event_id, note),
