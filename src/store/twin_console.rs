@@ -23,8 +23,8 @@ macro_rules! twin_console_store {
 
         impl $store {
             /// The first event published at or after `since`: a binary search on the id,
-            /// since ids follow publication (and `at`) and `events` has no index on `at`,
-            /// which every publication would pay for.
+            /// since ids follow publication (and `at`). (`events_at`, retention's index, would
+            /// find it too, but the counts then read the rows in id order, which it does not.)
             async fn first_event_since(&self, since: i64) -> Result<Option<i64>, StoreError> {
                 // Two subqueries, not `SELECT MIN(id), MAX(id)`: SQLite answers a lone MIN or
                 // MAX from the end of the key, but both in one select scan the whole table
