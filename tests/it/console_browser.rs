@@ -389,6 +389,12 @@ async fn a_person_signs_in_and_sees_a_missed_call_arrive_live() {
     assert!(qr_width >= 200, "the QR code image loaded: {qr_width}");
     shoot(&b, "links").await;
 
+    for page in ["flows", "webhooks"] {
+        b.goto(&format!("{}/{page}", app.base)).await.unwrap();
+        appears(&b, "main h1").await;
+        shoot(&b, page).await;
+    }
+
     b.goto(&format!("{}/settings", app.base)).await.unwrap();
     appears(&b, "#users").await;
     shoot(&b, "settings").await;
