@@ -262,6 +262,18 @@ pub fn check(new: &NewLink) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// The QR code must hold what it encodes: wa.me percent-encodes the text, so a long text in a
+/// non-Latin script can outgrow a QR code before the 1,000-character limit.
+pub fn fits_a_qr_code(link: &Link, public_base_url: Option<&str>) -> Result<(), LinkError> {
+    qr::svg(&link.qr_target(public_base_url), 64)
+        .map(|_| ())
+        .map_err(|e| {
+            LinkError::Invalid(format!(
+                "{e}: shorten the text (or set server.public_base_url, so the QR code holds the short address)"
+            ))
+        })
+}
+
 /// Creates and stores a link (and Meta's QR code for it when asked): the one path for the API,
 /// the CLI and the console.
 pub async fn create(
@@ -289,13 +301,7 @@ pub async fn create(
         created_at: now,
         last_clicked_at: None,
     };
-    // The QR code must hold what it encodes: wa.me percent-encodes the text, so a long text
-    // in a non-Latin script can outgrow it before the 1,000-character limit.
-    if let Err(e) = qr::svg(&link.qr_target(settings.public_base_url.as_deref()), 64) {
-        return Err(LinkError::Invalid(format!(
-            "{e}: shorten the text (or set server.public_base_url, so the QR code holds the short address)"
-        )));
-    }
+    fits_a_qr_code(&link, settings.public_base_url.as_deref())?;
     // A code is random; on the rare clash, draw again.
     for _ in 0..5 {
         if store.link(&link.code).await?.is_none() {
@@ -434,6 +440,17 @@ mod tests {
             None,
             "an earlier STOP stands"
         );
+    }
+
+    #[test]
+    fn a_text_whose_address_outgrows_a_qr_code_is_refused_unless_the_short_address_is_encoded() {
+        let mut l = link(false);
+        l.text = "न".repeat(900);
+        let e = fits_a_qr_code(&l, None).unwrap_err().to_string();
+        assert!(e.contains("shorten the text"), "{e}");
+        l.tracked = true;
+        assert!(fits_a_qr_code(&l, Some("https://rb.example")).is_ok());
+        assert!(fits_a_qr_code(&link(false), None).is_ok());
     }
 
     #[test]

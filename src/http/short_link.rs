@@ -9,13 +9,15 @@
 /// Clicks counted per second, all links together: the writes a public address may cause.
 pub const CLICKS_PER_SECOND: u32 = 50;
 
-/// The limiter of counted clicks.
-pub fn click_limiter() -> std::sync::Arc<governor::DefaultDirectRateLimiter> {
+fn click_quota() -> governor::Quota {
     let per_second =
         std::num::NonZeroU32::new(CLICKS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
-    std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
-        per_second,
-    )))
+    governor::Quota::per_second(per_second)
+}
+
+/// The limiter of counted clicks.
+pub fn click_limiter() -> std::sync::Arc<governor::DefaultDirectRateLimiter> {
+    std::sync::Arc::new(governor::RateLimiter::direct(click_quota()))
 }
 
 use axum::extract::State;
@@ -58,4 +60,22 @@ async fn follow(
         ],
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    #[test]
+    fn fifty_clicks_a_second_are_counted_and_the_next_one_is_not() {
+        let clock = FakeRelativeClock::default();
+        let limiter = governor::RateLimiter::direct_with_clock(super::click_quota(), clock.clone());
+        for i in 0..super::CLICKS_PER_SECOND {
+            assert!(limiter.check().is_ok(), "click {i}");
+        }
+        assert!(limiter.check().is_err());
+        clock.advance(std::time::Duration::from_millis(20));
+        assert!(limiter.check().is_ok(), "one more after 1/50 s");
+        assert!(limiter.check().is_err());
+    }
 }
