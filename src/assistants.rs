@@ -91,10 +91,11 @@ pub struct Usage {
     pub cost: Option<f64>,
     /// Requests made to the model (retries and second rounds included).
     pub requests: u32,
-    /// The whole reply, model included.
-    pub latency_ms: u64,
-    /// Time spent waiting on the model.
-    pub model_ms: u64,
+    /// The whole reply, model included, in milliseconds (to the microsecond).
+    pub latency_ms: f64,
+    /// Time spent waiting on the model, in milliseconds (to the microsecond: whole
+    /// milliseconds would count up to one per request of the model's time as Ringback's).
+    pub model_ms: f64,
 }
 
 /// Why a person takes over.
@@ -268,7 +269,7 @@ impl Assistants {
         };
         let parts = answer::fit(&text, a.settings.max_reply_chars, a.settings.long_replies);
         let reply = parts.join("\n\n");
-        usage.latency_ms = started.elapsed().as_millis() as u64;
+        usage.latency_ms = millis(started.elapsed());
         let conversation_id = self
             .store
             .record_assistant_reply(&RecordedReply {
@@ -282,7 +283,7 @@ impl Assistants {
                 prompt_tokens: usage.prompt_tokens.map(i64::from),
                 completion_tokens: usage.completion_tokens.map(i64::from),
                 cost: usage.cost,
-                latency_ms: usage.latency_ms as i64,
+                latency_ms: usage.latency_ms.round() as i64,
                 error,
                 hand_off_reason: handed_off
                     .as_ref()
@@ -470,7 +471,7 @@ pub(crate) async fn with_retries(
         let asked = Instant::now();
         usage.requests += 1;
         let result = provider.complete(request, left).await;
-        usage.model_ms += asked.elapsed().as_millis() as u64;
+        usage.model_ms += millis(asked.elapsed());
         let e = match result {
             Ok(c) => return Ok(c),
             Err(e) if !e.retryable() => return Err(e),
@@ -489,6 +490,11 @@ pub(crate) async fn with_retries(
         tracing::info!(error = %e, wait_ms = wait.as_millis() as u64, "model request failed; asking again");
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Milliseconds to the microsecond.
+fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }
 
 fn record_metrics(
@@ -510,7 +516,7 @@ fn record_metrics(
                 .increment(u64::from(n));
         }
     }
-    let overhead = elapsed.saturating_sub(Duration::from_millis(usage.model_ms));
+    let overhead = elapsed.saturating_sub(Duration::from_secs_f64(usage.model_ms / 1000.0));
     metrics::histogram!("ringback_assistant_reply_seconds", "assistant" => name.to_string())
         .record(elapsed.as_secs_f64());
     metrics::histogram!("ringback_assistant_overhead_seconds", "assistant" => name.to_string())

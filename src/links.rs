@@ -163,6 +163,14 @@ pub fn normalize_code(s: &str) -> Option<String> {
     is_code(&upper).then_some(upper)
 }
 
+/// The link a person typed the code of (in any case); `None` when there is none.
+pub async fn find(store: &dyn Store, typed: &str) -> Result<Option<Link>, StoreError> {
+    match normalize_code(typed) {
+        Some(code) => store.link(&code).await,
+        None => Ok(None),
+    }
+}
+
 static REFERENCE: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"(?i)\(ref ([23456789ABCDEFGHJKMNPQRSTUVWXYZ]{6})\)")
         .expect("the reference pattern is valid")

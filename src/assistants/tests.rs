@@ -175,3 +175,48 @@ fn only_declared_tools_and_variables_act() {
         })
     ));
 }
+
+/// A model that takes 1.5 ms and answers "ok".
+struct SlowByAMillisecondAndAHalf;
+
+#[async_trait::async_trait]
+impl super::provider::ModelProvider for SlowByAMillisecondAndAHalf {
+    async fn complete(
+        &self,
+        _request: &async_openai::types::chat::CreateChatCompletionRequest,
+        _timeout: std::time::Duration,
+    ) -> Result<super::provider::Completion, super::provider::ProviderError> {
+        std::thread::sleep(std::time::Duration::from_micros(1500));
+        let response = serde_json::from_value(serde_json::json!({
+            "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}]
+        }))
+        .expect("a valid completion");
+        Ok(super::provider::Completion {
+            response,
+            cost: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_models_time_is_counted_to_the_microsecond() {
+    // Whole milliseconds counted 1.5 ms of the model as 1, and the other 0.5 ms as
+    // Ringback's own overhead.
+    let request = serde_json::from_value(serde_json::json!({
+        "model": "m", "messages": [{"role": "user", "content": "hi"}]
+    }))
+    .expect("a valid request");
+    let mut usage = super::Usage::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    super::with_retries(&SlowByAMillisecondAndAHalf, &request, deadline, &mut usage)
+        .await
+        .expect("the model answers");
+    assert_eq!(usage.requests, 1);
+    assert!(
+        usage.model_ms >= 1.5 && usage.model_ms < 1000.0,
+        "model_ms = {}",
+        usage.model_ms
+    );
+}

@@ -389,7 +389,6 @@ async fn reads(
         q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    sqlx::query("ANALYZE").execute(&pool).await?;
     pool.close().await;
     let env = vec![("RINGBACK_STORE__URL".to_string(), url)];
     let settings = Config::load_with_env(None, env)?.build()?;

@@ -77,7 +77,6 @@ pub async fn run(contacts: usize, checks: usize, json_out: bool) -> anyhow::Resu
         q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    sqlx::query("ANALYZE").execute(&pool).await?;
     drop(pool);
     // Open again, as `serve` would after a restart: the policy index loads from the tables.
     drop(store);

@@ -99,7 +99,7 @@ pub async fn run(cli: &Cli, cmd: AssistantsCommand) -> anyhow::Result<()> {
                 _ => String::new(),
             };
             println!(
-                "[{} · {tokens}{} ms · conversation {}]",
+                "[{} · {tokens}{:.0} ms · conversation {}]",
                 reply.source, u.latency_ms, reply.conversation_id
             );
             Ok(())

@@ -12,12 +12,17 @@ const SECRET_PARTS: &[&str] = &[
     "passwd",
     "credential",
     "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
 ];
 
 /// What a set secret shows as; an empty one stays empty, so an unset secret is visible.
 pub const REDACTED: &str = "<redacted>";
 
-fn is_secret(field: &str) -> bool {
+/// Whether a field (a config key, a flow step's input, a header) holds a secret by its name;
+/// `*_env` names the variable a secret is read from, which is not secret.
+pub(crate) fn is_secret(field: &str) -> bool {
     let f = field.to_ascii_lowercase();
     !f.ends_with("_env") && SECRET_PARTS.iter().any(|p| f.contains(p))
 }

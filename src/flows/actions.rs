@@ -3,9 +3,12 @@
 //! marks the conversation.
 //!
 //! A send's idempotency key is `flow:{run}:{action key}` (the key names the action's number
-//! in the run, its place with the loop items, and the attempt): the runner records an
-//! action's outcome after performing it, so a crash in between asks again with the same key,
-//! and the outbox answers with the message it already holds — a run never sends twice.
+//! in the run, its place with the loop items, and the attempt). A plain send's message is
+//! written by the runner in the transaction that stores the step's outcome, so a crash leaves
+//! both or neither; a call-permission request or a send that opens a free entry point is
+//! queued here first (their bookkeeping is the outbox's), and a crash before the outcome is
+//! stored asks again with the same key: the outbox answers with the message it already holds
+//! — a run never sends twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +19,15 @@ use super::engine::{Action, Failure};
 use super::send;
 use crate::config::Settings;
 use crate::outbox::submit::{NotQueued, Submission};
-use crate::store::Store;
+use crate::store::{NewMessage, Store};
 use crate::time::Millis;
+
+/// An action's outcome, and the message a send step leaves for the runner to write with it.
+#[derive(Debug)]
+pub struct Performed {
+    pub outcome: Result<Value, Failure>,
+    pub message: Option<NewMessage>,
+}
 
 /// What performing an action needs.
 #[derive(Clone)]
@@ -50,7 +60,7 @@ impl Actions {
         contact: &Value,
         trigger: &Value,
         now: Millis,
-    ) -> Result<Value, Failure> {
+    ) -> Performed {
         if send::is_send(action.kind) {
             let from = trigger
                 .pointer("/sender/phone_number_id")
@@ -60,7 +70,7 @@ impl Actions {
                 .send(action, contact["phone"].as_str(), from, key, now)
                 .await;
         }
-        match action.kind {
+        let outcome = match action.kind {
             "http" => {
                 http_request(
                     &self.http,
@@ -77,7 +87,16 @@ impl Actions {
                 format!("a {other} step cannot run here"),
                 false,
             )),
+        };
+        Performed {
+            outcome,
+            message: None,
         }
+    }
+
+    /// Wakes the lane of a message a run's save wrote.
+    pub fn saved(&self, message: &crate::store::NewMessage) {
+        self.wakers.wake(&message.sender_id);
     }
 
     /// Marks the customer's conversation as a person's: the number's assistant stops
@@ -125,10 +144,13 @@ impl Actions {
         )
     }
 
-    /// Queues the send; asked again after a crash (same key), the outbox answers with the
-    /// message it already holds. Only when the send is refused is the key looked up first:
-    /// the world may have changed since the first ask (a window closed), but a message that
-    /// was queued then stands.
+    /// Queues the send. A plain message (no call-permission limits, no free entry point to
+    /// open) is not written here: it goes back to the runner, which writes it with the
+    /// step's outcome in one transaction, so a crash leaves both or neither. Other sends are
+    /// queued now; asked again after a crash (same key), the outbox answers with the message
+    /// it already holds. Only when the send is refused is the key looked up first: the world
+    /// may have changed since the first ask (a window closed), but a message that was queued
+    /// then stands.
     async fn send(
         &self,
         action: &Action,
@@ -136,17 +158,28 @@ impl Actions {
         from: Option<&str>,
         key: String,
         now: Millis,
-    ) -> Result<Value, Failure> {
+    ) -> Performed {
         match self.queue(action, phone, from, key.clone(), now).await {
             Err(f) if f.code != "store_unavailable" => {
-                match self.store.message_by_idempotency_key(&key).await {
+                let outcome = match self.store.message_by_idempotency_key(&key).await {
                     Ok(Some(id)) => {
                         Ok(json!({"status": "queued", "message_id": id, "duplicate": true}))
                     }
                     _ => Err(f),
+                };
+                Performed {
+                    outcome,
+                    message: None,
                 }
             }
-            other => other,
+            Err(f) => Performed {
+                outcome: Err(f),
+                message: None,
+            },
+            Ok((output, message)) => Performed {
+                outcome: Ok(output),
+                message,
+            },
         }
     }
 
@@ -157,7 +190,7 @@ impl Actions {
         from: Option<&str>,
         key: String,
         now: Millis,
-    ) -> Result<Value, Failure> {
+    ) -> Result<(Value, Option<NewMessage>), Failure> {
         let store_failed =
             |e: crate::store::StoreError| fail("store_unavailable", e.to_string(), true);
         let s = send::from_action(action.kind, &action.input, phone)
@@ -184,8 +217,17 @@ impl Actions {
             book: &self.book,
             wakers: &self.wakers,
         };
-        let queued = submitter
-            .submit(Submission {
+        let not_queued = |e: NotQueued| match e {
+            NotQueued::Refused(r) => fail(r.code(), r.to_string(), false),
+            NotQueued::CallingUnavailable(why) => fail("calling_unavailable", why, false),
+            NotQueued::PermissionLimit { code, message } => fail(code, message, false),
+            // Only a person's send is refused for an offline number (this step checks
+            // the number itself before sending).
+            NotQueued::SenderOffline(why) => fail("sender_offline", why, true),
+            NotQueued::Store(e) => store_failed(e),
+        };
+        let ready = submitter
+            .prepare(Submission {
                 sender,
                 to: &s.to,
                 message: s.message,
@@ -195,20 +237,25 @@ impl Actions {
                 now,
             })
             .await
-            .map_err(|e| match e {
-                NotQueued::Refused(r) => fail(r.code(), r.to_string(), false),
-                NotQueued::CallingUnavailable(why) => fail("calling_unavailable", why, false),
-                NotQueued::PermissionLimit { code, message } => fail(code, message, false),
-                // Only a person's send is refused for an offline number (this step checks
-                // the number itself before sending).
-                NotQueued::SenderOffline(why) => fail("sender_offline", why, true),
-                NotQueued::Store(e) => store_failed(e),
-            })?;
-        Ok(json!({
-            "status": "queued", "message_id": queued.id, "to": s.to.as_str(), "type": queued.kind,
-            "reason": queued.reason,
-            "duplicate": queued.duplicate,
-        }))
+            .map_err(not_queued)?;
+        let output = |id: &str, kind: &str, reason: &str, duplicate: bool| {
+            json!({
+                "status": "queued", "message_id": id, "to": s.to.as_str(), "type": kind,
+                "reason": reason, "duplicate": duplicate,
+            })
+        };
+        if ready.is_plain() {
+            let m = &ready.message;
+            return Ok((
+                output(&m.id, &m.kind, &m.reason, false),
+                Some(ready.message),
+            ));
+        }
+        let queued = submitter.queue(ready).await.map_err(not_queued)?;
+        Ok((
+            output(&queued.id, &queued.kind, &queued.reason, queued.duplicate),
+            None,
+        ))
     }
 }
 

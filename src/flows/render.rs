@@ -70,11 +70,40 @@ impl Context {
 
 /// Renders a template (`"Hi {{ contact.name }}"`) to text.
 pub fn text(source: &str, ctx: &Context) -> Result<String, String> {
+    if let Some(done) = plain_text(source, ctx) {
+        return Ok(done);
+    }
     let env = expr::environment();
     let rendered = env
         .template_from_str(source)
         .and_then(|t| t.render(ctx.value()));
     rendered.map_err(|e| explain(source, Form::Template, ctx, &e))
+}
+
+/// What minijinja would render for the two commonest inputs of a step, without it: text with
+/// no template syntax, and a template that is one variable holding a string
+/// (`{{ trigger.phone }}`). minijinja compiles the template and converts the whole context for
+/// each input, most of a simple run's own time; anything else (`None`) goes to minijinja.
+fn plain_text(source: &str, ctx: &Context) -> Option<String> {
+    // minijinja drops one trailing newline from a template (`keep_trailing_newline` is off).
+    if !source.contains(['{', '}']) && !source.ends_with('\n') {
+        return Some(source.to_string());
+    }
+    let path = source.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let is_name = |p: &str| {
+        p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && p.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+            && !matches!(p, "true" | "false" | "none" | "True" | "False" | "None")
+    };
+    if !path.split('.').all(is_name) {
+        return None;
+    }
+    let mut parts = path.split('.');
+    let mut at = ctx.root.get(parts.next()?)?;
+    for p in parts {
+        at = at.get(p)?;
+    }
+    at.as_str().map(str::to_string)
 }
 
 /// Evaluates an expression (`steps.fetch.status == 200`) to a value.
@@ -144,4 +173,80 @@ fn missing(source: &str, form: Form, ctx: &Context) -> Option<String> {
     refs.into_iter()
         .find(|r| !ctx.is_set(r))
         .map(|r| format!("`{r}` is not set (in `{source}`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// What minijinja renders, without the shortcut.
+    fn by_minijinja(source: &str, ctx: &Context) -> Result<String, String> {
+        expr::environment()
+            .template_from_str(source)
+            .and_then(|t| t.render(ctx.value()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_shortcut_renders_what_minijinja_renders_or_leaves_it_to_minijinja() {
+        let ctx = Context::new(
+            [
+                (
+                    "trigger",
+                    json!({"phone": "+14155550100", "name": "Ana <b>&", "score": 72,
+                           "none": "x", "items": ["a"], "nested": {"deep": "yes"}, "gone": null}),
+                ),
+                ("contact", json!({"name": "Ana"})),
+            ],
+            Vec::new(),
+        );
+        let shortcut = [
+            "a call back today",
+            "",
+            "  spaces kept  ",
+            "{{ trigger.phone }}",
+            "{{trigger.name}}",
+            "{{ trigger.nested.deep }}",
+            "{{ contact.name }}",
+        ];
+        for source in shortcut {
+            let fast = plain_text(source, &ctx);
+            assert!(fast.is_some(), "{source:?} takes the shortcut");
+            assert_eq!(
+                fast.unwrap(),
+                by_minijinja(source, &ctx).unwrap(),
+                "{source:?}"
+            );
+        }
+        // Left to minijinja: numbers, lists, missing or null variables, keywords, filters,
+        // text around a variable, a trailing newline, braces in the text.
+        let left = [
+            "{{ trigger.score }}",
+            "{{ trigger.items }}",
+            "{{ trigger.missing }}",
+            "{{ trigger.gone }}",
+            "{{ none }}",
+            "{{ trigger.none }}",
+            "{{ trigger.name | upper }}",
+            "Hi {{ contact.name }}",
+            "two lines\n",
+            "{ not a template }",
+            "{{ trigger.phone }}{{ trigger.phone }}",
+        ];
+        for source in left {
+            assert_eq!(
+                plain_text(source, &ctx),
+                None,
+                "{source:?} goes to minijinja"
+            );
+        }
+        // And through `text`, the missing variable is still named.
+        assert!(
+            text("{{ trigger.missing }}", &ctx)
+                .unwrap_err()
+                .contains("trigger.missing")
+        );
+    }
 }

@@ -6,9 +6,10 @@
 //!   due time: nothing polls it. The runner sleeps until the earliest due time, or until it is
 //!   woken (a run started, a reply delivered).
 //! - Each action's outcome is stored (with the run's new state, in one transaction) before the
-//!   next action is performed and before the run waits or ends; a crash repeats at most the
-//!   last action, with the same key, and a send's idempotency key makes the repeat find the
-//!   message it queued (see [`super::actions`]).
+//!   next action is performed and before the run waits or ends; a plain send's message is
+//!   written in that same transaction. A crash repeats at most the last action, with the same
+//!   key; a send is then either not written yet or found by its idempotency key (see
+//!   [`super::actions`]).
 //! - Runs of one customer are taken up one after the other, never at once, so two runs do not
 //!   interleave their sends to one person; other customers' runs go concurrently, up to
 //!   `flows.concurrency`.
@@ -158,8 +159,10 @@ impl Runner {
         };
         let mut lines = Vec::new();
         // An action completed and not stored yet: stored with the run's next wait or end, or
-        // before its next action, whichever comes first (one write per run for most flows).
+        // before its next action, whichever comes first (one write per run for most flows),
+        // with the message it queued, if any.
         let mut unsaved = false;
+        let mut message = None;
         let mut next = match (&run.status, row.reply) {
             (Status::AwaitingReply { .. }, Some(reply)) => {
                 let step = current(&engine, &run);
@@ -180,18 +183,24 @@ impl Runner {
                     // The outcome of the action before is stored before this one is
                     // performed: a crash repeats no action that completed.
                     if unsaved {
-                        if !self
-                            .save(&row.id, &run, "running", Some(now), None, &lines, None)
-                            .await?
-                        {
+                        let saving = Saving {
+                            status: "running",
+                            due_at: Some(now),
+                            error: None,
+                            message: message.take(),
+                            fact: None,
+                        };
+                        if !self.save(&row.id, &run, saving, &lines).await? {
                             return Ok(());
                         }
                         lines.clear();
                     }
-                    let outcome = self
+                    let performed = self
                         .actions
                         .perform(&row.id, &action, &run.contact, &run.trigger, now)
                         .await;
+                    let outcome = performed.outcome;
+                    message = performed.message;
                     metrics::counter!("ringback_flow_actions_total", "kind" => action.kind, "outcome" => if outcome.is_ok() { "ok" } else { "failed" }).increment(1);
                     let (output, error) = match &outcome {
                         Ok(v) => (Some(v.clone()), None),
@@ -267,32 +276,44 @@ impl Runner {
                     ("failed", None, Some(error), Some(fact))
                 }
             };
-            self.save(&row.id, &run, status, due_at, error, &lines, fact.as_ref())
-                .await?;
+            let saving = Saving {
+                status,
+                due_at,
+                error,
+                message: message.take(),
+                fact,
+            };
+            self.save(&row.id, &run, saving, &lines).await?;
             return Ok(());
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Stores the run and what its last steps did; `false` when it was cancelled meanwhile
+    /// (then nothing is written, its message neither).
     async fn save(
         &self,
         id: &str,
         run: &Run,
-        status: &str,
-        due_at: Option<Millis>,
-        error: Option<String>,
+        saving: Saving,
         lines: &[StepLine],
-        fact: Option<&Fact>,
     ) -> Result<bool, StoreError> {
         let update = RunUpdate {
             id: id.to_string(),
-            status: status.to_string(),
-            due_at,
+            status: saving.status.to_string(),
+            due_at: saving.due_at,
             state: serde_json::to_value(run).unwrap_or(Value::Null),
-            error,
+            error: saving.error,
             at: now_ms(),
+            message: saving.message,
         };
-        self.store.save_run(&update, lines, fact).await
+        let saved = self
+            .store
+            .save_run(&update, lines, saving.fact.as_ref())
+            .await?;
+        if let (true, Some(m)) = (saved, &update.message) {
+            self.actions.saved(m);
+        }
+        Ok(saved)
     }
 
     /// A run that cannot go on (its version or state unreadable) fails with the reason.
@@ -314,11 +335,21 @@ impl Runner {
             state: row.state.clone(),
             error: Some(why.clone()),
             at: now,
+            message: None,
         };
         let lines = [line(now, "", "failed", None, None, Some(why))];
         self.store.save_run(&update, &lines, Some(&fact)).await?;
         Ok(())
     }
+}
+
+/// A run's new status, and what is written with it.
+struct Saving {
+    status: &'static str,
+    due_at: Option<Millis>,
+    error: Option<String>,
+    message: Option<crate::store::NewMessage>,
+    fact: Option<Fact>,
 }
 
 fn current(engine: &Engine<'_>, run: &Run) -> String {

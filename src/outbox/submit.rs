@@ -108,6 +108,12 @@ impl Submitter<'_> {
     }
 
     pub async fn submit(&self, s: Submission<'_>) -> Result<Queued, NotQueued> {
+        let ready = self.prepare(s).await?;
+        self.queue(ready).await
+    }
+
+    /// The checks of the send policy, and the message row they approve, not yet written.
+    pub async fn prepare(&self, s: Submission<'_>) -> Result<Ready, NotQueued> {
         let (sender, to) = (s.sender, s.to);
         let id = super::new_message_id();
         let facts = self
@@ -125,21 +131,53 @@ impl Submitter<'_> {
             s.now,
         )?;
         // A call-permission request counts against Meta's limits (1 a day, 2 a week): refused
-        // here when Meta would refuse it, recorded once it is queued.
+        // when it is queued if Meta would refuse it, recorded once it is queued.
         let permission_request = approved
             .body
             .pointer("/interactive/type")
             .and_then(Value::as_str)
             == Some("call_permission_request");
+        let message = NewMessage {
+            id,
+            sender_id: sender.phone_number_id.clone(),
+            to: to.to_string(),
+            kind: approved.kind,
+            body: approved.body,
+            idempotency_key: s.idempotency_key,
+            // The policy words its reasons for API sends.
+            reason: approved
+                .reason
+                .replacen("sent through the API", s.origin, 1),
+            created_at: s.now,
+        };
+        Ok(Ready {
+            message,
+            to: to.clone(),
+            display_number: sender.display_number.clone(),
+            permission_request,
+            opens_free_entry_point: approved.opens_free_entry_point,
+        })
+    }
+
+    /// Writes a prepared message, with the bookkeeping it needs, and wakes its lane.
+    pub async fn queue(&self, ready: Ready) -> Result<Queued, NotQueued> {
+        let Ready {
+            message,
+            to,
+            display_number,
+            permission_request,
+            opens_free_entry_point,
+        } = ready;
+        let (sender_id, digits) = (message.sender_id.clone(), to.digits());
         let mut guard = None;
         if permission_request {
-            crate::calling::region::business_calls_available(&sender.display_number)
+            crate::calling::region::business_calls_available(&display_number)
                 .map_err(NotQueued::CallingUnavailable)?;
             // Held until the request is recorded, so two concurrent requests cannot both
             // pass a 1-per-24-h limit.
             guard = Some(self.book.lock().await);
-            let record = self.book.get(&sender.phone_number_id, to.digits()).await?;
-            if let Err(r) = record.may_request(s.now, &self.book.limits) {
+            let record = self.book.get(&sender_id, digits).await?;
+            if let Err(r) = record.may_request(message.created_at, &self.book.limits) {
                 let code = if r.code == 138017 {
                     "permanent_permission_exists"
                 } else {
@@ -151,19 +189,6 @@ impl Submitter<'_> {
                 });
             }
         }
-        let message = NewMessage {
-            id,
-            sender_id: sender.phone_number_id.clone(),
-            to: to.to_string(),
-            kind: approved.kind.clone(),
-            body: approved.body,
-            idempotency_key: s.idempotency_key,
-            // The policy words its reasons for API sends.
-            reason: approved
-                .reason
-                .replacen("sent through the API", s.origin, 1),
-            created_at: s.now,
-        };
         let (id, duplicate) = match self.store.enqueue(&message).await? {
             Enqueued::New(id) => (id, false),
             Enqueued::Existing(id) => (id, true),
@@ -171,25 +196,45 @@ impl Submitter<'_> {
         if permission_request && !duplicate {
             self.book
                 .apply_locked(
-                    &sender.phone_number_id,
-                    to.digits(),
+                    &sender_id,
+                    digits,
                     crate::calling::permission::Input::RequestSent { origin: id.clone() },
-                    s.now,
+                    message.created_at,
                 )
                 .await?;
         }
         drop(guard);
-        if let (Some(until), false) = (approved.opens_free_entry_point, duplicate) {
+        if let (Some(until), false) = (opens_free_entry_point, duplicate) {
             self.store
-                .open_free_entry_point(&sender.phone_number_id, to.digits(), until)
+                .open_free_entry_point(&sender_id, digits, until)
                 .await?;
         }
-        self.wakers.wake(&sender.phone_number_id);
+        self.wakers.wake(&sender_id);
         Ok(Queued {
             id,
-            kind: approved.kind,
+            kind: message.kind,
             reason: message.reason,
             duplicate,
         })
+    }
+}
+
+/// A message the send policy approved, to be written by [`Submitter::queue`] — or, when
+/// [`Ready::is_plain`], in a transaction of the caller's (a flow's run saves its send with
+/// the step's outcome).
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub message: NewMessage,
+    to: PhoneE164,
+    display_number: PhoneE164,
+    permission_request: bool,
+    opens_free_entry_point: Option<Millis>,
+}
+
+impl Ready {
+    /// Whether writing the row is all there is to queueing it: no call-permission limits to
+    /// hold and record, no free entry point to open.
+    pub fn is_plain(&self) -> bool {
+        !self.permission_request && self.opens_free_entry_point.is_none()
     }
 }

@@ -32,6 +32,15 @@ fn invalid(details: impl Into<String>) -> Response {
     GraphFailure::new(100, "Invalid parameter", details).into_response()
 }
 
+fn no_such_code(code: &str) -> Response {
+    invalid(format!("No QR code '{code}' on this phone number."))
+}
+
+/// Where code `code` is in a number's list.
+fn position(codes: &[QrCode], code: &str) -> Option<usize> {
+    codes.iter().position(|q| q.code == code)
+}
+
 fn new_code() -> String {
     const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
@@ -80,12 +89,12 @@ pub async fn create(
     let mut state = sb.lock();
     let codes = state.qr_codes.entry(pnid).or_default();
     let qr = match req.code {
-        Some(code) => match codes.iter_mut().find(|q| q.code == code) {
-            Some(q) => {
-                q.prefilled_message = message;
-                q.clone()
+        Some(code) => match position(codes, &code) {
+            Some(i) => {
+                codes[i].prefilled_message = message;
+                codes[i].clone()
             }
-            None => return invalid(format!("No QR code '{code}' on this phone number.")),
+            None => return no_such_code(&code),
         },
         None => {
             if codes.len() >= MAX_PER_NUMBER {
@@ -138,10 +147,10 @@ pub async fn show(
         .lock()
         .qr_codes
         .get(&pnid)
-        .and_then(|c| c.iter().find(|q| q.code == code).cloned());
+        .and_then(|c| position(c, &code).map(|i| c[i].clone()));
     match found {
         Some(q) => Json(json!({"data": [q]})).into_response(),
-        None => invalid(format!("No QR code '{code}' on this phone number.")),
+        None => no_such_code(&code),
     }
 }
 
@@ -156,12 +165,13 @@ pub async fn delete(
     }
     let mut state = sb.lock();
     let codes = state.qr_codes.entry(pnid).or_default();
-    let before = codes.len();
-    codes.retain(|q| q.code != code);
-    if codes.len() == before {
-        return invalid(format!("No QR code '{code}' on this phone number."));
+    match position(codes, &code) {
+        Some(i) => {
+            codes.remove(i);
+            Json(json!({"success": true})).into_response()
+        }
+        None => no_such_code(&code),
     }
-    Json(json!({"success": true})).into_response()
 }
 
 /// `GET /sandbox/qr/{code}.svg|png`: the image of a code, encoding its short link.

@@ -79,6 +79,11 @@ pub struct RunUpdate {
     pub state: Value,
     pub error: Option<String>,
     pub at: Millis,
+    /// A send the run's last action queued: written in the same transaction, so the step's
+    /// outcome and its message are stored together or not at all (and not when the run was
+    /// cancelled meanwhile). Its idempotency key is taken already only if something else
+    /// queued that key; the row is then left as it was.
+    pub message: Option<crate::store::NewMessage>,
 }
 
 /// One line of a run's timeline: a step taken, an action's outcome, a wait.

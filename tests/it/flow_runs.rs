@@ -744,6 +744,7 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
             state: json!({}),
             error: None,
             at,
+            message: None,
         };
         assert!(
             store
@@ -760,5 +761,73 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
     assert_eq!(
         store.run("old-waiting").await.unwrap().unwrap().status,
         "sleeping"
+    );
+}
+
+/// A send's message is written with its run's save, in the same transaction: a run cancelled
+/// meanwhile writes neither.
+#[tokio::test]
+async fn a_runs_message_is_written_with_its_save_and_not_for_a_cancelled_run() {
+    use ringback::store::{NewMessage, NewRun, RunUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ringback::store::open(&store_url(dir.path()).await)
+        .await
+        .unwrap();
+    let run = |id: &str| NewRun {
+        id: id.into(),
+        flow: "f".into(),
+        version: "f@0".into(),
+        trigger_key: id.into(),
+        contact: None,
+        status: "running".into(),
+        due_at: 1_000,
+        state: json!({}),
+        created_at: 1_000,
+    };
+    store
+        .start_runs(&[run("kept"), run("cancelled")], &[], None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .cancel_run("cancelled", "a person", 1_500)
+            .await
+            .unwrap()
+    );
+    for id in ["kept", "cancelled"] {
+        let update = RunUpdate {
+            id: id.into(),
+            status: "done".into(),
+            due_at: None,
+            state: json!({}),
+            error: None,
+            at: 2_000,
+            message: Some(NewMessage {
+                id: format!("m-{id}"),
+                sender_id: PNID.into(),
+                to: "+14155550100".into(),
+                kind: "text".into(),
+                body: json!({"messaging_product": "whatsapp", "to": "14155550100", "type": "text", "text": {"body": "hi"}}),
+                idempotency_key: Some(format!("flow:{id}:1")),
+                reason: "sent by a flow".into(),
+                created_at: 2_000,
+            }),
+        };
+        let saved = store.save_run(&update, &[], None).await.unwrap();
+        assert_eq!(saved, id == "kept", "run {id}");
+    }
+    assert_eq!(
+        store
+            .message_by_idempotency_key("flow:kept:1")
+            .await
+            .unwrap(),
+        Some("m-kept".to_string())
+    );
+    assert_eq!(
+        store
+            .message_by_idempotency_key("flow:cancelled:1")
+            .await
+            .unwrap(),
+        None
     );
 }

@@ -142,8 +142,9 @@ pub async fn list(
 
 async fn find(s: &AppState, code: &str) -> Result<Link, ApiError> {
     let missing = || ApiError::not_found(format!("no link has the code '{code}'"));
-    let code = crate::links::normalize_code(code).ok_or_else(missing)?;
-    s.store.link(&code).await?.ok_or_else(missing)
+    crate::links::find(s.store.as_ref(), code)
+        .await?
+        .ok_or_else(missing)
 }
 
 /// `GET /api/v1/links/{code}`.

@@ -27,22 +27,6 @@ pub struct StateQuery {
     state: String,
 }
 
-/// Whether a key names something secret.
-fn secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "password",
-        "api_key",
-        "apikey",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
 /// `v` with every value under a secret-looking key replaced, at any depth.
 fn redacted(v: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
@@ -50,8 +34,8 @@ fn redacted(v: &serde_json::Value) -> serde_json::Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if secret_key(k) {
-                        Value::String("<redacted>".into())
+                    let v = if crate::config::redact::is_secret(k) {
+                        Value::String(crate::config::redact::REDACTED.into())
                     } else {
                         redacted(v)
                     };

@@ -118,8 +118,8 @@ pub async fn page(
     visitor: Visitor,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let made = match q.made.as_deref().and_then(crate::links::normalize_code) {
-        Some(code) => match s.store.link(&code).await {
+    let made = match q.made.as_deref() {
+        Some(code) => match crate::links::find(s.store.as_ref(), code).await {
             Ok(l) => l,
             Err(e) => return page::unavailable(e),
         },
@@ -201,11 +201,7 @@ pub async fn qr(
     _visitor: Visitor,
     Path((code, file)): Path<(String, String)>,
 ) -> Response {
-    let link = match crate::links::normalize_code(&code) {
-        Some(code) => s.store.link(&code).await,
-        None => Ok(None),
-    };
-    match link {
+    match crate::links::find(s.store.as_ref(), &code).await {
         Ok(Some(l)) => {
             match crate::http::api::links::qr_image(
                 &l,

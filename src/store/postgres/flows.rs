@@ -87,6 +87,9 @@ impl PostgresStore {
         if n == 0 {
             return Ok(false);
         }
+        if let Some(m) = &u.message {
+            super::insert_message(&mut tx, m).await?;
+        }
         if !lines.is_empty() {
             let last: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(MAX(seq), 0) FROM flow_steps WHERE run_id = $1",

@@ -115,6 +115,9 @@ fn save_run(
     if n == 0 {
         return Ok(false);
     }
+    if let Some(m) = &u.message {
+        super::effects::insert_message(c, m)?;
+    }
     if !lines.is_empty() {
         let last: i64 = c
             .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM flow_steps WHERE run_id = ?1")?
