@@ -6,7 +6,8 @@
 //! or environment access), and it reports which variables a template uses, which is how a
 //! misspelt variable is caught when a flow is checked instead of when a customer is messaged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use minijinja::Environment;
 
@@ -47,6 +48,43 @@ pub fn environment() -> &'static Environment<'static> {
     &ENV
 }
 
+/// An expression compiled, and the variables it reads.
+pub struct Compiled {
+    pub expression: minijinja::Expression<'static, 'static>,
+    pub references: BTreeSet<String>,
+}
+
+/// Distinct expressions kept compiled; beyond that the cache starts again (flows are few, but
+/// flows posted through the API may come and go).
+const COMPILED_LIMIT: usize = 4096;
+
+/// `source` compiled once and kept: a flow's conditions are the same for every run that takes
+/// them, and compiling (with finding its variables) was most of evaluating one.
+pub fn compiled(source: &str) -> Result<Arc<Compiled>, minijinja::Error> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Arc<Compiled>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let cache = || {
+        CACHE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some(c) = cache().get(source) {
+        return Ok(c.clone());
+    }
+    let expression = environment().compile_expression_owned(source.to_string())?;
+    let references = expression.undeclared_variables(true).into_iter().collect();
+    let c = Arc::new(Compiled {
+        expression,
+        references,
+    });
+    let mut kept = cache();
+    if kept.len() >= COMPILED_LIMIT {
+        kept.clear();
+    }
+    kept.insert(source.to_string(), c.clone());
+    Ok(c)
+}
+
 /// What a piece of text is: a template with `{{ }}` inside, or a bare expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -62,9 +100,7 @@ pub fn references(source: &str, form: Form) -> Result<BTreeSet<String>, String> 
         Form::Template => env
             .template_from_str(source)
             .map(|t| t.undeclared_variables(true)),
-        Form::Expression => env
-            .compile_expression(source)
-            .map(|e| e.undeclared_variables(true)),
+        Form::Expression => compiled(source).map(|c| c.references.iter().cloned().collect()),
     };
     found
         .map(|set| set.into_iter().collect())

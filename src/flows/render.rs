@@ -108,10 +108,7 @@ fn plain_text(source: &str, ctx: &Context) -> Option<String> {
 
 /// Evaluates an expression (`steps.fetch.status == 200`) to a value.
 pub fn value(source: &str, ctx: &Context) -> Result<Value, String> {
-    let env = expr::environment();
-    let evaluated = env
-        .compile_expression(source)
-        .and_then(|e| e.eval(ctx.value()));
+    let evaluated = expr::compiled(source).and_then(|c| c.expression.eval(ctx.value()));
     let v = evaluated.map_err(|e| explain(source, Form::Expression, ctx, &e))?;
     if v.is_undefined() {
         return Err(missing(source, Form::Expression, ctx)
@@ -124,16 +121,13 @@ pub fn value(source: &str, ctx: &Context) -> Result<Value, String> {
 /// that is not set fails it rather than counting as false — unless the condition asks about
 /// it (`x is defined`, `x | default(…)`, `x is none`).
 pub fn condition(source: &str, ctx: &Context) -> Result<bool, String> {
-    let env = expr::environment();
     let asks = ["default", "defined", "none"]
         .iter()
         .any(|w| source.contains(w));
     if !asks && let Some(m) = missing(source, Form::Expression, ctx) {
         return Err(m);
     }
-    let evaluated = env
-        .compile_expression(source)
-        .and_then(|e| e.eval(ctx.value()));
+    let evaluated = expr::compiled(source).and_then(|c| c.expression.eval(ctx.value()));
     match evaluated {
         Ok(v) if v.is_undefined() && !asks => Err(format!("`{source}` has no value")),
         Ok(v) => Ok(v.is_true()),
@@ -247,6 +241,33 @@ mod tests {
             text("{{ trigger.missing }}", &ctx)
                 .unwrap_err()
                 .contains("trigger.missing")
+        );
+    }
+
+    #[test]
+    fn an_expression_is_compiled_once_and_evaluated_against_each_context() {
+        let source = "trigger.score >= 50 and contact.name is defined";
+        let first = expr::compiled(source).unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &first,
+            &expr::compiled(source).unwrap()
+        ));
+        let ctx = |score: i64| {
+            Context::new(
+                [
+                    ("trigger", json!({"score": score})),
+                    ("contact", json!({"name": "Ana"})),
+                ],
+                Vec::new(),
+            )
+        };
+        assert_eq!(condition(source, &ctx(72)), Ok(true));
+        assert_eq!(condition(source, &ctx(12)), Ok(false));
+        let missing = Context::new([("contact", json!({}))], Vec::new());
+        assert!(
+            condition("trigger.score >= 50", &missing)
+                .unwrap_err()
+                .contains("trigger.score")
         );
     }
 }

@@ -130,7 +130,7 @@ impl Runner {
             let why = format!("version {} of the flow cannot be read", row.version);
             return self.fail_unreadable(&row, why).await;
         };
-        let mut run: Run = match serde_json::from_value(row.state.clone()) {
+        let mut run: Run = match serde::Deserialize::deserialize(&row.state) {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("the run's stored state cannot be read: {e}");
