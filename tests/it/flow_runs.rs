@@ -697,15 +697,9 @@ async fn an_http_step_retries_and_private_addresses_are_refused_by_default() {
     );
 }
 
-/// Retention prunes runs that ended, with their timelines, and never a run still waiting.
-#[tokio::test]
-async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
-    use ringback::store::{NewRun, RowKind, RunUpdate, StepLine};
-    let dir = tempfile::tempdir().unwrap();
-    let store = ringback::store::open(&store_url(dir.path()).await)
-        .await
-        .unwrap();
-    let run = |id: &str, at: i64| NewRun {
+/// A run of flow `f` started at `at`, as the store holds it.
+fn running_run(id: &str, at: i64) -> ringback::store::NewRun {
+    ringback::store::NewRun {
         id: id.into(),
         flow: "f".into(),
         version: "f@0".into(),
@@ -715,11 +709,21 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
         due_at: at,
         state: json!({}),
         created_at: at,
-    };
+    }
+}
+
+/// Retention prunes runs that ended, with their timelines, and never a run still waiting.
+#[tokio::test]
+async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
+    use ringback::store::{RowKind, RunUpdate, StepLine};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ringback::store::open(&store_url(dir.path()).await)
+        .await
+        .unwrap();
     let runs = [
-        run("old-done", 1_000),
-        run("new-done", 1_000),
-        run("old-waiting", 1_000),
+        running_run("old-done", 1_000),
+        running_run("new-done", 1_000),
+        running_run("old-waiting", 1_000),
     ];
     store.start_runs(&runs, &[], None).await.unwrap();
     let line = StepLine {
@@ -768,24 +772,17 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
 /// meanwhile writes neither.
 #[tokio::test]
 async fn a_runs_message_is_written_with_its_save_and_not_for_a_cancelled_run() {
-    use ringback::store::{NewMessage, NewRun, RunUpdate};
+    use ringback::store::{NewMessage, RunUpdate};
     let dir = tempfile::tempdir().unwrap();
     let store = ringback::store::open(&store_url(dir.path()).await)
         .await
         .unwrap();
-    let run = |id: &str| NewRun {
-        id: id.into(),
-        flow: "f".into(),
-        version: "f@0".into(),
-        trigger_key: id.into(),
-        contact: None,
-        status: "running".into(),
-        due_at: 1_000,
-        state: json!({}),
-        created_at: 1_000,
-    };
     store
-        .start_runs(&[run("kept"), run("cancelled")], &[], None)
+        .start_runs(
+            &[running_run("kept", 1_000), running_run("cancelled", 1_000)],
+            &[],
+            None,
+        )
         .await
         .unwrap();
     assert!(
