@@ -60,6 +60,7 @@ impl Actions {
         contact: &Value,
         trigger: &Value,
         now: Millis,
+        defer_sends: bool,
     ) -> Performed {
         if send::is_send(action.kind) {
             let from = trigger
@@ -67,7 +68,14 @@ impl Actions {
                 .and_then(Value::as_str);
             let key = format!("flow:{run_id}:{}", action.key);
             return self
-                .send(action, contact["phone"].as_str(), from, key, now)
+                .send(
+                    action,
+                    contact["phone"].as_str(),
+                    from,
+                    key,
+                    now,
+                    defer_sends,
+                )
                 .await;
         }
         let outcome = match action.kind {
@@ -158,8 +166,12 @@ impl Actions {
         from: Option<&str>,
         key: String,
         now: Millis,
+        defer: bool,
     ) -> Performed {
-        match self.queue(action, phone, from, key.clone(), now).await {
+        match self
+            .queue(action, phone, from, key.clone(), now, defer)
+            .await
+        {
             Err(f) if f.code != "store_unavailable" => {
                 let outcome = match self.store.message_by_idempotency_key(&key).await {
                     Ok(Some(id)) => {
@@ -190,6 +202,7 @@ impl Actions {
         from: Option<&str>,
         key: String,
         now: Millis,
+        defer: bool,
     ) -> Result<(Value, Option<NewMessage>), Failure> {
         let store_failed =
             |e: crate::store::StoreError| fail("store_unavailable", e.to_string(), true);
@@ -244,7 +257,7 @@ impl Actions {
                 "reason": reason, "duplicate": duplicate,
             })
         };
-        if ready.is_plain() {
+        if defer && ready.is_plain() {
             let m = &ready.message;
             return Ok((
                 output(&m.id, &m.kind, &m.reason, false),

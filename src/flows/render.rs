@@ -85,8 +85,9 @@ pub fn text(source: &str, ctx: &Context) -> Result<String, String> {
 /// (`{{ trigger.phone }}`). minijinja compiles the template and converts the whole context for
 /// each input, most of a simple run's own time; anything else (`None`) goes to minijinja.
 fn plain_text(source: &str, ctx: &Context) -> Option<String> {
-    // minijinja drops one trailing newline from a template (`keep_trailing_newline` is off).
-    if !source.contains(['{', '}']) && !source.ends_with('\n') {
+    // minijinja drops a trailing newline from a template (`keep_trailing_newline` is off),
+    // and a trailing carriage return.
+    if !source.contains(['{', '}']) && !source.ends_with(['\n', '\r']) {
         return Some(source.to_string());
     }
     let path = source.strip_prefix("{{")?.strip_suffix("}}")?.trim();
@@ -226,6 +227,7 @@ mod tests {
             "{{ trigger.name | upper }}",
             "Hi {{ contact.name }}",
             "two lines\n",
+            "a carriage return\r",
             "{ not a template }",
             "{{ trigger.phone }}{{ trigger.phone }}",
         ];

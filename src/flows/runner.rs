@@ -27,7 +27,7 @@ use super::engine::{Engine, Next, Run, Status};
 use super::render::Context;
 use crate::events::Fact;
 use crate::shutdown::Shutdown;
-use crate::store::{RunRow, RunUpdate, StepLine, Store, StoreError};
+use crate::store::{RunRow, RunSaved, RunUpdate, StepLine, Store, StoreError};
 use crate::time::{Millis, now_ms};
 
 /// Runs read per pass.
@@ -106,7 +106,7 @@ impl Runner {
             work.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 for row in queue {
-                    runner.take_up(row).await?;
+                    runner.take_up_once(row).await?;
                 }
                 Ok::<(), StoreError>(())
             });
@@ -123,9 +123,25 @@ impl Runner {
         Ok(n)
     }
 
+    /// Takes a run up. When a send's idempotency key turns out to hold a message already (a
+    /// crash after an earlier attempt queued it, before its outcome was stored), nothing of
+    /// that save was written: the run is taken up again from what is stored, its sends queued
+    /// at once, so the outbox answers with the message that holds the key and the step's
+    /// outcome names it.
+    async fn take_up_once(&self, row: RunRow) -> Result<(), StoreError> {
+        let id = row.id.clone();
+        if self.take_up(row, true).await? == RunSaved::KeyTaken
+            && let Some(row) = self.store.run(&id).await?
+        {
+            self.take_up(row, false).await?;
+        }
+        Ok(())
+    }
+
     /// Moves one run on until it waits or ends, storing it before each action after the first
-    /// and when it waits or ends.
-    async fn take_up(&self, row: RunRow) -> Result<(), StoreError> {
+    /// and when it waits or ends; a plain send's message is written by that save when
+    /// `defer_sends`, queued at once otherwise.
+    async fn take_up(&self, row: RunRow, defer_sends: bool) -> Result<RunSaved, StoreError> {
         let Some(loaded) = self.catalog.version(&row.version).await? else {
             let why = format!("version {} of the flow cannot be read", row.version);
             return self.fail_unreadable(&row, why).await;
@@ -190,14 +206,22 @@ impl Runner {
                             message: message.take(),
                             fact: None,
                         };
-                        if !self.save(&row.id, &run, saving, &lines).await? {
-                            return Ok(());
+                        let saved = self.save(&row.id, &run, saving, &lines).await?;
+                        if saved != RunSaved::Saved {
+                            return Ok(saved);
                         }
                         lines.clear();
                     }
                     let performed = self
                         .actions
-                        .perform(&row.id, &action, &run.contact, &run.trigger, now)
+                        .perform(
+                            &row.id,
+                            &action,
+                            &run.contact,
+                            &run.trigger,
+                            now,
+                            defer_sends,
+                        )
                         .await;
                     let outcome = performed.outcome;
                     message = performed.message;
@@ -283,20 +307,19 @@ impl Runner {
                 message: message.take(),
                 fact,
             };
-            self.save(&row.id, &run, saving, &lines).await?;
-            return Ok(());
+            return self.save(&row.id, &run, saving, &lines).await;
         }
     }
 
-    /// Stores the run and what its last steps did; `false` when it was cancelled meanwhile
-    /// (then nothing is written, its message neither).
+    /// Stores the run and what its last steps did (nothing at all unless it is
+    /// [`RunSaved::Saved`]).
     async fn save(
         &self,
         id: &str,
         run: &Run,
         saving: Saving,
         lines: &[StepLine],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<RunSaved, StoreError> {
         let update = RunUpdate {
             id: id.to_string(),
             status: saving.status.to_string(),
@@ -310,14 +333,14 @@ impl Runner {
             .store
             .save_run(&update, lines, saving.fact.as_ref())
             .await?;
-        if let (true, Some(m)) = (saved, &update.message) {
+        if let (RunSaved::Saved, Some(m)) = (saved, &update.message) {
             self.actions.saved(m);
         }
         Ok(saved)
     }
 
     /// A run that cannot go on (its version or state unreadable) fails with the reason.
-    async fn fail_unreadable(&self, row: &RunRow, why: String) -> Result<(), StoreError> {
+    async fn fail_unreadable(&self, row: &RunRow, why: String) -> Result<RunSaved, StoreError> {
         tracing::error!(run = %row.id, flow = %row.flow, reason = %why, "A flow run cannot go on.");
         let now = now_ms();
         let fact = Fact::FlowFailed {
@@ -338,8 +361,7 @@ impl Runner {
             message: None,
         };
         let lines = [line(now, "", "failed", None, None, Some(why))];
-        self.store.save_run(&update, &lines, Some(&fact)).await?;
-        Ok(())
+        self.store.save_run(&update, &lines, Some(&fact)).await
     }
 }
 

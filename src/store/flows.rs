@@ -70,6 +70,17 @@ pub struct RunRow {
     pub updated_at: Millis,
 }
 
+/// What [`FlowStore::save_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunSaved {
+    Saved,
+    /// The run was cancelled meanwhile: nothing was written.
+    Cancelled,
+    /// The message's idempotency key holds a message already (a crash after an earlier
+    /// attempt queued it): nothing was written; the step's outcome must name that message.
+    KeyTaken,
+}
+
 /// A run's new state after the runner took it up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunUpdate {
@@ -81,8 +92,7 @@ pub struct RunUpdate {
     pub at: Millis,
     /// A send the run's last action queued: written in the same transaction, so the step's
     /// outcome and its message are stored together or not at all (and not when the run was
-    /// cancelled meanwhile). Its idempotency key is taken already only if something else
-    /// queued that key; the row is then left as it was.
+    /// cancelled meanwhile, or when its idempotency key is taken: [`RunSaved`]).
     pub message: Option<crate::store::NewMessage>,
 }
 
@@ -134,15 +144,16 @@ pub trait FlowStore: Send + Sync {
     async fn next_run_due(&self) -> Result<Option<Millis>, StoreError>;
     /// Runs of `contact` awaiting a reply.
     async fn runs_awaiting(&self, contact: &str) -> Result<Vec<RunRow>, StoreError>;
-    /// Writes a run's new state, appends its timeline lines (numbered after the last) and,
-    /// when given, journals `fact`, in one transaction. A run cancelled meanwhile stays
-    /// cancelled: `false`.
+    /// Writes a run's new state, appends its timeline lines (numbered after the last), inserts
+    /// its message and, when given, journals `fact`, in one transaction. A run cancelled
+    /// meanwhile stays cancelled, and a message whose idempotency key is taken writes nothing
+    /// (see [`RunSaved`]).
     async fn save_run(
         &self,
         update: &RunUpdate,
         lines: &[StepLine],
         fact: Option<&Fact>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<RunSaved, StoreError>;
     async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError>;
     async fn run_by_trigger(&self, trigger_key: &str) -> Result<Option<RunRow>, StoreError>;
     async fn runs(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError>;

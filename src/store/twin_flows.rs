@@ -13,7 +13,7 @@ macro_rules! twin_flow_store {
 
         use $crate::events::Fact;
         use $crate::store::{
-            FlowRow, FlowStore, FlowVersion, NewRun, RunQuery, RunRow, RunUpdate, StepLine,
+            FlowRow, FlowStore, FlowVersion, NewRun, RunQuery, RunRow, RunSaved, RunUpdate, StepLine,
             StoreError,
         };
         use $crate::time::Millis;
@@ -175,7 +175,7 @@ macro_rules! twin_flow_store {
                 u: &RunUpdate,
                 lines: &[StepLine],
                 fact: Option<&Fact>,
-            ) -> Result<bool, StoreError> {
+            ) -> Result<RunSaved, StoreError> {
                 self.save_run_impl(u, lines, fact).await
             }
 

@@ -715,7 +715,7 @@ fn running_run(id: &str, at: i64) -> ringback::store::NewRun {
 /// Retention prunes runs that ended, with their timelines, and never a run still waiting.
 #[tokio::test]
 async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
-    use ringback::store::{RowKind, RunUpdate, StepLine};
+    use ringback::store::{RowKind, RunSaved, RunUpdate, StepLine};
     let dir = tempfile::tempdir().unwrap();
     let store = ringback::store::open(&store_url(dir.path()).await)
         .await
@@ -750,11 +750,12 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
             at,
             message: None,
         };
-        assert!(
+        assert_eq!(
             store
                 .save_run(&update, std::slice::from_ref(&line), None)
                 .await
-                .unwrap()
+                .unwrap(),
+            RunSaved::Saved
         );
     }
     assert_eq!(store.prune(RowKind::FlowRuns, 5_000, 100).await.unwrap(), 1);
@@ -769,29 +770,43 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
 }
 
 /// A send's message is written with its run's save, in the same transaction: a run cancelled
-/// meanwhile writes neither.
+/// meanwhile writes neither, and a key that holds a message already writes nothing.
 #[tokio::test]
 async fn a_runs_message_is_written_with_its_save_and_not_for_a_cancelled_run() {
-    use ringback::store::{NewMessage, RunUpdate};
+    use ringback::store::{NewMessage, RunSaved, RunUpdate};
     let dir = tempfile::tempdir().unwrap();
     let store = ringback::store::open(&store_url(dir.path()).await)
         .await
         .unwrap();
-    store
-        .start_runs(
-            &[running_run("kept", 1_000), running_run("cancelled", 1_000)],
-            &[],
-            None,
-        )
-        .await
-        .unwrap();
+    let runs = ["kept", "cancelled", "taken"].map(|id| running_run(id, 1_000));
+    store.start_runs(&runs, &[], None).await.unwrap();
     assert!(
         store
             .cancel_run("cancelled", "a person", 1_500)
             .await
             .unwrap()
     );
-    for id in ["kept", "cancelled"] {
+    let message = |id: &str| NewMessage {
+        id: format!("m-{id}"),
+        sender_id: PNID.into(),
+        to: "+14155550100".into(),
+        kind: "text".into(),
+        body: json!({"messaging_product": "whatsapp", "to": "14155550100", "type": "text", "text": {"body": "hi"}}),
+        idempotency_key: Some(format!("flow:{id}:1")),
+        reason: "sent by a flow".into(),
+        created_at: 2_000,
+    };
+    // An earlier attempt queued this one's message before a crash.
+    let earlier = NewMessage {
+        id: "m-earlier".into(),
+        ..message("taken")
+    };
+    store.enqueue(&earlier).await.unwrap();
+    for (id, wanted) in [
+        ("kept", RunSaved::Saved),
+        ("cancelled", RunSaved::Cancelled),
+        ("taken", RunSaved::KeyTaken),
+    ] {
         let update = RunUpdate {
             id: id.into(),
             status: "done".into(),
@@ -799,32 +814,96 @@ async fn a_runs_message_is_written_with_its_save_and_not_for_a_cancelled_run() {
             state: json!({}),
             error: None,
             at: 2_000,
-            message: Some(NewMessage {
-                id: format!("m-{id}"),
-                sender_id: PNID.into(),
-                to: "+14155550100".into(),
-                kind: "text".into(),
-                body: json!({"messaging_product": "whatsapp", "to": "14155550100", "type": "text", "text": {"body": "hi"}}),
-                idempotency_key: Some(format!("flow:{id}:1")),
-                reason: "sent by a flow".into(),
-                created_at: 2_000,
-            }),
+            message: Some(message(id)),
         };
         let saved = store.save_run(&update, &[], None).await.unwrap();
-        assert_eq!(saved, id == "kept", "run {id}");
+        assert_eq!(saved, wanted, "run {id}");
     }
+    let key = |id: &str| format!("flow:{id}:1");
     assert_eq!(
         store
-            .message_by_idempotency_key("flow:kept:1")
+            .message_by_idempotency_key(&key("kept"))
             .await
             .unwrap(),
         Some("m-kept".to_string())
     );
     assert_eq!(
         store
-            .message_by_idempotency_key("flow:cancelled:1")
+            .message_by_idempotency_key(&key("cancelled"))
             .await
             .unwrap(),
         None
     );
+    assert_eq!(
+        store
+            .message_by_idempotency_key(&key("taken"))
+            .await
+            .unwrap(),
+        Some("m-earlier".to_string())
+    );
+    assert_eq!(
+        store.run("taken").await.unwrap().unwrap().status,
+        "running",
+        "nothing of the refused save is written"
+    );
+}
+
+const LATER: &str = r#"
+name = "later"
+[trigger]
+on = "manual"
+[[steps]]
+id = "wait"
+type = "delay"
+for = "2s"
+[[steps]]
+id = "hello"
+type = "send_template"
+to = "{{ trigger.phone }}"
+template = "call_follow_up"
+variables = ["there"]
+"#;
+
+/// A send whose idempotency key holds a message already (as after a crash between queueing
+/// it and storing the step, which a call-permission request or a send opening a free entry
+/// point can leave) sends nothing more, and the step names the message that holds the key.
+#[tokio::test]
+async fn a_send_whose_key_holds_a_message_names_that_message() {
+    let (app, _flows) = app_with_flows(&[("later.toml", LATER)], &[]).await;
+    let phone = "+919876500701";
+    let (status, started) = post_json(
+        &app,
+        "/api/v1/flows/later/runs",
+        json!({"phone": phone}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["run_id"].as_str().unwrap().to_string();
+    run_in(&app, &id, "sleeping").await;
+    // The message an earlier attempt of the step queued before a crash: the run's first
+    // action, step `hello`, first attempt.
+    let store = app.running.as_ref().unwrap().store.clone();
+    let earlier = "msg_queued_before_the_crash";
+    let queued = store
+        .enqueue(&ringback::store::NewMessage {
+            id: earlier.into(),
+            sender_id: PNID.into(),
+            to: phone.into(),
+            kind: "template".into(),
+            body: json!({"messaging_product": "whatsapp", "to": &phone[1..], "type": "template",
+                         "template": {"name": "call_follow_up", "language": {"code": "en_US"},
+                                      "components": [{"type": "body", "parameters": [{"type": "text", "text": "there"}]}]}}),
+            idempotency_key: Some(format!("flow:{id}:1:hello#1")),
+            reason: "sent by a flow".into(),
+            created_at: ringback::time::now_ms(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(queued, ringback::store::Enqueued::New(earlier.into()));
+    let run = run_in(&app, &id, "done").await;
+    let hello = action(&run, "hello");
+    assert_eq!(hello["output"]["message_id"], earlier, "{run}");
+    assert_eq!(hello["output"]["duplicate"], true, "{run}");
+    assert_eq!(hello["action_key"], "1:hello#1", "{run}");
 }

@@ -66,7 +66,7 @@ impl PostgresStore {
         u: &RunUpdate,
         lines: &[StepLine],
         fact: Option<&Fact>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<RunSaved, StoreError> {
         let mut tx = self.tx().await?;
         // A reply is kept only while the run still waits for one.
         let n = sqlx::query(
@@ -84,11 +84,14 @@ impl PostgresStore {
         .execute(tx.as_mut())
         .await?
         .rows_affected();
+        // Returning before the commit rolls the transaction back: nothing is written.
         if n == 0 {
-            return Ok(false);
+            return Ok(RunSaved::Cancelled);
         }
-        if let Some(m) = &u.message {
-            super::insert_message(&mut tx, m).await?;
+        if let Some(m) = &u.message
+            && !super::insert_message(&mut tx, m).await?
+        {
+            return Ok(RunSaved::KeyTaken);
         }
         if !lines.is_empty() {
             let last: i64 = sqlx::query_scalar(
@@ -123,6 +126,6 @@ impl PostgresStore {
         if fact.is_some() {
             self.journaled.notify_one();
         }
-        Ok(true)
+        Ok(RunSaved::Saved)
     }
 }

@@ -2,7 +2,7 @@
 //! two writes every run makes — starting runs and saving a run — on the writer thread, so
 //! the runs saved meanwhile share one commit.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 
@@ -28,7 +28,7 @@ impl SqliteStore {
         u: &RunUpdate,
         lines: &[StepLine],
         fact: Option<&Fact>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<RunSaved, StoreError> {
         let (u, lines, fact) = (u.clone(), lines.to_vec(), fact.cloned());
         let journaled = fact.is_some();
         let result = self
@@ -36,7 +36,7 @@ impl SqliteStore {
             .run(move |c| save_run(c, &u, &lines, fact.as_ref()))
             .await;
         let saved = self.health.observe(result, |_| true)?;
-        if saved && journaled {
+        if saved == RunSaved::Saved && journaled {
             self.journaled.notify_one();
         }
         Ok(saved)
@@ -97,7 +97,17 @@ fn save_run(
     u: &RunUpdate,
     lines: &[StepLine],
     fact: Option<&Fact>,
-) -> Result<bool, StoreError> {
+) -> Result<RunSaved, StoreError> {
+    // Checked before anything is written: this job's writes are kept unless it fails.
+    if let Some(key) = u.message.as_ref().and_then(|m| m.idempotency_key.as_ref()) {
+        let taken: Option<i64> = c
+            .prepare_cached("SELECT 1 FROM messages WHERE idempotency_key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        if taken.is_some() {
+            return Ok(RunSaved::KeyTaken);
+        }
+    }
     let n = c
         .prepare_cached(
             "UPDATE flow_runs SET status = ?2, due_at = ?3, state_json = ?4, error = ?5, updated_at = ?6,
@@ -113,7 +123,7 @@ fn save_run(
             u.at
         ])?;
     if n == 0 {
-        return Ok(false);
+        return Ok(RunSaved::Cancelled);
     }
     if let Some(m) = &u.message {
         super::effects::insert_message(c, m)?;
@@ -143,5 +153,5 @@ fn save_run(
     if let Some(f) = fact {
         super::conversations::journal(c, f)?;
     }
-    Ok(true)
+    Ok(RunSaved::Saved)
 }
