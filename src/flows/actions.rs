@@ -156,9 +156,9 @@ impl Actions {
     /// open) is not written here: it goes back to the runner, which writes it with the
     /// step's outcome in one transaction, so a crash leaves both or neither. Other sends are
     /// queued now; asked again after a crash (same key), the outbox answers with the message
-    /// it already holds. Only when the send is refused is the key looked up first: the world
-    /// may have changed since the first ask (a window closed), but a message that was queued
-    /// then stands.
+    /// it already holds. When the send fails, the key is looked up: the world may have
+    /// changed since the first ask (a window closed), but a message that was queued then
+    /// stands.
     async fn send(
         &self,
         action: &Action,
@@ -172,7 +172,10 @@ impl Actions {
             .queue(action, phone, from, key.clone(), now, defer)
             .await
         {
-            Err(f) if f.code != "store_unavailable" => {
+            // A store failure may come after the row was written (recording the free entry
+            // point or the permission request): the message stands then too, and retrying
+            // the step (with the next attempt's key) would send it twice.
+            Err(f) => {
                 let outcome = match self.store.message_by_idempotency_key(&key).await {
                     Ok(Some(id)) => {
                         Ok(json!({"status": "queued", "message_id": id, "duplicate": true}))
@@ -184,10 +187,6 @@ impl Actions {
                     message: None,
                 }
             }
-            Err(f) => Performed {
-                outcome: Err(f),
-                message: None,
-            },
             Ok((output, message)) => Performed {
                 outcome: Ok(output),
                 message,
