@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use phonenumber::{Mode, Type, country};
+use phonenumber::{Type, country};
 use serde::{Deserialize, Serialize};
 
 /// A valid phone number in E.164 form, always with its leading `+`.
@@ -167,7 +167,9 @@ fn classify(cleaned: &str, region: Option<Region>) -> Result<PhoneE164, Unusable
         // `is_valid` is exactly "the number's type is known" (same metadata, same regexes):
         // asking for both ran the type's regexes twice, a third of a caller id's parse.
         let valid = kind != Type::Unknown;
-        let e164 = number.format().mode(Mode::E164).to_string();
+        // E.164 is "+", the country code and the national number with its leading zeros;
+        // the crate's formatter would also pick a display pattern by regex, unused here.
+        let e164 = format!("+{}{}", number.country().code(), number.national());
         Some((valid, kind, e164))
     });
     let Ok(Some((valid, kind, e164))) = parsed else {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::summary::grouped;
 use crate::config::Config;
@@ -227,7 +227,7 @@ fn sleeping(engine: &Engine<'_>, i: usize, at: i64, until: i64) -> NewRun {
         contact: None,
         status: "sleeping".into(),
         due_at: until,
-        state: serde_json::to_value(&run).unwrap_or(Value::Null),
+        state: serde_json::to_string(&run).unwrap_or_else(|_| "null".into()),
         created_at: at,
     }
 }

@@ -103,8 +103,8 @@ impl Actions {
     }
 
     /// Wakes the lane of a message a run's save wrote.
-    pub fn saved(&self, message: &crate::store::NewMessage) {
-        self.wakers.wake(&message.sender_id);
+    pub fn saved(&self, sender_id: &str) {
+        self.wakers.wake(sender_id);
     }
 
     /// Marks the customer's conversation as a person's: the number's assistant stops

@@ -45,7 +45,7 @@ pub fn new_run(
         contact: phone,
         status: "running".into(),
         due_at: now,
-        state: serde_json::to_value(&run).unwrap_or(Value::Null),
+        state: serde_json::to_string(&run).unwrap_or_else(|_| "null".into()),
         created_at: now,
     }
 }

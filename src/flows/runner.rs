@@ -206,11 +206,12 @@ impl Runner {
                             message: message.take(),
                             fact: None,
                         };
-                        let saved = self.save(&row.id, &run, saving, &lines).await?;
+                        let saved = self
+                            .save(&row.id, &run, saving, std::mem::take(&mut lines))
+                            .await?;
                         if saved != RunSaved::Saved {
                             return Ok(saved);
                         }
-                        lines.clear();
                     }
                     let performed = self
                         .actions
@@ -307,7 +308,7 @@ impl Runner {
                 message: message.take(),
                 fact,
             };
-            return self.save(&row.id, &run, saving, &lines).await;
+            return self.save(&row.id, &run, saving, lines).await;
         }
     }
 
@@ -318,23 +319,21 @@ impl Runner {
         id: &str,
         run: &Run,
         saving: Saving,
-        lines: &[StepLine],
+        lines: Vec<StepLine>,
     ) -> Result<RunSaved, StoreError> {
         let update = RunUpdate {
             id: id.to_string(),
             status: saving.status.to_string(),
             due_at: saving.due_at,
-            state: serde_json::to_value(run).unwrap_or(Value::Null),
+            state: serde_json::to_string(run).unwrap_or_else(|_| "null".into()),
             error: saving.error,
             at: now_ms(),
             message: saving.message,
         };
-        let saved = self
-            .store
-            .save_run(&update, lines, saving.fact.as_ref())
-            .await?;
-        if let (RunSaved::Saved, Some(m)) = (saved, &update.message) {
-            self.actions.saved(m);
+        let sender = update.message.as_ref().map(|m| m.sender_id.clone());
+        let saved = self.store.save_run(update, lines, saving.fact).await?;
+        if let (RunSaved::Saved, Some(sender)) = (saved, sender) {
+            self.actions.saved(&sender);
         }
         Ok(saved)
     }
@@ -355,13 +354,13 @@ impl Runner {
             id: row.id.clone(),
             status: "failed".into(),
             due_at: None,
-            state: row.state.clone(),
+            state: row.state.to_string(),
             error: Some(why.clone()),
             at: now,
             message: None,
         };
-        let lines = [line(now, "", "failed", None, None, Some(why))];
-        self.store.save_run(&update, &lines, Some(&fact)).await
+        let lines = vec![line(now, "", "failed", None, None, Some(why))];
+        self.store.save_run(update, lines, Some(fact)).await
     }
 }
 

@@ -45,7 +45,8 @@ pub struct NewRun {
     /// `running` (due at once) for a run a trigger starts.
     pub status: String,
     pub due_at: Millis,
-    pub state: Value,
+    /// The run's state as JSON text, serialized once by whoever starts the run.
+    pub state: String,
     pub created_at: Millis,
 }
 
@@ -87,7 +88,8 @@ pub struct RunUpdate {
     pub id: String,
     pub status: String,
     pub due_at: Option<Millis>,
-    pub state: Value,
+    /// The run's state as JSON text (serialized straight from the run, no `Value` between).
+    pub state: String,
     pub error: Option<String>,
     pub at: Millis,
     /// A send the run's last action queued: written in the same transaction, so the step's
@@ -150,9 +152,9 @@ pub trait FlowStore: Send + Sync {
     /// (see [`RunSaved`]).
     async fn save_run(
         &self,
-        update: &RunUpdate,
-        lines: &[StepLine],
-        fact: Option<&Fact>,
+        update: RunUpdate,
+        lines: Vec<StepLine>,
+        fact: Option<Fact>,
     ) -> Result<RunSaved, StoreError>;
     async fn run(&self, id: &str) -> Result<Option<RunRow>, StoreError>;
     async fn run_by_trigger(&self, trigger_key: &str) -> Result<Option<RunRow>, StoreError>;

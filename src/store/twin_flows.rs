@@ -172,9 +172,9 @@ macro_rules! twin_flow_store {
 
             async fn save_run(
                 &self,
-                u: &RunUpdate,
-                lines: &[StepLine],
-                fact: Option<&Fact>,
+                u: RunUpdate,
+                lines: Vec<StepLine>,
+                fact: Option<Fact>,
             ) -> Result<RunSaved, StoreError> {
                 self.save_run_impl(u, lines, fact).await
             }

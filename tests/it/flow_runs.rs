@@ -707,7 +707,7 @@ fn running_run(id: &str, at: i64) -> ringback::store::NewRun {
         contact: None,
         status: "running".into(),
         due_at: at,
-        state: json!({}),
+        state: "{}".into(),
         created_at: at,
     }
 }
@@ -745,14 +745,14 @@ async fn retention_prunes_ended_runs_and_keeps_waiting_ones() {
             id: id.into(),
             status: status.into(),
             due_at,
-            state: json!({}),
+            state: "{}".into(),
             error: None,
             at,
             message: None,
         };
         assert_eq!(
             store
-                .save_run(&update, std::slice::from_ref(&line), None)
+                .save_run(update, vec![line.clone()], None)
                 .await
                 .unwrap(),
             RunSaved::Saved
@@ -811,12 +811,12 @@ async fn a_runs_message_is_written_with_its_save_and_not_for_a_cancelled_run() {
             id: id.into(),
             status: "done".into(),
             due_at: None,
-            state: json!({}),
+            state: "{}".into(),
             error: None,
             at: 2_000,
             message: Some(message(id)),
         };
-        let saved = store.save_run(&update, &[], None).await.unwrap();
+        let saved = store.save_run(update, vec![], None).await.unwrap();
         assert_eq!(saved, wanted, "run {id}");
     }
     let key = |id: &str| format!("flow:{id}:1");

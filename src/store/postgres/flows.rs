@@ -28,7 +28,7 @@ impl PostgresStore {
             .bind(&r.contact)
             .bind(&r.status)
             .bind(r.due_at)
-            .bind(r.state.to_string())
+            .bind(&r.state)
             .bind(r.created_at)
             .execute(tx.as_mut())
             .await?;
@@ -63,9 +63,9 @@ impl PostgresStore {
 
     async fn save_run_impl(
         &self,
-        u: &RunUpdate,
-        lines: &[StepLine],
-        fact: Option<&Fact>,
+        u: RunUpdate,
+        lines: Vec<StepLine>,
+        fact: Option<Fact>,
     ) -> Result<RunSaved, StoreError> {
         let mut tx = self.tx().await?;
         // A reply is kept only while the run still waits for one.
@@ -78,7 +78,7 @@ impl PostgresStore {
         .bind(&u.id)
         .bind(&u.status)
         .bind(u.due_at)
-        .bind(u.state.to_string())
+        .bind(&u.state)
         .bind(&u.error)
         .bind(u.at)
         .execute(tx.as_mut())
@@ -119,7 +119,7 @@ impl PostgresStore {
                 .await?;
             }
         }
-        if let Some(f) = fact {
+        if let Some(f) = &fact {
             super::conversations::journal_fact(tx.as_mut(), f).await?;
         }
         tx.commit().await?;

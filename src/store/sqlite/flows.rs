@@ -25,11 +25,10 @@ impl SqliteStore {
 
     async fn save_run_impl(
         &self,
-        u: &RunUpdate,
-        lines: &[StepLine],
-        fact: Option<&Fact>,
+        u: RunUpdate,
+        lines: Vec<StepLine>,
+        fact: Option<Fact>,
     ) -> Result<RunSaved, StoreError> {
-        let (u, lines, fact) = (u.clone(), lines.to_vec(), fact.cloned());
         let journaled = fact.is_some();
         let result = self
             .writer
@@ -64,7 +63,7 @@ fn start_runs(
             r.contact,
             r.status,
             r.due_at,
-            r.state.to_string(),
+            r.state,
             r.created_at
         ])?;
         if n == 1 {
@@ -118,7 +117,7 @@ fn save_run(
             u.id,
             u.status,
             u.due_at,
-            u.state.to_string(),
+            u.state,
             u.error,
             u.at
         ])?;
