@@ -100,14 +100,30 @@ impl Follower {
         Ok(())
     }
 
-    /// Reads the events after the cursor; returns how many.
+    /// Reads the events after the cursor that a flow starts on or a waiting run takes (a
+    /// customer's message); returns how many.
     pub async fn pass(&self, now: Millis) -> Result<usize, StoreError> {
         let cursor = self.store.flow_cursor().await?.unwrap_or(0);
-        let events = self.store.events_after(cursor, &[], BATCH).await?;
-        let Some(last) = events.last().map(|e| e.id) else {
-            return Ok(0);
-        };
         let flows = self.catalog.current().await?;
+        // Only those types are read: reading and parsing every event a send publishes, for
+        // flows that start on none of them, cost a tenth of a run's CPU in the benchmark.
+        let mut types: Vec<String> = flows.iter().map(|f| f.flow.trigger.on.clone()).collect();
+        types.push("message.received".into());
+        types.sort();
+        types.dedup();
+        // Read before the events: one publisher writes events in id order, so every event up
+        // to `newest` is in what the next query sees, and when it returns less than a batch
+        // the cursor passes the events of other types up to there (none is read again).
+        let newest = self.store.latest_event_id().await?;
+        let events = self.store.events_after(cursor, &types, BATCH).await?;
+        let read_last = events.last().map(|e| e.id);
+        let last = match read_last {
+            Some(id) if events.len() >= BATCH as usize => id,
+            _ => read_last.unwrap_or(newest).max(newest),
+        };
+        if last <= cursor {
+            return Ok(0);
+        }
         let mut runs = Vec::new();
         let mut replies = Vec::new();
         for e in &events {

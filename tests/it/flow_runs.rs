@@ -907,3 +907,77 @@ async fn a_send_whose_key_holds_a_message_names_that_message() {
     assert_eq!(hello["output"]["duplicate"], true, "{run}");
     assert_eq!(hello["action_key"], "1:hello#1", "{run}");
 }
+
+/// The trigger follower reads the events a flow starts on (and customers' messages, which
+/// waiting runs take) and its cursor passes the others without reading them: each event of a
+/// flow's type starts one run, once, and events of other types cost no read later.
+#[tokio::test]
+async fn the_follower_reads_the_events_flows_start_on_and_passes_the_others() {
+    use ringback::store::{NewEvent, Publication, RunQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let store = ringback::store::open(&store_url(dir.path()).await)
+        .await
+        .unwrap();
+    let catalog = ringback::flows::catalog::Catalog::new(store.clone(), Vec::new());
+    let on_missed = "name = \"missed\"\n[trigger]\non = \"call.missed\"\n[[steps]]\nid = \"mark\"\ntype = \"set\"\nvars = { seen = \"yes\" }\n";
+    catalog
+        .put(on_missed, "missed", "test", None, 0)
+        .await
+        .unwrap();
+    let follower = ringback::flows::follower::Follower {
+        store: store.clone(),
+        catalog,
+        published: tokio::sync::watch::channel(0).0,
+        wake: Default::default(),
+    };
+    follower.begin().await.unwrap();
+    let event = |kind: &str, i: i64| NewEvent {
+        kind: kind.into(),
+        at: i,
+        conversation_id: None,
+        data: json!({"customer": {"phone": format!("+1415555{i:04}")}}),
+        endpoints: Vec::new(),
+    };
+    let publish = |events: Vec<NewEvent>| {
+        let store = store.clone();
+        async move {
+            store
+                .publish(
+                    Publication {
+                        events,
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let ids = publish(vec![
+        event("message.sent", 1),
+        event("call.missed", 2),
+        event("message.sent", 3),
+    ])
+    .await;
+    assert_eq!(
+        follower.pass(10).await.unwrap(),
+        1,
+        "only the call.missed event is read"
+    );
+    assert_eq!(store.flow_cursor().await.unwrap(), Some(ids[2]));
+    // Only events of other types: nothing is read, the cursor passes them.
+    let later = publish(vec![event("message.sent", 4)]).await;
+    assert_eq!(follower.pass(11).await.unwrap(), 0);
+    assert_eq!(store.flow_cursor().await.unwrap(), Some(later[0]));
+    follower.pass(12).await.unwrap();
+    let runs = store
+        .runs(&RunQuery {
+            flow: Some("missed".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<&str> = runs.iter().map(|r| r.trigger_key.as_str()).collect();
+    assert_eq!(keys, [format!("event:{}:missed", ids[1])]);
+}
