@@ -24,8 +24,10 @@ pub(super) fn ingest(
     c: &Connection,
     batch: &[IngestRequest],
 ) -> Result<Vec<IngestCounts>, StoreError> {
+    // No `RETURNING id` (see `conversations::publish`): the writer thread owns the
+    // connection, so the last rowid is this insert's.
     let mut raw = c.prepare_cached(
-        "INSERT INTO raw_payloads (source, body, received_at) VALUES (?1, ?2, ?3) RETURNING id",
+        "INSERT INTO raw_payloads (source, body, received_at) VALUES (?1, ?2, ?3)",
     )?;
     let mut event = c.prepare_cached(
         "INSERT INTO inbound_events (raw_id, source, dedup_key, kind, event_json, received_at)
@@ -33,8 +35,8 @@ pub(super) fn ingest(
     )?;
     let mut out = Vec::with_capacity(batch.len());
     for req in batch {
-        let raw_id: i64 =
-            raw.query_row(params![req.source, req.raw, req.received_at], |r| r.get(0))?;
+        raw.execute(params![req.source, req.raw, req.received_at])?;
+        let raw_id = c.last_insert_rowid();
         let mut counts = IngestCounts::default();
         for e in &req.events {
             let json = serde_json::to_string(&e.event).map_err(corrupt)?;
