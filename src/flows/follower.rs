@@ -104,6 +104,13 @@ impl Follower {
     /// customer's message); returns how many.
     pub async fn pass(&self, now: Millis) -> Result<usize, StoreError> {
         let cursor = self.store.flow_cursor().await?.unwrap_or(0);
+        // Read before the events: one publisher writes events in id order, so every event up
+        // to `newest` is in what the query below sees, and when it returns less than a batch
+        // the cursor passes the events of other types up to there (none is read again).
+        let newest = self.store.latest_event_id().await?;
+        if newest <= cursor {
+            return Ok(0);
+        }
         let flows = self.catalog.current().await?;
         // Only those types are read: reading and parsing every event a send publishes, for
         // flows that start on none of them, cost a tenth of a run's CPU in the benchmark.
@@ -111,19 +118,11 @@ impl Follower {
         types.push("message.received".into());
         types.sort();
         types.dedup();
-        // Read before the events: one publisher writes events in id order, so every event up
-        // to `newest` is in what the next query sees, and when it returns less than a batch
-        // the cursor passes the events of other types up to there (none is read again).
-        let newest = self.store.latest_event_id().await?;
         let events = self.store.events_after(cursor, &types, BATCH).await?;
-        let read_last = events.last().map(|e| e.id);
-        let last = match read_last {
+        let last = match events.last().map(|e| e.id) {
             Some(id) if events.len() >= BATCH as usize => id,
-            _ => read_last.unwrap_or(newest).max(newest),
+            read => read.map_or(newest, |id| id.max(newest)),
         };
-        if last <= cursor {
-            return Ok(0);
-        }
         let mut runs = Vec::new();
         let mut replies = Vec::new();
         for e in &events {
