@@ -346,7 +346,7 @@ pub async fn start(
         && settings.listen.ip().is_loopback()
         && store.users().await?.is_empty())
     .then(|| setup.issue());
-    let state = AppState {
+    let state = AppState::new(crate::http::Shared {
         whatsapp: WhatsAppSource::new(
             settings.app_secret.clone(),
             settings.verify_token.clone(),
@@ -377,7 +377,7 @@ pub async fn start(
         sessions: crate::users::Sessions::new(settings.console.session_lifetime),
         setup: setup.clone(),
         link_clicks: crate::http::short_link::click_limiter(),
-    };
+    });
     let router = http::router(state);
     tasks.spawn(log_exit(
         "http",

@@ -196,6 +196,17 @@ pub fn status_rank(status: &str) -> u8 {
     }
 }
 
+/// A JSON object of `fields`, each moved in: `json!` would copy a `Value` field by
+/// serializing it again, and events are built on the tracker's hot path.
+pub fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 /// The business number as events show it.
 pub fn sender_json(settings: &crate::config::Settings, sender_id: &str) -> Value {
     let s = settings
@@ -251,18 +262,19 @@ pub async fn request_close(
 
 /// A conversation as the API and events show it (without its transcript).
 pub fn view(settings: &crate::config::Settings, c: &Conversation) -> Value {
-    json!({
+    let mut view = json!({
         "id": c.id,
         "type": c.kind,
         "state": c.state(),
         "customer": {"contact": c.contact, "phone": c.customer_phone(), "name": c.contact_name},
-        "sender": sender_json(settings, &c.sender_id),
         "started_at": c.started_at,
         "last_message_at": c.last_message_at,
         "message_count": c.message_count,
         "ended_at": c.ended_at,
         "end_reason": c.end_reason,
-    })
+    });
+    view["sender"] = sender_json(settings, &c.sender_id);
+    view
 }
 
 /// The `conversation.ended` payload: the fields seed automations expect of a "conversation

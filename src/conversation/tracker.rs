@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{
-    Conversation, EndReason, Kind, Line, OutboundMessage, ended_payload, sender_json, status_rank,
-    view,
+    Conversation, EndReason, Kind, Line, OutboundMessage, ended_payload, object, sender_json,
+    status_rank, view,
 };
 use crate::config::Settings;
 use crate::events::Fact;
@@ -295,7 +295,7 @@ impl<'a> Pass<'a> {
             "conversation.started",
             at,
             Some(id.clone()),
-            json!({"conversation": view(self.settings(), &c)}),
+            object([("conversation", view(self.settings(), &c))]),
         );
         self.open.insert(pair, id.clone());
         self.conversations.insert(id.clone(), c);
@@ -454,14 +454,14 @@ impl<'a> Pass<'a> {
                     },
                 );
                 let c = &self.conversations[&id];
-                let data = json!({
+                let mut data = json!({
                     "message": {"id": wamid, "type": message_type, "text": text, "reply_to": reply_to,
                         "reply_id": reply_id, "at": at},
                     // Whether this message started its conversation.
                     "first": c.message_count == 1,
                     "customer": {"contact": contact, "phone": c.customer_phone(), "name": c.contact_name},
-                    "sender": sender_json(self.settings(), sender_id),
                 });
+                data["sender"] = sender_json(self.settings(), sender_id);
                 self.emit("message.received", *at, Some(id), data);
             }
             Fact::Outbound {
@@ -529,7 +529,10 @@ impl<'a> Pass<'a> {
                     event,
                     *at,
                     conversation,
-                    json!({"call": call, "sender": sender}),
+                    object([
+                        ("call", call.clone()),
+                        ("sender", sender.unwrap_or_default()),
+                    ]),
                 );
             }
             Fact::Consent {
@@ -761,8 +764,8 @@ impl<'a> Pass<'a> {
         let mut data = json!({
             "message": {"id": m.id, "wamid": wamid, "to": m.to, "type": m.kind,
                 "text": text, "status": status, "at": at},
-            "sender": sender_json(self.settings(), &m.sender_id),
         });
+        data["sender"] = sender_json(self.settings(), &m.sender_id);
         if status == "failed" {
             data["error"] = json!({"code": error_code, "detail": error,
                 "explanation": error_code.map(crate::cloud_api::errors::explain)});

@@ -139,7 +139,7 @@ pub(super) fn insert_message(c: &Connection, m: &NewMessage) -> Result<bool, Sto
             m.sender_id,
             m.to,
             m.kind,
-            m.body.to_string(),
+            super::conversations::json_text(&m.body),
             m.idempotency_key,
             m.reason,
             m.created_at
