@@ -89,6 +89,14 @@ pub enum StoreError {
     CorruptEvent { id: i64, reason: String },
 }
 
+/// A JSON value as the text a store keeps: `serde_json::to_string` writes into a byte buffer,
+/// where `Value`'s `Display` (`to_string()`) passes every piece through a formatter; both print
+/// the same compact JSON.
+pub(crate) fn json_text(v: &serde_json::Value) -> String {
+    // A `Value`'s keys are strings: it always serializes.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// Opens the store named by `url` and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {

@@ -306,6 +306,10 @@ async fn post_missed_calls(
                     return;
                 }
                 if let Some(rate) = per_second {
+                    // The PBX's arrival schedule (call i is due i/rate after the start), not a
+                    // wait for something to happen: what the test waits for, it waits on with
+                    // `wait_for` and a deadline. The schedule keeps the burst going while the
+                    // leader is killed, so requests are in flight to it.
                     let due = Duration::from_secs_f64(i as f64 / f64::from(rate));
                     tokio::time::sleep_until(start + due).await;
                 }

@@ -183,7 +183,7 @@ async fn publish(tx: &mut Tx, p: &Publication) -> Result<Vec<i64>, StoreError> {
         .bind(&e.kind)
         .bind(e.at)
         .bind(&e.conversation_id)
-        .bind(e.data.to_string())
+        .bind(crate::store::json_text(&e.data))
         .fetch_one(&mut **tx)
         .await?;
         if !e.endpoints.is_empty() {

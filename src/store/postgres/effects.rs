@@ -372,7 +372,7 @@ pub(super) async fn number_update(
         .bind(&u.phone_number_id)
         .bind(&u.field)
         .bind(&u.event)
-        .bind(u.detail.to_string())
+        .bind(crate::store::json_text(&u.detail))
         .bind(now)
         .execute(&mut **tx)
         .await?;

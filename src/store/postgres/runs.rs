@@ -145,7 +145,10 @@ async fn write_replies(tx: &mut Tx, replies: &[&NewMessage]) -> Result<(), Store
     let col = |f: fn(&NewMessage) -> Option<&str>| -> Vec<Option<&str>> {
         replies.iter().map(|m| f(m)).collect()
     };
-    let bodies: Vec<String> = replies.iter().map(|m| m.body.to_string()).collect();
+    let bodies: Vec<String> = replies
+        .iter()
+        .map(|m| crate::store::json_text(&m.body))
+        .collect();
     sqlx::query(
         "INSERT INTO messages (id, sender_id, to_number, kind, body_json, idempotency_key, reason, state,
              next_attempt_at, created_at, updated_at)

@@ -94,13 +94,6 @@ fn record_deliveries(
     Ok(())
 }
 
-/// A JSON value as stored text: `serde_json::to_string` writes into a byte buffer, where
-/// `Value`'s `Display` (`to_string()`) passes every piece through a formatter.
-pub(super) fn json_text(v: &serde_json::Value) -> String {
-    // A `Value`'s keys are strings: it always serializes.
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 /// Writes a fact to the journal, in the caller's transaction.
 pub(super) fn journal(c: &Connection, fact: &Fact) -> Result<(), StoreError> {
     c.prepare_cached("INSERT INTO event_journal (kind, at, fact_json) VALUES (?1, ?2, ?3)")?
@@ -176,7 +169,12 @@ fn publish(c: &Connection, p: &Publication) -> Result<Vec<i64>, StoreError> {
     let now = crate::time::now_ms();
     let mut ids = Vec::with_capacity(p.events.len());
     for e in &p.events {
-        event.execute(params![e.kind, e.at, e.conversation_id, json_text(&e.data)])?;
+        event.execute(params![
+            e.kind,
+            e.at,
+            e.conversation_id,
+            crate::store::json_text(&e.data)
+        ])?;
         let id = c.last_insert_rowid();
         for endpoint in &e.endpoints {
             delivery.execute(params![endpoint, id, e.kind, e.conversation_id, now])?;

@@ -139,7 +139,7 @@ pub(super) fn insert_message(c: &Connection, m: &NewMessage) -> Result<bool, Sto
             m.sender_id,
             m.to,
             m.kind,
-            super::conversations::json_text(&m.body),
+            crate::store::json_text(&m.body),
             m.idempotency_key,
             m.reason,
             m.created_at
@@ -510,7 +510,7 @@ fn number_update(
     c.prepare_cached(
         "INSERT INTO number_events (phone_number_id, field, event, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![u.phone_number_id, u.field, u.event, u.detail.to_string(), now])?;
+    .execute(params![u.phone_number_id, u.field, u.event, crate::store::json_text(&u.detail), now])?;
     let note = format!(
         "{} {}: applied to {}",
         u.field,
